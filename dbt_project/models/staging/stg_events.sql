@@ -1,0 +1,38 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'events') }}
+
+),
+
+renamed as (
+
+    select
+        cast(event_id as varchar) as event_id,
+        cast(event_ts as timestamptz) as event_ts,
+        cast(event_type as varchar) as event_type,
+        cast(user_id as varchar) as user_id,
+        cast(item_id as varchar) as item_id,
+        cast(request_id as varchar) as request_id,
+        cast(position as bigint) as position,
+        cast(surface as varchar) as surface,
+        cast(query as varchar) as query,
+        cast(price as double) as price,
+        cast(quantity as bigint) as quantity,
+        cast(dt as date) as dt
+
+    from source
+
+),
+
+deduplicated as (
+
+    -- a partition re-landed twice must not double-count: keep one row per event, from the latest partition
+    select *
+    from renamed
+    qualify row_number() over (partition by event_id order by dt desc, event_ts desc) = 1
+
+)
+
+select * from deduplicated

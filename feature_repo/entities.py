@@ -1,0 +1,17 @@
+"""Entities: the join keys every feature hangs on."""
+
+from feast import Entity, ValueType
+
+user = Entity(
+    name="user",
+    join_keys=["user_id"],
+    value_type=ValueType.STRING,
+    description="A shopper; ids are strings like 'u000042'.",
+)
+
+item = Entity(
+    name="item",
+    join_keys=["item_id"],
+    value_type=ValueType.STRING,
+    description="A product, short video or live stream; ids are strings like 'i000042'.",
+)

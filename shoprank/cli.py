@@ -1,0 +1,130 @@
+"""`shoprank` command line: one command per pipeline step, plus helpers for operators and `make`.
+
+    shoprank simulate --run-date 2026-01-07
+    shoprank run                      # every step, in order, without Airflow
+    shoprank env                      # `eval "$(shoprank env)"` exports the stack's paths for a shell
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+
+from shoprank import pipeline
+from shoprank.settings import get_settings
+
+app = typer.Typer(help="ShopRank: e-commerce ranking, from raw events to a served feed.", no_args_is_help=True)
+
+RunDate = Annotated[
+    str | None, typer.Option("--run-date", help="day to process, YYYY-MM-DD (default: settings.default_run_date)")
+]
+
+
+def _run_date(value: str | None) -> date:
+    if value is None:
+        return get_settings().default_run_date
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise typer.BadParameter(f"--run-date must be YYYY-MM-DD, got {value!r}") from err
+
+
+def _print(result: Any) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.callback()
+def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _step_command(name: str) -> None:
+    step = pipeline.STEPS[name]
+
+    def command(run_date: RunDate = None) -> None:
+        _print(step(_run_date(run_date)))
+
+    command.__doc__ = (step.__doc__ or f"Run the {name} step.").strip().splitlines()[0]
+    app.command(name)(command)
+
+
+for _name in pipeline.STEPS:
+    _step_command(_name)
+
+
+@app.command("run")
+def run_all(run_date: RunDate = None) -> None:
+    """Run every pipeline step in order, without Airflow."""
+    _print(pipeline.run_all(_run_date(run_date)))
+
+
+@app.command("models")
+def models() -> None:
+    """List registered ranker models, newest first."""
+    from training.registry import list_models
+
+    _print(list_models(get_settings()))
+
+
+@app.command("env")
+def env() -> None:
+    """Print `export` lines for the paths and switches every tool needs (for `eval` in a shell)."""
+    for key, value in sorted(get_settings().runtime_env().items()):
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings."""
+    typer.echo(get_settings().model_dump_json(indent=2))
+
+
+@app.command("serve")
+def serve(port: Annotated[int | None, typer.Option(help="port (default: settings.serving.port)")] = None) -> None:
+    """Serve the latest registered ranker with BentoML on settings.serving.host (loopback by default)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = get_settings()
+    command = [
+        str(Path(sys.executable).with_name("bentoml")),
+        "serve",
+        "serving.service:RankingService",
+        "--host",
+        settings.serving.host,
+        "--port",
+        str(port or settings.serving.port),
+    ]
+    env = {**os.environ, **settings.runtime_env()}
+    raise typer.Exit(subprocess.call(command, cwd=settings.project_root, env=env))
+
+
+@app.command("rank")
+def rank(
+    user_id: Annotated[str, typer.Option(help="user to rank for")] = "u000001",
+    k: Annotated[int, typer.Option(help="items to return")] = 10,
+    url: Annotated[str | None, typer.Option(help="service URL (default: settings.serving)")] = None,
+) -> None:
+    """Ask the running ranking service for a user's feed and print it."""
+    import httpx
+
+    serving = get_settings().serving
+    base = url or f"http://{serving.host}:{serving.port}"
+    response = httpx.post(f"{base}/rank", json={"request": {"user_id": user_id, "k": k}}, timeout=30)
+    if response.status_code >= 400:
+        typer.echo(f"{response.status_code}: {response.text}", err=True)
+        raise typer.Exit(1)
+    _print(response.json())
+
+
+if __name__ == "__main__":
+    app()

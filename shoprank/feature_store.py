@@ -1,0 +1,76 @@
+"""Feast steps: open the store, apply the repo, materialize a window into the online store.
+
+The repo's ``feature_store.yaml`` reads its paths from the environment that :func:`apply_runtime_env` exports, so
+these functions and a ``feast`` CLI run from ``feature_repo/`` act on the same registry and online store.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shoprank.settings import Settings, apply_runtime_env
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+# Materialization re-reads this much before the window's start, so late-arriving rows are picked up; writing the
+# same rows again is harmless (the online store keeps the newest value per entity).
+MATERIALIZE_OVERLAP = timedelta(days=1)
+
+
+def get_feature_store(settings: Settings) -> FeatureStore:
+    from feast import FeatureStore
+
+    apply_runtime_env(settings)
+    settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(settings.feature_repo_dir))
+
+
+def apply_feature_repo(settings: Settings) -> dict[str, Any]:
+    """``feast apply``: register entities, sources, views and services from feature_repo/."""
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    apply_runtime_env(settings)
+    settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
+    repo = settings.feature_repo_dir
+    config = load_repo_config(repo, repo / "feature_store.yaml")
+    apply_total(config, repo, skip_source_validation=False)
+    store = get_feature_store(settings)
+    summary = {
+        "feature_views": sorted(v.name for v in store.list_feature_views()),
+        "feature_services": sorted(s.name for s in store.list_feature_services()),
+    }
+    log.info("feast apply: %s", summary)
+    return summary
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def materialize(settings: Settings, start: datetime, end: datetime) -> dict[str, Any]:
+    """Load feature rows with timestamps in [start - overlap, end] into the online store.
+
+    Keyed on the caller's data interval (not on "now"), so re-running an interval writes the same values.
+    """
+    store = get_feature_store(settings)
+    window_start = start - MATERIALIZE_OVERLAP
+    store.materialize(start_date=window_start, end_date=end)
+    log.info("feast materialize: [%s, %s]", window_start.isoformat(), end.isoformat())
+    return {"start": window_start.isoformat(), "end": end.isoformat()}
+
+
+def materialize_for_run(settings: Settings, run_date: date) -> dict[str, Any]:
+    """Materialize the run's whole simulated window, up to the snapshot stamped the day after run_date.
+
+    The marts' last snapshot (feature_ts = run_date + 1 day, 00:00 UTC) holds features as of the end of the run's
+    day: the one serving should see.
+    """
+    first_day = run_date - timedelta(days=settings.simulator.days - 1)
+    end = day_start(run_date + timedelta(days=1))
+    return materialize(settings, day_start(first_day), end)

@@ -1,0 +1,107 @@
+"""The daily pipeline's steps, one function each: the Airflow tasks, the CLI and `make` all call these.
+
+Every step takes the run's day (the day whose data it processes), reads settings itself, is idempotent on that
+day, and returns a small JSON-able summary (it becomes the task's XCom).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from shoprank.settings import Settings, apply_runtime_env, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def run_date_for(logical_date: datetime | date | str | None, settings: Settings | None = None) -> date:
+    """The day a DAG run processes: the complete day before its logical date.
+
+    Airflow 3 stamps a daily run with the moment it is due (00:00 of day D), when day D-1 has just ended.
+    """
+    if logical_date is None:
+        return (settings or get_settings()).default_run_date
+    if isinstance(logical_date, str):
+        logical_date = datetime.fromisoformat(logical_date)
+    day = logical_date.date() if isinstance(logical_date, datetime) else logical_date
+    return day - timedelta(days=1)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    settings.ensure_dirs()
+    apply_runtime_env(settings)
+    return settings
+
+
+def simulate(run_date: date) -> dict[str, Any]:
+    """Write the simulated raw partitions for the run's window (raw data contract)."""
+    from shoprank.simulator import simulate as run_simulator
+
+    return run_simulator(_settings(), run_date)
+
+
+def build_warehouse(run_date: date) -> dict[str, Any]:
+    """dbt build: staging, marts and their tests on the warehouse."""
+    from shoprank.warehouse import build_warehouse as run_dbt
+
+    return run_dbt(_settings(), run_date)
+
+
+def validate_marts(run_date: date) -> dict[str, Any]:
+    """Great Expectations suites over the marts; fails on any failed expectation."""
+    from shoprank.quality.validate import validate_marts as run_suites
+
+    return run_suites(_settings(), run_date)
+
+
+def feast_apply(run_date: date) -> dict[str, Any]:
+    """feast apply: register the feature repo's entities, views and services."""
+    from shoprank.feature_store import apply_feature_repo
+
+    return apply_feature_repo(_settings())
+
+
+def materialize(run_date: date) -> dict[str, Any]:
+    """Load the run's feature window into the online store."""
+    from shoprank.feature_store import materialize_for_run
+
+    return materialize_for_run(_settings(), run_date)
+
+
+def train(run_date: date) -> dict[str, Any]:
+    """Train the ranker on a point-in-time training set; write a candidate with holdout metrics."""
+    from training.train import train_ranker
+
+    return train_ranker(_settings(), run_date)
+
+
+def register(run_date: date) -> dict[str, Any]:
+    """Save the run's candidate model to the model store."""
+    from training.registry import register_candidate
+    from training.train import candidate_dir
+
+    settings = _settings()
+    return register_candidate(settings, candidate_dir(settings, run_date))
+
+
+# In dependency order; `shoprank run` and the DAG follow it.
+STEPS = {
+    "simulate": simulate,
+    "build-warehouse": build_warehouse,
+    "validate-marts": validate_marts,
+    "feast-apply": feast_apply,
+    "materialize": materialize,
+    "train": train,
+    "register": register,
+}
+
+
+def run_all(run_date: date) -> dict[str, Any]:
+    """Run every step in order, outside Airflow (the DAG runs the same functions as tasks)."""
+    results = {}
+    for name, step in STEPS.items():
+        log.info("step %s (%s)", name, run_date)
+        results[name] = step(run_date)
+    return results

@@ -1,0 +1,76 @@
+"""The ranker's feature contract, shared by training and serving so both build the same matrix.
+
+Stored features come from the Feast views over the marts (see feature_repo/); derived features are computed in
+process from stored ones (here, the user's affinity to the candidate item's category), identically at training
+and at request time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+USER_FEATURES = [
+    "user_impressions_30d",
+    "user_clicks_30d",
+    "user_purchases_30d",
+    "user_ctr_30d",
+    "user_avg_click_price_30d",
+    "user_is_cold_start",
+]
+ITEM_FEATURES = [
+    "item_type_code",
+    "item_category_id",
+    "item_price",
+    "item_stock_units",
+    "item_age_days",
+    "item_impressions_7d",
+    "item_clicks_7d",
+    "item_purchases_7d",
+    "item_ctr_7d",
+    "item_cvr_7d",
+    "item_is_new",
+]
+DERIVED_FEATURES = ["user_category_affinity", "price_to_user_avg"]
+
+# The popularity baseline ranks by this stored item feature.
+POPULARITY_FEATURE = "item_clicks_7d"
+
+
+def category_share_columns(n_categories: int) -> list[str]:
+    """The user's share of recent clicks per category: user_cat_share_00, user_cat_share_01, ..."""
+    return [f"user_cat_share_{c:02d}" for c in range(n_categories)]
+
+
+def stored_user_features(n_categories: int) -> list[str]:
+    return USER_FEATURES + category_share_columns(n_categories)
+
+
+def model_feature_columns() -> list[str]:
+    """Columns the model sees, in order. Category shares enter only through user_category_affinity."""
+    return USER_FEATURES + ITEM_FEATURES + DERIVED_FEATURES
+
+
+def add_derived_features(frame: pd.DataFrame, n_categories: int) -> pd.DataFrame:
+    """Return a copy of ``frame`` with DERIVED_FEATURES added (rows: one user-item pair each)."""
+    out = frame.copy()
+    share_columns = category_share_columns(n_categories)
+    shares = out[share_columns].to_numpy(dtype=float, na_value=0.0)
+    category = pd.to_numeric(out["item_category_id"], errors="coerce").to_numpy(dtype=float)
+    known = ~np.isnan(category) & (category >= 0) & (category < n_categories)
+    affinity = np.zeros(len(out))
+    rows = np.nonzero(known)[0]
+    affinity[rows] = shares[rows, category[rows].astype(int)]
+    out["user_category_affinity"] = affinity
+    user_avg_price = pd.to_numeric(out["user_avg_click_price_30d"], errors="coerce")
+    item_price = pd.to_numeric(out["item_price"], errors="coerce")
+    out["price_to_user_avg"] = (item_price / user_avg_price.where(user_avg_price > 0)).astype(float)
+    return out
+
+
+def model_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
+    """A float32 matrix in ``feature_columns`` order; missing values stay NaN (XGBoost handles them)."""
+    missing = [c for c in feature_columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns missing from frame: {missing}")
+    return frame[feature_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)

@@ -1,0 +1,238 @@
+"""A complete, tiny serving world under a temporary SHOPRANK_HOME, built without the simulator or dbt.
+
+Synthetic item/user feature marts with the feature repo's exact schema, a real ``feast apply`` + materialize into
+the SQLite online store, and a real (tiny) XGBRanker saved in the BentoML model store with the training contract's
+metadata. Everything is session-scoped: built once (~10 s), shared by the in-process and HTTP tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprank.ranking_features import (
+    ITEM_FEATURES,
+    add_derived_features,
+    category_share_columns,
+    model_feature_columns,
+    model_matrix,
+)
+from shoprank.settings import Settings, apply_runtime_env, get_settings
+
+N_USERS = 50
+N_ITEMS = 200
+# The modules of feature_repo/, imported by name during `feast apply`; purged so each apply sees this home.
+FEATURE_REPO_MODULES = ("data_sources", "entities", "features", "feature_services")
+
+
+@dataclass
+class ServingWorld:
+    settings: Settings
+    env: dict[str, str]
+    user_ids: list[str]
+    item_ids: list[str]
+    model_tag: str
+
+
+def _snapshots() -> list[pd.Timestamp]:
+    today = pd.Timestamp(datetime.now(UTC).date(), tz="UTC")
+    return [today - pd.Timedelta(days=2), today - pd.Timedelta(days=1)]
+
+
+def make_item_features(rng: np.random.Generator, n_categories: int) -> pd.DataFrame:
+    frames = []
+    for ts in _snapshots():
+        impressions = rng.integers(0, 500, N_ITEMS)
+        clicks = rng.binomial(impressions, rng.uniform(0.01, 0.2, N_ITEMS))
+        purchases = rng.binomial(clicks, 0.2)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": [f"i{i:06d}" for i in range(N_ITEMS)],
+                    "feature_ts": ts,
+                    "item_type_code": rng.integers(0, 3, N_ITEMS).astype("int64"),
+                    "item_category_id": rng.integers(0, n_categories, N_ITEMS).astype("int64"),
+                    "item_seller_id": [f"s{i % 17:06d}" for i in range(N_ITEMS)],
+                    "item_price": rng.uniform(1, 200, N_ITEMS),
+                    "item_stock_units": rng.integers(0, 100, N_ITEMS).astype(float),
+                    "item_age_days": rng.uniform(0, 60, N_ITEMS),
+                    "item_impressions_7d": impressions.astype("int64"),
+                    "item_clicks_7d": clicks.astype("int64"),
+                    "item_purchases_7d": purchases.astype("int64"),
+                    "item_ctr_7d": (clicks + 1) / (impressions + 20),
+                    "item_cvr_7d": (purchases + 1) / (clicks + 20),
+                    "item_is_new": rng.integers(0, 2, N_ITEMS).astype("int64"),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_user_features(rng: np.random.Generator, n_categories: int) -> pd.DataFrame:
+    frames = []
+    for ts in _snapshots():
+        impressions = rng.integers(0, 300, N_USERS)
+        clicks = rng.binomial(impressions, 0.1)
+        shares = rng.dirichlet(np.ones(n_categories), N_USERS)
+        frame = pd.DataFrame(
+            {
+                "user_id": [f"u{i:06d}" for i in range(N_USERS)],
+                "feature_ts": ts,
+                "user_impressions_30d": impressions.astype("int64"),
+                "user_clicks_30d": clicks.astype("int64"),
+                "user_purchases_30d": rng.binomial(clicks, 0.2).astype("int64"),
+                "user_ctr_30d": (clicks + 1) / (impressions + 20),
+                "user_avg_click_price_30d": rng.uniform(5, 150, N_USERS),
+                "user_is_cold_start": (impressions == 0).astype("int64"),
+            }
+        )
+        for c, column in enumerate(category_share_columns(n_categories)):
+            frame[column] = shares[:, c]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def train_tiny_ranker(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame, n_categories: int):
+    """A real XGBRanker on synthetic requests: relevance follows item CTR and the user's category affinity."""
+    from xgboost import XGBRanker
+
+    rows = []
+    for request in range(120):
+        user = users.sample(1, random_state=int(rng.integers(1 << 31))).iloc[0]
+        slate = items.sample(10, random_state=int(rng.integers(1 << 31))).copy()
+        for column in users.columns.drop(["user_id", "feature_ts"]):
+            slate[column] = user[column]
+        slate["request_id"] = request
+        rows.append(slate)
+    frame = add_derived_features(pd.concat(rows, ignore_index=True), n_categories)
+    utility = frame["item_ctr_7d"] * 10 + frame["user_category_affinity"] * 3 + rng.normal(0, 0.3, len(frame))
+    frame["relevance"] = (utility > utility.quantile(0.8)).astype(int)
+    ranker = XGBRanker(objective="rank:ndcg", n_estimators=20, max_depth=3, tree_method="hist", n_jobs=1)
+    ranker.fit(model_matrix(frame, model_feature_columns()), frame["relevance"], qid=frame["request_id"])
+    return ranker
+
+
+def _purge_feature_repo_modules() -> None:
+    for name in FEATURE_REPO_MODULES:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingWorld]:
+    import bentoml
+
+    from shoprank.feature_store import apply_feature_repo, materialize
+
+    home = tmp_path_factory.mktemp("shoprank_home")
+    cwd = os.getcwd()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in Settings(home=home).runtime_env().items():
+            mp.setenv(key, value)
+        mp.delenv("SHOPRANK_MODEL_TAG", raising=False)
+        get_settings.cache_clear()
+        settings = get_settings()
+        assert settings.home_dir == home.resolve()
+        settings.ensure_dirs()
+        apply_runtime_env(settings)
+        n_categories = settings.simulator.categories
+        rng = np.random.default_rng(0)
+
+        items = make_item_features(rng, n_categories)
+        users = make_user_features(rng, n_categories)
+        assert set(ITEM_FEATURES) <= set(items.columns)
+        items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
+        users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
+
+        _purge_feature_repo_modules()
+        try:
+            apply_feature_repo(settings)
+        finally:
+            _purge_feature_repo_modules()
+            os.chdir(cwd)
+        now = datetime.now(UTC)
+        materialize(settings, now - timedelta(days=10), now)
+
+        latest_users = users[users["feature_ts"] == users["feature_ts"].max()]
+        latest_items = items[items["feature_ts"] == items["feature_ts"].max()]
+        ranker = train_tiny_ranker(rng, latest_users, latest_items, n_categories)
+        saved = bentoml.xgboost.save_model(
+            settings.training.model_name,
+            ranker,
+            labels={"stage": "champion", "feature_service": settings.training.feature_service},
+            metadata={
+                "feature_service": settings.training.feature_service,
+                "feature_columns": model_feature_columns(),
+                "n_categories": n_categories,
+                "metrics": {"ndcg@10": 0.5, "popularity_ndcg@10": 0.4},
+                "run_date": now.date().isoformat(),
+            },
+        )
+        yield ServingWorld(
+            settings=settings,
+            env={**os.environ, **settings.runtime_env()},
+            user_ids=sorted(users["user_id"].unique()),
+            item_ids=sorted(items["item_id"].unique()),
+            model_tag=str(saved.tag),
+        )
+    get_settings.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_url(serving_world: ServingWorld) -> Iterator[str]:
+    """`bentoml serve` on a free loopback port, from the repo root; killed (whole process group) at teardown."""
+    settings = serving_world.settings
+    port = _free_port()
+    bentoml_bin = Path(sys.executable).parent / "bentoml"
+    log_path = settings.home_dir / "bentoml-serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(bentoml_bin), "serve", "serving.service:RankingService", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=settings.project_root,
+            env=serving_world.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"bentoml serve not ready in 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

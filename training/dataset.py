@@ -1,0 +1,56 @@
+"""Point-in-time training sets: training_examples joined to features through Feast historical retrieval."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pandas as pd
+
+from shoprank.feature_store import get_feature_store
+from shoprank.ranking_features import add_derived_features
+from shoprank.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_COLUMNS = ["impression_id", "request_id", "user_id", "item_id", "event_ts", "relevance", "dt"]
+
+
+def load_examples(settings: Settings, run_date: date) -> pd.DataFrame:
+    """Impressions up to and including run_date, as the training_examples mart exported them."""
+    path = settings.marts_export_dir / "training_examples.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the dbt step first")
+    examples = pd.read_parquet(path, columns=EXAMPLE_COLUMNS)
+    examples["dt"] = pd.to_datetime(examples["dt"]).dt.date
+    examples = examples[examples["dt"] <= run_date]
+    if examples.empty:
+        raise ValueError(f"training_examples has no rows on or before {run_date}")
+    return examples
+
+
+def build_training_frame(settings: Settings, run_date: date, feature_service: str) -> pd.DataFrame:
+    """One row per impression with the features as they were at the impression's timestamp."""
+    examples = load_examples(settings, run_date)
+    store = get_feature_store(settings)
+    entity_df = examples.rename(columns={"event_ts": "event_timestamp"})
+    entity_df["event_timestamp"] = pd.to_datetime(entity_df["event_timestamp"], utc=True)
+    features = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service(feature_service)
+    ).to_df()
+    if len(features) != len(entity_df):
+        raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
+    frame = add_derived_features(features, settings.simulator.categories)
+    frame = frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
+    log.info("training frame: %d rows, %d requests", len(frame), frame["request_id"].nunique())
+    return frame
+
+
+def time_split(frame: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on every day before the last ``holdout_days`` days; hold those out. Requests never straddle."""
+    days = sorted(frame["dt"].unique())
+    if len(days) <= holdout_days:
+        raise ValueError(f"need more than {holdout_days} days of examples to hold out, have {len(days)}")
+    first_holdout_day = days[-holdout_days]
+    holdout_mask = frame["dt"] >= first_holdout_day
+    return frame[~holdout_mask].reset_index(drop=True), frame[holdout_mask].reset_index(drop=True)
