@@ -4,15 +4,18 @@
 Each task calls one function of `shoprank.pipeline`, the same one `shoprank <step>` and `make` run, so any task can
 be reproduced outside Airflow with `shoprank <step> --run-date YYYY-MM-DD`.
 
-| task | what it does | on failure |
-|---|---|---|
-| `simulate` | writes the raw partitions of the run's window (simulator; deterministic per seed) | re-run: partitions are overwritten identically |
-| `build_warehouse` | `dbt build`: staging views, feature marts, dbt tests | read the failed node in the log, fix, clear the task |
-| `validate_marts` | Great Expectations suites over the marts | bad data: nothing downstream runs, the served model is untouched |
-| `feast_apply` | registers entities, feature views and the feature service | |
-| `materialize` | loads the run's feature window into the online store | safe to re-run (keyed on the run's day) |
-| `train` | point-in-time training set, XGBoost LambdaMART, holdout NDCG@10 vs popularity | a failure leaves the current model serving |
-| `register` | saves the candidate to the BentoML model store | |
+Tasks, in order (each safe to re-run for its day):
+- `simulate`: writes the raw partitions of the run's window (deterministic per seed; overwritten identically).
+- `build_warehouse`: `dbt build` of staging views, feature marts and dbt tests; the log names a failed node.
+- `validate_marts`: Great Expectations suites over the marts; on bad data nothing downstream runs and the
+  served model is untouched.
+- `feast_apply`: registers entities, feature views and the feature service.
+- `materialize`: loads the run's feature window into the online store (keyed on the run's day).
+- `train`: point-in-time training set, XGBoost LambdaMART, holdout NDCG@10 next to popularity; writes a candidate.
+- `register`: saves the candidate to the BentoML model store, where `make serve` picks it up.
+
+Recover from a failure by fixing its cause and clearing the task; reproduce any task outside Airflow with
+`shoprank <task> --run-date YYYY-MM-DD`.
 
 The run stamped with logical date D processes day D-1 (the day that has just ended).
 """

@@ -1,8 +1,8 @@
 """`shoprank` command line: one command per pipeline step, plus helpers for operators and `make`.
 
-    shoprank simulate --run-date 2026-01-07
-    shoprank run                      # every step, in order, without Airflow
-    shoprank env                      # `eval "$(shoprank env)"` exports the stack's paths for a shell
+shoprank simulate --run-date 2026-01-07
+shoprank run                      # every step, in order, without Airflow
+shoprank env                      # `eval "$(shoprank env)"` exports the stack's paths for a shell
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def rank(
 
     serving = get_settings().serving
     base = url or f"http://{serving.host}:{serving.port}"
-    response = httpx.post(f"{base}/rank", json={"request": {"user_id": user_id, "k": k}}, timeout=30)
+    response = httpx.post(f"{base}/rank", json={"user_id": user_id, "k": k}, timeout=30)
     if response.status_code >= 400:
         typer.echo(f"{response.status_code}: {response.text}", err=True)
         raise typer.Exit(1)

@@ -156,6 +156,8 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
         users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
 
+        # feast's CLI puts the repo on sys.path before importing its modules; apply_total alone does not.
+        mp.syspath_prepend(str(settings.feature_repo_dir))
         _purge_feature_repo_modules()
         try:
             apply_feature_repo(settings)
@@ -168,6 +170,11 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         latest_users = users[users["feature_ts"] == users["feature_ts"].max()]
         latest_items = items[items["feature_ts"] == items["feature_ts"].max()]
         ranker = train_tiny_ranker(rng, latest_users, latest_items, n_categories)
+        # BentoML fixes its home on first use: make sure it is this test home, never ~/bentoml.
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        if BentoMLContainer.bentoml_home.get() != str(settings.model_store_dir):
+            pytest.fail(f"BentoML home already fixed at {BentoMLContainer.bentoml_home.get()}")
         saved = bentoml.xgboost.save_model(
             settings.training.model_name,
             ranker,

@@ -1,0 +1,47 @@
+-- One row per feature day D, from the first raw day up to the run's day + 1 (the serving snapshot).
+-- feature_ts = D 00:00 UTC; features stamped with it use only events strictly before it.
+{%- set run_date = run_date_literal() %}
+
+with
+
+event_days as (
+
+    select
+        min(dt) as first_day,
+        max({{ utc_date('event_ts') }}) as last_event_day
+
+    from {{ ref('stg_events') }}
+
+),
+
+bounds as (
+
+    select
+        first_day,
+        {{ run_date if run_date else 'last_event_day' }} as run_date
+
+    from event_days
+
+),
+
+days as (
+
+    select cast(generate_series as date) as feature_date
+    from bounds,
+        generate_series(bounds.first_day, bounds.run_date + interval 1 day, interval 1 day)
+
+),
+
+final as (
+
+    select
+        days.feature_date,
+        {{ utc_midnight('days.feature_date') }} as feature_ts,
+        bounds.run_date
+
+    from days
+    cross join bounds
+
+)
+
+select * from final

@@ -1,0 +1,29 @@
+-- Per user and event day: activity counts and clicks per category (the inputs of the 30-day user features).
+with
+
+events as (
+
+    select * from {{ ref('int_events') }}
+
+),
+
+daily as (
+
+    select
+        user_id,
+        event_date,
+        count(*) filter (where event_type = 'impression') as impressions,
+        count(*) filter (where event_type = 'click') as clicks,
+        count(*) filter (where event_type = 'purchase') as purchases,
+        sum(item_price) filter (where event_type = 'click') as click_price_sum,
+        count(item_price) filter (where event_type = 'click') as click_price_n
+        {%- for c in range(n_categories()) %},
+        count(*) filter (where event_type = 'click' and category_id = {{ c }}) as clicks_cat_{{ cat_suffix(c) }}
+        {%- endfor %}
+
+    from events
+    group by user_id, event_date
+
+)
+
+select * from daily

@@ -1,0 +1,38 @@
+"""The DAG folder parses in a real DagBag, and every DAG follows the team's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoprank.pipeline import STEPS
+from shoprank.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(get_settings().dags_dir))
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "shoprank_daily" in dagbag.dags
+
+
+def test_every_dag_is_tagged_documented_retried_and_not_catching_up(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert dag.doc_md, f"{dag_id} has no doc_md"
+        assert dag.catchup is False, f"{dag_id} catches up"
+        for task in dag.tasks:
+            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.execution_timeout is not None, f"{dag_id}.{task.task_id} has no timeout"
+
+
+def test_daily_dag_runs_the_pipeline_steps_in_order(dagbag):
+    dag = dagbag.dags["shoprank_daily"]
+    expected = [step.replace("-", "_") for step in STEPS]
+    assert [t.task_id for t in dag.topological_sort()] == expected
+    for upstream, downstream in zip(expected, expected[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids

@@ -1,0 +1,39 @@
+"""One real run of shoprank_daily (`airflow dags test`, which calls dag.test()) shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shoprank.settings import Settings, get_settings
+
+BIN = Path(sys.executable).parent
+
+
+def _airflow(settings: Settings, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.runtime_env()}
+    return subprocess.run(
+        [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def daily_run() -> Settings:
+    """Migrate Airflow's metadata DB and run the daily DAG for the default run date; return the settings."""
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrated = _airflow(settings, "db", "migrate", timeout=300)
+    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+
+    logical_date = settings.default_run_date + timedelta(days=1)
+    run = _airflow(settings, "dags", "test", "shoprank_daily", logical_date.isoformat(), timeout=900)
+    log_path = settings.home_dir / "logs" / "dag-test.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, f"dags test failed (log: {log_path}):\n{(run.stdout + run.stderr)[-6000:]}"
+    return settings
