@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from data_sources import item_features_source, user_features_source
-from entities import item, user
+from feature_repo.data_sources import item_features_source, user_features_source
+from feature_repo.entities import item, user
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
 

@@ -32,7 +32,10 @@ class OnlineFeatureReader:
             elif keys == {"item_id"}:
                 self.item_refs += refs
             else:
-                raise ValueError(f"feature view {projection.name} has join keys {sorted(keys)}; serving reads user_id or item_id views")
+                raise ValueError(
+                    f"feature view {projection.name} has join keys {sorted(keys)}; "
+                    "serving reads views keyed on user_id or item_id"
+                )
 
     def user_features(self, user_id: str) -> dict[str, Any]:
         if not self.user_refs:

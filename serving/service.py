@@ -69,14 +69,10 @@ class RankingService:
             log.exception("item_features mart unreadable; retrieval v0 has no candidates")
         if self.champion is not None:
             try:
-                self.reader = OnlineFeatureReader(
-                    get_feature_store(self.settings), self.champion.feature_service
-                )
+                self.reader = OnlineFeatureReader(get_feature_store(self.settings), self.champion.feature_service)
             except Exception:
                 log.exception("feature store unavailable; ranking by popularity")
-        log.info(
-            "serving %s (%d popular items)", self.champion.tag if self.champion else None, len(self.popularity)
-        )
+        log.info("serving %s (%d popular items)", self.champion.tag if self.champion else None, len(self.popularity))
 
     @bentoml.api(route="/rank")
     def rank(self, request: RankRequest, /) -> RankResponse:

@@ -30,17 +30,29 @@ def get_feature_store(settings: Settings) -> FeatureStore:
     return FeatureStore(repo_path=str(settings.feature_repo_dir))
 
 
-def apply_feature_repo(settings: Settings) -> dict[str, Any]:
-    """``feast apply``: register entities, sources, views and services from feature_repo/."""
-    from feast.repo_config import load_repo_config
-    from feast.repo_operations import apply_total
+# The repo's definition modules; `feast apply` run inside feature_repo/ reads the same ones.
+REPO_MODULES = ("entities", "data_sources", "features", "feature_services")
 
-    apply_runtime_env(settings)
-    settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
-    repo = settings.feature_repo_dir
-    config = load_repo_config(repo, repo / "feature_store.yaml")
-    apply_total(config, repo, skip_source_validation=False)
+
+def repo_objects() -> list[Any]:
+    """Every Feast definition (entity, source, view, service) declared in the feature_repo package."""
+    import importlib
+
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    kinds = (Entity, DataSource, FeatureView, FeatureService)
+    objects: list[Any] = []
+    for name in REPO_MODULES:
+        module = importlib.import_module(f"feature_repo.{name}")
+        objects.extend(obj for obj in vars(module).values() if isinstance(obj, kinds) and obj not in objects)
+    return objects
+
+
+def apply_feature_repo(settings: Settings) -> dict[str, Any]:
+    """``feast apply``: register the repo's entities, sources, views and services (idempotent)."""
     store = get_feature_store(settings)
+    store.apply(repo_objects())
     summary = {
         "feature_views": sorted(v.name for v in store.list_feature_views()),
         "feature_services": sorted(s.name for s in store.list_feature_services()),

@@ -231,21 +231,32 @@ def _sample_slates(
     """Slates sampled without replacement ∝ weights (successive sampling): returns (request_row, item) pairs.
 
     Draws with replacement and keeps each row's first occurrences, which is exactly successive sampling without
-    replacement, so earlier positions go to higher-weight items. Rows may come out shorter when weights are
-    concentrated on fewer than slate_size items.
+    replacement, so earlier positions go to higher-weight items. Every slate has min(slate_size, items) items.
     """
-    n_draws = slate_size * 4
+    slate_size = min(slate_size, int((weights > 0).sum()))
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    draws = np.searchsorted(cdf, rng.random((n_requests, n_draws)), side="right")
-    draws = np.minimum(draws, len(weights) - 1)
-    flat_keys = (np.arange(n_requests)[:, None] * len(weights) + draws).ravel()
-    first = np.zeros(flat_keys.shape, dtype=bool)
-    first[np.unique(flat_keys, return_index=True)[1]] = True
-    first = first.reshape(n_requests, n_draws)
-    keep = first & (np.cumsum(first, axis=1) <= slate_size)
-    rows, cols = np.nonzero(keep)  # row-major: positions come out in draw order
-    return rows, draws[rows, cols]
+    rows_out = np.empty((n_requests, slate_size), dtype=np.int64)
+    pending = np.arange(n_requests)
+    n_draws = slate_size * 4
+    while len(pending):
+        draws = np.searchsorted(cdf, rng.random((len(pending), n_draws)), side="right")
+        draws = np.minimum(draws, len(weights) - 1)
+        flat_keys = (np.arange(len(pending))[:, None] * len(weights) + draws).ravel()
+        first = np.zeros(flat_keys.shape, dtype=bool)
+        first[np.unique(flat_keys, return_index=True)[1]] = True
+        first = first.reshape(len(pending), n_draws)
+        rank = np.cumsum(first, axis=1)
+        full = rank[:, -1] >= slate_size
+        rows, cols = np.nonzero(first & (rank <= slate_size) & full[:, None])  # row-major: draw order
+        rows_out[pending[full]] = draws[rows, cols].reshape(-1, slate_size)
+        # Rows that drew fewer than slate_size distinct items (concentrated weights) draw again, longer.
+        pending = pending[~full]
+        n_draws *= 4
+        if n_draws > slate_size * 4**5:  # pathological weights: finish the stragglers uniformly
+            cdf = np.cumsum(weights > 0, dtype=float)
+            cdf /= cdf[-1]
+    return np.repeat(np.arange(n_requests), slate_size), rows_out.ravel()
 
 
 def _simulate_day(

@@ -24,6 +24,24 @@ class WarehouseBuildError(RuntimeError):
         self.failures = failures or []
 
 
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    Otherwise the warehouse file stays locked by the dbt handle: a later read_only connection (validation, Feast's
+    DuckDB offline store, a test) in the same process fails with "Can't open a connection to same database file
+    with a different configuration".
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if environment is not None:
+        environment.close()
+
+
 def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> list[str]:
     """The CLI arguments every dbt invocation of ShopRank uses (also handy for `dbt` in a shell)."""
     dbt_vars: dict[str, Any] = {"n_categories": settings.simulator.categories}
@@ -58,7 +76,10 @@ def build_warehouse(settings: Settings, run_date: date | None = None, select: st
     if select:
         args += ["--select", select]
     started = time.perf_counter()
-    result = dbtRunner().invoke(args)
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        _release_duckdb()
     elapsed = time.perf_counter() - started
 
     if result.exception is not None and result.result is None:

@@ -7,6 +7,7 @@ metadata. Everything is session-scoped: built once (~10 s), shared by the in-pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -34,7 +35,8 @@ from shoprank.settings import Settings, apply_runtime_env, get_settings
 
 N_USERS = 50
 N_ITEMS = 200
-# The modules of feature_repo/, imported by name during `feast apply`; purged so each apply sees this home.
+# The modules of feature_repo/ (data_sources reads the marts' path from the settings when imported): set aside
+# during this fixture's `feast apply` so it registers this home's marts, then restored for other tests.
 FEATURE_REPO_MODULES = ("data_sources", "entities", "features", "feature_services")
 
 
@@ -50,6 +52,11 @@ class ServingWorld:
 def _snapshots() -> list[pd.Timestamp]:
     today = pd.Timestamp(datetime.now(UTC).date(), tz="UTC")
     return [today - pd.Timedelta(days=2), today - pd.Timedelta(days=1)]
+
+
+def _as_mart(frame: pd.DataFrame) -> pd.DataFrame:
+    """feature_ts as dbt-duckdb writes it (timestamptz, microseconds); Feast's DuckDB store cannot cast ns+tz."""
+    return frame.assign(feature_ts=frame["feature_ts"].astype("datetime64[us, UTC]"))
 
 
 def make_item_features(rng: np.random.Generator, n_categories: int) -> pd.DataFrame:
@@ -78,7 +85,7 @@ def make_item_features(rng: np.random.Generator, n_categories: int) -> pd.DataFr
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    return _as_mart(pd.concat(frames, ignore_index=True))
 
 
 def make_user_features(rng: np.random.Generator, n_categories: int) -> pd.DataFrame:
@@ -102,7 +109,7 @@ def make_user_features(rng: np.random.Generator, n_categories: int) -> pd.DataFr
         for c, column in enumerate(category_share_columns(n_categories)):
             frame[column] = shares[:, c]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return _as_mart(pd.concat(frames, ignore_index=True))
 
 
 def train_tiny_ranker(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame, n_categories: int):
@@ -125,9 +132,32 @@ def train_tiny_ranker(rng: np.random.Generator, users: pd.DataFrame, items: pd.D
     return ranker
 
 
-def _purge_feature_repo_modules() -> None:
-    for name in FEATURE_REPO_MODULES:
-        sys.modules.pop(name, None)
+@contextlib.contextmanager
+def _fresh_feature_repo_modules() -> Iterator[None]:
+    names = [*FEATURE_REPO_MODULES, "feature_repo", *(f"feature_repo.{name}" for name in FEATURE_REPO_MODULES)]
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    try:
+        yield
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+@contextlib.contextmanager
+def _bentoml_home(path: Path) -> Iterator[None]:
+    """Point BentoML's model store at ``path``, even when an earlier test already fixed BENTOML_HOME in process
+    (BentoML resolves its home once, on first use)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    path.mkdir(parents=True, exist_ok=True)
+    with (
+        BentoMLContainer.bentoml_home.patch(str(path)),
+        BentoMLContainer.model_store_dir.patch(str(path / "models")),
+        BentoMLContainer.model_store.patch(ModelStore(str(path / "models"))),
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +168,7 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
 
     home = tmp_path_factory.mktemp("shoprank_home")
     cwd = os.getcwd()
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as stack:
         for key, value in Settings(home=home).runtime_env().items():
             mp.setenv(key, value)
         mp.delenv("SHOPRANK_MODEL_TAG", raising=False)
@@ -147,6 +177,7 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         assert settings.home_dir == home.resolve()
         settings.ensure_dirs()
         apply_runtime_env(settings)
+        stack.enter_context(_bentoml_home(settings.model_store_dir))
         n_categories = settings.simulator.categories
         rng = np.random.default_rng(0)
 
@@ -156,25 +187,17 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
         users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
 
-        # feast's CLI puts the repo on sys.path before importing its modules; apply_total alone does not.
-        mp.syspath_prepend(str(settings.feature_repo_dir))
-        _purge_feature_repo_modules()
         try:
-            apply_feature_repo(settings)
+            with _fresh_feature_repo_modules():
+                apply_feature_repo(settings)
         finally:
-            _purge_feature_repo_modules()
-            os.chdir(cwd)
+            os.chdir(cwd)  # feast's apply_total changes directory
         now = datetime.now(UTC)
         materialize(settings, now - timedelta(days=10), now)
 
         latest_users = users[users["feature_ts"] == users["feature_ts"].max()]
         latest_items = items[items["feature_ts"] == items["feature_ts"].max()]
         ranker = train_tiny_ranker(rng, latest_users, latest_items, n_categories)
-        # BentoML fixes its home on first use: make sure it is this test home, never ~/bentoml.
-        from bentoml._internal.configuration.containers import BentoMLContainer
-
-        if BentoMLContainer.bentoml_home.get() != str(settings.model_store_dir):
-            pytest.fail(f"BentoML home already fixed at {BentoMLContainer.bentoml_home.get()}")
         saved = bentoml.xgboost.save_model(
             settings.training.model_name,
             ranker,
@@ -187,6 +210,8 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
                 "run_date": now.date().isoformat(),
             },
         )
+        stored = bentoml.models.get(saved.tag).path
+        assert Path(stored).is_relative_to(settings.model_store_dir), stored
         yield ServingWorld(
             settings=settings,
             env={**os.environ, **settings.runtime_env()},

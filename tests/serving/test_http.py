@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import statistics
 import time
 
 import httpx
 import pytest
 
-ServingWorld = Any  # the conftest fixture's dataclass (tests/ has no packages to import it from)
+from .conftest import ServingWorld
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -12,7 +10,7 @@ from serving.ranking import REASON_MODEL, REASON_POPULAR
 from serving.schemas import RankRequest
 from serving.service import FEATURE_FETCH_FAILED, MODEL_UNAVAILABLE, RankingService
 
-ServingWorld = Any  # the conftest fixture's dataclass (tests/ has no packages to import it from)
+from .conftest import ServingWorld
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +51,8 @@ def test_scores_match_the_model_on_the_offline_features(service: RankingService,
     pairs = items[(items.feature_ts == items.feature_ts.max()) & items.item_id.isin(candidates)]
     pairs = pairs.drop(columns="feature_ts").assign(**user.drop(columns=["user_id", "feature_ts"]).iloc[0].to_dict())
     frame = add_derived_features(pairs, service.champion.n_categories)
-    expected = dict(
-        zip(frame.item_id, service.champion.model.predict(model_matrix(frame, service.champion.feature_columns)))
-    )
+    predictions = service.champion.model.predict(model_matrix(frame, service.champion.feature_columns))
+    expected = dict(zip(frame.item_id, predictions, strict=True))
     response = service.rank(RankRequest(user_id=user_id, candidate_ids=candidates, k=10))
     assert {i.item_id: i.score for i in response.items} == pytest.approx(expected, rel=1e-5)
 

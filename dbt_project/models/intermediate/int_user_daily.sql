@@ -15,7 +15,8 @@ daily as (
         count(*) filter (where event_type = 'impression') as impressions,
         count(*) filter (where event_type = 'click') as clicks,
         count(*) filter (where event_type = 'purchase') as purchases,
-        sum(item_price) filter (where event_type = 'click') as click_price_sum,
+        -- exact decimal sums: float sums would depend on the (parallel) summation order, breaking idempotency
+        sum(cast(item_price as decimal(18, 4))) filter (where event_type = 'click') as click_price_sum,
         count(item_price) filter (where event_type = 'click') as click_price_n
         {%- for c in range(n_categories()) %},
         count(*) filter (where event_type = 'click' and category_id = {{ c }}) as clicks_cat_{{ cat_suffix(c) }}

@@ -76,7 +76,7 @@ final as (
         cast(coalesce(windowed.purchases, 0) as bigint) as user_purchases_30d,
         {{ smoothed_rate('coalesce(windowed.clicks, 0)', 'coalesce(windowed.impressions, 0)', 0.05, 20) }}
             as user_ctr_30d,
-        cast(windowed.click_price_sum / nullif(windowed.click_price_n, 0) as double) as user_avg_click_price_30d,
+        cast(windowed.click_price_sum as double) / nullif(windowed.click_price_n, 0) as user_avg_click_price_30d,
         cast(
             case
                 when first_activity.first_event_date < user_days.feature_date then 0

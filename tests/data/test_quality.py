@@ -1,0 +1,44 @@
+"""The mart suites pass on clean marts and name what broke on corrupted ones."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from shoprank.quality.validate import DataQualityError, validate_marts
+from shoprank.settings import Settings
+
+from .conftest import RUN_DATE
+
+
+def test_clean_marts_pass(warehouse: dict) -> None:
+    settings: Settings = warehouse["settings"]
+    summary = validate_marts(settings, RUN_DATE)
+    assert summary["success"]
+    assert set(summary["tables"]) == {"training_examples", "item_features"}
+    assert all(t["failed"] == 0 and t["rows"] > 0 for t in summary["tables"].values())
+    results = json.loads((settings.quality_dir / f"marts-{RUN_DATE}.json").read_text())
+    assert results["success"] and results["results"]["training_examples"]["success"]
+
+
+def test_corrupted_marts_fail_with_names_and_values(copied_home: Settings) -> None:
+    marts = copied_home.marts_export_dir
+    items = pd.read_parquet(marts / "item_features.parquet")
+    items.loc[items.index[:2], "item_price"] = -3.5
+    items.to_parquet(marts / "item_features.parquet", index=False)
+    examples = pd.read_parquet(marts / "training_examples.parquet")
+    examples = pd.concat([examples, examples.head(1)], ignore_index=True)
+    examples.to_parquet(marts / "training_examples.parquet", index=False)
+
+    with pytest.raises(DataQualityError) as error:
+        validate_marts(copied_home, RUN_DATE)
+    message = str(error.value)
+    assert "marts.item_features" in message and "item_price" in message and "-3.5" in message
+    assert "marts.training_examples" in message and "impression_id" in message
+    failed = {(f["table"], f["expectation"]) for f in error.value.failures}
+    assert ("item_features", "expect_column_values_to_be_between") in failed
+    assert ("training_examples", "expect_column_values_to_be_unique") in failed
+    results = json.loads((copied_home.quality_dir / f"marts-{RUN_DATE}.json").read_text())
+    assert results["success"] is False
