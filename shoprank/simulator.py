@@ -243,9 +243,9 @@ def _sample_slates(
         draws = np.searchsorted(cdf, rng.random((len(pending), n_draws)), side="right")
         draws = np.minimum(draws, len(weights) - 1)
         flat_keys = (np.arange(len(pending))[:, None] * len(weights) + draws).ravel()
-        first = np.zeros(flat_keys.shape, dtype=bool)
-        first[np.unique(flat_keys, return_index=True)[1]] = True
-        first = first.reshape(len(pending), n_draws)
+        first_flat = np.zeros(flat_keys.shape, dtype=bool)
+        first_flat[np.unique(flat_keys, return_index=True)[1]] = True
+        first = first_flat.reshape(len(pending), n_draws)
         rank = np.cumsum(first, axis=1)
         full = rank[:, -1] >= slate_size
         rows, cols = np.nonzero(first & (rank <= slate_size) & full[:, None])  # row-major: draw order
@@ -278,6 +278,7 @@ def _simulate_day(
     cum_aff = np.cumsum(world.affinity[req_user], axis=1)
     query_cat = (rng.random(sim.requests_per_day)[:, None] > cum_aff).sum(axis=1).clip(0, n_cat - 1)
     query_cat = np.where(is_search, query_cat, -1)
+    query_word = rng.integers(0, len(CATEGORY_WORDS[0]), sim.requests_per_day)
 
     # Logging policy: a noisy popularity over items created before today.
     live_items = np.nonzero(world.item_created_day < day_index)[0]
@@ -356,13 +357,9 @@ def _simulate_day(
     is_imp = etype == "impression"
     is_buy = etype == "purchase"
     search_slot = is_search[slot_req[slot]]
-    query = np.where(
-        search_slot,
-        np.array([category_words(int(c))[0] if c >= 0 else "" for c in range(-1, n_cat)], dtype=object)[
-            query_cat[slot_req[slot]] + 1
-        ],
-        None,
-    )
+    vocabulary = np.array([list(category_words(c)) for c in range(n_cat)], dtype=object)  # (categories, words)
+    req_query = vocabulary[np.maximum(query_cat, 0), query_word]
+    query = np.where(search_slot, req_query[slot_req[slot]], None)
     events = pd.DataFrame(
         {
             "event_id": _ids(f"e{stamp}", np.arange(len(ev)), 9),

@@ -34,9 +34,7 @@ def item_features_suite() -> gx.ExpectationSuite:
     suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["item_id", "feature_ts"]))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="item_ctr_7d", min_value=0, max_value=1))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="item_cvr_7d", min_value=0, max_value=1))
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(column="item_price", min_value=0, strict_min=True)
-    )
+    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="item_price", min_value=0, strict_min=True))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="item_stock_units", min_value=0))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="item_age_days", min_value=0))
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="item_type_code", value_set=[0, 1, 2]))

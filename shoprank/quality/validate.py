@@ -122,8 +122,7 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
             for f in failures
         ]
         raise DataQualityError(
-            f"{len(failures)} expectation(s) failed on the marts of {run_date} (results: {out}):\n"
-            + "\n".join(lines),
+            f"{len(failures)} expectation(s) failed on the marts of {run_date} (results: {out}):\n" + "\n".join(lines),
             failures,
         )
     log.info("mart suites passed for %s: %s", run_date, summary["tables"])

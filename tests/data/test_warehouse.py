@@ -171,7 +171,7 @@ def test_rebuild_gives_identical_marts(warehouse: dict) -> None:
 def test_warehouse_is_queryable(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        n = con.sql("select count(*) from training_examples").fetchone()[0]
+        n = con.execute("select count(*) from training_examples").fetchone()[0]
     assert n == pq.read_metadata(settings.marts_export_dir / "training_examples.parquet").num_rows
 
 
@@ -192,5 +192,5 @@ def test_failing_dbt_test_raises(copied_home: Settings) -> None:
     with pytest.raises(WarehouseBuildError) as error:
         build_warehouse(copied_home, RUN_DATE)
     failed = {node for node, _, _ in error.value.failures}
-    assert "test.shoprank.values_between_stg_items_price__0_01" in failed
+    assert any(node.startswith("test.shoprank.values_between_stg_items_price") for node in failed), failed
     assert "values_between_stg_items_price" in str(error.value)
