@@ -50,6 +50,8 @@ class TrainingSettings(BaseModel):
     model_name: str = "shoprank_ranker"
     feature_service: str = "ranker_v1"
     holdout_days: int = Field(1, ge=1, description="the last N days of examples are the holdout")
+    # The first simulated days have no history behind them (every user cold, every count zero): skip them.
+    burn_in_days: int = Field(1, ge=0)
     n_estimators: int = 200
     max_depth: int = 6
     learning_rate: float = 0.1

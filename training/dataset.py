@@ -46,11 +46,20 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
     return frame
 
 
-def time_split(frame: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on every day before the last ``holdout_days`` days; hold those out. Requests never straddle."""
+def time_split(
+    frame: pd.DataFrame, holdout_days: int, burn_in_days: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split by day: skip the first ``burn_in_days``, hold out the last ``holdout_days``, train on the rest.
+
+    Splitting on whole days keeps every request (one slate, one timestamp) on one side.
+    """
     days = sorted(frame["dt"].unique())
-    if len(days) <= holdout_days:
-        raise ValueError(f"need more than {holdout_days} days of examples to hold out, have {len(days)}")
+    if len(days) <= burn_in_days + holdout_days:
+        raise ValueError(
+            f"need more than {burn_in_days} burn-in + {holdout_days} holdout days of examples, have {len(days)}"
+        )
     first_holdout_day = days[-holdout_days]
+    first_train_day = days[burn_in_days]
     holdout_mask = frame["dt"] >= first_holdout_day
-    return frame[~holdout_mask].reset_index(drop=True), frame[holdout_mask].reset_index(drop=True)
+    train_mask = (frame["dt"] >= first_train_day) & ~holdout_mask
+    return frame[train_mask].reset_index(drop=True), frame[holdout_mask].reset_index(drop=True)

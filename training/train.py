@@ -58,12 +58,12 @@ def train_ranker(settings: Settings, run_date: date) -> dict:
 
     cfg = settings.training
     frame = build_training_frame(settings, run_date, cfg.feature_service)
-    train, holdout = time_split(frame, cfg.holdout_days)
+    train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
     train = _with_positive_groups(train)
     if train.empty:
         raise ValueError("no training request has a click: nothing to learn from")
     feature_columns = model_feature_columns()
-    params = {
+    params: dict[str, float | int | str] = {
         "objective": "rank:ndcg",
         "n_estimators": cfg.n_estimators,
         "max_depth": cfg.max_depth,
