@@ -1,6 +1,7 @@
 """Feature services: one per ranker version. A model records its service's name; serving asks for exactly it."""
 
 from feast import FeatureService
+
 from feature_repo.features import item_features, user_features
 
 ranker_v1 = FeatureService(

@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from feature_repo.data_sources import item_features_source, user_features_source
-from feature_repo.entities import item, user
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
 
+from feature_repo.data_sources import item_features_source, user_features_source
+from feature_repo.entities import item, user
 from shoprank.ranking_features import category_share_columns
 from shoprank.settings import get_settings
 

@@ -46,9 +46,7 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
     return frame
 
 
-def time_split(
-    frame: pd.DataFrame, holdout_days: int, burn_in_days: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(frame: pd.DataFrame, holdout_days: int, burn_in_days: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split by day: skip the first ``burn_in_days``, hold out the last ``holdout_days``, train on the rest.
 
     Splitting on whole days keeps every request (one slate, one timestamp) on one side.

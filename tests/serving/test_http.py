@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import httpx
 import pytest
 
@@ -73,18 +70,11 @@ def test_non_json_body_is_4xx(client: httpx.Client) -> None:
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_latency_of_500_candidates(client: httpx.Client, serving_world: ServingWorld) -> None:
-    """Prints p50/max of /rank with 500 candidates (200 known items + 300 unknown ones) for the record."""
+def test_rank_scores_500_mixed_candidates(client: httpx.Client, serving_world: ServingWorld) -> None:
+    """500 candidates, most unknown to the store: all scored (unknown ones as cold start). Latency: `make bench`."""
     candidates = serving_world.item_ids + [f"x{i:06d}" for i in range(500 - len(serving_world.item_ids))]
     body = {"user_id": serving_world.user_ids[2], "candidate_ids": candidates, "k": 20}
-    assert client.post("/rank", json=body).status_code == 200  # warm-up
-    timings = []
-    for _ in range(15):
-        start = time.perf_counter()
-        response = client.post("/rank", json=body)
-        timings.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200
-        assert len(response.json()["items"]) == 20
-    p50 = statistics.median(timings)
-    print(f"\n/rank 500 candidates: p50 {p50:.1f} ms, max {max(timings):.1f} ms over {len(timings)} runs")
-    assert p50 < 1000
+    response = client.post("/rank", json=body)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert len(items) == 20 and {item["item_id"] for item in items} <= set(candidates)

@@ -168,12 +168,8 @@ def test_clicks_follow_hidden_preferences(world: tuple[Settings, dict]) -> None:
     np.testing.assert_allclose(logged, latent)
 
 
-def test_defaults_are_fast(tmp_path: Path) -> None:
-    """Default sizes (2000 requests x 20 slate x 7 days) take well under 10 s."""
-    import time
-
+def test_default_sizes_fill_every_slate_of_every_day(tmp_path: Path) -> None:
+    """Default sizes (2000 requests x 20 slate x 7 days); its speed is measured by `make bench`."""
     settings = Settings(home=tmp_path, simulator=SimulatorSettings())  # not the suite-wide test sizes
-    started = time.perf_counter()
     summary = simulate(settings, RUN_DATE)
-    assert time.perf_counter() - started < 10
     assert summary["events"]["impression"] == 7 * 2000 * 20
