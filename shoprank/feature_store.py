@@ -30,23 +30,11 @@ def get_feature_store(settings: Settings) -> FeatureStore:
     return FeatureStore(repo_path=str(settings.feature_repo_dir))
 
 
-# The repo's definition modules; `feast apply` run inside feature_repo/ reads the same ones.
-REPO_MODULES = ("entities", "data_sources", "features", "feature_services")
-
-
 def repo_objects() -> list[Any]:
-    """Every Feast definition (entity, source, view, service) declared in the feature_repo package."""
-    import importlib
+    """Every Feast definition (entity, source, view, service) of feature_repo/repo_definitions.py."""
+    from feature_repo.repo_definitions import DEFINITIONS
 
-    from feast import Entity, FeatureService, FeatureView
-    from feast.data_source import DataSource
-
-    kinds = (Entity, DataSource, FeatureView, FeatureService)
-    objects: list[Any] = []
-    for name in REPO_MODULES:
-        module = importlib.import_module(f"feature_repo.{name}")
-        objects.extend(obj for obj in vars(module).values() if isinstance(obj, kinds) and obj not in objects)
-    return objects
+    return list(DEFINITIONS)
 
 
 def apply_feature_repo(settings: Settings) -> dict[str, Any]:

@@ -37,7 +37,7 @@ N_USERS = 50
 N_ITEMS = 200
 # The modules of feature_repo/ (data_sources reads the marts' path from the settings when imported): set aside
 # during this fixture's `feast apply` so it registers this home's marts, then restored for other tests.
-FEATURE_REPO_MODULES = ("data_sources", "entities", "features", "feature_services")
+FEATURE_REPO_MODULES = ("data_sources", "entities", "features", "feature_services", "repo_definitions")
 
 
 @dataclass
