@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models clean
+.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models bench clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,9 @@ rank: setup ## ask the running service for a feed (USER_ID=u000001)
 
 models: setup ## list registered models with their holdout metrics
 	@$(BIN)/shoprank models
+
+bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latency and throughput (var/bench)
+	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean: ## delete generated data, models and Airflow home (var/); keeps .venv
 	rm -rf var dbt_project/target dbt_project/logs
