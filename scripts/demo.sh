@@ -14,8 +14,8 @@ echo "==> [demo] airflow dags test shoprank_daily $LOGICAL_DATE (processes $RUN_
 if ! $BIN/airflow dags test shoprank_daily "$LOGICAL_DATE" > "$LOG_DIR/dag-test.log" 2>&1; then
     tail -40 "$LOG_DIR/dag-test.log"; echo "==> [demo] the DAG run failed (full log above)"; exit 1
 fi
-grep -E "Marking run .* (successful|failed)|state=" "$LOG_DIR/dag-test.log" | tail -3 || true
-echo "==> [demo] DAG run done in $((SECONDS - started)) s; registered models:"
+STATE=$($BIN/airflow dags state shoprank_daily "$LOGICAL_DATE" 2>/dev/null | tail -1)
+echo "==> [demo] DAG run finished in $((SECONDS - started)) s with state: $STATE; registered models:"
 $BIN/shoprank models 2>/dev/null | head -20
 
 echo "==> [demo] starting the ranking service on 127.0.0.1:$PORT (log: $LOG_DIR/serve.log)"

@@ -113,6 +113,7 @@ def rank(
     user_id: Annotated[str, typer.Option(help="user to rank for")] = "u000001",
     k: Annotated[int, typer.Option(help="items to return")] = 10,
     url: Annotated[str | None, typer.Option(help="service URL (default: settings.serving)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON response")] = False,
 ) -> None:
     """Ask the running ranking service for a user's feed and print it."""
     import httpx
@@ -123,7 +124,13 @@ def rank(
     if response.status_code >= 400:
         typer.echo(f"{response.status_code}: {response.text}", err=True)
         raise typer.Exit(1)
-    _print(response.json())
+    body = response.json()
+    if as_json:
+        _print(body)
+        return
+    typer.echo(f"user {body['user_id']}  model {body['model_version']}  degraded={body['degraded']}")
+    for item in body["items"]:
+        typer.echo(f"  {item['rank']:>3}  {item['item_id']:<12} {item['score']:>9.4f}  {item['reason']}")
 
 
 if __name__ == "__main__":
