@@ -48,17 +48,16 @@ typecheck: setup ## mypy over the packages
 pipeline: setup ## run every pipeline step without Airflow (RUN_DATE=YYYY-MM-DD)
 	@$(STACK_ENV); $(BIN)/shoprank run --run-date $(RUN_DATE)
 
-airflow-init: setup ## create Airflow's local metadata DB (idempotent)
-	@echo "==> [airflow] migrating the metadata DB"
-	@$(STACK_ENV); mkdir -p "$$AIRFLOW_HOME"; $(BIN)/airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 \
-		|| { cat "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+airflow-init: setup ## prepare Airflow: login, metadata DB (SQLite, or PostgreSQL on the services profile), migrations
+	@echo "==> [airflow] login file, metadata DB, migrations"
+	@$(BIN)/shoprank airflow-init > /dev/null
 
 dag-test: airflow-init ## run shoprank_daily once in-process with `airflow dags test` (RUN_DATE=YYYY-MM-DD)
 	@$(STACK_ENV); $(BIN)/airflow dags test shoprank_daily \
 		"$$($(BIN)/python -c 'import datetime,sys; print(datetime.date.fromisoformat(sys.argv[1]) + datetime.timedelta(days=1))' $(RUN_DATE))"
 
-airflow: airflow-init ## start the Airflow UI + scheduler on 127.0.0.1 (standalone; login printed at start)
-	@$(STACK_ENV); PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+airflow: airflow-init ## start Airflow (UI on 127.0.0.1:8080, scheduler, LocalExecutor); login required
+	@bash scripts/airflow.sh
 
 serve: setup ## serve the latest registered ranker on 127.0.0.1 (BentoML; Swagger UI at /)
 	@$(BIN)/shoprank serve

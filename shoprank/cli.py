@@ -80,6 +80,14 @@ def env() -> None:
         typer.echo(f"export {key}={shlex.quote(value)}")
 
 
+@app.command("airflow-init")
+def airflow_init() -> None:
+    """Prepare Airflow: login (password file in the Airflow home), metadata DB, migrations. Idempotent."""
+    from shoprank.ops import init_airflow
+
+    _print(init_airflow(get_settings()))
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings."""

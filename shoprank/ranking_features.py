@@ -74,3 +74,18 @@ def model_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
     if missing:
         raise KeyError(f"feature columns missing from frame: {missing}")
     return frame[feature_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+
+
+# ---- ranker versions -------------------------------------------------------------------------------------------
+# ranker_v2 adds the seller view and two request-time features (the same on-demand logic serves both paths).
+SELLER_FEATURES = ["seller_age_days", "seller_is_new", "seller_items", "seller_ctr_7d", "seller_cvr_7d"]
+ON_DEMAND_FEATURES = ["price_to_user_band", "item_in_user_top_category"]
+
+
+def feature_columns_for(feature_service: str, n_categories: int) -> list[str]:
+    """The model's columns, in order, for the Feast feature service it is trained with."""
+    if feature_service == "ranker_v1":
+        return model_feature_columns()
+    if feature_service == "ranker_v2":
+        return model_feature_columns() + SELLER_FEATURES + ON_DEMAND_FEATURES
+    raise KeyError(f"unknown feature service {feature_service!r}: add its columns to feature_columns_for")

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository checkout this package lives in (editable install). Override with SHOPRANK_PROJECT_ROOT.
@@ -44,6 +44,17 @@ class SimulatorSettings(BaseModel):
     slate_size: int = Field(20, ge=2)
 
 
+class GateSettings(BaseModel):
+    """Champion/challenger gate: what a challenger must show, on the champion's same holdout, to be promoted."""
+
+    # The challenger's NDCG@k must exceed the champion's (both scored on the challenger's holdout) by this much.
+    margin: float = Field(0.002, ge=0)
+    # Per slice (cold-start users, new items, new sellers) with enough requests, the challenger may trail the
+    # champion (or, with no champion, the popularity baseline) by at most this much.
+    slice_tolerance: float = Field(0.03, ge=0)
+    min_slice_requests: int = Field(30, ge=1)
+
+
 class TrainingSettings(BaseModel):
     """Ranker hyperparameters and evaluation choices; code reads them, never hard-codes them."""
 
@@ -57,6 +68,20 @@ class TrainingSettings(BaseModel):
     learning_rate: float = 0.1
     ndcg_k: int = 10
     seed: int = 7
+    # What the served score targets: "ndcg" ranks by the LambdaMART ranker; "gmv" by pCTR x pCVR x price from the
+    # CTR and CVR models (trained every run anyway, for calibration and click/purchase AUC).
+    objective: Literal["ndcg", "gmv"] = "ndcg"
+    min_child_weight: float = 1.0
+    subsample: float = Field(0.9, gt=0, le=1)
+    colsample_bytree: float = Field(0.9, gt=0, le=1)
+    reg_lambda: float = 1.0
+    # Early stopping watches NDCG on the last training day (the validation split); the final model is refit on
+    # every training day with the best number of trees.
+    early_stopping_rounds: int = Field(20, ge=1)
+    validation_days: int = Field(1, ge=1)
+    refit_on_validation: bool = True
+    classifier_n_estimators: int = 150
+    gate: GateSettings = GateSettings()
 
 
 class ServingSettings(BaseModel):
@@ -65,14 +90,73 @@ class ServingSettings(BaseModel):
     default_k: int = Field(10, ge=1)
     max_k: int = Field(100, ge=1)
     max_candidates: int = Field(2000, ge=1)
-    # Without candidates in the request, the service ranks the N most popular items (retrieval v0).
+    # Without candidates in the request, the service retrieves this many (serving/candidates.py).
     default_candidate_count: int = Field(500, ge=1)
+    # Guards POST /admin/reload; no default in the repo: export SHOPRANK_SERVING__ADMIN_TOKEN (unset: reload off).
+    admin_token: SecretStr | None = None
+    # The one versioned business-rules file (None: <project_root>/serving/rules.yaml).
+    rules_path: Path | None = None
+    # Seconds between checks of the marts' files for a newer snapshot (item cache, retrieval); 0: only on reload.
+    cache_refresh_seconds: float = Field(60.0, ge=0)
+    # Request/impression logs: flushed to parquet when this many rows are buffered, or after this many seconds.
+    log_requests: bool = True
+    log_buffer_rows: int = Field(5000, ge=1)
+    log_flush_seconds: float = Field(10.0, gt=0)
+    # Where the deploy step finds the running service (None: http://<host>:<port>).
+    url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
 
 
 class AirflowSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     parallelism: int = 4
+    # The UI and API always require a login. The password comes from the environment
+    # (SHOPRANK_AIRFLOW__ADMIN_PASSWORD); when unset, `make airflow` generates one into the Airflow home.
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = None
+
+
+class QualitySettings(BaseModel):
+    """Data-quality gates (shoprank.quality): raw volume band, drift thresholds, how much evidence to log."""
+
+    # The run's day must hold between low x and high x the median event count of up to N previous days.
+    volume_band_low: float = Field(0.5, gt=0)
+    volume_band_high: float = Field(2.0, gt=0)
+    volume_history_days: int = Field(7, ge=1)
+    # Population stability index of each model feature, run's day vs the training window.
+    drift_warn_psi: float = Field(0.1, ge=0)
+    drift_block_psi: float = Field(0.25, ge=0)
+    drift_bins: int = Field(10, ge=2)
+    # Offending values shown per failed expectation (task log, results JSON).
+    sample_size: int = Field(5, ge=1)
+    # Build GX Data Docs after every validation (HTML under quality_dir/gx).
+    build_data_docs: bool = True
+
+
+class ServicesSettings(BaseModel):
+    """Servers of the `services` profile (PostgreSQL, Redis), on loopback unless configured otherwise."""
+
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "postgres"
+    postgres_password: SecretStr | None = None
+    airflow_database: str = "shoprank_airflow"
+    feast_registry_database: str = "shoprank_feast"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+
+    def postgres_url(self, database: str, driver: str = "postgresql+psycopg") -> str:
+        password = f":{self.postgres_password.get_secret_value()}" if self.postgres_password else ""
+        return f"{driver}://{self.postgres_user}{password}@{self.postgres_host}:{self.postgres_port}/{database}"
+
+    @property
+    def redis_connection_string(self) -> str:
+        return f"{self.redis_host}:{self.redis_port},db={self.redis_db}"
 
 
 class Settings(BaseSettings):
@@ -97,6 +181,8 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
     airflow: AirflowSettings = AirflowSettings()
+    services: ServicesSettings = ServicesSettings()
+    quality: QualitySettings = QualitySettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
     @property
@@ -157,12 +243,33 @@ class Settings(BaseSettings):
         return self.home_dir / "quality"
 
     @property
+    def quarantine_dir(self) -> Path:
+        """Raw partitions that failed validation, moved aside with their results: <table>/dt=YYYY-MM-DD/."""
+        return self.home_dir / "quarantine"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home_dir / "reports"
 
     @property
+    def serving_logs_dir(self) -> Path:
+        """Served requests and impressions in the raw events contract: events/dt=YYYY-MM-DD/part-<uuid>.parquet.
+
+        Kept apart from raw_dir, whose partitions the simulator overwrites."""
+        return self.home_dir / "serving_logs"
+
+    @property
+    def rules_file(self) -> Path:
+        """The ranking service's business rules (serving/rules.yaml unless settings.serving.rules_path)."""
+        return self.serving.rules_path or self.project_root / "serving" / "rules.yaml"
+
+    @property
     def airflow_home(self) -> Path:
         return self.home_dir / "airflow"
+
+    @property
+    def airflow_passwords_file(self) -> Path:
+        return self.airflow_home / "passwords.json"
 
     @property
     def dags_dir(self) -> Path:
@@ -213,8 +320,22 @@ class Settings(BaseSettings):
                 "AIRFLOW__API__HOST": self.airflow.host,
                 "AIRFLOW__API__PORT": str(self.airflow.port),
                 "AIRFLOW__API__BASE_URL": f"http://{self.airflow.host}:{self.airflow.port}",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # Login always required: one admin user, password file kept in the Airflow home (see airflow_auth).
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.airflow.admin_user}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_passwords_file),
             }
         )
+        if self.profile == "services":
+            database = self.services.airflow_database
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.services.postgres_url(database)
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.services.postgres_url(
+                database, driver="postgresql+psycopg_async"
+            )
         return env
 
 

@@ -13,7 +13,17 @@ from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXAMPLE_COLUMNS = ["impression_id", "request_id", "user_id", "item_id", "event_ts", "relevance", "dt"]
+EXAMPLE_COLUMNS = [
+    "impression_id",
+    "request_id",
+    "user_id",
+    "item_id",
+    "event_ts",
+    "relevance",
+    "label_click",
+    "label_purchase",
+    "dt",
+]
 
 
 def load_examples(settings: Settings, run_date: date) -> pd.DataFrame:
@@ -61,3 +71,15 @@ def time_split(frame: pd.DataFrame, holdout_days: int, burn_in_days: int = 0) ->
     holdout_mask = frame["dt"] >= first_holdout_day
     train_mask = (frame["dt"] >= first_train_day) & ~holdout_mask
     return frame[train_mask].reset_index(drop=True), frame[holdout_mask].reset_index(drop=True)
+
+
+def validation_split(train: pd.DataFrame, validation_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold the last ``validation_days`` training days out for early stopping; (fit, validation).
+
+    With too few training days the validation part is empty and the caller trains without early stopping.
+    """
+    days = sorted(train["dt"].unique())
+    if len(days) <= validation_days:
+        return train, train.iloc[0:0]
+    validation_mask = train["dt"] >= days[-validation_days]
+    return train[~validation_mask].reset_index(drop=True), train[validation_mask].reset_index(drop=True)

@@ -35,3 +35,95 @@ def ndcg_at_k(
 def evaluate_scores(frame: pd.DataFrame, score_columns: dict[str, str], k: int) -> dict[str, float]:
     """NDCG@k for each named score column, e.g. {"model": "score", "popularity": "item_clicks_7d"}."""
     return {f"{name}_ndcg@{k}": ndcg_at_k(frame, column, k) for name, column in score_columns.items()}
+
+
+def map_at_k(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
+) -> float:
+    """Mean average precision@k over groups with a relevant item (relevant: label > 0; ties broken by item_id)."""
+    data = frame[[group_column, label_column, score_column, "item_id"]]
+    data = data[data.groupby(group_column)[label_column].transform("max") > 0]
+    if data.empty:
+        raise ValueError("no group has a relevant item; MAP is undefined")
+    ordered = data.sort_values([group_column, score_column, "item_id"], ascending=[True, False, True], kind="mergesort")
+    relevant = (ordered[label_column].to_numpy() > 0).astype(float)
+    rank = ordered.groupby(group_column).cumcount().to_numpy() + 1
+    hits = pd.Series(relevant, index=ordered.index).groupby(ordered[group_column]).cumsum().to_numpy()
+    precision_at_hit = np.where((rank <= k) & (relevant > 0), hits / rank, 0.0)
+    per_group = pd.DataFrame({"g": ordered[group_column].to_numpy(), "p": precision_at_hit, "r": relevant})
+    sums = per_group.groupby("g").agg(p=("p", "sum"), r=("r", "sum"))
+    return float((sums["p"] / np.minimum(sums["r"], k)).mean())
+
+
+def auc(labels: np.ndarray | pd.Series, scores: np.ndarray | pd.Series) -> float:
+    """ROC AUC; NaN when only one class is present (nothing to separate)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels)
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
+
+
+def calibration_table(labels: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, bins: int = 10) -> pd.DataFrame:
+    """Predicted vs observed rate per quantile bin of the predicted probability (the calibration curve)."""
+    frame = pd.DataFrame({"y": np.asarray(labels, dtype=float), "p": np.asarray(probabilities, dtype=float)})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
+    return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), rows=("y", "size")).reset_index(
+        drop=True
+    )
+
+
+def expected_calibration_error(table: pd.DataFrame) -> float:
+    """Row-weighted mean |predicted - observed| over the calibration table's bins."""
+    weights = table["rows"] / table["rows"].sum()
+    return float((weights * (table["predicted"] - table["observed"]).abs()).sum())
+
+
+# ---- the holdout report card ---------------------------------------------------------------------------------
+NDCG_CUTOFFS = (5, 10, 20)
+
+
+def slice_masks(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Rows of the requests in each slice: a cold-start user's requests; requests showing a new item / seller.
+
+    A slice is a set of whole requests, so NDCG stays a per-request metric inside it.
+    """
+    flags = {
+        "cold_start_user": "user_is_cold_start",
+        "new_item": "item_is_new",
+        "new_seller": "seller_is_new",
+    }
+    masks = {}
+    for name, column in flags.items():
+        if column in frame.columns:
+            flagged = pd.to_numeric(frame[column], errors="coerce").fillna(0) > 0
+            masks[name] = flagged.groupby(frame["request_id"]).transform("max").astype(bool)
+    return masks
+
+
+def _safe(metric, *args, **kwargs) -> float:
+    try:
+        return float(metric(*args, **kwargs))
+    except ValueError:  # a slice without any relevant item
+        return float("nan")
+
+
+def evaluate_holdout(scored: pd.DataFrame, score_columns: dict[str, str], k: int) -> dict[str, float]:
+    """Every holdout metric of every named score column, flat (JSON-able, one level): NDCG@5/10/20, MAP@k,
+    click and purchase AUC, then NDCG@k per slice with the slice's request count."""
+    metrics: dict[str, float] = {}
+    for name, column in score_columns.items():
+        for cutoff in sorted({*NDCG_CUTOFFS, k}):
+            metrics[f"{name}_ndcg@{cutoff}"] = _safe(ndcg_at_k, scored, column, cutoff)
+        metrics[f"{name}_map@{k}"] = _safe(map_at_k, scored, column, k)
+        if "label_click" in scored.columns:
+            metrics[f"{name}_auc_click"] = auc(scored["label_click"], scored[column])
+        if "label_purchase" in scored.columns:
+            metrics[f"{name}_auc_purchase"] = auc(scored["label_purchase"], scored[column])
+    for slice_name, mask in slice_masks(scored).items():
+        part = scored[mask]
+        metrics[f"slice_{slice_name}_requests"] = float(part["request_id"].nunique())
+        for name, column in score_columns.items():
+            metrics[f"slice_{slice_name}_{name}_ndcg@{k}"] = _safe(ndcg_at_k, part, column, k) if len(part) else float("nan")
+    return metrics

@@ -1,44 +1,166 @@
-"""The model registry: candidates go into the BentoML model store with their card as metadata."""
+"""The model registry: every candidate goes into the BentoML model store; the champion is a pointer we own.
+
+BentoML labels are fixed once a model is saved, so "which model serves" cannot be a label. It is
+``<home>/models/registry.json``::
+
+    {"champion": "shoprank_ranker:abc", "stack": ["shoprank_ranker:old", "shoprank_ranker:abc"],
+     "events": [{"action": "promote", "tag": ..., "at": ..., "reasons": [...]}, ...]}
+
+``stack`` is the line of champions (the last one serves); rollback pops it. Writes are atomic (temp file +
+rename), so a reader (serving's /admin/reload) never sees half a file.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shoprank.settings import Settings, apply_runtime_env
-from training.train import CARD_FILE, MODEL_FILE
+from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, MODEL_FILE
 
 log = logging.getLogger(__name__)
 
+REGISTERED_FILE = "registered.json"
 
+
+# ---- the model store ---------------------------------------------------------------------------------------------
 def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
-    """Save the candidate at ``candidate`` to the model store; return its tag and metrics."""
+    """Save the candidate at ``candidate`` to the model store as a challenger; return its tag and metrics.
+
+    The ranker is the saved model (``.predict`` over ``feature_columns``); the CTR and CVR models, when trained,
+    ride along as custom objects ``ctr_model`` / ``cvr_model`` (metadata ``objective`` says which score serves).
+    """
     apply_runtime_env(settings)
     import bentoml
-    from xgboost import XGBRanker
+    from xgboost import XGBClassifier, XGBRanker
 
     card = json.loads((candidate / CARD_FILE).read_text())
     ranker = XGBRanker()
     ranker.load_model(candidate / MODEL_FILE)
+    custom_objects = {}
+    for name, file in (("ctr_model", CTR_MODEL_FILE), ("cvr_model", CVR_MODEL_FILE)):
+        if (candidate / file).exists():
+            model = XGBClassifier()
+            model.load_model(candidate / file)
+            custom_objects[name] = model
     saved = bentoml.xgboost.save_model(
         settings.training.model_name,
         ranker,
-        labels={"feature_service": card["feature_service"], "run_date": card["run_date"]},
+        labels={
+            "feature_service": card["feature_service"],
+            "run_date": card["run_date"],
+            "objective": card.get("objective", "ndcg"),
+            "role": "challenger",
+        },
         metadata=card,
+        custom_objects=custom_objects or None,
     )
-    log.info("registered %s with metrics %s", saved.tag, card["metrics"])
-    return {"tag": str(saved.tag), "metrics": card["metrics"]}
+    tag = str(saved.tag)
+    (candidate / REGISTERED_FILE).write_text(json.dumps({"tag": tag}))
+    log.info("registered %s (challenger) with metrics %s", tag, {k: card["metrics"].get(k) for k in _headline(card)})
+    return {"tag": tag, "metrics": card["metrics"], "report": card.get("report_path")}
+
+
+def _headline(card: dict[str, Any]) -> list[str]:
+    return [k for k in card["metrics"] if k.endswith("_ndcg@10") and not k.startswith("slice_")]
+
+
+def registered_tag(candidate: Path) -> str:
+    path = candidate / REGISTERED_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the register step first")
+    return str(json.loads(path.read_text())["tag"])
 
 
 def list_models(settings: Settings) -> list[dict[str, Any]]:
-    """Registered models, newest first."""
+    """Registered models, newest first, with their holdout metrics and which one is champion."""
     apply_runtime_env(settings)
     import bentoml
 
+    champion = champion_tag(settings)
     models = sorted(bentoml.models.list(settings.training.model_name), key=lambda m: m.info.creation_time)
     return [
-        {"tag": str(m.tag), "created": m.info.creation_time.isoformat(), "metrics": m.info.metadata.get("metrics")}
+        {
+            "tag": str(m.tag),
+            "champion": str(m.tag) == champion,
+            "created": m.info.creation_time.isoformat(),
+            "metrics": m.info.metadata.get("metrics"),
+            "report": m.info.metadata.get("report_path"),
+        }
         for m in reversed(models)
     ]
+
+
+# ---- the champion pointer ----------------------------------------------------------------------------------------
+def registry_path(settings: Settings) -> Path:
+    return settings.home_dir / "models" / "registry.json"
+
+
+def read_registry(settings: Settings) -> dict[str, Any]:
+    path = registry_path(settings)
+    if not path.exists():
+        return {"champion": None, "stack": [], "events": []}
+    return dict(json.loads(path.read_text()))
+
+
+def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def champion_tag(settings: Settings) -> str | None:
+    """The promoted champion's tag, or None when nothing was ever promoted (serving then falls back)."""
+    champion = read_registry(settings).get("champion")
+    return str(champion) if champion else None
+
+
+def _event(action: str, tag: str | None, **details: Any) -> dict[str, Any]:
+    return {"action": action, "tag": tag, "at": datetime.now(UTC).isoformat(), **details}
+
+
+def set_champion(settings: Settings, tag: str, reasons: list[str]) -> dict[str, Any]:
+    """Make ``tag`` the champion (pushed on the stack; the previous one stays for rollback)."""
+    registry = read_registry(settings)
+    previous = registry.get("champion")
+    if previous != tag:
+        registry["stack"] = [*registry.get("stack", []), tag]
+    registry["champion"] = tag
+    registry["events"] = [*registry.get("events", []), _event("promote", tag, previous=previous, reasons=reasons)]
+    _write_atomic(registry_path(settings), registry)
+    log.info("champion: %s -> %s (%s)", previous, tag, "; ".join(reasons))
+    return {"champion": tag, "previous": previous}
+
+
+def record_refusal(settings: Settings, tag: str, reasons: list[str]) -> None:
+    registry = read_registry(settings)
+    registry["events"] = [*registry.get("events", []), _event("refuse", tag, champion=registry.get("champion"),
+                                                               reasons=reasons)]
+    _write_atomic(registry_path(settings), registry)
+
+
+def rollback(settings: Settings, reason: str = "manual rollback") -> dict[str, Any]:
+    """Retire the current champion and restore the one before it."""
+    registry = read_registry(settings)
+    stack = list(registry.get("stack", []))
+    if len(stack) < 2:
+        raise ValueError(f"nothing to roll back to: the champion history is {stack}")
+    retired = stack.pop()
+    registry.update(stack=stack, champion=stack[-1])
+    registry["events"] = [*registry.get("events", []), _event("rollback", stack[-1], retired=retired, reasons=[reason])]
+    _write_atomic(registry_path(settings), registry)
+    log.warning("rollback: champion %s retired, %s restored (%s)", retired, stack[-1], reason)
+    return {"champion": stack[-1], "retired": retired}

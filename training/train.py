@@ -1,106 +1,200 @@
-"""Train the XGBoost LambdaMART ranker on a point-in-time training set and write it as a candidate.
+"""Train the rankers on a point-in-time training set and write them as a candidate.
 
-The candidate (model file + metrics) lands in ``<home>/models/candidates/<run_date>/``; registering it in the
-model store is a separate step (training.registry), so a failed training never touches what is serving.
+The candidate (models, holdout rows, card, report) lands in ``<home>/models/candidates/<run_date>/``; registering
+it in the model store (training.registry) and promoting it (training.gate) are separate steps, so a failed
+training never touches what is serving.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+import math
+import subprocess
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shoprank.ranking_features import POPULARITY_FEATURE, model_feature_columns, model_matrix
+from shoprank.ranking_features import POPULARITY_FEATURE, feature_columns_for
 from shoprank.settings import Settings
-from training.dataset import build_training_frame, time_split
-from training.evaluate import evaluate_scores
+from training.dataset import build_training_frame, time_split, validation_split
+from training.evaluate import auc, calibration_table, evaluate_holdout, expected_calibration_error
+from training.models import fit_classifier, fit_ranker
+from training.scoring import ModelBundle
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
+CTR_MODEL_FILE = "ctr_model.json"
+CVR_MODEL_FILE = "cvr_model.json"
 CARD_FILE = "candidate.json"
+HOLDOUT_FILE = "holdout.parquet"
+REPORT_FILE = "report.html"
 
 
 @dataclass
 class CandidateCard:
-    """Everything the registry records about a trained model."""
+    """Everything the registry records about a trained model (it becomes the BentoML model's metadata)."""
 
     run_date: str
     feature_service: str
     feature_columns: list[str]
     n_categories: int
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     train_rows: int
     holdout_rows: int
     train_window: list[str]
     holdout_window: list[str]
-    params: dict[str, float | int | str]
+    params: dict[str, Any]
+    objective: str = "ndcg"
+    validation_window: list[str] = field(default_factory=list)
+    code_version: str = "unknown"
+    holdout_path: str = ""
+    report_path: str = ""
+    feature_importance: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, list[float]] = field(default_factory=dict)
 
 
 def candidate_dir(settings: Settings, run_date: date) -> Path:
     return settings.home_dir / "models" / "candidates" / run_date.isoformat()
 
 
-def _with_positive_groups(frame: pd.DataFrame) -> pd.DataFrame:
-    """Requests with no click carry no ranking signal for LambdaMART; dropping them only saves time."""
-    has_positive = frame.groupby("request_id")["relevance"].transform("max") > 0
-    return frame[has_positive].reset_index(drop=True)
+def code_version(project_root: Path) -> str:
+    """The git commit of the code that trained (``-dirty`` with uncommitted changes); "unknown" outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _window(frame: pd.DataFrame) -> list[str]:
+    return [str(frame["dt"].min()), str(frame["dt"].max())] if len(frame) else []
+
+
+def json_safe(metrics: dict[str, float]) -> dict[str, float | None]:
+    """NaN (e.g. a slice with no click) becomes None: strict JSON, and BentoML metadata, reject NaN."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else float(v)) for k, v in metrics.items()}
+
+
+def add_oracle_scores(settings: Settings, scored: pd.DataFrame) -> pd.DataFrame:
+    """The simulator's hidden truth as two more scores (evaluation only); unchanged when there is no truth."""
+    if not (settings.truth_dir / "params.json").exists():
+        log.info("no simulator truth under %s: oracle metrics skipped", settings.truth_dir)
+        return scored
+    from shoprank.simulator import oracle_scores
+
+    return scored.assign(
+        oracle_score=oracle_scores(settings.truth_dir, scored, "p_click"),
+        oracle_purchase_score=oracle_scores(settings.truth_dir, scored, "p_purchase"),
+    )
+
+
+def score_holdout(settings: Settings, bundle: ModelBundle, holdout: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The holdout with every score column evaluated next to each other, and their names."""
+    scored = holdout.assign(
+        model_score=bundle.score(holdout),
+        ranker_score=bundle.ranker_scores(holdout),
+        random_score=np.random.default_rng(settings.training.seed).random(len(holdout)),
+    )
+    columns = {"model": "model_score", "popularity": POPULARITY_FEATURE, "random": "random_score"}
+    if bundle.objective != "ndcg":
+        columns["ranker"] = "ranker_score"
+    p_click = bundle.click_probability(holdout)
+    if p_click is not None:
+        scored["ctr_score"] = p_click
+    p_purchase = bundle.purchase_probability(holdout)
+    if p_purchase is not None:
+        scored["purchase_score"] = p_purchase
+    scored = add_oracle_scores(settings, scored)
+    if "oracle_score" in scored.columns and scored["oracle_score"].notna().all():
+        columns["oracle"] = "oracle_score"
+        columns["oracle_purchase"] = "oracle_purchase_score"
+    return scored, columns
+
+
+def _importance(ranker: Any, feature_columns: list[str]) -> dict[str, float]:
+    gains = ranker.get_booster().get_score(importance_type="gain")
+    named = {feature_columns[int(key[1:])]: float(v) for key, v in gains.items() if key[1:].isdigit()}
+    return dict(sorted(named.items(), key=lambda kv: -kv[1]))
 
 
 def train_ranker(settings: Settings, run_date: date) -> dict:
-    """Build the training set, fit the ranker, evaluate it on the holdout next to the baselines, save a candidate."""
-    from xgboost import XGBRanker
-
+    """Build the training set, fit ranker + CTR + CVR models with early stopping, evaluate on the holdout next to
+    the baselines and the oracle, and write the candidate with its card and HTML report."""
     cfg = settings.training
     frame = build_training_frame(settings, run_date, cfg.feature_service)
     train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
-    train = _with_positive_groups(train)
-    if train.empty:
-        raise ValueError("no training request has a click: nothing to learn from")
-    feature_columns = model_feature_columns()
-    params: dict[str, float | int | str] = {
-        "objective": "rank:ndcg",
-        "n_estimators": cfg.n_estimators,
-        "max_depth": cfg.max_depth,
-        "learning_rate": cfg.learning_rate,
-        "tree_method": "hist",
-        "random_state": cfg.seed,
-        "n_jobs": 2,
-    }
-    ranker = XGBRanker(**params)
-    group_ids = pd.factorize(train["request_id"])[0]
-    ranker.fit(model_matrix(train, feature_columns), train["relevance"].to_numpy(), qid=group_ids)
+    fit, validation = validation_split(train, cfg.validation_days)
+    feature_columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
 
-    scored = holdout.assign(
-        model_score=ranker.predict(model_matrix(holdout, feature_columns)),
-        random_score=np.random.default_rng(cfg.seed).random(len(holdout)),
-    )
-    metrics = evaluate_scores(
-        scored,
-        {"model": "model_score", "popularity": POPULARITY_FEATURE, "random": "random_score"},
-        k=cfg.ndcg_k,
-    )
-    log.info("holdout metrics: %s", metrics)
+    ranker, ranker_params = fit_ranker(cfg, fit, validation, feature_columns)
+    ctr, ctr_params = fit_classifier(cfg, fit, validation, feature_columns, "label_click")
+    clicked = (fit[fit["label_click"] == 1], validation[validation["label_click"] == 1])
+    cvr, cvr_params = fit_classifier(cfg, *clicked, feature_columns, "label_purchase")
+    if cfg.objective == "gmv" and (ctr is None or cvr is None):
+        raise ValueError("objective=gmv needs clicks and purchases in the training days to fit CTR and CVR models")
+    bundle = ModelBundle(ranker=ranker, feature_columns=feature_columns, objective=cfg.objective, ctr=ctr, cvr=cvr)
+
+    scored, score_columns = score_holdout(settings, bundle, holdout)
+    metrics = evaluate_holdout(scored, score_columns, k=cfg.ndcg_k)
+    k = cfg.ndcg_k
+    if metrics.get(f"oracle_ndcg@{k}"):
+        metrics[f"model_oracle_ratio@{k}"] = metrics[f"model_ndcg@{k}"] / metrics[f"oracle_ndcg@{k}"]
+    calibration: dict[str, list[float]] = {}
+    if "ctr_score" in scored.columns:
+        table = calibration_table(scored["label_click"], scored["ctr_score"])
+        metrics["ctr_ece"] = expected_calibration_error(table)
+        metrics["ctr_auc_click"] = auc(scored["label_click"], scored["ctr_score"])
+        if "purchase_score" in scored.columns:
+            metrics["purchase_auc_purchase"] = auc(scored["label_purchase"], scored["purchase_score"])
+        calibration = {"predicted": table["predicted"].tolist(), "observed": table["observed"].tolist()}
+    log.info("holdout metrics: %s", {key: round(v, 4) for key, v in metrics.items() if "slice" not in key})
 
     out = candidate_dir(settings, run_date)
     out.mkdir(parents=True, exist_ok=True)
     ranker.save_model(out / MODEL_FILE)
+    for model, name in ((ctr, CTR_MODEL_FILE), (cvr, CVR_MODEL_FILE)):
+        (out / name).unlink(missing_ok=True)
+        if model is not None:
+            model.save_model(out / name)
+    scored.to_parquet(out / HOLDOUT_FILE, index=False)
     card = CandidateCard(
         run_date=run_date.isoformat(),
         feature_service=cfg.feature_service,
         feature_columns=feature_columns,
         n_categories=settings.simulator.categories,
-        metrics=metrics,
+        metrics=json_safe(metrics),
         train_rows=len(train),
         holdout_rows=len(holdout),
-        train_window=[str(train["dt"].min()), str(train["dt"].max())],
-        holdout_window=[str(holdout["dt"].min()), str(holdout["dt"].max())],
-        params=params,
+        train_window=_window(train),
+        holdout_window=_window(holdout),
+        validation_window=_window(validation),
+        params={"ranker": ranker_params, "ctr": ctr_params, "cvr": cvr_params},
+        objective=cfg.objective,
+        code_version=code_version(settings.project_root),
+        holdout_path=str(out / HOLDOUT_FILE),
+        report_path=str(out / REPORT_FILE),
+        feature_importance=_importance(ranker, feature_columns),
+        calibration=calibration,
     )
+    from training.report import write_report
+
+    write_report(out / REPORT_FILE, asdict(card), scored, score_columns)
     (out / CARD_FILE).write_text(json.dumps(asdict(card), indent=2))
-    return {"candidate_dir": str(out), **metrics}
+    headline = {key: metrics[key] for key in metrics if key.endswith(f"_ndcg@{k}") and not key.startswith("slice_")}
+    return {"candidate_dir": str(out), "report": str(out / REPORT_FILE), **headline}

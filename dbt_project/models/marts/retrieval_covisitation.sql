@@ -1,0 +1,73 @@
+{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/retrieval_covisitation.parquet') }}
+-- Item-to-item co-visitation for candidate retrieval: two items clicked by the same user on the same day (the
+-- session) within the last N days before the serving snapshot (run's day + 1); the top M neighbours per item.
+{%- set window_days = var('retrieval_window_days') | int %}
+{%- set max_neighbours = var('retrieval_max_neighbours') | int %}
+
+with
+
+run as (
+
+    select max(run_date) as run_date from {{ ref('int_day_spine') }}
+
+),
+
+clicks as (
+
+    select distinct
+        events.user_id,
+        events.event_date,
+        events.item_id
+
+    from {{ ref('int_events') }} as events
+    cross join run
+    where events.event_type = 'click'
+        and events.event_date > run.run_date - interval {{ window_days }} day
+
+),
+
+pairs as (
+
+    select
+        a.item_id,
+        b.item_id as neighbour_item_id,
+        count(*) as co_visits
+
+    from clicks as a
+    inner join clicks as b
+        on a.user_id = b.user_id
+        and a.event_date = b.event_date
+        and a.item_id <> b.item_id
+    group by a.item_id, b.item_id
+
+),
+
+ranked as (
+
+    select
+        pairs.*,
+        row_number() over (
+            partition by pairs.item_id order by pairs.co_visits desc, pairs.neighbour_item_id
+        ) as neighbour_rank
+
+    from pairs
+
+),
+
+final as (
+
+    select
+        ranked.item_id,
+        ranked.neighbour_item_id,
+        ranked.co_visits,
+        ranked.neighbour_rank,
+        cast(run.run_date + interval 1 day as date) as snapshot_date
+
+    from ranked
+    cross join run
+    where ranked.neighbour_rank <= {{ max_neighbours }}
+
+)
+
+select * from final
+order by item_id, neighbour_rank

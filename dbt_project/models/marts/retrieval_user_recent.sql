@@ -1,0 +1,56 @@
+{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/retrieval_user_recent.parquet') }}
+-- Each user's most recently clicked items (seeds of co-visitation retrieval) within the last N days before the
+-- serving snapshot (run's day + 1); one row per (user, item), the latest click first.
+{%- set window_days = var('retrieval_window_days') | int %}
+{%- set max_recent = var('retrieval_max_recent_items') | int %}
+
+with
+
+run as (
+
+    select max(run_date) as run_date from {{ ref('int_day_spine') }}
+
+),
+
+clicks as (
+
+    select
+        events.user_id,
+        events.item_id,
+        max(events.event_ts) as last_click_ts
+
+    from {{ ref('int_events') }} as events
+    cross join run
+    where events.event_type = 'click'
+        and events.event_date > run.run_date - interval {{ window_days }} day
+    group by events.user_id, events.item_id
+
+),
+
+ranked as (
+
+    select
+        clicks.*,
+        row_number() over (partition by clicks.user_id order by clicks.last_click_ts desc, clicks.item_id) as recency_rank
+
+    from clicks
+
+),
+
+final as (
+
+    select
+        ranked.user_id,
+        ranked.item_id,
+        ranked.last_click_ts,
+        ranked.recency_rank,
+        cast(run.run_date + interval 1 day as date) as snapshot_date
+
+    from ranked
+    cross join run
+    where ranked.recency_rank <= {{ max_recent }}
+
+)
+
+select * from final
+order by user_id, recency_rank

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make airflow`: Airflow's API server (UI), scheduler, DAG processor and triggerer, in the foreground; Ctrl-C stops all.
+# Not `airflow standalone`: its log servers listen on every interface (ports 8793/8794). With the LocalExecutor the
+# API server reads task logs from the local disk, so the log servers are skipped and everything stays on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export PATH="$PWD/$BIN:$PATH"
+eval "$($BIN/shoprank env)"
+LOG_DIR="$AIRFLOW_HOME/logs/processes"; mkdir -p "$LOG_DIR"
+USER_NAME=$($BIN/python -c 'from shoprank.settings import get_settings; print(get_settings().airflow.admin_user)')
+
+pids=()
+stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop EXIT INT TERM
+
+airflow api-server --host "$AIRFLOW__API__HOST" --port "$AIRFLOW__API__PORT" --workers 1 > "$LOG_DIR/api-server.log" 2>&1 &
+pids+=($!)
+airflow scheduler --skip-serve-logs > "$LOG_DIR/scheduler.log" 2>&1 & pids+=($!)
+airflow dag-processor > "$LOG_DIR/dag-processor.log" 2>&1 & pids+=($!)
+airflow triggerer --skip-serve-logs > "$LOG_DIR/triggerer.log" 2>&1 & pids+=($!)
+
+echo "==> [airflow] starting (logs: $LOG_DIR)"
+for _ in $(seq 1 90); do
+    curl -fs "$AIRFLOW__API__BASE_URL/api/v2/version" > /dev/null 2>&1 && break
+    sleep 1
+done
+echo "==> [airflow] UI: $AIRFLOW__API__BASE_URL  user: $USER_NAME  password: in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+echo "==> [airflow] Ctrl-C stops it"
+wait -n "${pids[@]}"
+echo "==> [airflow] a component exited; stopping the rest (see $LOG_DIR)"

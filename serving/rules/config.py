@@ -1,0 +1,54 @@
+"""The rules file (serving/rules.yaml) as typed settings: one versioned file, validated when the service loads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+
+
+class ColdStartRules(_Section):
+    max_per_category: int = Field(3, ge=1)
+    segment_bonus: float = Field(1.0, ge=0)
+
+
+class ExplorationRules(_Section):
+    max_share: float = Field(0.2, ge=0, le=1)
+    prior_strength: float = Field(50.0, gt=0)
+    new_seller_days: float = Field(14.0, ge=0)
+
+
+class SupplyDemandRules(_Section):
+    remove_out_of_stock: bool = True
+    min_daily_sales: float = Field(0.1, gt=0)
+    low_stock_cover_days: float = Field(2.0, ge=0)
+    low_stock_penalty: float = Field(1.0, ge=0)
+    overstock_cover_days: float = Field(60.0, ge=0)
+    overstock_min_units: float = Field(50.0, ge=0)
+    overstock_boost: float = Field(0.3, ge=0)
+    max_per_seller: int = Field(3, ge=1)
+    new_seller_min_items: int = Field(1, ge=0)
+
+
+class MixingRules(_Section):
+    surfaces: list[str] = Field(default_factory=lambda: ["feed"])
+    min_share: dict[str, float] = Field(default_factory=dict)
+
+
+class RulesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    cold_start: ColdStartRules = ColdStartRules()
+    exploration: ExplorationRules = ExplorationRules()
+    supply_demand: SupplyDemandRules = SupplyDemandRules()
+    mixing: MixingRules = MixingRules()
+
+
+def load_rules(path: Path) -> RulesConfig:
+    return RulesConfig.model_validate(yaml.safe_load(Path(path).read_text()))

@@ -1,0 +1,145 @@
+"""The scored slate the rules work on: one aligned numpy array per attribute, plus each item's reasons.
+
+Scores rank items (higher first); ``order`` rules return a permutation of positions into the slate. Unknown items
+(not in the item cache) carry neutral values: type/category -1, seller "", stock NaN (kept), new (cold start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+ITEM_TYPES = {"product": 0, "video": 1, "live": 2}
+
+
+@dataclass(frozen=True)
+class Slate:
+    item_ids: np.ndarray
+    scores: np.ndarray
+    item_type: np.ndarray
+    category: np.ndarray
+    seller: np.ndarray
+    stock: np.ndarray
+    purchases_7d: np.ndarray
+    clicks_7d: np.ndarray
+    ctr: np.ndarray
+    is_new_item: np.ndarray
+    is_new_seller: np.ndarray
+    reasons: tuple[tuple[str, ...], ...]
+    # Items a rule took out of the slate, with why (explain shows them).
+    removed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def with_scores(self, scores: np.ndarray, moved: np.ndarray, reason: str) -> Slate:
+        """A copy with new scores, ``reason`` noted on the items where ``moved`` is True."""
+        return replace(self, scores=np.asarray(scores, dtype=float), reasons=noted(self.reasons, moved, reason))
+
+    def with_reasons(self, positions: np.ndarray | list[int], reason: str) -> Slate:
+        mask = np.zeros(len(self), dtype=bool)
+        mask[np.asarray(positions, dtype=int)] = True
+        return replace(self, reasons=noted(self.reasons, mask, reason))
+
+    def subset(self, keep: np.ndarray, reason: str) -> Slate:
+        """The items where ``keep`` is True; the others are recorded in ``removed`` with ``reason``."""
+        arrays = {
+            name: getattr(self, name)[keep]
+            for name in (
+                "item_ids",
+                "scores",
+                "item_type",
+                "category",
+                "seller",
+                "stock",
+                "purchases_7d",
+                "clicks_7d",
+                "ctr",
+                "is_new_item",
+                "is_new_seller",
+            )
+        }
+        dropped = {str(i): (*self.reasons[p], reason) for p, i in enumerate(self.item_ids) if not keep[p]}
+        reasons = tuple(r for r, k in zip(self.reasons, keep, strict=True) if k)
+        return replace(self, **arrays, reasons=reasons, removed={**self.removed, **dropped})
+
+    def spread(self) -> float:
+        """The unit of score adjustments: the scores' standard deviation (1 when flat)."""
+        finite = self.scores[np.isfinite(self.scores)]
+        value = float(np.std(finite)) if len(finite) > 1 else 0.0
+        return value if value > 1e-12 else 1.0
+
+
+def noted(reasons: tuple[tuple[str, ...], ...], mask: np.ndarray, reason: str) -> tuple[tuple[str, ...], ...]:
+    return tuple((*r, reason) if m else r for r, m in zip(reasons, mask, strict=True))
+
+
+def by_score(slate: Slate) -> np.ndarray:
+    """Positions by score descending, ties by item id (deterministic)."""
+    scores = np.where(np.isfinite(slate.scores), slate.scores, -np.inf)
+    return np.lexsort((slate.item_ids.astype(str), -scores))
+
+
+def make_slate(
+    item_ids: list[str] | np.ndarray,
+    scores: np.ndarray,
+    *,
+    item_type: np.ndarray | None = None,
+    category: np.ndarray | None = None,
+    seller: np.ndarray | None = None,
+    stock: np.ndarray | None = None,
+    purchases_7d: np.ndarray | None = None,
+    clicks_7d: np.ndarray | None = None,
+    ctr: np.ndarray | None = None,
+    is_new_item: np.ndarray | None = None,
+    is_new_seller: np.ndarray | None = None,
+) -> Slate:
+    """A slate with neutral defaults for anything not given (tests and the service build it the same way)."""
+    n = len(item_ids)
+
+    def arr(value: np.ndarray | None, default: object, dtype: object) -> np.ndarray:
+        return np.full(n, default, dtype=dtype) if value is None else np.asarray(value, dtype=dtype)  # type: ignore[call-overload]
+
+    return Slate(
+        item_ids=np.asarray(item_ids, dtype=object),
+        scores=np.asarray(scores, dtype=float),
+        item_type=arr(item_type, 0, np.int64),
+        category=arr(category, -1, np.int64),
+        seller=arr(seller, "", object),
+        stock=arr(stock, np.nan, float),
+        purchases_7d=arr(purchases_7d, 0.0, float),
+        clicks_7d=arr(clicks_7d, 0.0, float),
+        ctr=arr(ctr, 0.05, float),
+        is_new_item=arr(is_new_item, False, bool),
+        is_new_seller=arr(is_new_seller, False, bool),
+        reasons=tuple(() for _ in range(n)),
+    )
+
+
+def promote(order: np.ndarray, incoming: list[int], outgoing: list[int]) -> np.ndarray:
+    """Swap each ``incoming`` position into the place of the matching ``outgoing`` one (which takes its place)."""
+    out = np.asarray(order).copy()
+    where = {int(p): i for i, p in enumerate(out)}
+    for new, old in zip(incoming, outgoing, strict=True):
+        a, b = where[new], where[old]
+        out[a], out[b] = out[b], out[a]
+        where[new], where[old] = b, a
+    return out
+
+
+def ensure_minimum(
+    order: np.ndarray, mask: np.ndarray, minimum: int, k: int, protected: np.ndarray | None = None
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """Bring the best items where ``mask`` holds into the top k until it has ``minimum`` of them.
+
+    Each promoted item swaps places with the lowest-ranked top-k item that is neither masked nor ``protected``.
+    Returns (new order, promoted positions, demoted positions).
+    """
+    top, rest = list(order[:k]), list(order[k:])
+    have = int(mask[top].sum())
+    incoming = [p for p in rest if mask[p]][: max(minimum - have, 0)]
+    guard = mask if protected is None else (mask | protected)
+    outgoing = [p for p in reversed(top) if not guard[p]][: len(incoming)]
+    incoming = incoming[: len(outgoing)]
+    return promote(order, incoming, outgoing), incoming, outgoing

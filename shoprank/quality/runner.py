@@ -1,0 +1,165 @@
+"""Run GX suites over in-memory frames through one file-backed context, so every run lands in Data Docs.
+
+The context lives in ``settings.quality_dir / "gx"`` (generated, never in the repository). Suites, batch
+definitions and checkpoints are re-declared with ``add_or_update`` on every run: the code is the source of truth,
+the files are only GX's bookkeeping and the Data Docs site.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from shoprank.settings import Settings
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+
+log = logging.getLogger(__name__)
+
+
+class DataQualityError(RuntimeError):
+    """A suite failed; ``failures`` holds one dict per failed expectation (suite, table, expectation, sample)."""
+
+    def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+@dataclass
+class Batch:
+    """One frame to validate with one suite; ``partition`` names where the rows came from (for the log).
+
+    The suite comes as a factory: GX binds a suite to the context that is current when it is built.
+    """
+
+    table: str
+    frame: pd.DataFrame
+    make_suite: Callable[[], gx.ExpectationSuite]
+    partition: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def gx_root(settings: Settings) -> Path:
+    return settings.quality_dir / "gx"
+
+
+def data_docs_index(settings: Settings) -> Path:
+    """The Data Docs landing page (GX's default local site in a file context)."""
+    return gx_root(settings) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def get_context(settings: Settings) -> Any:
+    import great_expectations as gx  # heavy import (~4 s): only when validating
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    root = gx_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm noise in task logs
+    return context
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def failures_of(suite_name: str, table: str, partition: str, result: Any, sample_size: int) -> list[dict[str, Any]]:
+    """One dict per failed expectation of a suite result, with a sample of the offending values."""
+    failed = []
+    for r in result.results:
+        if r.success:
+            continue
+        config = r.expectation_config
+        details = r.result or {}
+        sample = details.get("partial_unexpected_list") or details.get("observed_value")
+        exception = r.exception_info if isinstance(r.exception_info, dict) else {}
+        failed.append(
+            {
+                "suite": suite_name,
+                "table": table,
+                "partition": partition,
+                "expectation": config.type,
+                "kwargs": _jsonable({k: v for k, v in config.kwargs.items() if k != "batch_id"}),
+                "unexpected_count": details.get("unexpected_count"),
+                "sample": _jsonable(sample[:sample_size] if isinstance(sample, list) else sample),
+                "exception": exception.get("exception_message"),
+            }
+        )
+    return failed
+
+
+def run_batches(
+    settings: Settings, stage: str, run_name: str, batches: list[Batch]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Validate every batch with its suite in one checkpoint run; returns (results by suite, failures).
+
+    Data Docs are rebuilt at the end when ``settings.quality.build_data_docs`` is on.
+    """
+    import great_expectations as gx
+
+    context = get_context(settings)
+    source = context.data_sources.add_or_update_pandas(name=stage)
+    definitions = []
+    suites = []
+    for batch in batches:
+        suite = context.suites.add_or_update(batch.make_suite())
+        suites.append(suite)
+        asset_name = suite.name
+        try:
+            asset = source.get_asset(asset_name)
+        except LookupError:
+            asset = source.add_dataframe_asset(name=asset_name)
+        try:
+            batch_definition = asset.get_batch_definition("whole_frame")
+        except KeyError:
+            batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
+        definitions.append(
+            context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=suite)
+            )
+        )
+
+    results: dict[str, Any] = {}
+    failures: list[dict[str, Any]] = []
+    run_id = gx.RunIdentifier(run_name=run_name)
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": max(settings.quality.sample_size, 5)}
+    for batch, suite, definition in zip(batches, suites, definitions, strict=True):
+        suite_result = definition.run(
+            batch_parameters={"dataframe": batch.frame}, result_format=result_format, run_id=run_id
+        )
+        results[suite.name] = {
+            "table": batch.table,
+            "partition": batch.partition,
+            "rows": len(batch.frame),
+            **batch.extra,
+            "success": bool(suite_result.success),
+            "statistics": _jsonable(suite_result.statistics),
+            "results": [_jsonable(r.to_json_dict()) for r in suite_result.results],
+        }
+        failures.extend(
+            failures_of(suite.name, batch.table, batch.partition, suite_result, settings.quality.sample_size)
+        )
+    if settings.quality.build_data_docs:
+        context.build_data_docs()
+    return results, failures
+
+
+def failure_lines(failures: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"  {f['suite']} on {f['table']}{' ' + f['partition'] if f['partition'] else ''}: "
+        f"{f['expectation']}({f['kwargs']}) unexpected={f['unexpected_count']} sample={f['sample']}"
+        + (f" error={f['exception']}" if f["exception"] else "")
+        for f in failures
+    ]
