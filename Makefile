@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models bench clean
+.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench services-up services-down clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,21 @@ rank: setup ## ask the running service for a feed (USER_ID=u000001)
 
 models: setup ## list registered models with their holdout metrics
 	@$(BIN)/shoprank models
+
+promote: setup ## champion/challenger gate on the run's challenger (TAG=name:version to pick one, FORCE=1 to override)
+	@$(STACK_ENV); $(BIN)/shoprank promote --run-date $(RUN_DATE) $(if $(TAG),--tag $(TAG)) $(if $(FORCE),--force)
+
+rollback: setup ## restore the previous champion (serving picks it up on reload / restart)
+	@$(STACK_ENV); $(BIN)/shoprank rollback
+
+bench-train: setup ## training throughput: XGBoost vs LightGBM lambdarank at 1M and 10M rows (BENCH_TRAIN_ARGS=...)
+	@$(BIN)/python -m benchmarks.bench_train $(BENCH_TRAIN_ARGS)
+
+services-up: setup ## start PostgreSQL and Redis on loopback for the services profile (apt-get installs if absent)
+	@bash scripts/services.sh up
+
+services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-existing servers are left alone)
+	@bash scripts/services.sh down
 
 bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latency and throughput (var/bench)
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

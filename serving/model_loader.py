@@ -2,7 +2,7 @@
 
 Resolution order, in one place so the promotion logic can change without touching the service:
 1. ``SHOPRANK_MODEL_TAG`` (e.g. ``shoprank_ranker:abc123``) pins a model;
-2. otherwise the newest model of ``settings.training.model_name`` labelled ``stage=champion``;
+2. otherwise the champion promoted by the gate (``training.registry.champion_tag``: <home>/models/registry.json);
 3. otherwise ``<model_name>:latest``.
 """
 
@@ -45,11 +45,12 @@ def resolve_champion_tag(settings: Settings) -> str:
     pinned = os.environ.get(MODEL_TAG_ENV)
     if pinned:
         return str(bentoml.models.get(pinned).tag)
-    name = settings.training.model_name
-    champions = [m for m in bentoml.models.list(name) if m.info.labels.get("stage") == "champion"]
-    if champions:
-        return str(max(champions, key=lambda m: m.info.creation_time).tag)
-    return str(bentoml.models.get(f"{name}:latest").tag)
+    from training.registry import champion_tag
+
+    champion = champion_tag(settings)
+    if champion:
+        return str(bentoml.models.get(champion).tag)
+    return str(bentoml.models.get(f"{settings.training.model_name}:latest").tag)
 
 
 def load_champion(settings: Settings) -> LoadedModel:

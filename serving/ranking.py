@@ -16,7 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from shoprank.ranking_features import ITEM_FEATURES, add_derived_features, model_matrix, stored_user_features
+from shoprank.ranking_features import (
+    DERIVED_FEATURES,
+    ITEM_FEATURES,
+    USER_FEATURES,
+    add_derived_features,
+    category_share_columns,
+    model_matrix,
+    stored_user_features,
+)
 
 REASON_MODEL = "model"
 REASON_POPULAR = "popular-fallback"
@@ -97,3 +105,52 @@ def top_k(item_ids: Sequence[str], scores: Sequence[float] | np.ndarray, k: int,
     ids = np.asarray(item_ids, dtype=object)
     order = np.lexsort((ids, -sortable))[: max(k, 0)]
     return [Ranked(item_id=str(ids[i]), score=float(values[i]), rank=r + 1, reason=reason) for r, i in enumerate(order)]
+
+
+# ---- the fast path: numpy only, from the item cache's matrix -------------------------------------------------
+FAST_PATH_COLUMNS = frozenset(USER_FEATURES + ITEM_FEATURES + DERIVED_FEATURES)
+
+
+def user_vector(user_features: Mapping[str, Any] | None, n_categories: int) -> tuple[bool, dict[str, float]]:
+    """(cold, stored user features as floats): NaN where missing; a cold user gets ``user_is_cold_start = 1``."""
+    cold = is_unknown_user(user_features, n_categories)
+    values: dict[str, float] = {}
+    for name in stored_user_features(n_categories):
+        raw = None if cold else (user_features or {}).get(name)
+        try:
+            values[name] = float("nan") if _is_missing(raw) else float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            values[name] = float("nan")
+    if cold:
+        values["user_is_cold_start"] = 1.0
+    return cold, values
+
+
+def fast_matrix(
+    user: Mapping[str, float], items: np.ndarray, feature_columns: Sequence[str], n_categories: int
+) -> np.ndarray:
+    """The model matrix for one user and the item rows ``items`` (ITEM_FEATURES order), without pandas.
+
+    Same values as ``model_matrix(add_derived_features(frame), feature_columns)`` on the frame built by
+    :func:`build_feature_frame` (a test checks it); only for columns in FAST_PATH_COLUMNS.
+    """
+    n = items.shape[0]
+    out = np.empty((n, len(feature_columns)), dtype=np.float32)
+    category = items[:, ITEM_FEATURES.index("item_category_id")]
+    price = items[:, ITEM_FEATURES.index("item_price")]
+    for j, name in enumerate(feature_columns):
+        if name in ITEM_FEATURES:
+            out[:, j] = items[:, ITEM_FEATURES.index(name)]
+        elif name == "user_category_affinity":
+            shares = np.array([user.get(c, np.nan) for c in category_share_columns(n_categories)], dtype=float)
+            shares = np.nan_to_num(shares, nan=0.0)
+            known = np.isfinite(category) & (category >= 0) & (category < n_categories)
+            affinity = np.zeros(n)
+            affinity[known] = shares[category[known].astype(int)]
+            out[:, j] = affinity
+        elif name == "price_to_user_avg":
+            avg = user.get("user_avg_click_price_30d", np.nan)
+            out[:, j] = price / avg if np.isfinite(avg) and avg > 0 else np.nan
+        else:
+            out[:, j] = user.get(name, np.nan)
+    return out

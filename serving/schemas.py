@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from shoprank.settings import get_settings
 
@@ -17,40 +17,80 @@ _LIMITS = get_settings().serving
 
 EntityId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Surface = Literal["feed", "search"]
+ContextValue = str | int | float | bool
 
 
 class RankRequest(BaseModel):
-    """One ranking request: rank ``candidate_ids`` (or, without them, the most popular items) for ``user_id``."""
+    """One ranking request: rank ``candidate_ids`` (or, without them, retrieved candidates) for ``user_id``."""
 
     model_config = ConfigDict(extra="forbid")
 
     user_id: EntityId = Field(description="The shopper; unknown ids are served as cold-start users.")
-    surface: Surface = Field("feed", description="Where the list is shown.")
-    query: Annotated[str, StringConstraints(max_length=256)] | None = Field(
-        None, description="The search query (surface 'search'); retrieval v0 does not use it yet."
+    surface: Surface = Field("feed", description="Where the list is shown: 'feed', or 'search' (needs a query).")
+    query: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = Field(
+        None, validate_default=True, description="The search query; required when surface is 'search'."
+    )
+    context: dict[Annotated[str, StringConstraints(max_length=64)], ContextValue] | None = Field(
+        None,
+        max_length=32,
+        description="Request context, e.g. {'category_id': 3} (the segment of cold-start users), device, page.",
     )
     candidate_ids: list[EntityId] | None = Field(
         None,
         max_length=_LIMITS.max_candidates,
-        description="Items to rank. Omitted: the most popular items (retrieval v0). Duplicates are ranked once.",
+        description="Items to rank. Omitted: the service retrieves its own. Duplicates are ranked once.",
     )
     k: int = Field(_LIMITS.default_k, ge=1, le=_LIMITS.max_k, description="How many items to return.")
+    apply_rules: bool = Field(
+        True, description="False: the model's order only (no business rules), for replays and A/B comparisons."
+    )
+    request_id: EntityId | None = Field(
+        None, description="The caller's id for this request (logged; seeds exploration). Generated when omitted."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _search_needs_a_query(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("surface") == "search" and not value:
+            raise ValueError("a search request needs a non-empty query")
+        return value
+
+    def segment_category(self) -> int | None:
+        value = (self.context or {}).get("category_id")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class RankedItem(BaseModel):
     item_id: str
     score: float
     rank: int = Field(ge=1)
-    reason: str = Field(description="Why the item is here: 'model' or 'popular-fallback'.")
+    reason: str = Field(description="Why the item is here: 'model', 'popular-fallback' or the last rule that moved it.")
+    reasons: list[str] = Field(default_factory=list, description="Every rule that moved the item, in order.")
 
 
 class RankResponse(BaseModel):
     user_id: str
+    request_id: str
     model_version: str | None = Field(description="The BentoML tag of the model that scored the list.")
     feature_service: str | None
+    rules_version: str | None = Field(None, description="version of serving/rules.yaml (None: rules not applied)")
     degraded: bool = Field(description="True when a fallback was used; degraded_reasons says which.")
     degraded_reasons: list[str] = Field(default_factory=list)
     items: list[RankedItem]
+
+
+class ExplainedItem(RankedItem):
+    features: dict[str, float | None] = Field(description="The model's input features for this item (NaN: None).")
+    contributions: dict[str, float] = Field(
+        default_factory=dict, description="XGBoost pred_contribs per feature, plus 'bias' (they sum to the margin)."
+    )
+    model_score: float | None = Field(None, description="The model's score before any rule.")
+    retrieval_source: str | None = None
+
+
+class ExplainResponse(RankResponse):
+    items: list[ExplainedItem]  # type: ignore[assignment]
+    removed: dict[str, list[str]] = Field(default_factory=dict, description="Items a rule removed, with reasons.")
 
 
 class ModelInfo(BaseModel):
@@ -61,3 +101,22 @@ class ModelInfo(BaseModel):
     feature_columns: list[str] = Field(default_factory=list)
     popular_pool_size: int
     load_error: str | None = None
+    rules_version: str | None = None
+    item_cache_snapshot: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    model_version: str | None
+    previous_model_version: str | None
+    error: str | None = None
+    item_cache_size: int
+    rules_version: str | None
+
+
+class ReadyDetails(BaseModel):
+    ready: bool
+    model_loaded: bool
+    feature_store_reachable: bool
+    item_cache_size: int
+    detail: str | None = None

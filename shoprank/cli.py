@@ -55,8 +55,42 @@ def _step_command(name: str) -> None:
     app.command(name)(command)
 
 
+# Steps with a hand-written command below (more options than --run-date).
+_CUSTOM_COMMANDS = {"promote"}
 for _name in pipeline.STEPS:
-    _step_command(_name)
+    if _name not in _CUSTOM_COMMANDS:
+        _step_command(_name)
+
+
+@app.command("promote")
+def promote(
+    run_date: RunDate = None,
+    tag: Annotated[str | None, typer.Option(help="model tag to gate (default: the run's registered challenger)")] = None,
+    force: Annotated[bool, typer.Option(help="promote even if the gate refuses (the reason is recorded)")] = False,
+) -> None:
+    """Champion/challenger gate: promote the challenger only if it beats the champion on the same holdout."""
+    if tag is None and not force:
+        _print(pipeline.promote(_run_date(run_date)))
+        return
+    from training.gate import promote as run_gate
+    from training.registry import registered_tag
+    from training.train import candidate_dir
+
+    settings = get_settings()
+    challenger = tag or registered_tag(candidate_dir(settings, _run_date(run_date)))
+    _print(run_gate(settings, challenger, force=force, label="manual"))
+
+
+@app.command("rollback")
+def rollback(reason: Annotated[str, typer.Option(help="why (recorded in the registry)")] = "manual rollback") -> None:
+    """Retire the current champion and restore the previous one (serving picks it up on reload)."""
+    from training.registry import rollback as run_rollback
+
+    try:
+        _print(run_rollback(get_settings(), reason))
+    except ValueError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from err
 
 
 @app.command("run")

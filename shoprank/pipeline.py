@@ -78,12 +78,22 @@ def train(run_date: date) -> dict[str, Any]:
 
 
 def register(run_date: date) -> dict[str, Any]:
-    """Save the run's candidate model to the model store."""
+    """Save the run's candidate model to the model store, as a challenger."""
     from training.registry import register_candidate
     from training.train import candidate_dir
 
     settings = _settings()
     return register_candidate(settings, candidate_dir(settings, run_date))
+
+
+def promote(run_date: date) -> dict[str, Any]:
+    """Champion/challenger gate: promote the run's challenger only if it beats the champion on the same holdout."""
+    from training.gate import promote as run_gate
+    from training.registry import registered_tag
+    from training.train import candidate_dir
+
+    settings = _settings()
+    return run_gate(settings, registered_tag(candidate_dir(settings, run_date)), label=run_date.isoformat())
 
 
 # In dependency order; `shoprank run` and the DAG follow it.
@@ -95,6 +105,7 @@ STEPS = {
     "materialize": materialize,
     "train": train,
     "register": register,
+    "promote": promote,
 }
 
 

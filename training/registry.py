@@ -112,6 +112,7 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the serving process reads it
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.flush()

@@ -58,6 +58,7 @@ def get_context(settings: Settings) -> Any:
     import great_expectations as gx  # heavy import (~4 s): only when validating
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
     root = gx_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root))

@@ -1,0 +1,107 @@
+"""Served requests and their impressions, logged in the raw data contract so tomorrow's pipeline can learn from today.
+
+Impressions are rows of the raw ``events`` table (event_type 'impression', request_id, position, surface, query,
+price); one row per request goes to a ``requests`` table beside it (model and rules versions, degraded, latency).
+Both are buffered in memory and written as new files — ``<serving_logs_dir>/<table>/dt=YYYY-MM-DD/part-<uuid>.parquet``
+— when the buffer is full, every ``flush_seconds`` (a daemon timer) and at shutdown. They never go into raw_dir,
+whose partitions the simulator rewrites; an ingestion step can append them to raw events (same schema).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shoprank.simulator import SCHEMAS
+
+log = logging.getLogger("shoprank.serving.log")
+
+REQUEST_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("request_ts", pa.timestamp("us", tz="UTC")),
+        ("user_id", pa.string()),
+        ("surface", pa.string()),
+        ("query", pa.string()),
+        ("k", pa.int64()),
+        ("apply_rules", pa.bool_()),
+        ("model_version", pa.string()),
+        ("rules_version", pa.string()),
+        ("degraded", pa.bool_()),
+        ("degraded_reasons", pa.string()),
+        ("n_candidates", pa.int64()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+
+
+class RequestLogger:
+    def __init__(self, root: Path, buffer_rows: int = 5000, flush_seconds: float = 10.0) -> None:
+        self.root = Path(root)
+        self.buffer_rows = buffer_rows
+        self.flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+        self._requests: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._tick, name="request-log-flush", daemon=True)
+        self._timer.start()
+
+    def log(self, request: dict[str, Any], impressions: list[dict[str, Any]]) -> None:
+        """One served request and its impressions (contract columns; event_id/event_ts filled here)."""
+        now = datetime.now(UTC)
+        for row in impressions:
+            row.setdefault("event_id", uuid.uuid4().hex)
+            row.setdefault("event_ts", now)
+            row.setdefault("event_type", "impression")
+            row.setdefault("quantity", None)
+        request.setdefault("request_ts", now)
+        with self._lock:
+            self._events.extend(impressions)
+            self._requests.append(request)
+            full = len(self._events) >= self.buffer_rows
+        if full:
+            self.flush()
+
+    def flush(self) -> list[Path]:
+        with self._lock:
+            events, requests = self._events, self._requests
+            self._events, self._requests = [], []
+        written = []
+        try:
+            written += self._write("events", events, SCHEMAS["events"], "event_ts")
+            written += self._write("requests", requests, REQUEST_SCHEMA, "request_ts")
+        except Exception:
+            log.exception("could not write %d serving log rows", len(events) + len(requests))
+        return written
+
+    def _write(self, table: str, rows: list[dict[str, Any]], schema: pa.Schema, ts: str) -> list[Path]:
+        if not rows:
+            return []
+        frame = pd.DataFrame(rows, columns=schema.names)
+        frame[ts] = pd.to_datetime(frame[ts], utc=True).astype("datetime64[us, UTC]")
+        paths = []
+        for day, part in frame.groupby(frame[ts].dt.date):
+            path = self.root / table / f"dt={day.isoformat()}" / f"part-{uuid.uuid4().hex}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            pq.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False), tmp)
+            tmp.replace(path)  # atomic: a reader never sees half a file
+            paths.append(path)
+        return paths
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
