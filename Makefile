@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench services-up services-down clean
+.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench docs quarantine services-up services-down system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,7 +30,10 @@ $(VENV)/.installed: pyproject.toml uv.lock
 demo: setup airflow-init ## set up, run shoprank_daily end to end, serve the model, rank a feed, stop
 	@bash scripts/demo.sh
 
-test: setup ## set up and run the whole test suite (real dbt, Feast, Airflow, BentoML)
+system-deps: ## apt-get what the tests drive: chromium + chromedriver (browser test), docker-compose (config check)
+	@bash scripts/system-deps.sh
+
+test: setup system-deps ## set up and run the whole test suite (real dbt, Feast, Airflow, BentoML)
 	@echo "==> [test] pytest $(PYTEST_ARGS)"
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -85,6 +88,12 @@ services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-
 
 bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latency and throughput (var/bench)
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+docs: setup ## build Great Expectations Data Docs and dbt docs under the settings home; print the paths to open
+	@$(STACK_ENV); $(BIN)/python -c 'from shoprank.quality.docs import main; main()'
+
+quarantine: setup ## list raw partitions held in quarantine (release: shoprank quarantine release --table T --dt D)
+	@$(BIN)/shoprank quarantine list
 
 clean: ## delete generated data, models and Airflow home (var/); keeps .venv
 	rm -rf var dbt_project/target dbt_project/logs

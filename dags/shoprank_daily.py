@@ -6,11 +6,17 @@ be reproduced outside Airflow with `shoprank <step> --run-date YYYY-MM-DD`.
 
 Tasks, in order (each safe to re-run for its day):
 - `simulate`: writes the raw partitions of the run's window (deterministic per seed; overwritten identically).
+- `validate_raw`: Great Expectations suites over the run's raw partitions (schema, keys, event_id uniqueness,
+  domains, prices and stock, timestamps inside the day, events -> known items and users, volume band). A failing
+  partition moves to `<home>/quarantine/<table>/dt=<day>/` with its result; the log names suite, table, partition,
+  failed expectations and sample rows; nothing downstream runs. Fix it, `shoprank quarantine release --table T
+  --dt D`, clear the task.
 - `build_warehouse`: `dbt build` of staging views, feature marts and dbt tests; the log names a failed node.
 - `validate_marts`: Great Expectations suites over the marts; on bad data nothing downstream runs and the
   served model is untouched.
 - `feast_apply`: registers entities, feature views and the feature service.
 - `materialize`: loads the run's feature window into the online store (keyed on the run's day).
+- `check_drift`: PSI of every model feature, run's day vs the training window; warns, or blocks training.
 - `train`: point-in-time training set, XGBoost LambdaMART, holdout NDCG@10 next to popularity; writes a candidate.
 - `register`: saves the candidate to the BentoML model store, where `make serve` picks it up.
 
@@ -18,6 +24,9 @@ Recover from a failure by fixing its cause and clearing the task; reproduce any 
 `shoprank <task> --run-date YYYY-MM-DD`.
 
 The run stamped with logical date D processes day D-1 (the day that has just ended).
+
+Quality gates do not retry (bad data stays bad). Why a gate failed: Data Docs (`make docs` prints the path; HTML
+built on every validation) and the JSON results in `<home>/quality/`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,18 @@ DEFAULT_ARGS = {
 }
 
 
+# Data-quality gates: a failure is a finding about the data, not a flake, so they fail at once.
+QUALITY_GATES = {"validate-raw", "validate-marts", "check-drift"}
+
+
+def _docs_md() -> str:
+    """The DAG's docs plus where this deployment's Data Docs and dbt docs are (paths from the settings)."""
+    from shoprank.quality.docs import docs_paths
+
+    links = "\n".join(f"- {name}: `{path}`" for name, path in docs_paths().items())
+    return f"{__doc__}\nDocs of this deployment (`make docs` builds both):\n{links}\n"
+
+
 def run_step(step: str, logical_date=None) -> dict:
     """Run one pipeline step for the day this DAG run processes (Airflow injects logical_date)."""
     from shoprank import pipeline
@@ -51,13 +72,14 @@ def run_step(step: str, logical_date=None) -> dict:
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    doc_md=__doc__,
+    doc_md=_docs_md(),
     tags=["shoprank", "daily", "training"],
 )
 def shoprank_daily() -> None:
     previous = None
     for step in STEPS:
-        current = task(run_step, task_id=step.replace("-", "_"), doc_md=STEPS[step].__doc__)(step=step)
+        gate = {"retries": 0} if step in QUALITY_GATES else {}
+        current = task(run_step, task_id=step.replace("-", "_"), doc_md=STEPS[step].__doc__, **gate)(step=step)
         if previous is not None:
             previous >> current
         previous = current

@@ -1,4 +1,4 @@
-"""Candidate retrieval v0: the most popular items.
+"""Popularity: the fallback ranking, and the last source of candidate retrieval (serving/candidates.py).
 
 The item universe and its popularity come from the item_features mart (``<marts>/item_features.parquet``, the
 file Feast's item view reads offline), keeping each item's latest snapshot (max ``feature_ts``) and ranking by
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.item_cache import ItemCache
 from shoprank.ranking_features import POPULARITY_FEATURE
 
 
@@ -33,6 +34,15 @@ class PopularityIndex:
         latest = items.sort_values(["item_id", "feature_ts"]).drop_duplicates("item_id", keep="last")
         values = pd.to_numeric(latest[POPULARITY_FEATURE], errors="coerce").fillna(0.0).astype(float)
         series = pd.Series(values.to_numpy(), index=latest["item_id"].astype(str).to_numpy(), name=POPULARITY_FEATURE)
+        order = np.lexsort((series.index.to_numpy(dtype=object), -series.to_numpy()))
+        return cls(series.iloc[order])
+
+    @classmethod
+    def from_items(cls, cache: ItemCache) -> PopularityIndex:
+        """From the item cache (one latest row per item already)."""
+        rows = np.arange(len(cache))
+        values = np.nan_to_num(cache.column(POPULARITY_FEATURE, rows))
+        series = pd.Series(values, index=cache.ids.to_numpy(dtype=object), name=POPULARITY_FEATURE)
         order = np.lexsort((series.index.to_numpy(dtype=object), -series.to_numpy()))
         return cls(series.iloc[order])
 

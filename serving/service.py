@@ -4,34 +4,61 @@ Run it from the repository root with the runtime environment of the settings (BE
 
     bentoml serve serving.service:RankingService --host 127.0.0.1 --port 3000
 
-Endpoints
-- ``POST /rank``: the body IS a :class:`~serving.schemas.RankRequest`, flat (``{"user_id": "u1", "k": 10}``); the
-  endpoint takes its model as a positional-only parameter, which BentoML 1.4 treats as the whole body ("root
-  input"). The answer is a :class:`~serving.schemas.RankResponse`. Invalid bodies get HTTP 400 from BentoML:
-  ``{"error": "1 validation error for RankRequestIODescriptor", "detail": [{"type": ..., "loc": ["k"], "msg": ...}]}``.
-- ``GET /model``: the serving model's tag, feature service, card metrics (a FastAPI route mounted on the service).
-- ``GET /livez``, ``/readyz``, ``/healthz``, ``/metrics``: BentoML's own probes and Prometheus metrics.
+Endpoints (see serving/README.md)
+- ``POST /rank``: the body IS a :class:`~serving.schemas.RankRequest`, flat (``{"user_id": "u1", "k": 10}``): the
+  endpoint takes its model as a positional-only parameter ("root input"). Invalid bodies get HTTP 400 naming the
+  field.
+- ``POST /explain``: the same body; per item the features, XGBoost ``pred_contribs`` and every rule that moved it.
+- ``POST /admin/reload``: reload the champion, rules, item cache and retrieval index (token-guarded).
+- ``GET /model``, ``GET /ready-details``; BentoML's ``/livez``, ``/readyz`` (our ``__is_ready__``: model loaded and
+  online store answering), ``/healthz`` and ``/metrics`` (plus the counters of serving/metrics.py).
 
-The ranking path: candidates (request, or retrieval v0: the most popular items) → user features (one online read)
-and item features (one online read for all candidates) → derived features → model score → top k. When the model
-or the online store is unavailable the service ranks by popularity, marks the response ``degraded`` and says why;
-it does not answer 500 to a request it can rank.
+The ranking path, each step a pure module: retrieval (serving/candidates.py) → user features in one online read
+(serving/online_features.py), item features from the in-process cache (serving/item_cache.py) → model score
+(serving/ranking.py) → business rules (serving/rules/) → top k, logged (serving/request_log.py). When the model or
+the online store is unavailable the candidates are ranked by popularity (still through the rules), the response is
+``degraded`` with the reason; the service does not answer 500 to a request it can rank.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI
+import numpy as np
+from fastapi import FastAPI, Header, HTTPException
 
-from serving.model_loader import LoadedModel, load_champion
-from serving.online_features import OnlineFeatureReader
-from serving.ranking import REASON_MODEL, REASON_POPULAR, Ranked, build_feature_frame, dedupe, score, top_k
-from serving.retrieval import PopularityIndex
-from serving.schemas import ModelInfo, RankedItem, RankRequest, RankResponse
-from shoprank.feature_store import get_feature_store
+from serving import metrics
+from serving.ranking import (
+    FAST_PATH_COLUMNS,
+    REASON_MODEL,
+    REASON_POPULAR,
+    build_feature_frame,
+    dedupe,
+    fast_matrix,
+    user_vector,
+)
+from serving.request_log import RequestLogger
+from serving.rules.pipeline import RuleContext, apply_rules, request_seed
+from serving.rules.slate import Slate, by_score, make_slate
+from serving.schemas import (
+    ExplainedItem,
+    ExplainResponse,
+    ModelInfo,
+    RankedItem,
+    RankRequest,
+    RankResponse,
+    ReadyDetails,
+    ReloadResponse,
+)
+from serving.state import ServingState, load_items, load_state
+from shoprank.ranking_features import ITEM_FEATURES, category_share_columns, model_matrix
 from shoprank.settings import apply_runtime_env, get_settings
 
 log = logging.getLogger("shoprank.serving")
@@ -42,97 +69,398 @@ FEATURE_STORE_UNAVAILABLE = "feature-store-unavailable"
 FEATURE_FETCH_FAILED = "feature-fetch-failed"
 SCORING_FAILED = "scoring-failed"
 NO_POPULARITY_INDEX = "popularity-index-unavailable"
+READY_PROBE_USER = "__readyz_probe__"
 
 info_app = FastAPI(title="ShopRank ranker info")
+
+
+@dataclass
+class _Ranking:
+    """A request's ranking with what /explain needs besides the response."""
+
+    response: RankResponse
+    slate: Slate
+    top: np.ndarray
+    matrix: np.ndarray | None
+    model_scores: np.ndarray | None
+    sources: dict[str, str]
 
 
 @bentoml.asgi_app(info_app, path="/")
 @bentoml.service(name="shoprank_ranker", traffic={"timeout": 10}, workers=1)
 class RankingService:
-    """Loads settings, the champion model, the popularity index and the feature store once, then ranks."""
+    """Loads the serving state once (model, feature reader, item cache, retrieval, rules), then ranks."""
 
     def __init__(self) -> None:
         self.settings = get_settings()
         apply_runtime_env(self.settings)
-        self.champion: LoadedModel | None = None
-        self.load_error: str | None = None
-        self.reader: OnlineFeatureReader | None = None
-        try:
-            self.champion = load_champion(self.settings)
-        except Exception as exc:  # the service still answers, by popularity
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("no model to serve; ranking by popularity")
-        try:
-            self.popularity = PopularityIndex.from_parquet(self.settings.marts_export_dir / "item_features.parquet")
-        except Exception:
-            self.popularity = PopularityIndex()
-            log.exception("item_features mart unreadable; retrieval v0 has no candidates")
-        if self.champion is not None:
-            try:
-                self.reader = OnlineFeatureReader(get_feature_store(self.settings), self.champion.feature_service)
-            except Exception:
-                log.exception("feature store unavailable; ranking by popularity")
-        log.info("serving %s (%d popular items)", self.champion.tag if self.champion else None, len(self.popularity))
+        self.state: ServingState = load_state(self.settings)
+        self._reload_lock = threading.Lock()
+        cfg = self.settings.serving
+        self.request_log = (
+            RequestLogger(self.settings.serving_logs_dir, cfg.log_buffer_rows, cfg.log_flush_seconds)
+            if cfg.log_requests
+            else None
+        )
+        if cfg.cache_refresh_seconds > 0:
+            threading.Thread(target=self._watch_marts, name="item-cache-refresh", daemon=True).start()
+        champion = self.state.champion
+        log.info("serving %s (%d cached items)", champion.tag if champion else None, len(self.state.items))
 
+    # ---- conveniences for tests and /model ----------------------------------------------------------------------
+    @property
+    def champion(self):  # noqa: ANN201
+        return self.state.champion
+
+    @property
+    def reader(self):  # noqa: ANN201
+        return self.state.reader
+
+    @property
+    def popularity(self):  # noqa: ANN201
+        return self.state.popularity
+
+    # ---- the ranking path -----------------------------------------------------------------------------------------
     @bentoml.api(route="/rank")
     def rank(self, request: RankRequest, /) -> RankResponse:
-        """Rank candidates (or the most popular items) for a user; see the module docstring."""
+        """Rank candidates (or retrieved ones) for a user; see the module docstring."""
+        return self._rank(request).response
+
+    @bentoml.api(route="/explain")
+    def explain(self, request: RankRequest, /) -> ExplainResponse:
+        """The /rank answer with, per item, its features, the model's per-feature contributions and the rules."""
+        ranking = self._rank(request, log_request=False)
+        state = self.state
+        contributions = _contributions(state, ranking.matrix, ranking.top)
+        columns = state.champion.feature_columns if state.champion else []
+        items = []
+        for row, (item, position) in enumerate(zip(ranking.response.items, ranking.top, strict=True)):
+            features = (
+                {c: _finite(ranking.matrix[position, j]) for j, c in enumerate(columns)}
+                if ranking.matrix is not None
+                else {c: _finite(v) for c, v in zip(ITEM_FEATURES, state.items.frame([item.item_id]).iloc[0], strict=False)}
+            )
+            items.append(
+                ExplainedItem(
+                    **item.model_dump(),
+                    features=features,
+                    contributions=contributions[row] if contributions else {},
+                    model_score=_finite(ranking.model_scores[position]) if ranking.model_scores is not None else None,
+                    retrieval_source=ranking.sources.get(item.item_id, "request"),
+                )
+            )
+        data = ranking.response.model_dump(exclude={"items"})
+        removed = {item_id: list(reasons) for item_id, reasons in ranking.slate.removed.items()}
+        return ExplainResponse(**data, items=items, removed=removed)
+
+    def _rank(self, request: RankRequest, log_request: bool = True) -> _Ranking:
+        started = time.perf_counter()
+        state = self.state  # one consistent bundle for the whole request, even if a reload swaps it meanwhile
         cfg = self.settings.serving
+        request_id = request.request_id or uuid.uuid4().hex
         reasons: list[str] = []
+        n_categories = state.n_categories(self.settings)
+
+        user: dict[str, Any] | None = None
+        user_ok = False
+        if state.reader is None:
+            reasons.append(MODEL_UNAVAILABLE if state.champion is None else FEATURE_STORE_UNAVAILABLE)
+        else:
+            try:
+                user = state.reader.user_features(request.user_id)
+                user_ok = True
+            except Exception:
+                log.exception("online feature read failed")
+                reasons.append(FEATURE_FETCH_FAILED)
+        cold, user_values = user_vector(user, n_categories)
+
+        sources: dict[str, str] = {}
         if request.candidate_ids is not None:
             candidates = dedupe(request.candidate_ids)
         else:
-            candidates = self.popularity.top(cfg.default_candidate_count)
-            if not len(self.popularity):
+            shares = None if cold else [user_values[c] for c in category_share_columns(n_categories)]
+            candidates, sources = state.retrieval.retrieve(request.user_id, shares, cfg.default_candidate_count)
+            if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
-        ranked = self._model_ranking(request.user_id, candidates, request.k, reasons)
-        if ranked is None:
-            ranked = top_k(candidates, self.popularity.scores(candidates), request.k, REASON_POPULAR)
-        return RankResponse(
+
+        rows = state.items.rows(candidates)
+        item_matrix = state.items.matrix[rows]
+        matrix: np.ndarray | None = None
+        model_scores: np.ndarray | None = None
+        if state.champion is not None and user_ok and candidates:
+            try:
+                matrix = _model_matrix(state, user, user_values, item_matrix, candidates, n_categories)
+                model_scores = np.asarray(state.champion.model.predict(matrix), dtype=float).reshape(-1)
+            except Exception:
+                log.exception("scoring failed")
+                reasons.append(SCORING_FAILED)
+                matrix = None
+        base_reason = REASON_MODEL if model_scores is not None else REASON_POPULAR
+        scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
+
+        slate = _slate(state, candidates, rows, item_matrix, scores)
+        rules = state.rules if request.apply_rules else None
+        if rules is not None:
+            context = RuleContext(
+                k=request.k,
+                surface=request.surface,
+                cold_user=cold,
+                seed=request_seed(request_id, request.user_id, rules.version),
+                segment_category=request.segment_category(),
+            )
+            slate, order = apply_rules(slate, rules, context)
+        else:
+            order = by_score(slate)
+        top = order[: request.k]
+        items = [
+            RankedItem(
+                item_id=str(slate.item_ids[p]),
+                score=float(np.nan_to_num(slate.scores[p])),
+                rank=rank + 1,
+                reason=slate.reasons[p][-1] if slate.reasons[p] else base_reason,
+                reasons=list(slate.reasons[p]),
+            )
+            for rank, p in enumerate(top)
+        ]
+        response = RankResponse(
             user_id=request.user_id,
-            model_version=self.champion.tag if self.champion else None,
-            feature_service=self.champion.feature_service if self.champion else None,
+            request_id=request_id,
+            model_version=state.champion.tag if state.champion else None,
+            feature_service=state.champion.feature_service if state.champion else None,
+            rules_version=rules.version if rules else None,
             degraded=bool(reasons),
             degraded_reasons=reasons,
-            items=[RankedItem(item_id=r.item_id, score=r.score, rank=r.rank, reason=r.reason) for r in ranked],
+            items=items,
+        )
+        self._observe(request, response, slate, top, len(candidates), started, log_request)
+        # the matrix rows follow the slate only when no rule removed items; explain re-indexes by item id
+        if matrix is not None and len(slate) != len(candidates):
+            keep = np.asarray([c not in slate.removed for c in candidates], dtype=bool)
+            matrix, model_scores = matrix[keep], model_scores[keep] if model_scores is not None else None
+        return _Ranking(response, slate, top, matrix, model_scores, sources)
+
+    def _observe(
+        self,
+        request: RankRequest,
+        response: RankResponse,
+        slate: Slate,
+        top: np.ndarray,
+        n_candidates: int,
+        started: float,
+        log_request: bool,
+    ) -> None:
+        """Metrics and the request log; never fails the request."""
+        try:
+            for reason in response.degraded_reasons:
+                metrics.DEGRADED_RESPONSES.labels(reason=reason).inc()
+            actions: dict[str, int] = {}
+            for reasons in [slate.reasons[p] for p in top] + list(slate.removed.values()):
+                for reason in reasons:
+                    actions[reason] = actions.get(reason, 0) + 1
+            for rule, count in actions.items():
+                metrics.RULE_ACTIONS.labels(rule=rule.split(":")[0]).inc(count)
+            if self.request_log is None or not log_request:
+                return
+            prices = self.state.items.column("item_price", self.state.items.rows([i.item_id for i in response.items]))
+            impressions = [
+                {
+                    "user_id": request.user_id,
+                    "item_id": item.item_id,
+                    "request_id": response.request_id,
+                    "position": item.rank,
+                    "surface": request.surface,
+                    "query": request.query,
+                    "price": _finite(price),
+                }
+                for item, price in zip(response.items, prices, strict=True)
+            ]
+            record = {
+                "request_id": response.request_id,
+                "user_id": request.user_id,
+                "surface": request.surface,
+                "query": request.query,
+                "k": request.k,
+                "apply_rules": request.apply_rules,
+                "model_version": response.model_version,
+                "rules_version": response.rules_version,
+                "degraded": response.degraded,
+                "degraded_reasons": ",".join(response.degraded_reasons),
+                "n_candidates": n_candidates,
+                "latency_ms": (time.perf_counter() - started) * 1000,
+            }
+            self.request_log.log(record, impressions)
+        except Exception:
+            log.exception("could not record metrics or the request log")
+
+    # ---- operations -------------------------------------------------------------------------------------------
+    def reload(self) -> ReloadResponse:
+        """Load the current champion, rules and marts; swap atomically; keep the previous model if it fails."""
+        with self._reload_lock:
+            previous = self.state
+            state = load_state(self.settings, previous=previous)
+            self.state = state
+        reloaded = not any(e.startswith("model:") for e in state.errors)
+        metrics.RELOADS.labels(outcome="ok" if reloaded else "kept-previous").inc()
+        return ReloadResponse(
+            reloaded=reloaded,
+            model_version=state.champion.tag if state.champion else None,
+            previous_model_version=previous.champion.tag if previous.champion else None,
+            error="; ".join(state.errors) or None,
+            item_cache_size=len(state.items),
+            rules_version=state.rules.version if state.rules else None,
         )
 
-    def _model_ranking(self, user_id: str, candidates: list[str], k: int, reasons: list[str]) -> list[Ranked] | None:
-        """The model's top k, or None (with a reason appended) when a dependency fails."""
-        if self.champion is None:
-            reasons.append(MODEL_UNAVAILABLE)
-            return None
-        if self.reader is None:
-            reasons.append(FEATURE_STORE_UNAVAILABLE)
-            return None
-        if not candidates:
-            return []
-        try:
-            user = self.reader.user_features(user_id)
-            items = self.reader.item_features(candidates)
-        except Exception:
-            log.exception("online feature read failed")
-            reasons.append(FEATURE_FETCH_FAILED)
-            return None
-        try:
-            frame = build_feature_frame(user, items, candidates, self.champion.n_categories)
-            scores = score(self.champion.model, frame, self.champion.feature_columns)
-        except Exception:
-            log.exception("scoring failed")
-            reasons.append(SCORING_FAILED)
-            return None
-        return top_k(candidates, scores, k, REASON_MODEL)
+    def _watch_marts(self) -> None:
+        """Refresh the item cache and retrieval index when the item_features mart file changes (materialization)."""
+        interval = self.settings.serving.cache_refresh_seconds
+        while True:
+            time.sleep(interval)
+            try:
+                path = self.settings.marts_export_dir / "item_features.parquet"
+                if not path.exists() or path.stat().st_mtime == self.state.items.source_mtime:
+                    continue
+                with self._reload_lock:
+                    rules = self.state.rules
+                    items, popularity, retrieval = load_items(
+                        self.settings, rules.exploration.new_seller_days if rules else 14.0
+                    )
+                    current = self.state
+                    self.state = ServingState(
+                        **{**current.__dict__, "items": items, "popularity": popularity, "retrieval": retrieval}
+                    )
+                log.info("item cache refreshed: %d items (snapshot %s)", len(items), items.snapshot_ts)
+            except Exception:
+                log.exception("item cache refresh failed; keeping the current cache")
 
+    def ready_details(self) -> ReadyDetails:
+        state = self.state
+        reachable, detail = False, None
+        if state.reader is not None:
+            try:
+                state.reader.user_features(READY_PROBE_USER)
+                reachable = True
+            except Exception as exc:
+                detail = f"online store: {type(exc).__name__}: {exc}"
+        elif state.load_error:
+            detail = state.load_error
+        return ReadyDetails(
+            ready=state.champion is not None and reachable,
+            model_loaded=state.champion is not None,
+            feature_store_reachable=reachable,
+            item_cache_size=len(state.items),
+            detail=detail,
+        )
+
+    def __is_ready__(self) -> bool:
+        """BentoML's /readyz hook: ready when a model is loaded and the online store answers."""
+        return self.ready_details().ready
+
+    @bentoml.on_shutdown
+    def _flush_logs(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
+
+    # ---- FastAPI routes mounted on the service --------------------------------------------------------------------
     @info_app.get("/model")
     def model_info(self) -> ModelInfo:
-        """What is serving: the model tag, its feature service and card."""
-        meta: dict[str, Any] = self.champion.metadata if self.champion else {}
+        """What is serving: the model tag, its feature service and card, the rules version, the item snapshot."""
+        state = self.state
+        meta: dict[str, Any] = state.champion.metadata if state.champion else {}
         return ModelInfo(
-            model_version=self.champion.tag if self.champion else None,
+            model_version=state.champion.tag if state.champion else None,
             feature_service=meta.get("feature_service"),
             run_date=meta.get("run_date"),
             metrics={k: float(v) for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)},
             feature_columns=list(meta.get("feature_columns") or []),
-            popular_pool_size=len(self.popularity),
-            load_error=self.load_error,
+            popular_pool_size=len(state.popularity),
+            load_error=state.load_error,
+            rules_version=state.rules.version if state.rules else None,
+            item_cache_snapshot=state.items.snapshot_ts,
         )
+
+    @info_app.get("/ready-details")
+    def ready_details_route(self) -> ReadyDetails:
+        """Why /readyz says what it says: model loaded, online store reachable, item cache size."""
+        return self.ready_details()
+
+    @info_app.post("/admin/reload")
+    def admin_reload(
+        self, authorization: str | None = Header(None), x_admin_token: str | None = Header(None)
+    ) -> ReloadResponse:
+        """Reload the champion (and rules, item cache, retrieval). Token: ``Authorization: Bearer <token>`` or
+        ``X-Admin-Token``. 401 without a token, 403 with a wrong one or when no token is configured."""
+        expected = self.settings.serving.admin_token
+        if expected is None or not expected.get_secret_value():
+            raise HTTPException(403, "admin endpoints are disabled: SHOPRANK_SERVING__ADMIN_TOKEN is not set")
+        given = x_admin_token
+        if authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        if not given:
+            raise HTTPException(401, "missing admin token", headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise HTTPException(403, "invalid admin token")
+        return self.reload()
+
+
+# ---- helpers (pure) ---------------------------------------------------------------------------------------------
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _model_matrix(
+    state: ServingState,
+    user: dict[str, Any] | None,
+    user_values: dict[str, float],
+    item_matrix: np.ndarray,
+    candidates: list[str],
+    n_categories: int,
+) -> np.ndarray:
+    """The fast numpy path when the model's columns are all known; otherwise the pandas path training uses."""
+    assert state.champion is not None
+    columns = state.champion.feature_columns
+    if set(columns) <= FAST_PATH_COLUMNS:
+        return fast_matrix(user_values, item_matrix, columns, n_categories)
+    frame = build_feature_frame(user, state.items.frame(candidates), candidates, n_categories)
+    return model_matrix(frame, columns)
+
+
+def _slate(state: ServingState, candidates: list[str], rows: np.ndarray, items: np.ndarray, scores: Any) -> Slate:
+    def col(name: str) -> np.ndarray:
+        return items[:, ITEM_FEATURES.index(name)]
+
+    ctr = col("item_ctr_7d")
+    known = rows < len(state.items)
+    prior = float(np.nanmean(ctr[known])) if known.any() else 0.05
+    return make_slate(
+        candidates,
+        np.asarray(scores, dtype=float),
+        item_type=np.nan_to_num(col("item_type_code"), nan=-1).astype(np.int64),
+        category=np.nan_to_num(col("item_category_id"), nan=-1).astype(np.int64),
+        seller=state.items.seller[rows],
+        stock=col("item_stock_units"),
+        purchases_7d=col("item_purchases_7d"),
+        clicks_7d=col("item_clicks_7d"),
+        ctr=np.where(np.isfinite(ctr), ctr, prior),
+        is_new_item=(col("item_is_new") == 1) | ~known,
+        is_new_seller=state.items.seller_is_new[rows],
+    )
+
+
+def _contributions(state: ServingState, matrix: np.ndarray | None, top: np.ndarray) -> list[dict[str, float]]:
+    """XGBoost pred_contribs of the top items (per feature + 'bias'); empty when the model has no booster."""
+    if matrix is None or state.champion is None or not len(top):
+        return []
+    try:
+        import xgboost as xgb
+
+        booster = state.champion.model.get_booster()
+        contribs = booster.predict(xgb.DMatrix(matrix[top]), pred_contribs=True)
+    except Exception:
+        log.exception("pred_contribs unavailable for this model")
+        return []
+    names = [*state.champion.feature_columns, "bias"]
+    return [{n: float(v) for n, v in zip(names, row, strict=True)} for row in contribs]

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from shoprank import pipeline
+from shoprank.quality.quarantine import app as quarantine_app
 from shoprank.settings import get_settings
 
 app = typer.Typer(help="ShopRank: e-commerce ranking, from raw events to a served feed.", no_args_is_help=True)
@@ -60,6 +61,8 @@ _CUSTOM_COMMANDS = {"promote"}
 for _name in pipeline.STEPS:
     if _name not in _CUSTOM_COMMANDS:
         _step_command(_name)
+
+app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.command("promote")

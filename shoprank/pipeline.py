@@ -42,6 +42,13 @@ def simulate(run_date: date) -> dict[str, Any]:
     return run_simulator(_settings(), run_date)
 
 
+def validate_raw(run_date: date) -> dict[str, Any]:
+    """Great Expectations suites over the run's raw partitions; failing partitions go to quarantine, the run stops."""
+    from shoprank.quality.raw import validate_raw as run_suites
+
+    return run_suites(_settings(), run_date)
+
+
 def build_warehouse(run_date: date) -> dict[str, Any]:
     """dbt build: staging, marts and their tests on the warehouse."""
     from shoprank.warehouse import build_warehouse as run_dbt
@@ -68,6 +75,13 @@ def materialize(run_date: date) -> dict[str, Any]:
     from shoprank.feature_store import materialize_for_run
 
     return materialize_for_run(_settings(), run_date)
+
+
+def check_drift(run_date: date) -> dict[str, Any]:
+    """PSI of every model feature, run's day vs training window; a blocking drift stops the run before training."""
+    from shoprank.quality.drift import check_drift as run_check
+
+    return run_check(_settings(), run_date)
 
 
 def train(run_date: date) -> dict[str, Any]:
@@ -99,10 +113,12 @@ def promote(run_date: date) -> dict[str, Any]:
 # In dependency order; `shoprank run` and the DAG follow it.
 STEPS = {
     "simulate": simulate,
+    "validate-raw": validate_raw,
     "build-warehouse": build_warehouse,
     "validate-marts": validate_marts,
     "feast-apply": feast_apply,
     "materialize": materialize,
+    "check-drift": check_drift,
     "train": train,
     "register": register,
     "promote": promote,

@@ -118,6 +118,9 @@ class AirflowSettings(BaseModel):
     # (SHOPRANK_AIRFLOW__ADMIN_PASSWORD); when unset, `make airflow` generates one into the Airflow home.
     admin_user: str = "admin"
     admin_password: SecretStr | None = None
+    # Where task processes reach the API server; defaults to http://host:port (set it when they differ, e.g. in
+    # containers where the API server listens on 0.0.0.0 under its own host name).
+    base_url: str | None = None
 
 
 class QualitySettings(BaseModel):
@@ -131,6 +134,9 @@ class QualitySettings(BaseModel):
     drift_warn_psi: float = Field(0.1, ge=0)
     drift_block_psi: float = Field(0.25, ge=0)
     drift_bins: int = Field(10, ge=2)
+    # Reference = the last N days of the training window (0: all of it after burn-in). The simulated history fills
+    # its 7/30-day windows day by day, so windowed counts grow across the window; the latest days are comparable.
+    drift_reference_days: int = Field(1, ge=0)
     # Offending values shown per failed expectation (task log, results JSON).
     sample_size: int = Field(5, ge=1)
     # Build GX Data Docs after every validation (HTML under quality_dir/gx).
@@ -319,7 +325,7 @@ class Settings(BaseSettings):
                 "AIRFLOW__CORE__PARALLELISM": str(self.airflow.parallelism),
                 "AIRFLOW__API__HOST": self.airflow.host,
                 "AIRFLOW__API__PORT": str(self.airflow.port),
-                "AIRFLOW__API__BASE_URL": f"http://{self.airflow.host}:{self.airflow.port}",
+                "AIRFLOW__API__BASE_URL": self.airflow.base_url or f"http://{self.airflow.host}:{self.airflow.port}",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 # Login always required: one admin user, password file kept in the Airflow home (see airflow_auth).
                 "AIRFLOW__CORE__AUTH_MANAGER": (

@@ -41,7 +41,7 @@ def _ndcg_by_slice(metrics: dict[str, Any], scorers: list[str], k: int) -> Any:
         ax.bar([i + n * width for i in range(len(slices))], values, width=width, label=scorer)
     ax.set_xticks([i + width * (len(scorers) - 1) / 2 for i in range(len(slices))], slices)
     ax.set_ylabel(f"NDCG@{k}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Holdout NDCG by slice")
     return fig
 

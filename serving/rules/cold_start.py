@@ -42,13 +42,15 @@ def explore(
     """Give exploration slots to new items / new sellers outside the top k whose Thompson draw beats the draw of the
     top-k item they would displace (the lowest-ranked non-new one), never exceeding ``max_share`` of the top k."""
     eligible = slate.is_new_item | slate.is_new_seller
-    top, rest = list(order[:k]), list(order[k:])
+    top, rest = order[:k], order[k:]
     slots = int(np.floor(cfg.max_share * min(k, len(order)))) - int(eligible[top].sum())
-    if slots <= 0 or not rest:
+    if slots <= 0 or not len(rest):
         return slate, order
     draws = thompson_samples(slate, cfg, rng)
-    explorers = sorted((p for p in rest if eligible[p]), key=lambda p: -draws[p])
-    victims = [p for p in reversed(top) if not eligible[p]]
+    candidates = rest[eligible[rest]]
+    explorers = [int(p) for p in candidates[np.argsort(-draws[candidates], kind="stable")]]
+    bottom_up = top[::-1]
+    victims = [int(p) for p in bottom_up[~eligible[bottom_up]]]
     incoming: list[int] = []
     outgoing: list[int] = []
     for explorer in explorers:

@@ -60,8 +60,8 @@ class Slate:
                 "is_new_seller",
             )
         }
-        dropped = {str(i): (*self.reasons[p], reason) for p, i in enumerate(self.item_ids) if not keep[p]}
-        reasons = tuple(r for r, k in zip(self.reasons, keep, strict=True) if k)
+        dropped = {str(self.item_ids[p]): (*self.reasons[p], reason) for p in np.flatnonzero(~keep)}
+        reasons = tuple(self.reasons[p] for p in np.flatnonzero(keep))
         return replace(self, **arrays, reasons=reasons, removed={**self.removed, **dropped})
 
     def spread(self) -> float:
@@ -120,11 +120,9 @@ def make_slate(
 def promote(order: np.ndarray, incoming: list[int], outgoing: list[int]) -> np.ndarray:
     """Swap each ``incoming`` position into the place of the matching ``outgoing`` one (which takes its place)."""
     out = np.asarray(order).copy()
-    where = {int(p): i for i, p in enumerate(out)}
     for new, old in zip(incoming, outgoing, strict=True):
-        a, b = where[new], where[old]
+        a, b = int(np.flatnonzero(out == new)[0]), int(np.flatnonzero(out == old)[0])
         out[a], out[b] = out[b], out[a]
-        where[new], where[old] = b, a
     return out
 
 
@@ -136,10 +134,13 @@ def ensure_minimum(
     Each promoted item swaps places with the lowest-ranked top-k item that is neither masked nor ``protected``.
     Returns (new order, promoted positions, demoted positions).
     """
-    top, rest = list(order[:k]), list(order[k:])
-    have = int(mask[top].sum())
-    incoming = [p for p in rest if mask[p]][: max(minimum - have, 0)]
+    top, rest = order[:k], order[k:]
+    need = max(minimum - int(mask[top].sum()), 0)
+    if need == 0:
+        return order, [], []
+    incoming = [int(p) for p in rest[mask[rest]][:need]]
     guard = mask if protected is None else (mask | protected)
-    outgoing = [p for p in reversed(top) if not guard[p]][: len(incoming)]
+    bottom_up = top[::-1]
+    outgoing = [int(p) for p in bottom_up[~guard[bottom_up]][: len(incoming)]]
     incoming = incoming[: len(outgoing)]
     return promote(order, incoming, outgoing), incoming, outgoing

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
     import great_expectations as gx
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,6 @@ class Batch:
 
 def gx_root(settings: Settings) -> Path:
     return settings.quality_dir / "gx"
-
-
-def data_docs_index(settings: Settings) -> Path:
-    """The Data Docs landing page (GX's default local site in a file context)."""
-    return gx_root(settings) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def get_context(settings: Settings) -> Any:

@@ -1,0 +1,104 @@
+"""What the service serves with, loaded as one immutable bundle so a reload swaps it atomically.
+
+:func:`load_state` builds a new bundle; on reload, a model that fails to load (corrupt, missing) or a feature
+service the store does not know leaves the previous model, reader and rules in the new bundle, with the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from serving.candidates import RetrievalIndex
+from serving.item_cache import ItemCache
+from serving.model_loader import LoadedModel, load_champion
+from serving.online_features import OnlineFeatureReader
+from serving.retrieval import PopularityIndex
+from serving.rules.config import RulesConfig, load_rules
+from shoprank.settings import Settings
+
+log = logging.getLogger("shoprank.serving")
+
+
+@dataclass(frozen=True)
+class ServingState:
+    champion: LoadedModel | None = None
+    reader: OnlineFeatureReader | None = None
+    items: ItemCache = field(default_factory=ItemCache.empty)
+    popularity: PopularityIndex = field(default_factory=PopularityIndex)
+    retrieval: RetrievalIndex = field(default_factory=RetrievalIndex)
+    rules: RulesConfig | None = None
+    load_error: str | None = None
+    errors: tuple[str, ...] = ()
+
+    def n_categories(self, settings: Settings) -> int:
+        return self.champion.n_categories if self.champion else settings.simulator.categories
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _one_thread(champion: LoadedModel) -> None:
+    """Predict on one thread: requests already run in parallel, and OpenMP threads per 500-row predict contend for
+    the cores (measured 2.5x slower on a 2-core box)."""
+    set_params = getattr(champion.model, "set_params", None)
+    if callable(set_params):
+        set_params(n_jobs=1)
+
+
+def load_items(settings: Settings, new_seller_days: float) -> tuple[ItemCache, PopularityIndex, RetrievalIndex]:
+    items = ItemCache.from_marts(settings.marts_export_dir, new_seller_days)
+    popularity = PopularityIndex.from_items(items)
+    return items, popularity, RetrievalIndex.build(items, settings.marts_export_dir)
+
+
+def load_state(settings: Settings, previous: ServingState | None = None) -> ServingState:
+    """Load the champion, its feature reader, the rules, the item cache and the retrieval index.
+
+    Without ``previous`` (start-up) a failed part is left empty and the service degrades; with it (reload) a
+    failed part keeps the previous one.
+    """
+    errors: list[str] = []
+    champion, reader, load_error = (previous.champion, previous.reader, None) if previous else (None, None, None)
+    try:
+        from shoprank.feature_store import get_feature_store
+
+        new_champion = load_champion(settings)
+        _one_thread(new_champion)
+        champion, reader = new_champion, None
+        reader = OnlineFeatureReader(get_feature_store(settings), new_champion.feature_service)
+    except Exception as exc:
+        load_error = _error(exc)
+        errors.append(f"model: {load_error}")
+        log.exception("model or feature store could not be loaded")
+        if previous is not None:  # keep serving what served before
+            champion, reader = previous.champion, previous.reader
+        elif champion is not None and reader is None:
+            load_error = f"feature store: {load_error}"
+    rules = previous.rules if previous else None
+    try:
+        rules = load_rules(settings.rules_file)
+    except Exception as exc:
+        errors.append(f"rules: {_error(exc)}")
+        log.exception("rules file %s invalid; keeping the previous rules", settings.rules_file)
+    new_seller_days = rules.exploration.new_seller_days if rules else 14.0
+    try:
+        items, popularity, retrieval = load_items(settings, new_seller_days)
+    except Exception as exc:
+        errors.append(f"items: {_error(exc)}")
+        log.exception("item_features mart unreadable")
+        if previous is not None:
+            items, popularity, retrieval = previous.items, previous.popularity, previous.retrieval
+        else:
+            items, popularity, retrieval = ItemCache.empty(), PopularityIndex(), RetrievalIndex()
+    return ServingState(
+        champion=champion,
+        reader=reader,
+        items=items,
+        popularity=popularity,
+        retrieval=retrieval,
+        rules=rules,
+        load_error=load_error,
+        errors=tuple(errors),
+    )

@@ -1,0 +1,166 @@
+"""The champion/challenger gate and rollback, on real XGBoost rankers in a real (temporary) BentoML model store.
+
+Synthetic requests whose relevance follows two features; rankers that know both, one, or the reverse of the
+signal play the better challenger, the first champion and the worse challenger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprank.ranking_features import model_feature_columns, model_matrix
+from shoprank.settings import Settings, apply_runtime_env, get_settings
+from training import gate, registry
+from training.train import CARD_FILE, HOLDOUT_FILE, MODEL_FILE, CandidateCard
+
+FEATURES = model_feature_columns()
+
+
+def _requests(rng: np.random.Generator, n_requests: int, day: str) -> pd.DataFrame:
+    rows = n_requests * 10
+    frame = pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
+    frame["request_id"] = [f"r{day}-{n // 10:05d}" for n in range(rows)]
+    frame["item_id"] = [f"i{n % 10:03d}" for n in range(rows)]
+    frame["user_id"] = [f"u{n // 10:05d}" for n in range(rows)]
+    frame["dt"] = day
+    frame["user_is_cold_start"] = np.repeat(rng.random(n_requests) < 0.3, 10).astype(int)
+    frame["item_is_new"] = (rng.random(rows) < 0.1).astype(int)
+    frame["item_clicks_7d"] = frame["item_ctr_7d"] * 0.3 + rng.normal(size=rows)  # popularity: a weak signal
+    utility = 1.5 * frame["item_ctr_7d"] + 1.5 * frame["user_category_affinity"] + rng.normal(0, 0.5, rows)
+    frame["relevance"] = np.select([utility > 2.5, utility > 1.2], [2, 1], 0)
+    frame["label_click"] = (frame["relevance"] > 0).astype(int)
+    frame["label_purchase"] = (frame["relevance"] > 1).astype(int)
+    return frame
+
+
+def _ranker(train: pd.DataFrame, labels: pd.Series):
+    from xgboost import XGBRanker
+
+    model = XGBRanker(objective="rank:ndcg", n_estimators=30, max_depth=3, tree_method="hist", n_jobs=1)
+    model.fit(model_matrix(train, FEATURES), labels.to_numpy(), qid=pd.factorize(train["request_id"])[0])
+    return model
+
+
+def _candidate(home: Path, name: str, model, holdout: pd.DataFrame) -> Path:
+    """A candidate folder exactly as training writes it: model, holdout rows, card."""
+    out = home / "models" / "candidates" / name
+    out.mkdir(parents=True)
+    model.save_model(out / MODEL_FILE)
+    holdout.to_parquet(out / HOLDOUT_FILE, index=False)
+    card = CandidateCard(
+        run_date="2026-01-07",
+        feature_service="ranker_v1",
+        feature_columns=FEATURES,
+        n_categories=12,
+        metrics={"model_ndcg@10": 0.0},
+        train_rows=1,
+        holdout_rows=len(holdout),
+        train_window=["2026-01-05", "2026-01-06"],
+        holdout_window=["2026-01-07", "2026-01-07"],
+        params={},
+        holdout_path=str(out / HOLDOUT_FILE),
+    )
+    (out / CARD_FILE).write_text(json.dumps(asdict(card)))
+    return out
+
+
+@contextlib.contextmanager
+def _bentoml_home(path: Path) -> Iterator[None]:
+    """Point BentoML's model store at ``path`` even if this process already resolved BENTOML_HOME."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    path.mkdir(parents=True, exist_ok=True)
+    with (
+        BentoMLContainer.bentoml_home.patch(str(path)),
+        BentoMLContainer.model_store_dir.patch(str(path / "models")),
+        BentoMLContainer.model_store.patch(ModelStore(str(path / "models"))),
+    ):
+        yield
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict]:
+    settings = Settings(home=tmp_path / "home")
+    settings.training.gate.min_slice_requests = 30
+    rng = np.random.default_rng(3)
+    train = _requests(rng, 400, "2026-01-06")
+    holdout = _requests(rng, 300, "2026-01-07")
+    with pytest.MonkeyPatch.context() as mp, _bentoml_home(settings.model_store_dir):
+        mp.delenv("SHOPRANK_MODEL_TAG", raising=False)
+        apply_runtime_env(settings)
+        home = settings.home_dir
+        knows_one = 1.5 * train["item_ctr_7d"]  # blind to the user's category affinity
+        tags = {
+            name: registry.register_candidate(settings, _candidate(home, name, model, holdout))["tag"]
+            for name, model in {
+                "first": _ranker(train, pd.Series(np.digitize(knows_one, [1.2, 2.5]))),
+                "worse": _ranker(train, 2 - train["relevance"]),
+                "better": _ranker(train, train["relevance"]),
+            }.items()
+        }
+        yield {"settings": settings, "tags": tags}
+    get_settings.cache_clear()
+    apply_runtime_env(get_settings())
+
+
+def test_first_model_is_promoted_only_because_it_beats_popularity(world: dict):
+    settings, tags = world["settings"], world["tags"]
+    assert registry.champion_tag(settings) is None
+    result = gate.promote(settings, tags["first"], label="day1")
+    assert result["promoted"] is True and result["champion"] is None
+    assert any("popularity" in reason and reason.endswith("pass") for reason in result["reasons"])
+    assert registry.champion_tag(settings) == tags["first"]
+    assert Path(result["decision_path"]).exists()
+
+
+def test_worse_challenger_is_refused_and_the_champion_keeps_serving(world: dict):
+    settings, tags = world["settings"], world["tags"]
+    gate.promote(settings, tags["first"])
+    result = gate.promote(settings, tags["worse"], label="day2")
+    assert result["promoted"] is False
+    assert result["reasons"][0].endswith("FAIL")
+    assert result["metrics"]["challenger_ndcg@10"] < result["metrics"]["champion_ndcg@10"]
+    assert registry.champion_tag(settings) == tags["first"]
+    decision = json.loads(Path(result["decision_path"]).read_text())
+    assert decision["promoted"] is False and decision["champion"] == tags["first"]
+    events = registry.read_registry(settings)["events"]
+    assert [e["action"] for e in events] == ["promote", "refuse"]
+
+
+def test_better_challenger_is_promoted_on_the_same_holdout_and_rollback_restores_the_champion(world: dict):
+    from serving.model_loader import resolve_champion_tag
+
+    settings, tags = world["settings"], world["tags"]
+    gate.promote(settings, tags["first"])
+    result = gate.promote(settings, tags["better"])
+    metrics = result["metrics"]
+    assert result["promoted"] is True, result["reasons"]
+    assert metrics["challenger_ndcg@10"] > metrics["champion_ndcg@10"] + settings.training.gate.margin
+    assert resolve_champion_tag(settings) == tags["better"]
+
+    rolled = registry.rollback(settings, reason="test")
+    assert rolled == {"champion": tags["first"], "retired": tags["better"]}
+    assert registry.champion_tag(settings) == tags["first"]
+    assert resolve_champion_tag(settings) == tags["first"]  # what serving loads on its next reload
+    with pytest.raises(ValueError, match="nothing to roll back to"):
+        registry.rollback(settings)
+
+
+def test_margin_refuses_a_challenger_that_only_ties(world: dict):
+    settings, tags = world["settings"], world["tags"]
+    gate.promote(settings, tags["better"])
+    settings.training.gate.margin = 0.5  # no model can gain half an NDCG point
+    result = gate.promote(settings, tags["first"])
+    assert result["promoted"] is False
+    forced = gate.promote(settings, tags["first"], force=True)
+    assert forced["promoted"] is True and "FORCED" in forced["reasons"][-1]
+    assert registry.champion_tag(settings) == tags["first"]
