@@ -3,27 +3,19 @@
 - simulator: events per second and peak memory at the configured sizes;
 - pipeline: wall time of each step (only when the bench home has no model yet, or with --rebuild);
 - serving: /rank latency over HTTP on loopback with 500 candidates (p50/p95/p99), and throughput under a bounded
-  concurrent load.
+  concurrent load (`make bench-serving` goes further: naive path, model-only time, overhead ratio).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import socket
-import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
-
-def _line(name: str, value: str) -> None:
-    print(f"  {name:<38} {value}", flush=True)
+from benchmarks.common import bench_settings, fmt_quantiles, has_model, line, run_pipeline, serving
 
 
 def bench_simulator(settings) -> None:
@@ -35,27 +27,15 @@ def bench_simulator(settings) -> None:
     events = sum(summary["events"].values())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("simulator", flush=True)
-    _line("events", f"{events:,}")
-    _line("wall time", f"{elapsed:.2f} s ({events / elapsed:,.0f} events/s)")
-    _line("peak RSS of this process so far", f"{peak_mib:,.0f} MiB")
+    line("events", f"{events:,}")
+    line("wall time", f"{elapsed:.2f} s ({events / elapsed:,.0f} events/s)")
+    line("peak RSS of this process so far", f"{peak_mib:,.0f} MiB")
 
 
 def bench_pipeline(settings) -> None:
-    from shoprank import pipeline
-
     print("pipeline steps (after simulate)", flush=True)
-    for name, step in pipeline.STEPS.items():
-        if name == "simulate":
-            continue
-        started = time.perf_counter()
-        step(settings.default_run_date)
-        _line(name, f"{time.perf_counter() - started:.1f} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for name, seconds in run_pipeline(settings).items():
+        line(name, f"{seconds:.1f} s")
 
 
 def bench_serving(settings, requests: int, concurrency: int, seconds: float) -> None:
@@ -63,23 +43,7 @@ def bench_serving(settings, requests: int, concurrency: int, seconds: float) -> 
 
     items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id"])
     candidates = sorted(items["item_id"].unique())[:500]
-    port = _free_port()
-    log = (settings.home_dir / "bench-serve.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
-        env={**os.environ, **settings.runtime_env()},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+    with serving(settings) as base:
         body = {"user_id": "u000001", "candidate_ids": candidates, "k": 20}
         with httpx.Client(base_url=base, timeout=30) as client:
             client.post("/rank", json=body).raise_for_status()  # warm-up
@@ -88,9 +52,8 @@ def bench_serving(settings, requests: int, concurrency: int, seconds: float) -> 
                 started = time.perf_counter()
                 client.post("/rank", json=body).raise_for_status()
                 timings.append((time.perf_counter() - started) * 1000)
-        quantiles = statistics.quantiles(timings, n=100)
         print(f"serving: POST /rank, {len(candidates)} candidates, k=20, {requests} sequential requests", flush=True)
-        _line("p50 / p95 / p99", f"{quantiles[49]:.1f} / {quantiles[94]:.1f} / {quantiles[98]:.1f} ms")
+        line("p50 / p95 / p99", fmt_quantiles(timings))
 
         def worker(_: int) -> int:
             done = 0
@@ -103,14 +66,7 @@ def bench_serving(settings, requests: int, concurrency: int, seconds: float) -> 
 
         with ThreadPoolExecutor(concurrency) as pool:
             total = sum(pool.map(worker, range(concurrency)))
-        _line(f"throughput, {concurrency} clients for {seconds:.0f} s", f"{total / seconds:.1f} requests/s")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        line(f"throughput, {concurrency} clients for {seconds:.0f} s", f"{total / seconds:.1f} requests/s")
 
 
 def main() -> None:
@@ -121,16 +77,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    os.environ.setdefault("SHOPRANK_HOME", str(Path(__file__).resolve().parents[1] / "var" / "bench"))
-    from shoprank.settings import apply_runtime_env, get_settings
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    apply_runtime_env(settings)
+    settings = bench_settings()
     print(f"bench home: {settings.home_dir}  (sizes: {settings.simulator.model_dump()})", flush=True)
     bench_simulator(settings)
-    has_model = any((settings.model_store_dir / "models" / settings.training.model_name).glob("*/model.yaml"))
-    if args.rebuild or not has_model:
+    if args.rebuild or not has_model(settings):
         bench_pipeline(settings)
     bench_serving(settings, args.requests, args.concurrency, args.seconds)
 

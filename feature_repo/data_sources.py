@@ -23,3 +23,10 @@ item_features_source = FileSource(
     timestamp_field="feature_ts",
     description="dbt mart item_features: one row per item and day.",
 )
+
+seller_features_source = FileSource(
+    name="seller_features_source",
+    path=str(_MARTS / "seller_features.parquet"),
+    timestamp_field="feature_ts",
+    description="dbt mart seller_features: one row per seller and day.",
+)

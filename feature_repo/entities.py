@@ -15,3 +15,10 @@ item = Entity(
     value_type=ValueType.STRING,
     description="A product, short video or live stream; ids are strings like 'i000042'.",
 )
+
+seller = Entity(
+    name="seller",
+    join_keys=["seller_id"],
+    value_type=ValueType.STRING,
+    description="A seller (shop); ids are strings like 's0042'. Items carry theirs as item_seller_id.",
+)

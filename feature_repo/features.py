@@ -5,8 +5,8 @@ from datetime import timedelta
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
 
-from feature_repo.data_sources import item_features_source, user_features_source
-from feature_repo.entities import item, user
+from feature_repo.data_sources import item_features_source, seller_features_source, user_features_source
+from feature_repo.entities import item, seller, user
 from shoprank.ranking_features import category_share_columns
 from shoprank.settings import get_settings
 
@@ -56,4 +56,23 @@ item_features = FeatureView(
     tags={"team": "ranking", "layer": "mart"},
     owner=_OWNER,
     description="Item catalogue attributes, stock, and smoothed 7-day engagement.",
+)
+
+seller_features = FeatureView(
+    name="seller_features",
+    entities=[seller],
+    ttl=timedelta(days=30),
+    schema=[
+        Field(name="seller_age_days", dtype=Float64),
+        Field(name="seller_is_new", dtype=Int64),
+        Field(name="seller_items", dtype=Int64),
+        Field(name="seller_impressions_7d", dtype=Int64),
+        Field(name="seller_ctr_7d", dtype=Float64),
+        Field(name="seller_cvr_7d", dtype=Float64),
+    ],
+    online=True,
+    source=seller_features_source,
+    tags={"team": "ranking", "layer": "mart"},
+    owner=_OWNER,
+    description="Seller age, catalogue size and smoothed 7-day engagement of the seller's items.",
 )

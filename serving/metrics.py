@@ -1,21 +1,17 @@
-"""Custom Prometheus metrics, exported on BentoML's /metrics beside its own request metrics."""
+"""Custom Prometheus metrics, exported on BentoML's /metrics beside its own request metrics.
+
+BentoML 1.4 serves /metrics from prometheus_client (multiprocess mode); its own ``bentoml.metrics`` wrapper is
+deprecated in favour of prometheus_client directly.
+"""
 
 from __future__ import annotations
 
-import bentoml
+from prometheus_client import Counter
 
-DEGRADED_RESPONSES = bentoml.metrics.Counter(
-    name="shoprank_degraded_responses",
-    documentation="Responses served from a fallback, by reason.",
-    labelnames=["reason"],
+DEGRADED_RESPONSES = Counter(
+    "shoprank_degraded_responses", "Responses served from a fallback, by reason.", labelnames=["reason"]
 )
-RULE_ACTIONS = bentoml.metrics.Counter(
-    name="shoprank_rule_actions",
-    documentation="Items moved or removed by a business rule, by rule reason.",
-    labelnames=["rule"],
+RULE_ACTIONS = Counter(
+    "shoprank_rule_actions", "Items moved or removed by a business rule, by rule reason.", labelnames=["rule"]
 )
-RELOADS = bentoml.metrics.Counter(
-    name="shoprank_model_reloads",
-    documentation="POST /admin/reload outcomes.",
-    labelnames=["outcome"],
-)
+RELOADS = Counter("shoprank_model_reloads", "POST /admin/reload outcomes.", labelnames=["outcome"])

@@ -68,7 +68,7 @@ app.add_typer(quarantine_app, name="quarantine")
 @app.command("promote")
 def promote(
     run_date: RunDate = None,
-    tag: Annotated[str | None, typer.Option(help="model tag to gate (default: the run's registered challenger)")] = None,
+    tag: Annotated[str | None, typer.Option(help="model tag to gate (default: the run's challenger)")] = None,
     force: Annotated[bool, typer.Option(help="promote even if the gate refuses (the reason is recorded)")] = False,
 ) -> None:
     """Champion/challenger gate: promote the challenger only if it beats the champion on the same holdout."""
@@ -176,6 +176,26 @@ def rank(
     typer.echo(f"user {body['user_id']}  model {body['model_version']}  degraded={body['degraded']}")
     for item in body["items"]:
         typer.echo(f"  {item['rank']:>3}  {item['item_id']:<12} {item['score']:>9.4f}  {item['reason']}")
+
+
+@app.command("replay")
+def replay(
+    requests: Annotated[int, typer.Option(help="simulated feed requests (each asked of every policy)")] = 200,
+    k: Annotated[int, typer.Option(help="items per feed")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the users drawn and their responses")] = 0,
+    url: Annotated[str | None, typer.Option(help="service URL (default: settings.serving)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+) -> None:
+    """Replay simulated users against the running service: model+rules vs model vs popularity, online metrics."""
+    from serving.replay import format_table
+    from serving.replay import replay as run_replay
+
+    settings = get_settings()
+    table = run_replay(settings, url or settings.serving.base_url, n_requests=requests, k=k, seed=seed)
+    if as_json:
+        _print(table.reset_index().to_dict(orient="records"))
+        return
+    typer.echo(format_table(table))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ these functions and a ``feast`` CLI run from ``feature_repo/`` act on the same r
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoprank.settings import Settings, apply_runtime_env
@@ -17,17 +19,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+YAML_FILE = "feature_store.yaml"
+
 # Materialization re-reads this much before the window's start, so late-arriving rows are picked up; writing the
 # same rows again is harmless (the online store keeps the newest value per entity).
 MATERIALIZE_OVERLAP = timedelta(days=1)
+
+
+def feature_store_yaml(settings: Settings) -> Path:
+    """feature_store.yaml for `local`; feature_store.<profile>.yaml for another profile when the repo has one."""
+    profiled = settings.feature_repo_dir / f"feature_store.{settings.profile}.yaml"
+    return profiled if settings.profile != "local" and profiled.exists() else settings.feature_repo_dir / YAML_FILE
+
+
+def feast_env(settings: Settings) -> dict[str, str]:
+    """Connection strings the services profile's yaml reads (the SQL registry database and Redis)."""
+    services = settings.services
+    return {
+        "SHOPRANK_FEAST_REGISTRY_URL": services.postgres_url(services.feast_registry_database),
+        "SHOPRANK_FEAST_REDIS": services.redis_connection_string,
+    }
 
 
 def get_feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     apply_runtime_env(settings)
+    os.environ.update(feast_env(settings))
     settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(settings.feature_repo_dir))
+    return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=feature_store_yaml(settings))
 
 
 def repo_objects() -> list[Any]:
@@ -49,6 +69,23 @@ def apply_feature_repo(settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def views_to_materialize(settings: Settings, store: FeatureStore) -> list[str]:
+    """Every online view whose offline source exists, and always those the configured ranker's service reads.
+
+    A view of a newer ranker version whose mart is not built in this home yet is skipped with a warning; a view
+    the serving feature service needs is never skipped (its missing mart fails the step, as it should).
+    """
+    needed = {p.name for p in store.get_feature_service(settings.training.feature_service).feature_view_projections}
+    views = []
+    for view in store.list_feature_views():
+        path = getattr(view.batch_source, "path", None)
+        if view.name in needed or not path or Path(path).exists():
+            views.append(view.name)
+        else:
+            log.warning("feast materialize: skipping %s, its source %s does not exist", view.name, path)
+    return views
+
+
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
@@ -60,7 +97,7 @@ def materialize(settings: Settings, start: datetime, end: datetime) -> dict[str,
     """
     store = get_feature_store(settings)
     window_start = start - MATERIALIZE_OVERLAP
-    store.materialize(start_date=window_start, end_date=end)
+    store.materialize(start_date=window_start, end_date=end, feature_views=views_to_materialize(settings, store))
     log.info("feast materialize: [%s, %s]", window_start.isoformat(), end.isoformat())
     return {"start": window_start.isoformat(), "end": end.isoformat()}
 

@@ -110,6 +110,13 @@ def promote(run_date: date) -> dict[str, Any]:
     return run_gate(settings, registered_tag(candidate_dir(settings, run_date)), label=run_date.isoformat())
 
 
+def deploy(run_date: date) -> dict[str, Any]:
+    """Ask the running ranking service to reload the champion (POST /admin/reload); no service: reported, not failed."""
+    from serving.deploy import deploy as reload_service
+
+    return reload_service(_settings())
+
+
 # In dependency order; `shoprank run` and the DAG follow it.
 STEPS = {
     "simulate": simulate,
@@ -122,6 +129,7 @@ STEPS = {
     "train": train,
     "register": register,
     "promote": promote,
+    "deploy": deploy,
 }
 
 

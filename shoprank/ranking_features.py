@@ -89,3 +89,27 @@ def feature_columns_for(feature_service: str, n_categories: int) -> list[str]:
     if feature_service == "ranker_v2":
         return model_feature_columns() + SELLER_FEATURES + ON_DEMAND_FEATURES
     raise KeyError(f"unknown feature service {feature_service!r}: add its columns to feature_columns_for")
+
+
+def request_time_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """ON_DEMAND_FEATURES of user-item rows (Feast's on-demand view calls this; so can anything in process).
+
+    price_to_user_band: log(item price / the user's average clicked price); 0 at the centre of the user's band,
+    NaN with no click history. item_in_user_top_category: 1 when the item's category is the user's most clicked.
+    """
+    shares = frame[[c for c in frame.columns if c.startswith("user_cat_share_")]].sort_index(axis=1)
+    shares_np = shares.to_numpy(dtype=float, na_value=0.0)
+    has_clicks = shares_np.sum(axis=1) > 0
+    top = shares_np.argmax(axis=1) if shares_np.shape[1] else np.zeros(len(frame), dtype=int)
+    category = pd.to_numeric(frame["item_category_id"], errors="coerce").fillna(-1).to_numpy(dtype=int)
+    user_avg = pd.to_numeric(frame["user_avg_click_price_30d"], errors="coerce").to_numpy(dtype=float)
+    price = pd.to_numeric(frame["item_price"], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        band = np.where(user_avg > 0, np.log(price / user_avg), np.nan)
+    return pd.DataFrame(
+        {
+            "price_to_user_band": band.astype(float),
+            "item_in_user_top_category": (has_clicks & (top == category)).astype("int64"),
+        },
+        index=frame.index,
+    )

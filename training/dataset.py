@@ -39,15 +39,23 @@ def load_examples(settings: Settings, run_date: date) -> pd.DataFrame:
     return examples
 
 
+def with_seller_ids(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add each item's seller_id (the seller view's join key) from the item catalogue; an item's seller is fixed."""
+    items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id", "item_seller_id"])
+    sellers = items.drop_duplicates("item_id").rename(columns={"item_seller_id": "seller_id"})
+    return frame.merge(sellers, on="item_id", how="left", validate="many_to_one")
+
+
 def build_training_frame(settings: Settings, run_date: date, feature_service: str) -> pd.DataFrame:
     """One row per impression with the features as they were at the impression's timestamp."""
     examples = load_examples(settings, run_date)
     store = get_feature_store(settings)
     entity_df = examples.rename(columns={"event_ts": "event_timestamp"})
     entity_df["event_timestamp"] = pd.to_datetime(entity_df["event_timestamp"], utc=True)
-    features = store.get_historical_features(
-        entity_df=entity_df, features=store.get_feature_service(feature_service)
-    ).to_df()
+    service = store.get_feature_service(feature_service)
+    if any(p.name == "seller_features" for p in service.feature_view_projections):
+        entity_df = with_seller_ids(settings, entity_df)
+    features = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     if len(features) != len(entity_df):
         raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
     frame = add_derived_features(features, settings.simulator.categories)

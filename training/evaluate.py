@@ -65,12 +65,16 @@ def auc(labels: np.ndarray | pd.Series, scores: np.ndarray | pd.Series) -> float
     return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
 
 
-def calibration_table(labels: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, bins: int = 10) -> pd.DataFrame:
+def calibration_table(
+    labels: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, bins: int = 10
+) -> pd.DataFrame:
     """Predicted vs observed rate per quantile bin of the predicted probability (the calibration curve)."""
     frame = pd.DataFrame({"y": np.asarray(labels, dtype=float), "p": np.asarray(probabilities, dtype=float)})
     frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
-    return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), rows=("y", "size")).reset_index(
-        drop=True
+    return (
+        frame.groupby("bin")
+        .agg(predicted=("p", "mean"), observed=("y", "mean"), rows=("y", "size"))
+        .reset_index(drop=True)
     )
 
 
@@ -125,5 +129,7 @@ def evaluate_holdout(scored: pd.DataFrame, score_columns: dict[str, str], k: int
         part = scored[mask]
         metrics[f"slice_{slice_name}_requests"] = float(part["request_id"].nunique())
         for name, column in score_columns.items():
-            metrics[f"slice_{slice_name}_{name}_ndcg@{k}"] = _safe(ndcg_at_k, part, column, k) if len(part) else float("nan")
+            metrics[f"slice_{slice_name}_{name}_ndcg@{k}"] = (
+                _safe(ndcg_at_k, part, column, k) if len(part) else float("nan")
+            )
     return metrics

@@ -87,9 +87,7 @@ def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
     if champion_tag == str(challenger_model.tag):
         return Decision(str(challenger_model.tag), champion_tag, False, ["already the champion"])
     if champion_tag is None:
-        ok, reasons, metrics = _compare(
-            settings, holdout, challenger_scores, "popularity", holdout[POPULARITY_FEATURE]
-        )
+        ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "popularity", holdout[POPULARITY_FEATURE])
         reasons.insert(0, "no champion yet: the challenger must beat the popularity baseline")
         return Decision(str(challenger_model.tag), None, ok, reasons, _nan_to_none(metrics))
 
@@ -101,7 +99,9 @@ def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
             "promote by hand after review: make promote TAG=... FORCE=1"
         ]
         return Decision(str(challenger_model.tag), champion_tag, False, reasons)
-    ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "champion", pd.Series(champion.score(holdout)))
+    ok, reasons, metrics = _compare(
+        settings, holdout, challenger_scores, "champion", pd.Series(champion.score(holdout))
+    )
     return Decision(str(challenger_model.tag), champion_tag, ok, reasons, _nan_to_none(metrics))
 
 

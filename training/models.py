@@ -80,7 +80,9 @@ def fit_ranker(
     # XGBoost wants each query's rows contiguous, with qid ascending.
     data = pd.concat([fit, validation], ignore_index=True).sort_values("request_id", kind="mergesort")
     ranker = XGBRanker(**params, n_estimators=n_trees)
-    ranker.fit(model_matrix(data, feature_columns), data["relevance"].to_numpy(), qid=pd.factorize(data["request_id"])[0])
+    ranker.fit(
+        model_matrix(data, feature_columns), data["relevance"].to_numpy(), qid=pd.factorize(data["request_id"])[0]
+    )
     log.info("ranker: %d trees (early stopping on %d validation rows)", n_trees, len(validation))
     return ranker, {**params, "n_estimators": n_trees, "early_stopped": not validation.empty}
 

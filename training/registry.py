@@ -148,8 +148,10 @@ def set_champion(settings: Settings, tag: str, reasons: list[str]) -> dict[str, 
 
 def record_refusal(settings: Settings, tag: str, reasons: list[str]) -> None:
     registry = read_registry(settings)
-    registry["events"] = [*registry.get("events", []), _event("refuse", tag, champion=registry.get("champion"),
-                                                               reasons=reasons)]
+    registry["events"] = [
+        *registry.get("events", []),
+        _event("refuse", tag, champion=registry.get("champion"), reasons=reasons),
+    ]
     _write_atomic(registry_path(settings), registry)
 
 

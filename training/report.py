@@ -28,8 +28,16 @@ def _png(fig: Any) -> str:
 def _ndcg_by_slice(metrics: dict[str, Any], scorers: list[str], k: int) -> Any:
     import matplotlib.pyplot as plt
 
-    slices = ["all", *sorted({key[len("slice_") : -len("_requests")] for key in metrics if key.startswith("slice_")
-                              and key.endswith("_requests")})]
+    slices = [
+        "all",
+        *sorted(
+            {
+                key[len("slice_") : -len("_requests")]
+                for key in metrics
+                if key.startswith("slice_") and key.endswith("_requests")
+            }
+        ),
+    ]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     width = 0.8 / max(len(scorers), 1)
     for n, scorer in enumerate(scorers):
@@ -106,8 +114,17 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
     )
     facts = {
         key: card.get(key)
-        for key in ("run_date", "feature_service", "objective", "train_window", "validation_window",
-                    "holdout_window", "train_rows", "holdout_rows", "code_version")
+        for key in (
+            "run_date",
+            "feature_service",
+            "objective",
+            "train_window",
+            "validation_window",
+            "holdout_window",
+            "train_rows",
+            "holdout_rows",
+            "code_version",
+        )
     }
     fact_rows = "".join(f"<tr><td>{html.escape(k_)}</td><td>{html.escape(str(v))}</td></tr>" for k_, v in facts.items())
     images = "".join(

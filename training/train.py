@@ -104,7 +104,9 @@ def add_oracle_scores(settings: Settings, scored: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def score_holdout(settings: Settings, bundle: ModelBundle, holdout: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+def score_holdout(
+    settings: Settings, bundle: ModelBundle, holdout: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """The holdout with every score column evaluated next to each other, and their names."""
     scored = holdout.assign(
         model_score=bundle.score(holdout),

@@ -13,9 +13,9 @@ from shoprank.settings import Settings, get_settings
 def docs_paths(settings: Settings | None = None) -> dict[str, Path]:
     """Where each docs site's landing page is (whether or not it has been built yet)."""
     settings = settings or get_settings()
+    gx_site = settings.quality_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site"
     return {
-        "Great Expectations Data Docs": settings.quality_dir / "gx" / "gx" / "uncommitted" / "data_docs"
-        / "local_site" / "index.html",
+        "Great Expectations Data Docs": gx_site / "index.html",
         "dbt docs": settings.dbt_artifacts_dir / "index.html",
     }
 

@@ -118,9 +118,11 @@ def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     out = settings.quality_dir / f"drift-{run_date.isoformat()}.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     for name, f in warned.items():
-        log.warning("drift warning on %s: PSI %.3f (mean %s -> %s)", name, f["psi"], f["reference_mean"], f["current_mean"])
+        log.warning(
+            "drift warning on %s: PSI %.3f (mean %s -> %s)", name, f["psi"], f["reference_mean"], f["current_mean"]
+        )
     if blocked:
-        failures = [
+        failures: list[dict[str, Any]] = [
             {
                 "suite": "drift.psi",
                 "table": "model_features",
@@ -133,7 +135,7 @@ def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
             }
             for name, f in blocked.items()
         ]
-        lines = [f"  {x['kwargs']['feature']}: PSI {x['sample']['psi']} {x['sample']}" for x in failures]
+        lines = [f"  {n}: PSI {f['psi']} mean {f['reference_mean']} -> {f['current_mean']}" for n, f in blocked.items()]
         raise DataQualityError(
             f"drift gate: {len(blocked)} feature(s) drifted beyond PSI {settings.quality.drift_block_psi} on"
             f" {run_date} vs {report['reference_days']} (report: {out}):\n" + "\n".join(lines),
@@ -148,4 +150,3 @@ def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
         "max_psi": max((f["psi"] for f in report["features"].values()), default=None),
         "notes": notes,
     }
-

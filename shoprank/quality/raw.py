@@ -13,6 +13,8 @@ import logging
 import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -35,8 +37,8 @@ def _partition_day(path_name: str) -> date | None:
         return None
 
 
-def _partitions_up_to(settings: Settings, table: str, day: date) -> list[tuple[date, Any]]:
-    found = []
+def _partitions_up_to(settings: Settings, table: str, day: date) -> list[tuple[date, Path]]:
+    found: list[tuple[date, Path]] = []
     for folder in (settings.raw_dir / table).glob("dt=*"):
         partition_day = _partition_day(folder.name)
         if partition_day is not None and partition_day <= day:
@@ -134,8 +136,8 @@ def validate_raw(settings: Settings, run_date: date) -> dict[str, Any]:
         frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         frames[table] = frame
         signature = pd.DataFrame({"column": schema_signature(pq.read_schema(files[0]))})
-        batches.append(Batch(table, signature, lambda t=table: schema_suite(t), partition))
-        batches.append(Batch(table, frame, lambda t=table: RAW_SUITES[t](ctx), partition))
+        batches.append(Batch(table, signature, partial(schema_suite, table), partition))
+        batches.append(Batch(table, frame, partial(RAW_SUITES[table], ctx), partition))
 
     results, gx_failures = run_batches(settings, "raw", run_date.isoformat(), batches)
     for failure in gx_failures:

@@ -13,7 +13,9 @@ from datetime import datetime
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pyarrow as pa
+from great_expectations.expectations.row_conditions import Column
 
+from shoprank.quality.suites import SuiteDraft
 from shoprank.simulator import EVENT_TYPES, ITEM_TYPES, SCHEMAS
 
 SURFACES = ("feed", "search")
@@ -53,10 +55,10 @@ def schema_signature(schema: pa.Schema) -> list[str]:
 def schema_suite(table: str) -> gx.ExpectationSuite:
     """Validated against a frame with one ``column`` row per parquet column: names and types match the contract."""
     expected = contract_columns(table)
-    suite = gx.ExpectationSuite(name=f"raw.{table}.schema")
+    suite = SuiteDraft(f"raw.{table}.schema")
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="column", value_set=expected))
     suite.add_expectation(gxe.ExpectColumnDistinctValuesToContainSet(column="column", value_set=expected))
-    return suite
+    return suite.build()
 
 
 def _timestamp_within(column: str, low: datetime, high: datetime) -> gxe.Expectation:
@@ -64,7 +66,7 @@ def _timestamp_within(column: str, low: datetime, high: datetime) -> gxe.Expecta
 
 
 def events_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name="raw.events")
+    suite = SuiteDraft("raw.events")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in SCHEMAS["events"]]))
     for column in KEYS["events"]:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
@@ -74,9 +76,7 @@ def events_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=1))
     suite.add_expectation(
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="position", row_condition='event_type=="impression"', condition_parser="pandas"
-        )
+        gxe.ExpectColumnValuesToNotBeNull(column="position", row_condition=Column("event_type") == "impression")
     )
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1))
     # Inside the run's day, and never after the validation's wall clock ("events from the future").
@@ -90,11 +90,11 @@ def events_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
     else:
         low, high = ctx.volume_band
         suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=max(low, 1), max_value=high))
-    return suite
+    return suite.build()
 
 
 def items_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name="raw.items")
+    suite = SuiteDraft("raw.items")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in SCHEMAS["items"]]))
     for column in KEYS["items"]:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
@@ -104,22 +104,26 @@ def items_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="category_id", min_value=0))
     # No seller_id referential check: the simulator gives initial items to sellers that join later in the window.
     # The first partition holds the initial catalogue (created before the window): only "not after the day".
-    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="created_ts", max_value=ctx.day_end, strict_max=True))
-    return suite
+    suite.add_expectation(
+        gxe.ExpectColumnValuesToBeBetween(column="created_ts", max_value=ctx.day_end, strict_max=True)
+    )
+    return suite.build()
 
 
 def sellers_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name="raw.sellers")
+    suite = SuiteDraft("raw.sellers")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in SCHEMAS["sellers"]]))
     for column in KEYS["sellers"]:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="seller_id"))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="created_ts", max_value=ctx.day_end, strict_max=True))
-    return suite
+    suite.add_expectation(
+        gxe.ExpectColumnValuesToBeBetween(column="created_ts", max_value=ctx.day_end, strict_max=True)
+    )
+    return suite.build()
 
 
 def inventory_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name="raw.inventory")
+    suite = SuiteDraft("raw.inventory")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in SCHEMAS["inventory"]]))
     for column in KEYS["inventory"]:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
@@ -128,17 +132,17 @@ def inventory_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
     suite.add_expectation(_timestamp_within("snapshot_ts", ctx.day_start, ctx.day_end))
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="item_id", value_set=ctx.known_item_ids))
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    return suite
+    return suite.build()
 
 
 def users_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name="raw.users")
+    suite = SuiteDraft("raw.users")
     suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in SCHEMAS["users"]]))
     for column in KEYS["users"]:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="user_id"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="signup_ts", max_value=ctx.day_end, strict_max=True))
-    return suite
+    return suite.build()
 
 
 RAW_SUITES = {

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     frames = {name: read_mart(settings, name) for name in MART_SUITES}
     impressions = raw_impressions(settings, run_date)
     ctx = MartContext(run_date=run_date, raw_impressions=len(impressions))
-    batches = [Batch(name, frame, lambda n=name: MART_SUITES[n](ctx)) for name, frame in frames.items()]
+    batches = [Batch(name, frame, partial(MART_SUITES[name], ctx)) for name, frame in frames.items()]
     batches.append(Batch("point_in_time", point_in_time_frame(frames, impressions), point_in_time_suite))
     results, failures = run_batches(settings, "marts", run_date.isoformat(), batches)
     elapsed = round(time.perf_counter() - started, 2)

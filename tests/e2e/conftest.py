@@ -24,11 +24,11 @@ def _airflow(settings: Settings, *args: str, timeout: int) -> subprocess.Complet
 
 @pytest.fixture(scope="session")
 def daily_run() -> Settings:
-    """Migrate Airflow's metadata DB and run the daily DAG for the default run date; return the settings."""
+    """Prepare Airflow (login, metadata DB) and run the daily DAG for the default run date; return the settings."""
+    from shoprank.ops import init_airflow
+
     settings = get_settings()
-    settings.ensure_dirs()
-    migrated = _airflow(settings, "db", "migrate", timeout=300)
-    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    init_airflow(settings)  # login file + `airflow db migrate`, as `make airflow-init` does
 
     logical_date = settings.default_run_date + timedelta(days=1)
     run = _airflow(settings, "dags", "test", "shoprank_daily", logical_date.isoformat(), timeout=900)

@@ -54,7 +54,7 @@ def test_training_features_come_only_from_days_before_the_impression(daily_run: 
 def test_training_rows_carry_the_snapshot_stamped_at_the_start_of_their_day(daily_run: Settings, training_frame):
     users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet")
     users["dt"] = users["feature_ts"].dt.date
-    sample = training_frame.sample(300, random_state=1)[["user_id", "dt", "user_ctr_30d", "event_ts"]]
+    sample = training_frame.sample(300, random_state=1)[["user_id", "dt", "user_ctr_30d"]]
     joined = sample.merge(users[["user_id", "dt", "user_ctr_30d"]], on=["user_id", "dt"], suffixes=("", "_mart"))
     assert len(joined) == len(sample)
     np.testing.assert_allclose(joined["user_ctr_30d"], joined["user_ctr_30d_mart"])

@@ -34,6 +34,8 @@ from shoprank.ranking_features import (
 from shoprank.settings import Settings, apply_runtime_env, get_settings
 
 N_USERS = 50
+# POST /admin/reload's token in the test world (settings.serving.admin_token has no default).
+ADMIN_TOKEN = "test-admin-token"
 N_ITEMS = 200
 # The modules of feature_repo/ (data_sources reads the marts' path from the settings when imported): set aside
 # during this fixture's `feast apply` so it registers this home's marts, then restored for other tests.
@@ -132,6 +134,70 @@ def train_tiny_ranker(rng: np.random.Generator, users: pd.DataFrame, items: pd.D
     return ranker
 
 
+def write_retrieval_marts(marts: Path, items: pd.DataFrame) -> None:
+    """The retrieval marts' shape (dbt_project/models/marts/retrieval_*.sql) on the synthetic catalogue:
+    user u000000 recently clicked i000000 and i000001, whose co-visitation neighbours are i000100..i000104."""
+    snapshot = items["feature_ts"].max().date()
+    pd.DataFrame(
+        {
+            "item_id": ["i000000"] * 3 + ["i000001"] * 2,
+            "neighbour_item_id": ["i000100", "i000101", "i000102", "i000103", "i000104"],
+            "co_visits": [5, 4, 3, 2, 1],
+            "neighbour_rank": [1, 2, 3, 1, 2],
+            "snapshot_date": snapshot,
+        }
+    ).to_parquet(marts / "retrieval_covisitation.parquet", index=False)
+    pd.DataFrame(
+        {
+            "user_id": ["u000000", "u000000"],
+            "item_id": ["i000000", "i000001"],
+            "last_click_ts": items["feature_ts"].max(),
+            "recency_rank": [1, 2],
+            "snapshot_date": snapshot,
+        }
+    ).to_parquet(marts / "retrieval_user_recent.parquet", index=False)
+    pd.DataFrame(
+        {
+            "item_id": ["i000150", "i000151"],
+            "category_id": [0, 1],
+            "clicks_1d": [9, 8],
+            "clicks_prev": [1, 1],
+            "trend_score": [5.0, 4.0],
+            "trend_rank": [1, 1],
+            "snapshot_date": snapshot,
+        }
+    ).to_parquet(marts / "retrieval_trending.parquet", index=False)
+
+
+def write_other_views(rng: np.random.Generator, items: pd.DataFrame) -> None:
+    """Synthetic rows for any other feature view of the repo (e.g. sellers) whose mart file is missing, from the
+    view's own schema, so `feast apply` + materialize work whatever views the repo grows."""
+    from feast import Entity, FeatureView
+
+    from feature_repo.repo_definitions import DEFINITIONS
+
+    keys = {"seller_id": sorted(items["item_seller_id"].unique())}
+    join_keys = {d.name: [d.join_key] for d in DEFINITIONS if isinstance(d, Entity)}
+    for view in DEFINITIONS:
+        path = Path(getattr(getattr(view, "batch_source", None), "path", "") or "/nonexistent")
+        if not isinstance(view, FeatureView) or path.exists() or not path.parent.exists():
+            continue
+        (join_key,) = [key for entity in view.entities for key in join_keys[entity]]
+        ids = keys.get(join_key, [f"{join_key[0]}{i:06d}" for i in range(10)])
+        frames = []
+        for ts in _snapshots():
+            frame = pd.DataFrame({join_key: ids, "feature_ts": ts})
+            for feature in view.features:
+                kind = str(feature.dtype)
+                frame[feature.name] = (
+                    rng.integers(0, 10, len(ids)).astype("int64")
+                    if "Int" in kind
+                    else (rng.uniform(0, 1, len(ids)) if "Float" in kind else "x")
+                )
+            frames.append(frame)
+        _as_mart(pd.concat(frames, ignore_index=True)).to_parquet(path, index=False)
+
+
 @contextlib.contextmanager
 def _fresh_feature_repo_modules() -> Iterator[None]:
     names = [*FEATURE_REPO_MODULES, "feature_repo", *(f"feature_repo.{name}" for name in FEATURE_REPO_MODULES)]
@@ -172,6 +238,8 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         for key, value in Settings(home=home).runtime_env().items():
             mp.setenv(key, value)
         mp.delenv("SHOPRANK_MODEL_TAG", raising=False)
+        mp.setenv("SHOPRANK_SERVING__ADMIN_TOKEN", ADMIN_TOKEN)
+        mp.setenv("SHOPRANK_SERVING__LOG_FLUSH_SECONDS", "0.5")
         get_settings.cache_clear()
         settings = get_settings()
         assert settings.home_dir == home.resolve()
@@ -186,9 +254,11 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         assert set(ITEM_FEATURES) <= set(items.columns)
         items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
         users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
+        write_retrieval_marts(settings.marts_export_dir, items)
 
         try:
             with _fresh_feature_repo_modules():
+                write_other_views(rng, items)
                 apply_feature_repo(settings)
         finally:
             os.chdir(cwd)  # feast's apply_total changes directory
@@ -228,18 +298,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server_url(serving_world: ServingWorld) -> Iterator[str]:
-    """`bentoml serve` on a free loopback port, from the repo root; killed (whole process group) at teardown."""
-    settings = serving_world.settings
+@contextlib.contextmanager
+def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
+    """`bentoml serve` on a free loopback port with ``env``; ready when /readyz answers 200; killed (whole process
+    group) on exit."""
     port = _free_port()
     bentoml_bin = Path(sys.executable).parent / "bentoml"
-    log_path = settings.home_dir / "bentoml-serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(bentoml_bin), "serve", "serving.service:RankingService", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=settings.project_root,
-            env=serving_world.env,
+            cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -268,3 +337,11 @@ def server_url(serving_world: ServingWorld) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def server_url(serving_world: ServingWorld) -> Iterator[str]:
+    """The serving world's service over HTTP, shared by the HTTP test modules."""
+    settings = serving_world.settings
+    with bentoml_server(serving_world.env, settings.project_root, settings.home_dir / "bentoml-serve.log") as url:
+        yield url

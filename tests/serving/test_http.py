@@ -18,6 +18,7 @@ def client(server_url: str):
 
 def test_rank_returns_k_items_sorted_with_model_version(client: httpx.Client, serving_world: ServingWorld) -> None:
     body = {"user_id": serving_world.user_ids[0], "candidate_ids": serving_world.item_ids[:50], "k": 7}
+    body["apply_rules"] = False  # the model's order only (the rules may move items against the score)
     response = client.post("/rank", json=body)
     assert response.status_code == 200, response.text
     data = response.json()
@@ -30,7 +31,7 @@ def test_rank_returns_k_items_sorted_with_model_version(client: httpx.Client, se
     assert [item["rank"] for item in data["items"]] == list(range(1, 8))
 
 
-def test_rank_without_candidates_uses_retrieval_v0(client: httpx.Client, serving_world: ServingWorld) -> None:
+def test_rank_without_candidates_retrieves_its_own(client: httpx.Client, serving_world: ServingWorld) -> None:
     response = client.post("/rank", json={"user_id": "brand-new-user", "surface": "search", "query": "shoes"})
     assert response.status_code == 200, response.text
     data = response.json()
@@ -55,6 +56,11 @@ def test_model_info_and_probes(client: httpx.Client, serving_world: ServingWorld
         ({"user_id": "u000001", "candidate_ids": "i000001"}, "candidate_ids"),
         ({"user_id": "u000001", "candidate_ids": ["i000001", ""]}, "candidate_ids"),
         ({"user_id": "u000001", "surface": "email"}, "surface"),
+        ({"user_id": "u000001", "surface": "search"}, "query"),
+        ({"user_id": "u000001", "k": "ten"}, "k"),
+        ({"user_id": "u000001", "candidate_ids": [f"i{i}" for i in range(2001)]}, "candidate_ids"),
+        ({"user_id": "u000001", "apply_rules": "sometimes"}, "apply_rules"),
+        ({"user_id": "u000001", "context": {"category_id": [1, 2]}}, "context"),
     ],
 )
 def test_malformed_requests_get_4xx_naming_the_field(client: httpx.Client, body: dict, field: str) -> None:
@@ -78,3 +84,121 @@ def test_rank_scores_500_mixed_candidates(client: httpx.Client, serving_world: S
     assert response.status_code == 200, response.text
     items = response.json()["items"]
     assert len(items) == 20 and {item["item_id"] for item in items} <= set(candidates)
+
+
+def test_explain_gives_features_contributions_and_rules(client: httpx.Client, serving_world: ServingWorld) -> None:
+    body = {"user_id": serving_world.user_ids[4], "candidate_ids": serving_world.item_ids[:120], "k": 10}
+    response = client.post("/explain", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    ranked = client.post("/rank", json=body).json()
+    assert [i["item_id"] for i in data["items"]] == [i["item_id"] for i in ranked["items"]]
+    assert data["rules_version"] == ranked["rules_version"] is not None
+    for item in data["items"]:
+        assert set(item["features"]) == set(item["contributions"]) - {"bias"}
+        assert item["features"]["item_ctr_7d"] is not None
+        # pred_contribs add up to the model's raw score
+        assert sum(item["contributions"].values()) == pytest.approx(item["model_score"], abs=1e-3)
+        assert item["reasons"] == [] or item["reason"] == item["reasons"][-1]
+    stocks = {i["item_id"]: i["features"]["item_stock_units"] for i in data["items"]}
+    assert all(stock != 0 for stock in stocks.values())
+    assert all(reasons == ["out-of-stock-removed"] for reasons in data["removed"].values())
+    assert data["removed"], "the synthetic catalogue has out-of-stock items among the first 120"
+
+
+def test_unknown_surface_context_and_cold_start_user(client: httpx.Client, serving_world: ServingWorld) -> None:
+    body = {"user_id": "brand-new-user", "context": {"category_id": 2, "device": "ios"}, "k": 10}
+    response = client.post("/explain", json=body)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert all("cold-start-popular" in item["reasons"] for item in items)
+    assert all(item["features"]["user_is_cold_start"] == 1 for item in items)
+
+
+def test_readiness_details_and_metrics(client: httpx.Client) -> None:
+    details = client.get("/ready-details").json()
+    assert details == details | {"ready": True, "model_loaded": True, "feature_store_reachable": True}
+    assert details["item_cache_size"] > 0
+    client.post("/rank", json={"user_id": "u000003", "k": 20})
+    metrics = client.get("/metrics").text
+    assert "shoprank_rule_actions" in metrics
+    assert "bentoml_service_request_total" in metrics or "bentoml_api_server_request_total" in metrics
+
+
+def test_requests_are_logged_in_the_raw_events_contract(
+    client: httpx.Client, serving_world: ServingWorld
+) -> None:
+    import time
+
+    import pandas as pd
+
+    from shoprank.simulator import SCHEMAS
+
+    request_id = "logged-request-1"
+    response = client.post("/rank", json={"user_id": "u000005", "k": 5, "request_id": request_id})
+    assert response.status_code == 200
+    events_dir = serving_world.settings.serving_logs_dir / "events"
+    deadline = time.monotonic() + 20
+    rows = pd.DataFrame()
+    while time.monotonic() < deadline:  # flushed every 0.5 s in the test world
+        files = sorted(events_dir.glob("dt=*/part-*.parquet"))
+        if files:
+            rows = pd.concat([pd.read_parquet(f) for f in files])
+            if (rows["request_id"] == request_id).any():
+                break
+        time.sleep(0.25)
+    mine = rows[rows["request_id"] == request_id].sort_values("position")
+    assert list(rows.columns) == SCHEMAS["events"].names
+    assert list(mine["item_id"]) == [item["item_id"] for item in response.json()["items"]]
+    assert set(mine["event_type"]) == {"impression"} and list(mine["position"]) == [1, 2, 3, 4, 5]
+
+
+def test_admin_reload_needs_the_token(client: httpx.Client) -> None:
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/admin/reload", headers={"X-Admin-Token": "wrong"}).status_code == 403
+
+
+def test_admin_reload_swaps_and_a_corrupt_model_keeps_the_previous(
+    client: httpx.Client, serving_world: ServingWorld
+) -> None:
+    from pathlib import Path
+
+    from .conftest import ADMIN_TOKEN
+
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ok = client.post("/admin/reload", headers=auth)
+    assert ok.status_code == 200, ok.text
+    assert ok.json() | {"reloaded": True, "model_version": serving_world.model_tag} == ok.json()
+
+    model_dir = serving_world.settings.model_store_dir / "models" / Path(*serving_world.model_tag.split(":"))
+    saved = {path: path.read_bytes() for path in model_dir.iterdir() if path.name != "model.yaml" and path.is_file()}
+    assert saved, model_dir
+    try:
+        for path in saved:
+            path.write_bytes(b"this is not an xgboost model")
+        failed = client.post("/admin/reload", headers=auth)
+        assert failed.status_code == 200, failed.text
+        body = failed.json()
+        assert body["reloaded"] is False and "model" in body["error"]
+        assert body["model_version"] == serving_world.model_tag
+        still = client.post("/rank", json={"user_id": serving_world.user_ids[0], "k": 3})
+        assert still.status_code == 200 and still.json()["degraded"] is False
+    finally:
+        for path, content in saved.items():
+            path.write_bytes(content)
+    assert client.post("/admin/reload", headers=auth).json()["reloaded"] is True
+
+
+def test_replay_compares_the_three_policies(server_url: str, serving_world: ServingWorld) -> None:
+    from serving.replay import POLICIES, format_table, gini, replay
+
+    table = replay(serving_world.settings, server_url, n_requests=12, k=10, seed=3)
+    assert list(table.index) == list(POLICIES)
+    assert (table["requests"] == 12).all() and (table["failed"] == 0).all()
+    assert table.loc["model+rules", "out_of_stock_impressions"] == 0  # the rules remove out-of-stock items
+    for column in ("ctr", "new_item_share", "new_seller_share", "seller_gini"):
+        assert table[column].between(0, 1).all(), column
+    assert table.loc["popularity", "seller_gini"] > 0
+    assert "gmv_per_request" in format_table(table)
+    assert gini([1, 1, 1, 1]) == 0 and gini([0, 0, 0, 10]) == pytest.approx(0.75)

@@ -142,3 +142,85 @@ def test_popularity_index_uses_latest_snapshot_and_breaks_ties_by_id() -> None:
     assert index.top(2) == ["b", "c"]
     assert index.scores(["a", "zzz"]).tolist() == [1.0, 0.0]
     assert PopularityIndex.from_frame(mart.iloc[:0]).top(3) == []
+
+
+# ---- the fast path, the item cache, retrieval, the request log ------------------------------------------------
+def test_fast_matrix_equals_the_training_path() -> None:
+    from serving.item_cache import ItemCache
+    from serving.ranking import fast_matrix, user_vector
+    from shoprank.ranking_features import model_matrix
+
+    ids = ["a", "b", "c"]
+    stored = items(ids, [0.1, 0.2, 0.3]).reset_index()
+    stored.loc[1, "item_category_id"] = 99  # out of range: affinity 0
+    stored["feature_ts"] = pd.Timestamp("2026-01-01", tz="UTC")
+    cache = ItemCache.from_frame(stored)
+    candidates = ["c", "unknown", "a", "b"]
+    columns = model_feature_columns()
+    for user_features in (user(user_avg_click_price_30d=0.0), user(), None):
+        cold, values = user_vector(user_features, N_CAT)
+        fast = fast_matrix(values, cache.matrix[cache.rows(candidates)], columns, N_CAT)
+        frame = build_feature_frame(user_features, cache.frame(candidates), candidates, N_CAT)
+        slow = model_matrix(frame, columns)
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        np.testing.assert_allclose(np.nan_to_num(fast), np.nan_to_num(slow), rtol=1e-6)
+        assert cold == (user_features is None)
+
+
+def test_item_cache_keeps_the_latest_snapshot_and_flags_new_sellers() -> None:
+    from serving.item_cache import ItemCache
+
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "c"],
+            "feature_ts": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-02", "2026-01-02"], utc=True),
+            "item_seller_id": ["old", "old", "old", "young"],
+            **{name: [1.0, 2.0, 3.0, 4.0] for name in ITEM_FEATURES},
+        }
+    )
+    frame["item_age_days"] = [30.0, 31.0, 2.0, 3.0]
+    cache = ItemCache.from_frame(frame, new_seller_days=14)
+    rows = cache.rows(["a", "zzz", "c"])
+    assert list(cache.column("item_ctr_7d", rows)[[0, 2]]) == [2.0, 4.0] and np.isnan(cache.column("item_ctr_7d", rows)[1])
+    assert list(cache.seller_is_new[rows]) == [False, False, True]
+    assert list(cache.seller[rows]) == ["old", "", "young"]
+
+
+def test_retrieval_merges_sources_without_duplicates(serving_world) -> None:  # noqa: ANN001
+    from serving.candidates import RetrievalIndex
+    from serving.item_cache import ItemCache
+
+    marts = serving_world.settings.marts_export_dir
+    index = RetrievalIndex.build(ItemCache.from_marts(marts), marts)
+    ids, sources = index.retrieve("u000000", [1.0] + [0.0] * 11, 60)
+    assert len(ids) == len(set(ids)) == 60
+    # co-visitation neighbours of the user's recent items, interleaved rank by rank, come first
+    assert ids[:5] == ["i000100", "i000103", "i000101", "i000104", "i000102"]
+    assert {sources[i] for i in ids[:5]} == {"covisitation"}
+    assert {"category", "trending", "new-item", "popular"} <= set(sources.values())
+    cold_ids, cold_sources = index.retrieve("stranger", None, 30)
+    assert "covisitation" not in cold_sources.values() and len(cold_ids) == 30
+
+
+def test_request_log_writes_contract_partitions(tmp_path) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime
+
+    from serving.request_log import RequestLogger
+    from shoprank.simulator import SCHEMAS
+
+    logger = RequestLogger(tmp_path, buffer_rows=1000, flush_seconds=3600)
+    ts = datetime(2026, 1, 8, 12, tzinfo=UTC)
+    impressions = [
+        {"user_id": "u1", "item_id": f"i{p}", "request_id": "r1", "position": p, "surface": "feed", "query": None,
+         "price": 9.5, "event_ts": ts}
+        for p in (1, 2)
+    ]
+    logger.log({"request_id": "r1", "user_id": "u1", "request_ts": ts}, impressions)
+    assert not list(tmp_path.rglob("*.parquet"))  # buffered
+    logger.close()
+    (events_file,) = (tmp_path / "events" / "dt=2026-01-08").glob("part-*.parquet")
+    events = pd.read_parquet(events_file)
+    assert list(events.columns) == SCHEMAS["events"].names
+    assert list(events["position"]) == [1, 2] and set(events["event_type"]) == {"impression"}
+    assert events["event_id"].is_unique
+    assert len(list((tmp_path / "requests" / "dt=2026-01-08").glob("part-*.parquet"))) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -28,7 +30,9 @@ def test_loads_the_champion_once(service: RankingService, serving_world: Serving
 
 def test_ranks_given_candidates_with_the_model(service: RankingService, serving_world: ServingWorld) -> None:
     candidates = serving_world.item_ids[:30]
-    response = service.rank(RankRequest(user_id=serving_world.user_ids[0], candidate_ids=candidates, k=5))
+    request = RankRequest(user_id=serving_world.user_ids[0], candidate_ids=candidates, k=5, apply_rules=False)
+    response = service.rank(request)
+    assert response.rules_version is None
     assert not response.degraded and response.degraded_reasons == []
     assert response.model_version == serving_world.model_tag
     assert [item.rank for item in response.items] == [1, 2, 3, 4, 5]
@@ -53,21 +57,21 @@ def test_scores_match_the_model_on_the_offline_features(service: RankingService,
     frame = add_derived_features(pairs, service.champion.n_categories)
     predictions = service.champion.model.predict(model_matrix(frame, service.champion.feature_columns))
     expected = dict(zip(frame.item_id, predictions, strict=True))
-    response = service.rank(RankRequest(user_id=user_id, candidate_ids=candidates, k=10))
+    response = service.rank(RankRequest(user_id=user_id, candidate_ids=candidates, k=10, apply_rules=False))
     assert {i.item_id: i.score for i in response.items} == pytest.approx(expected, rel=1e-5)
 
 
-def test_without_candidates_ranks_the_popular_pool(service: RankingService, serving_world: ServingWorld) -> None:
+def test_without_candidates_ranks_retrieved_items(service: RankingService, serving_world: ServingWorld) -> None:
     response = service.rank(RankRequest(user_id=serving_world.user_ids[1]))
     assert len(response.items) == service.settings.serving.default_k
     assert not response.degraded
-    pool = set(service.popularity.top(service.settings.serving.default_candidate_count))
-    assert {item.item_id for item in response.items} <= pool
+    assert response.rules_version == service.state.rules.version
+    assert {item.item_id for item in response.items} <= set(serving_world.item_ids)
 
 
 def test_unknown_user_and_items_are_cold_starts(service: RankingService, serving_world: ServingWorld) -> None:
     candidates = ["no-such-item", *serving_world.item_ids[:5], "no-such-item"]
-    response = service.rank(RankRequest(user_id="never-seen", candidate_ids=candidates, k=10))
+    response = service.rank(RankRequest(user_id="never-seen", candidate_ids=candidates, k=10, apply_rules=False))
     assert not response.degraded
     assert sorted(item.item_id for item in response.items) == sorted(set(candidates))
 
@@ -78,9 +82,10 @@ def test_online_store_failure_degrades_to_popularity(
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("online store down")
 
-    monkeypatch.setattr(service.reader, "item_features", broken)
+    monkeypatch.setattr(service.reader, "user_features", broken)
     candidates = serving_world.item_ids[:20]
-    response = service.rank(RankRequest(user_id=serving_world.user_ids[0], candidate_ids=candidates, k=4))
+    request = RankRequest(user_id=serving_world.user_ids[0], candidate_ids=candidates, k=4, apply_rules=False)
+    response = service.rank(request)
     assert response.degraded and response.degraded_reasons == [FEATURE_FETCH_FAILED]
     assert all(item.reason == REASON_POPULAR for item in response.items)
     by_popularity = sorted(candidates, key=lambda c: (-service.popularity.scores([c])[0], c))
@@ -90,8 +95,8 @@ def test_online_store_failure_degrades_to_popularity(
 def test_missing_model_degrades_to_popularity(
     service: RankingService, serving_world: ServingWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "champion", None)
-    response = service.rank(RankRequest(user_id=serving_world.user_ids[0], k=3))
+    monkeypatch.setattr(service, "state", replace(service.state, champion=None, reader=None))
+    response = service.rank(RankRequest(user_id=serving_world.user_ids[0], k=3, apply_rules=False))
     assert response.degraded and response.degraded_reasons == [MODEL_UNAVAILABLE]
     assert response.model_version is None
     assert [i.item_id for i in response.items] == service.popularity.top(3)

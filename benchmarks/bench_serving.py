@@ -1,0 +1,140 @@
+"""`make bench-serving`: the ranking service's latency, throughput and overhead above the model. Printed, never
+asserted. Runs in the bench home (var/bench; the pipeline is run there first when it has no model or retrieval
+marts yet).
+
+In one run, with 500 candidates per request:
+- POST /rank over HTTP on loopback: p50/p95/p99 with the candidates in the request, and with the service's own
+  retrieval (no candidates: default_candidate_count items retrieved), rules on;
+- throughput with a bounded number of concurrent clients;
+- the naive path, in process: Feast ``get_online_features`` for the user and all candidates, the feature frame in
+  pandas, then predict (what the service did before the item cache);
+- the model alone: ``predict`` on a ready 500-row matrix (one thread, as the service runs it);
+- ratios: /rank p50 over the model-only p50 (the overhead), naive p99 over /rank p99 (the speed-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+
+from benchmarks.common import bench_settings, fmt_quantiles, has_model, line, quantiles_ms, run_pipeline, serving
+
+N_CANDIDATES = 500
+
+
+def _ensure_pipeline_output(settings) -> None:
+    retrieval = settings.marts_export_dir / "retrieval_covisitation.parquet"
+    if has_model(settings) and retrieval.exists():
+        return
+    from shoprank.simulator import simulate
+
+    print("bench home has no model or retrieval marts: running the pipeline once", flush=True)
+    simulate(settings, settings.default_run_date)
+    for name, seconds in run_pipeline(settings).items():
+        line(name, f"{seconds:.1f} s")
+
+
+def _time(fn, n: int) -> list[float]:
+    fn()  # warm-up
+    timings = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def bench_http(base: str, user_id: str, candidates: list[str], n: int, concurrency: int, seconds: float) -> dict:
+    explicit = {"user_id": user_id, "candidate_ids": candidates, "k": 20}
+    retrieved = {"user_id": user_id, "k": 20}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(20):  # warm the server's code paths
+            client.post("/rank", json=explicit).raise_for_status()
+        rank_ms = _time(lambda: client.post("/rank", json=explicit).raise_for_status(), n)
+        retrieval_ms = _time(lambda: client.post("/rank", json=retrieved).raise_for_status(), n)
+
+    def worker(_: int) -> int:
+        done = 0
+        stop = time.monotonic() + seconds
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while time.monotonic() < stop:
+                client.post("/rank", json=explicit).raise_for_status()
+                done += 1
+        return done
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        total = sum(pool.map(worker, range(concurrency)))
+    return {"rank": rank_ms, "retrieval": retrieval_ms, "throughput": total / seconds}
+
+
+def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> dict:
+    """The naive Feast path and the model alone, in this process, on the same champion."""
+    from serving.model_loader import load_champion
+    from serving.online_features import OnlineFeatureReader
+    from serving.ranking import build_feature_frame
+    from shoprank.feature_store import get_feature_store
+    from shoprank.ranking_features import model_matrix
+
+    champion = load_champion(settings)
+    champion.model.set_params(n_jobs=1)
+    reader = OnlineFeatureReader(get_feature_store(settings), champion.feature_service)
+
+    def naive() -> None:
+        user = reader.user_features(user_id)
+        items = reader.item_features(candidates)
+        frame = build_feature_frame(user, items, candidates, champion.n_categories)
+        champion.model.predict(model_matrix(frame, champion.feature_columns))
+
+    frame = build_feature_frame(
+        reader.user_features(user_id), reader.item_features(candidates), candidates, champion.n_categories
+    )
+    matrix = model_matrix(frame, champion.feature_columns)
+    return {
+        "naive": _time(naive, n),
+        "model": _time(lambda: champion.model.predict(matrix), n),
+        "model_tag": champion.tag,
+        "rows": int(np.asarray(matrix).shape[0]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    settings = bench_settings()
+    print(f"bench home: {settings.home_dir}", flush=True)
+    _ensure_pipeline_output(settings)
+    import pandas as pd
+
+    items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id"])
+    candidates = sorted(items["item_id"].unique())[:N_CANDIDATES]
+    user_id = "u000001"
+
+    local = bench_in_process(settings, user_id, candidates, args.requests)
+    with serving(settings) as base:
+        http = bench_http(base, user_id, candidates, args.requests, args.concurrency, args.seconds)
+
+    print(f"serving benchmark: model {local['model_tag']}, {len(candidates)} candidates, k=20", flush=True)
+    line("POST /rank, candidates given (p50/p95/p99)", fmt_quantiles(http["rank"]))
+    line(f"POST /rank, {settings.serving.default_candidate_count} retrieved (p50/p95/p99)", fmt_quantiles(http["retrieval"]))
+    line(f"throughput, {args.concurrency} clients x {args.seconds:.0f} s", f"{http['throughput']:.1f} requests/s")
+    line("naive path in process: Feast + pandas + predict", fmt_quantiles(local["naive"]))
+    line(f"model only: predict on {local['rows']} rows", fmt_quantiles(local["model"]))
+    rank_p50, _, rank_p99 = quantiles_ms(http["rank"])
+    naive_p50, _, naive_p99 = quantiles_ms(local["naive"])
+    model_p50 = quantiles_ms(local["model"])[0]
+    line("overhead: /rank p50 / model-only p50", f"{rank_p50 / model_p50:.2f}x")
+    line("speed-up: naive p50 / /rank p50 (over HTTP)", f"{naive_p50 / rank_p50:.1f}x")
+    line("speed-up: naive p99 / /rank p99 (over HTTP)", f"{naive_p99 / rank_p99:.1f}x")
+    line("target: /rank p99 < 20 ms", "met" if rank_p99 < 20 else "NOT met")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Helpers shared by the benchmarks (`make bench`, `make bench-serving`): the bench home, printing, and a
+`shoprank serve` process on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH_HOME = Path(__file__).resolve().parents[1] / "var" / "bench"
+
+
+def bench_settings() -> Any:
+    """The settings of the bench home (var/bench unless SHOPRANK_HOME says otherwise), directories created."""
+    os.environ.setdefault("SHOPRANK_HOME", str(BENCH_HOME))
+    from shoprank.settings import apply_runtime_env, get_settings
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    apply_runtime_env(settings)
+    return settings
+
+
+def line(name: str, value: str) -> None:
+    print(f"  {name:<44} {value}", flush=True)
+
+
+def quantiles_ms(timings: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p95, p99) of timings in ms."""
+    q = statistics.quantiles(timings, n=100, method="inclusive")
+    return q[49], q[94], q[98]
+
+
+def fmt_quantiles(timings: Sequence[float]) -> str:
+    p50, p95, p99 = quantiles_ms(timings)
+    return f"{p50:.1f} / {p95:.1f} / {p99:.1f} ms"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def has_model(settings: Any) -> bool:
+    return any((settings.model_store_dir / "models" / settings.training.model_name).glob("*/model.yaml"))
+
+
+def run_pipeline(settings: Any, skip: Sequence[str] = ("simulate",)) -> dict[str, float]:
+    """Every pipeline step (but ``skip``) for the default run date; returns the wall time of each."""
+    from shoprank import pipeline
+
+    times = {}
+    for name, step in pipeline.STEPS.items():
+        if name in skip:
+            continue
+        started = time.perf_counter()
+        step(settings.default_run_date)
+        times[name] = time.perf_counter() - started
+    return times
+
+
+@contextlib.contextmanager
+def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[str]:
+    """`shoprank serve` on a free loopback port; yields its base URL once /readyz answers; stopped on exit."""
+    port = free_port()
+    log = (settings.home_dir / "bench-serve.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
+        env={**os.environ, **settings.runtime_env(), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the service exited ({server.returncode}); see {log.name}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service was not ready in {ready_timeout:.0f} s; see {log.name}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait(timeout=5)
+        log.close()
