@@ -135,7 +135,6 @@ def show_settings() -> None:
 def serve(port: Annotated[int | None, typer.Option(help="port (default: settings.serving.port)")] = None) -> None:
     """Serve the latest registered ranker with BentoML on settings.serving.host (loopback by default)."""
     import os
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -150,7 +149,10 @@ def serve(port: Annotated[int | None, typer.Option(help="port (default: settings
         str(port or settings.serving.port),
     ]
     env = {**os.environ, **settings.runtime_env()}
-    raise typer.Exit(subprocess.call(command, cwd=settings.project_root, env=env))
+    os.chdir(settings.project_root)
+    # Replace this process with BentoML's, so that a signal to `shoprank serve` (Ctrl-C, a test's terminate())
+    # reaches BentoML's supervisor and stops its workers instead of orphaning them.
+    os.execve(command[0], command, env)
 
 
 @app.command("rank")
