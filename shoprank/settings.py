@@ -143,6 +143,14 @@ class QualitySettings(BaseModel):
     build_data_docs: bool = True
 
 
+class AlertSettings(BaseModel):
+    """Where task failures are announced: always a log line and <home>/alerts/alerts.jsonl, optionally a webhook."""
+
+    # A Slack-compatible incoming webhook ({"text": ...}); a secret, so it comes from the environment only.
+    webhook_url: SecretStr | None = None
+    timeout_seconds: float = 5.0
+
+
 class ServicesSettings(BaseModel):
     """Servers of the `services` profile (PostgreSQL, Redis), on loopback unless configured otherwise."""
 
@@ -188,6 +196,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     airflow: AirflowSettings = AirflowSettings()
     services: ServicesSettings = ServicesSettings()
+    alerts: AlertSettings = AlertSettings()
     quality: QualitySettings = QualitySettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
