@@ -14,11 +14,17 @@ Tasks, in order (each safe to re-run for its day):
 - `build_warehouse`: `dbt build` of staging views, feature marts and dbt tests; the log names a failed node.
 - `validate_marts`: Great Expectations suites over the marts; on bad data nothing downstream runs and the
   served model is untouched.
-- `feast_apply`: registers entities, feature views and the feature service.
+- `feast_apply`: registers entities, feature views (user, item, seller, on-demand) and the feature services.
 - `materialize`: loads the run's feature window into the online store (keyed on the run's day).
 - `check_drift`: PSI of every model feature, run's day vs the training window; warns, or blocks training.
-- `train`: point-in-time training set, XGBoost LambdaMART, holdout NDCG@10 next to popularity; writes a candidate.
-- `register`: saves the candidate to the BentoML model store, where `make serve` picks it up.
+- `train`: point-in-time training set (Feast historical retrieval), XGBoost LambdaMART + CTR/CVR models with early
+  stopping on the last training day; holdout NDCG@5/10/20, MAP, AUC, calibration, slices, vs popularity, random
+  and the simulator's oracle; writes a candidate and its HTML report (path in the task's XCom `report`).
+- `register`: saves the candidate to the BentoML model store as a challenger (metadata: data window, feature
+  service, metrics, code version, training rows, report path).
+- `promote`: the champion/challenger gate; the challenger replaces the champion only if it beats it on the same
+  holdout by the configured margin and passes the minimum slices. The decision and its reasons are in the log,
+  the XCom and `<home>/models/decisions/`; serving follows `<home>/models/registry.json`. Undo: `make rollback`.
 
 Recover from a failure by fixing its cause and clearing the task; reproduce any task outside Airflow with
 `shoprank <task> --run-date YYYY-MM-DD`.
@@ -33,16 +39,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, dag, task
+
+from shoprank.alerts import on_task_failure
 
 # Step order and names; shoprank.pipeline imports nothing heavy (the steps import their stack lazily).
-from shoprank.pipeline import STEPS
+from shoprank.pipeline import STEP_ASSETS, STEPS
 
 DEFAULT_ARGS = {
     "owner": "ranking",
     "retries": 1,
     "retry_delay": timedelta(minutes=1),
     "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": on_task_failure,
 }
 
 
@@ -78,8 +87,10 @@ def run_step(step: str, logical_date=None) -> dict:
 def shoprank_daily() -> None:
     previous = None
     for step in STEPS:
-        gate = {"retries": 0} if step in QUALITY_GATES else {}
-        current = task(run_step, task_id=step.replace("-", "_"), doc_md=STEPS[step].__doc__, **gate)(step=step)
+        options: dict = {"retries": 0} if step in QUALITY_GATES else {}
+        if step in STEP_ASSETS:  # downstream DAGs are scheduled on these
+            options["outlets"] = [Asset(STEP_ASSETS[step])]
+        current = task(run_step, task_id=step.replace("-", "_"), doc_md=STEPS[step].__doc__, **options)(step=step)
         if previous is not None:
             previous >> current
         previous = current

@@ -133,6 +133,21 @@ STEPS = {
 }
 
 
+# Airflow assets the daily DAG's steps update; other DAGs are scheduled on them (not on fixed times).
+STEP_ASSETS = {
+    "build-warehouse": "shoprank://warehouse/marts",
+    "materialize": "shoprank://feature-store/online",
+    "promote": "shoprank://models/champion",
+}
+
+
+def materialize_interval(start: datetime, end: datetime) -> dict[str, Any]:
+    """Materialize the features stamped in a data interval (plus the overlap): the hourly DAG's one task."""
+    from shoprank.feature_store import materialize as materialize_window
+
+    return materialize_window(_settings(), start, end)
+
+
 def run_all(run_date: date) -> dict[str, Any]:
     """Run every step in order, outside Airflow (the DAG runs the same functions as tasks)."""
     results = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shoprank.pipeline import STEPS
+
+QUALITY_GATES = {"validate_raw", "validate_marts", "check_drift"}
 from shoprank.settings import get_settings
 
 
@@ -26,7 +28,11 @@ def test_every_dag_is_tagged_documented_retried_and_not_catching_up(dagbag):
         assert dag.doc_md, f"{dag_id} has no doc_md"
         assert dag.catchup is False, f"{dag_id} catches up"
         for task in dag.tasks:
-            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            if task.task_id in QUALITY_GATES:  # bad data stays bad: a gate fails at once
+                assert task.retries == 0, f"{dag_id}.{task.task_id} is a gate and must not retry"
+            else:
+                assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.on_failure_callback, f"{dag_id}.{task.task_id} raises no alert on failure"
             assert task.execution_timeout is not None, f"{dag_id}.{task.task_id} has no timeout"
 
 
@@ -36,3 +42,15 @@ def test_daily_dag_runs_the_pipeline_steps_in_order(dagbag):
     assert [t.task_id for t in dag.topological_sort()] == expected
     for upstream, downstream in zip(expected, expected[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
+
+
+def test_materialize_dag_is_scheduled_on_what_the_daily_dag_produces(dagbag):
+    from shoprank.pipeline import STEP_ASSETS
+
+    daily = dagbag.dags["shoprank_daily"]
+    produced = {outlet.uri for t in daily.tasks for outlet in t.outlets}
+    assert set(STEP_ASSETS.values()) <= produced
+    materialize = dagbag.dags["shoprank_materialize"]
+    awaited = {asset.uri for asset in materialize.timetable.asset_condition.objects}
+    assert STEP_ASSETS["build-warehouse"] in awaited
+    assert materialize.timetable.timetable.expression == "0 * * * *"  # and hourly besides
