@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shoprank.pipeline import STEPS
+from shoprank.settings import get_settings
 
 QUALITY_GATES = {"validate_raw", "validate_marts", "check_drift"}
-from shoprank.settings import get_settings
 
 
 @pytest.fixture(scope="module")
