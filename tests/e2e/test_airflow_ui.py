@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -25,38 +25,16 @@ SCREENSHOT_DIR = Path(os.environ.get("SHOPRANK_TEST_OUTPUT", Path(__file__).reso
 @pytest.fixture(scope="module")
 def airflow_ui(daily_run: Settings) -> Iterator[str]:
     """Airflow's API server (which serves the UI) on a free loopback port, over the e2e run's metadata DB."""
-    from tests.e2e.test_daily_dag import _free_port
-
-    port = _free_port()
-    env = {**os.environ, **daily_run.runtime_env(), "AIRFLOW__API__PORT": str(port)}
-    log_path = daily_run.home_dir / "logs" / "api-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"Airflow API server not up in 120 s:\n{log_path.read_text()[-3000:]}")
+    with background_server(
+        [str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        ready_url=f"{base}/api/v2/version",
+        log_path=daily_run.home_dir / "logs" / "api-server.log",
+        env={**os.environ, **daily_run.runtime_env(), "AIRFLOW__API__PORT": str(port)},
+        ready_timeout=120,
+    ):
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture()

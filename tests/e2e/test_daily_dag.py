@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -74,44 +73,18 @@ def test_registered_model_beats_popularity_on_the_holdout(daily_run: Settings):
     assert metrics[f"model_ndcg@{k}"] > metrics[f"random_ndcg@{k}"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(daily_run: Settings):
+def served(daily_run: Settings) -> Iterator[str]:
     """`shoprank serve` on a free loopback port, over the model and online store the DAG produced."""
-    port = _free_port()
-    log_path = daily_run.home_dir / "logs" / "e2e-serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
-            env={**os.environ, **daily_run.runtime_env()},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"service not ready in 90 s:\n{log_path.read_text()[-3000:]}")
+    with background_server(
+        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
+        ready_url=f"{base}/readyz",
+        log_path=daily_run.home_dir / "logs" / "e2e-serve.log",
+        env={**os.environ, **daily_run.runtime_env()},
+    ):
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_service_ranks_a_known_user_with_the_registered_model(daily_run: Settings, served: str):
