@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench bench-serving replay docs quarantine services-up services-down system-deps clean
+.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench bench-data data-movielens bench-serving replay docs quarantine services-up services-down system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,6 +88,12 @@ services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-
 
 bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latency and throughput (var/bench)
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-data: setup ## data-scale figures: simulate 1M and 10M events (time, peak RSS), dbt build on 10M vs raw DuckDB
+	@$(BIN)/python -m benchmarks.bench_data $(BENCH_DATA_ARGS)
+
+data-movielens: setup ## fetch MovieLens-100K (recbole wheel; never committed) and map it onto the raw contract
+	@$(STACK_ENV); $(BIN)/python -m shoprank.adapters.movielens
 
 bench-serving: setup ## print /rank p50/p95/p99 + throughput at 500 candidates vs the naive Feast path and the model alone
 	@$(BIN)/python -m benchmarks.bench_serving $(BENCH_ARGS)

@@ -60,9 +60,13 @@ class RetrievalIndex:
             if np.isfinite(category[position]):
                 by_category.setdefault(int(category[position]), []).append(str(ids[position]))
         new_order = [p for p in np.lexsort((ids, -ctr)) if is_new[p]]
-        trending = _read(marts_dir / "retrieval_trending.parquet", ["item_id", "category_id", "trend_score", "trend_rank"])
+        trending = _read(
+            marts_dir / "retrieval_trending.parquet", ["item_id", "category_id", "trend_score", "trend_rank"]
+        )
         trending_all = (
-            [] if trending is None else trending.sort_values(["trend_score", "item_id"], ascending=[False, True])["item_id"]
+            []
+            if trending is None
+            else trending.sort_values(["trend_score", "item_id"], ascending=[False, True])["item_id"]
         )
         return cls(
             popular=[str(ids[p]) for p in popular_order],
@@ -81,7 +85,10 @@ class RetrievalIndex:
                 "recency_rank",
             ),
             trending_by_category=_grouped(
-                None if trending is None else trending.astype({"category_id": int}), "category_id", "item_id", "trend_rank"
+                None if trending is None else trending.astype({"category_id": int}),
+                "category_id",
+                "item_id",
+                "trend_rank",
             ),
             trending=list(dict.fromkeys(str(i) for i in trending_all)),
         )
@@ -113,7 +120,9 @@ class RetrievalIndex:
                 top_categories = [int(c) for c in np.argsort(-shares, kind="stable") if shares[c] > 0]
                 budget = int(SOURCE_SHARES["category"] * n)
                 for c in top_categories:
-                    take(self.popular_by_category.get(c, []), int(np.ceil(budget * shares[c] / shares.sum())), "category")
+                    take(
+                        self.popular_by_category.get(c, []), int(np.ceil(budget * shares[c] / shares.sum())), "category"
+                    )
         trending = [i for c in top_categories[:3] for i in self.trending_by_category.get(c, [])] + self.trending
         take(trending, int(SOURCE_SHARES["trending"] * n), "trending")
         take(self.new_items, int(SOURCE_SHARES["new"] * n), "new-item")

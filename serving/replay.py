@@ -117,7 +117,12 @@ def replay(
                 if policy == "popularity":
                     slate = popular
                 else:
-                    body = {"user_id": user_id, "k": k, "request_id": request_id, "apply_rules": policy == "model+rules"}
+                    body = {
+                        "user_id": user_id,
+                        "k": k,
+                        "request_id": request_id,
+                        "apply_rules": policy == "model+rules",
+                    }
                     response = client.post("/rank", json=body)
                     if response.status_code != 200:
                         s.failed_requests += 1
@@ -125,11 +130,12 @@ def replay(
                     data = response.json()
                     s.degraded_responses += bool(data["degraded"])
                     slate = [item["item_id"] for item in data["items"]]
-                known = [i for i in slate if (_index(i) or -1) in range(len(world.quality))]
+                n_world = len(world.quality)
+                known = [(i, x) for i, x in ((i, _index(i)) for i in slate) if x is not None and 0 <= x < n_world]
                 clicked, purchased = simulate_response(
-                    world, int(user), [_index(i) for i in known], np.random.default_rng([seed, r])  # type: ignore[misc]
+                    world, int(user), [x for _, x in known], np.random.default_rng([seed, r])
                 )
-                for item_id, bought in zip(known, purchased, strict=True):
+                for (item_id, _), bought in zip(known, purchased, strict=True):
                     units = stock[policy].get(item_id, np.nan)
                     out = bool(units <= 0)
                     s.impressions += 1

@@ -138,7 +138,10 @@ class RankingService:
             features = (
                 {c: _finite(ranking.matrix[position, j]) for j, c in enumerate(columns)}
                 if ranking.matrix is not None
-                else {c: _finite(v) for c, v in zip(ITEM_FEATURES, state.items.frame([item.item_id]).iloc[0], strict=False)}
+                else {
+                    c: _finite(v)
+                    for c, v in zip(ITEM_FEATURES, state.items.frame([item.item_id]).iloc[0], strict=False)
+                }
             )
             items.append(
                 ExplainedItem(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 from datetime import date
 from typing import Annotated, Any
@@ -57,12 +58,26 @@ def _step_command(name: str) -> None:
 
 
 # Steps with a hand-written command below (more options than --run-date).
-_CUSTOM_COMMANDS = {"promote"}
+_CUSTOM_COMMANDS = {"promote", "simulate"}
 for _name in pipeline.STEPS:
     if _name not in _CUSTOM_COMMANDS:
         _step_command(_name)
 
 app.add_typer(quarantine_app, name="quarantine")
+
+
+@app.command("simulate")
+def simulate(
+    run_date: RunDate = None,
+    events: Annotated[
+        int | None, typer.Option(help="target events over the window (sizes requests and world; e.g. 10000000)")
+    ] = None,
+) -> None:
+    """Write the simulated raw partitions for the run's window (raw data contract)."""
+    if events is not None:  # through the settings object, so every reader of the sizes agrees
+        os.environ["SHOPRANK_SIMULATOR__EVENTS"] = str(events)
+        get_settings.cache_clear()
+    _print(pipeline.simulate(_run_date(run_date)))
 
 
 @app.command("promote")

@@ -35,6 +35,8 @@ class SimulatorSettings(BaseModel):
     """Size and shape of the simulated marketplace (see shoprank.simulator)."""
 
     seed: int = 42
+    # The simulated calendar starts here: day D's partitions depend on (seed, D, sizes) only, whatever the run date.
+    start_date: date = date(2026, 1, 1)
     days: int = Field(7, ge=2, description="days of history written, ending at the run's day")
     users: int = Field(2000, ge=10)
     sellers: int = Field(100, ge=2)
@@ -42,6 +44,9 @@ class SimulatorSettings(BaseModel):
     categories: int = Field(12, ge=2, le=99)
     requests_per_day: int = Field(2000, ge=10)
     slate_size: int = Field(20, ge=2)
+    # Target events over the window (`shoprank simulate --events N`): sets requests per day and grows the world.
+    # 0 keeps requests_per_day as set.
+    events: int = Field(0, ge=0)
 
 
 class GateSettings(BaseModel):
@@ -76,8 +81,8 @@ class TrainingSettings(BaseModel):
     colsample_bytree: float = Field(0.9, gt=0, le=1)
     reg_lambda: float = 1.0
     # Early stopping watches NDCG on the last training day (the validation split); the final model is refit on
-    # every training day with the best number of trees.
-    early_stopping_rounds: int = Field(20, ge=1)
+    # every training day with the best number of trees. Validation NDCG is noisy and flat: be patient.
+    early_stopping_rounds: int = Field(50, ge=1)
     validation_days: int = Field(1, ge=1)
     refit_on_validation: bool = True
     classifier_n_estimators: int = 150

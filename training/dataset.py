@@ -91,3 +91,19 @@ def validation_split(train: pd.DataFrame, validation_days: int) -> tuple[pd.Data
         return train, train.iloc[0:0]
     validation_mask = train["dt"] >= days[-validation_days]
     return train[~validation_mask].reset_index(drop=True), train[validation_mask].reset_index(drop=True)
+
+
+def add_slice_flags(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``seller_is_new`` (for the new-seller evaluation slice) when the feature service did not bring it.
+
+    Point in time like every feature: the seller snapshot stamped at the start of the row's day. Without a
+    seller_features mart (older warehouses) the frame is returned unchanged and the slice is skipped.
+    """
+    path = settings.marts_export_dir / "seller_features.parquet"
+    if "seller_is_new" in frame.columns or not path.exists():
+        return frame
+    sellers = pd.read_parquet(path, columns=["seller_id", "dt", "seller_is_new"])
+    sellers["dt"] = pd.to_datetime(sellers["dt"]).dt.date
+    keyed = frame if "seller_id" in frame.columns else with_seller_ids(settings, frame)
+    out = keyed.merge(sellers, on=["seller_id", "dt"], how="left", validate="many_to_one")
+    return out if "seller_id" in frame.columns else out.drop(columns="seller_id")

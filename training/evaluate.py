@@ -37,6 +37,29 @@ def evaluate_scores(frame: pd.DataFrame, score_columns: dict[str, str], k: int) 
     return {f"{name}_ndcg@{k}": ndcg_at_k(frame, column, k) for name, column in score_columns.items()}
 
 
+def revenue_ndcg_at_k(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", price_column: str = "item_price"
+) -> float:
+    """NDCG@k with gain = price x purchase (linear): how much realized GMV the order puts on top, over requests
+    with a purchase. The GMV objective's headline metric."""
+    data = frame[[group_column, score_column, "item_id"]].assign(
+        _gain=pd.to_numeric(frame[price_column], errors="coerce").fillna(0.0) * frame["label_purchase"]
+    )
+    data = data[data.groupby(group_column)["_gain"].transform("max") > 0]
+    if data.empty:
+        raise ValueError("no group has a purchase; revenue NDCG is undefined")
+
+    def discounted(order: list[str], ascending: list[bool]) -> pd.Series:
+        ordered = data.sort_values(order, ascending=ascending, kind="mergesort")
+        rank = ordered.groupby(group_column).cumcount() + 1
+        contribution = np.where(rank <= k, ordered["_gain"] / np.log2(rank + 1), 0.0)
+        return pd.Series(contribution, index=ordered.index).groupby(ordered[group_column]).sum()
+
+    dcg = discounted([group_column, score_column, "item_id"], [True, False, True])
+    ideal = discounted([group_column, "_gain", "item_id"], [True, False, True])
+    return float((dcg / ideal).mean())
+
+
 def map_at_k(
     frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
 ) -> float:
@@ -125,6 +148,8 @@ def evaluate_holdout(scored: pd.DataFrame, score_columns: dict[str, str], k: int
             metrics[f"{name}_auc_click"] = auc(scored["label_click"], scored[column])
         if "label_purchase" in scored.columns:
             metrics[f"{name}_auc_purchase"] = auc(scored["label_purchase"], scored[column])
+            if "item_price" in scored.columns:
+                metrics[f"{name}_revenue_ndcg@{k}"] = _safe(revenue_ndcg_at_k, scored, column, k)
     for slice_name, mask in slice_masks(scored).items():
         part = scored[mask]
         metrics[f"slice_{slice_name}_requests"] = float(part["request_id"].nunique())

@@ -2,8 +2,8 @@
 
 Both models score the challenger's holdout (rows the champion never trained on either, since it is older), so the
 comparison is like for like. The challenger is promoted when
-1. its NDCG@k beats the champion's by at least ``settings.training.gate.margin`` (with no champion: it beats the
-   popularity baseline), and
+1. its NDCG@k (revenue NDCG@k for the GMV objective) beats the champion's by at least
+   ``settings.training.gate.margin`` (with no champion: it beats the popularity baseline), and
 2. on every slice (cold-start users, new items, new sellers) with at least ``min_slice_requests`` requests, it
    trails the champion (or popularity, with no champion) by at most ``slice_tolerance``.
 The decision, with every reason, is logged, appended to the registry's events and written to
@@ -44,18 +44,29 @@ def _nan_to_none(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: None if math.isnan(v) else v for k, v in metrics.items()}
 
 
+def headline_metric(objective: str) -> str:
+    """What the gate compares: NDCG (graded engagement) for the ranker, revenue NDCG (price x purchase) for GMV.
+    Slices always compare NDCG: a GMV model must not buy revenue with a collapse of engagement on a slice."""
+    return "revenue_ndcg" if objective == "gmv" else "ndcg"
+
+
 def _compare(
-    settings: Settings, holdout: pd.DataFrame, challenger_scores: pd.Series, baseline: str, baseline_scores: pd.Series
+    settings: Settings,
+    holdout: pd.DataFrame,
+    challenger_scores: pd.Series,
+    baseline: str,
+    baseline_scores: pd.Series,
+    metric: str = "ndcg",
 ) -> tuple[bool, list[str], dict[str, float]]:
     gate, k = settings.training.gate, settings.training.ndcg_k
     scored = holdout.assign(challenger_score=challenger_scores.to_numpy(), baseline_score=baseline_scores.to_numpy())
     metrics = evaluate_holdout(scored, {"challenger": "challenger_score", baseline: "baseline_score"}, k)
-    challenger, reference = metrics[f"challenger_ndcg@{k}"], metrics[f"{baseline}_ndcg@{k}"]
+    challenger, reference = metrics[f"challenger_{metric}@{k}"], metrics[f"{baseline}_{metric}@{k}"]
     # With a champion the challenger must clear the margin; against popularity, beating it at all is the bar.
     margin = gate.margin if baseline == "champion" else 0.0
     ok = challenger > reference + margin
     reasons = [
-        f"NDCG@{k} {challenger:.4f} vs {baseline} {reference:.4f} (needs > {reference + margin:.4f}): "
+        f"{metric}@{k} {challenger:.4f} vs {baseline} {reference:.4f} (needs > {reference + margin:.4f}): "
         + ("pass" if ok else "FAIL")
     ]
     for name in slice_masks(scored):
@@ -83,11 +94,13 @@ def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
     holdout = pd.read_parquet(card["holdout_path"])
     challenger = load_bundle(challenger_model)
     challenger_scores = pd.Series(challenger.score(holdout))
+    metric = headline_metric(challenger.objective)
     champion_tag = registry.champion_tag(settings)
     if champion_tag == str(challenger_model.tag):
         return Decision(str(challenger_model.tag), champion_tag, False, ["already the champion"])
     if champion_tag is None:
-        ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "popularity", holdout[POPULARITY_FEATURE])
+        popularity = holdout[POPULARITY_FEATURE]
+        ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "popularity", popularity, metric)
         reasons.insert(0, "no champion yet: the challenger must beat the popularity baseline")
         return Decision(str(challenger_model.tag), None, ok, reasons, _nan_to_none(metrics))
 
@@ -100,7 +113,7 @@ def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
         ]
         return Decision(str(challenger_model.tag), champion_tag, False, reasons)
     ok, reasons, metrics = _compare(
-        settings, holdout, challenger_scores, "champion", pd.Series(champion.score(holdout))
+        settings, holdout, challenger_scores, "champion", pd.Series(champion.score(holdout)), metric
     )
     return Decision(str(challenger_model.tag), champion_tag, ok, reasons, _nan_to_none(metrics))
 

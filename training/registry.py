@@ -12,16 +12,21 @@ rename), so a reader (serving's /admin/reload) never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import secrets
+import shutil
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shoprank.settings import Settings, apply_runtime_env
-from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, MODEL_FILE
+from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, HOLDOUT_FILE, MODEL_FILE, REPORT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,7 @@ def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
     import bentoml
     from xgboost import XGBClassifier, XGBRanker
 
-    card = json.loads((candidate / CARD_FILE).read_text())
+    card = _freeze_artifacts(settings, candidate, json.loads((candidate / CARD_FILE).read_text()))
     ranker = XGBRanker()
     ranker.load_model(candidate / MODEL_FILE)
     custom_objects = {}
@@ -64,6 +69,19 @@ def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
     (candidate / REGISTERED_FILE).write_text(json.dumps({"tag": tag}))
     log.info("registered %s (challenger) with metrics %s", tag, {k: card["metrics"].get(k) for k in _headline(card)})
     return {"tag": tag, "metrics": card["metrics"], "report": card.get("report_path")}
+
+
+def _freeze_artifacts(settings: Settings, candidate: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Copy the holdout rows and the report out of the candidate folder (the next training of the same day
+    overwrites it) into ``<home>/models/artifacts/<day>__<token>/``; the card then points there for good."""
+    out = settings.home_dir / "models" / "artifacts" / f"{card['run_date']}__{secrets.token_hex(4)}"
+    out.mkdir(parents=True)
+    for key, file in (("holdout_path", HOLDOUT_FILE), ("report_path", REPORT_FILE)):
+        if (candidate / file).exists():
+            shutil.copy2(candidate / file, out / file)
+            card[key] = str(out / file)
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2))
+    return card
 
 
 def _headline(card: dict[str, Any]) -> list[str]:
@@ -123,6 +141,18 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _locked(settings: Settings) -> Iterator[dict[str, Any]]:
+    """Read-modify-write of the registry under an exclusive lock (the DAG and an operator may act at once)."""
+    lock_path = registry_path(settings).with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        registry = read_registry(settings)
+        yield registry
+        _write_atomic(registry_path(settings), registry)
+
+
 def champion_tag(settings: Settings) -> str | None:
     """The promoted champion's tag, or None when nothing was ever promoted (serving then falls back)."""
     champion = read_registry(settings).get("champion")
@@ -135,35 +165,31 @@ def _event(action: str, tag: str | None, **details: Any) -> dict[str, Any]:
 
 def set_champion(settings: Settings, tag: str, reasons: list[str]) -> dict[str, Any]:
     """Make ``tag`` the champion (pushed on the stack; the previous one stays for rollback)."""
-    registry = read_registry(settings)
-    previous = registry.get("champion")
-    if previous != tag:
-        registry["stack"] = [*registry.get("stack", []), tag]
-    registry["champion"] = tag
-    registry["events"] = [*registry.get("events", []), _event("promote", tag, previous=previous, reasons=reasons)]
-    _write_atomic(registry_path(settings), registry)
+    with _locked(settings) as registry:
+        previous = registry.get("champion")
+        if previous != tag:
+            registry["stack"] = [*registry.get("stack", []), tag]
+        registry["champion"] = tag
+        registry["events"] = [*registry.get("events", []), _event("promote", tag, previous=previous, reasons=reasons)]
     log.info("champion: %s -> %s (%s)", previous, tag, "; ".join(reasons))
     return {"champion": tag, "previous": previous}
 
 
 def record_refusal(settings: Settings, tag: str, reasons: list[str]) -> None:
-    registry = read_registry(settings)
-    registry["events"] = [
-        *registry.get("events", []),
-        _event("refuse", tag, champion=registry.get("champion"), reasons=reasons),
-    ]
-    _write_atomic(registry_path(settings), registry)
+    with _locked(settings) as registry:
+        event = _event("refuse", tag, champion=registry.get("champion"), reasons=reasons)
+        registry["events"] = [*registry.get("events", []), event]
 
 
 def rollback(settings: Settings, reason: str = "manual rollback") -> dict[str, Any]:
     """Retire the current champion and restore the one before it."""
-    registry = read_registry(settings)
-    stack = list(registry.get("stack", []))
-    if len(stack) < 2:
-        raise ValueError(f"nothing to roll back to: the champion history is {stack}")
-    retired = stack.pop()
-    registry.update(stack=stack, champion=stack[-1])
-    registry["events"] = [*registry.get("events", []), _event("rollback", stack[-1], retired=retired, reasons=[reason])]
-    _write_atomic(registry_path(settings), registry)
+    with _locked(settings) as registry:
+        stack = list(registry.get("stack", []))
+        if len(stack) < 2:
+            raise ValueError(f"nothing to roll back to: the champion history is {stack}")
+        retired = stack.pop()
+        registry.update(stack=stack, champion=stack[-1])
+        event = _event("rollback", stack[-1], retired=retired, reasons=[reason])
+        registry["events"] = [*registry.get("events", []), event]
     log.warning("rollback: champion %s retired, %s restored (%s)", retired, stack[-1], reason)
     return {"champion": stack[-1], "retired": retired}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from shoprank.ranking_features import POPULARITY_FEATURE, feature_columns_for
 from shoprank.settings import Settings
-from training.dataset import build_training_frame, time_split, validation_split
+from training.dataset import add_slice_flags, build_training_frame, time_split, validation_split
 from training.evaluate import auc, calibration_table, evaluate_holdout, expected_calibration_error
 from training.models import fit_classifier, fit_ranker
 from training.scoring import ModelBundle
@@ -139,7 +139,7 @@ def train_ranker(settings: Settings, run_date: date) -> dict:
     """Build the training set, fit ranker + CTR + CVR models with early stopping, evaluate on the holdout next to
     the baselines and the oracle, and write the candidate with its card and HTML report."""
     cfg = settings.training
-    frame = build_training_frame(settings, run_date, cfg.feature_service)
+    frame = add_slice_flags(settings, build_training_frame(settings, run_date, cfg.feature_service))
     train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
     fit, validation = validation_split(train, cfg.validation_days)
     feature_columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)

@@ -26,7 +26,7 @@ from shoprank import pipeline
 from shoprank.cli import app
 from shoprank.quality.drift import psi
 from shoprank.quality.runner import DataQualityError
-from shoprank.settings import Settings, get_settings
+from shoprank.settings import Settings, apply_runtime_env, get_settings
 from shoprank.simulator import SCHEMAS, partition_path
 
 from .conftest import RUN_DATE, TINY
@@ -57,9 +57,13 @@ def gate_home(warehouse: dict, tmp_path: Path) -> Iterator[Settings]:
     try:
         yield get_settings()
     finally:
+        # Back to the session's own home (as tests/conftest.py set it), not whatever a build exported before us:
+        # later tests (the e2e DAG run) read the process-wide settings.
         os.environ.clear()
         os.environ.update(saved)
+        os.environ["SHOPRANK_HOME"] = os.environ["SHOPRANK_TEST_HOME"]
         get_settings.cache_clear()
+        apply_runtime_env(get_settings())
 
 
 def run_from(gate: str) -> tuple[str, DataQualityError]:
@@ -184,7 +188,9 @@ def test_quarantine_fix_release_and_rerun(gate_home: Settings) -> None:
 
     held = gate_home.quarantine_dir / "events" / f"dt={RUN_DATE}" / "part-0.parquet"
     fixed = pd.read_parquet(held).drop_duplicates("event_id")
-    fixed.to_parquet(held, index=False)
+    # Rewritten with the contract's types: a plain pandas round trip turns the nullable ints into doubles, which
+    # the schema suite would (rightly) reject.
+    pq.write_table(pa.Table.from_pandas(fixed, schema=SCHEMAS["events"], preserve_index=False), held)
     released = cli.invoke(app, ["quarantine", "release", "--table", "events", "--dt", RUN_DATE.isoformat()])
     assert released.exit_code == 0, released.output
     assert json.loads(cli.invoke(app, ["quarantine", "list"]).stdout) == []

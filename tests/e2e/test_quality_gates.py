@@ -118,6 +118,12 @@ def test_raw_fault_halts_the_dag_at_validate_raw_then_release_recovers(faulty_ho
     assert set(states.values()) == {"success"}, (states, (succeeded.stdout + succeeded.stderr)[-4000:])
     raw_result = json.loads((settings.quality_dir / f"raw-{run_date}.json").read_text())
     assert raw_result["success"] is True
-    # The earlier champion's files are still there, byte for byte, next to whatever the re-run registered.
+    # The earlier model's weights are still there, byte for byte, next to whatever the re-run registered (its
+    # model.yaml may change: promotion relabels the previous champion).
     after = _model_store_digest(settings)
-    assert all(after.get(path) == digest for path, digest in champion_before.items())
+    weights = {
+        path: digest
+        for path, digest in champion_before.items()
+        if len(Path(path).parts) == 3 and Path(path).name != "model.yaml"  # <model>/<version>/<file>, not `latest`
+    }
+    assert weights and all(after.get(path) == digest for path, digest in weights.items())

@@ -62,3 +62,21 @@ def test_validation_split_takes_the_last_training_day_and_keeps_requests_whole()
     assert not set(fit["request_id"]) & set(validation["request_id"])
     fit, validation = validation_split(frame[frame["dt"] == days[0]], validation_days=1)
     assert validation.empty and len(fit) == 4
+
+
+def test_revenue_ndcg_weights_purchases_by_price():
+    from training.evaluate import revenue_ndcg_at_k
+
+    frame = pd.DataFrame(
+        {
+            "request_id": ["r1"] * 3,
+            "item_id": ["a", "b", "c"],
+            "item_price": [10.0, 90.0, 50.0],
+            "label_purchase": [1, 1, 0],
+            "cheap_first": [0.9, 0.5, 0.1],
+            "dear_first": [0.1, 0.9, 0.5],
+        }
+    )
+    ideal = 90 + 10 / np.log2(3)
+    assert revenue_ndcg_at_k(frame, "dear_first", k=10) == pytest.approx((90 + 10 / np.log2(4)) / ideal)
+    assert revenue_ndcg_at_k(frame, "cheap_first", k=10) == pytest.approx((10 + 90 / np.log2(3)) / ideal)

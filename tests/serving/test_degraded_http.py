@@ -56,7 +56,9 @@ def test_online_store_down_gives_degraded_answers_never_500(
             data = response.json()
             assert data["degraded"] is True and data["degraded_reasons"] == ["feature-fetch-failed"]
             assert len(data["items"]) == body.get("k", 10)
-            assert all("popular-fallback" in (item["reason"], *item["reasons"]) or item["reasons"] for item in data["items"])
+            assert all(
+                "popular-fallback" in (item["reason"], *item["reasons"]) or item["reasons"] for item in data["items"]
+            )
         assert client.post("/explain", json={"user_id": user, "k": 3}).status_code == 200
         assert client.get("/readyz").status_code == 503
         assert client.get("/ready-details").json()["feature_store_reachable"] is False

@@ -125,9 +125,7 @@ def test_readiness_details_and_metrics(client: httpx.Client) -> None:
     assert "bentoml_service_request_total" in metrics or "bentoml_api_server_request_total" in metrics
 
 
-def test_requests_are_logged_in_the_raw_events_contract(
-    client: httpx.Client, serving_world: ServingWorld
-) -> None:
+def test_requests_are_logged_in_the_raw_events_contract(client: httpx.Client, serving_world: ServingWorld) -> None:
     import time
 
     import pandas as pd

@@ -181,7 +181,9 @@ def test_item_cache_keeps_the_latest_snapshot_and_flags_new_sellers() -> None:
     frame["item_age_days"] = [30.0, 31.0, 2.0, 3.0]
     cache = ItemCache.from_frame(frame, new_seller_days=14)
     rows = cache.rows(["a", "zzz", "c"])
-    assert list(cache.column("item_ctr_7d", rows)[[0, 2]]) == [2.0, 4.0] and np.isnan(cache.column("item_ctr_7d", rows)[1])
+    assert list(cache.column("item_ctr_7d", rows)[[0, 2]]) == [2.0, 4.0] and np.isnan(
+        cache.column("item_ctr_7d", rows)[1]
+    )
     assert list(cache.seller_is_new[rows]) == [False, False, True]
     assert list(cache.seller[rows]) == ["old", "", "young"]
 
@@ -211,8 +213,16 @@ def test_request_log_writes_contract_partitions(tmp_path) -> None:  # noqa: ANN0
     logger = RequestLogger(tmp_path, buffer_rows=1000, flush_seconds=3600)
     ts = datetime(2026, 1, 8, 12, tzinfo=UTC)
     impressions = [
-        {"user_id": "u1", "item_id": f"i{p}", "request_id": "r1", "position": p, "surface": "feed", "query": None,
-         "price": 9.5, "event_ts": ts}
+        {
+            "user_id": "u1",
+            "item_id": f"i{p}",
+            "request_id": "r1",
+            "position": p,
+            "surface": "feed",
+            "query": None,
+            "price": 9.5,
+            "event_ts": ts,
+        }
         for p in (1, 2)
     ]
     logger.log({"request_id": "r1", "user_id": "u1", "request_ts": ts}, impressions)

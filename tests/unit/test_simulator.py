@@ -11,7 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprank.settings import Settings, SimulatorSettings
-from shoprank.simulator import SCHEMAS, TABLES, oracle_scores, partition_path, simulate
+from shoprank.simulator import (
+    EVENTS_PER_IMPRESSION,
+    SCHEMAS,
+    TABLES,
+    effective_sizes,
+    oracle,
+    oracle_scores,
+    partition_path,
+    simulate,
+    window,
+)
 
 RUN_DATE = date(2026, 1, 7)
 TINY = {"users": 300, "items": 120, "sellers": 10, "categories": 5, "requests_per_day": 400, "slate_size": 10}
@@ -81,17 +91,123 @@ def test_ids_and_values(world: tuple[Settings, dict]) -> None:
     assert (signup < first_seen).all()
 
 
-def test_new_entities_arrive_on_later_days(world: tuple[Settings, dict]) -> None:
+def test_new_entities_arrive_every_day_since_the_start_date(world: tuple[Settings, dict]) -> None:
     settings, _ = world
-    users = _read(settings, "users")
-    items = _read(settings, "items")
-    first = (RUN_DATE - timedelta(days=2)).isoformat()
-    for frame, ts in ((users, "signup_ts"), (items, "created_ts")):
-        later = frame[frame["dt"].astype(str) != first]
-        assert len(later) > 0
+    start = settings.simulator.start_date
+    for table, ts in (("users", "signup_ts"), ("items", "created_ts"), ("sellers", "created_ts")):
+        frame = _read(settings, table)
+        dts = sorted(frame["dt"].astype(str).unique())
+        # One partition per day since the anchored start, whatever the window: the start holds the initial base.
+        assert dts == [(start + timedelta(days=k)).isoformat() for k in range((RUN_DATE - start).days + 1)], table
+        initial = frame[frame["dt"].astype(str) == start.isoformat()]
+        assert (initial[ts] < pd.Timestamp(start, tz="UTC")).all()
+        later = frame[frame["dt"].astype(str) != start.isoformat()]
+        assert later.groupby(later["dt"].astype(str)).size().min() >= 1  # cold-start entities every day
         assert (later[ts].dt.date.astype(str) == later["dt"].astype(str)).all()
-        initial = frame[frame["dt"].astype(str) == first]
-        assert (initial[ts] < pd.Timestamp(first, tz="UTC")).all()
+    # New items get shown the day after they arrive (cold start reaches the slates).
+    events = _read(settings, "events")
+    items = _read(settings, "items")
+    new_items = set(items.loc[items["dt"].astype(str) == (RUN_DATE - timedelta(days=1)).isoformat(), "item_id"])
+    shown_today = set(events.loc[events["dt"].astype(str) == RUN_DATE.isoformat(), "item_id"])
+    assert new_items & shown_today
+
+
+def test_anchored_days_are_identical_whatever_the_run_date(tmp_path: Path) -> None:
+    """D then D+1 into one home gives, on every overlapping day, the bytes a straight D+1 run writes."""
+    stepwise, straight = _settings(tmp_path / "stepwise"), _settings(tmp_path / "straight")
+    simulate(stepwise, RUN_DATE)
+    before = {p: p.read_bytes() for p in stepwise.raw_dir.rglob("*.parquet")}
+    next_day = RUN_DATE + timedelta(days=1)
+    simulate(stepwise, next_day)
+    simulate(straight, next_day)
+    for table in TABLES:
+        for day in window(straight, next_day):
+            path = partition_path(straight.raw_dir, table, day)
+            assert path.read_bytes() == partition_path(stepwise.raw_dir, table, day).read_bytes(), (table, day)
+    # Partitions written by the first run are never changed by the second (raw is immutable).
+    for path, content in before.items():
+        assert path.read_bytes() == content, path
+    # The first window day, left behind by the second run, is still there.
+    assert partition_path(stepwise.raw_dir, "events", RUN_DATE - timedelta(days=2)).exists()
+
+
+def test_position_bias_and_price_shape_the_funnel(world: tuple[Settings, dict]) -> None:
+    settings, _ = world
+    events = _read(settings, "events")
+    truth = pd.read_parquet(settings.truth_dir / "impressions")
+    clicks = events[events["event_type"] == "click"][["request_id", "item_id"]].assign(click=1)
+    frame = truth.merge(clicks, how="left").fillna({"click": 0})
+    # Observed clicks per unit of position-free true p_click fall with the position.
+    ratio = frame.groupby(frame["position"] <= 2).apply(lambda g: g["click"].sum() / g["p_click"].sum())
+    assert ratio[True] > 1.5 * ratio[False]
+    # Purchases per click fall with price (the funnel depends on price).
+    buys = events[events["event_type"] == "purchase"][["request_id", "item_id"]].assign(buy=1)
+    clicked = events[events["event_type"] == "click"][["request_id", "item_id", "price"]].merge(buys, how="left")
+    clicked = clicked.fillna({"buy": 0})
+    cheap = clicked["price"] <= clicked["price"].median()
+    assert clicked.loc[cheap, "buy"].mean() > clicked.loc[~cheap, "buy"].mean()
+
+
+def test_media_promote_products_and_share_their_stock(world: tuple[Settings, dict]) -> None:
+    settings, _ = world
+    items = pd.read_parquet(settings.truth_dir / "items.parquet").set_index("item_id")
+    assert set(items["item_type"]) == {"product", "video", "live"}
+    media = items[items["item_type"] != "product"]
+    promoted = items.loc[media["promoted_item_id"]]
+    assert (promoted["item_type"] == "product").all()
+    assert (promoted["category_id"].to_numpy() == media["category_id"].to_numpy()).all()
+    products = items[items["item_type"] == "product"]
+    assert (products["promoted_item_id"] == products.index).all()
+    # Purchases through a product and its videos never exceed the product's stock; sold-out means no carts.
+    events = _read(settings, "events").assign(dt=lambda f: f["dt"].astype(str))
+    inventory = _read(settings, "inventory").assign(dt=lambda f: f["dt"].astype(str))
+    events["holder"] = items["promoted_item_id"].reindex(events["item_id"]).to_numpy()
+    buys = events[events["event_type"] == "purchase"]
+    sold = buys.groupby(["dt", "holder"])["quantity"].sum().rename("sold").reset_index()
+    stock = inventory.rename(columns={"item_id": "holder"})[["dt", "holder", "stock_units"]]
+    merged = sold.merge(stock, on=["dt", "holder"], how="left")
+    assert (merged["sold"] <= merged["stock_units"]).all()
+    carts = events[events["event_type"] == "add_to_cart"].merge(stock, on=["dt", "holder"])
+    assert (carts["stock_units"] > 0).all()
+    # Search queries use words of item titles: search slates match the query's words far more than chance.
+    search = events[(events["event_type"] == "impression") & (events["surface"] == "search")]
+    titles = _read(settings, "items").set_index("item_id")["title"].reindex(search["item_id"]).to_numpy()
+    noun = search["query"].str.split().str[-1].to_numpy()
+    match = np.array([n in t.split() for n, t in zip(noun, titles, strict=True)])
+    assert match.mean() > 3 / (4 * settings.simulator.categories)  # chance: one noun of 4 per category
+
+
+def test_policy_hook_picks_the_slate(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, days=2)
+
+    def cheapest_first(candidates: pd.DataFrame) -> np.ndarray:
+        assert {"request_id", "user_id", "item_id", "surface", "query", "candidate_rank"} <= set(candidates.columns)
+        prices = items.set_index("item_id")["price"].reindex(candidates["item_id"]).to_numpy()
+        return -prices
+
+    items = pd.read_parquet(simulate(_settings(tmp_path / "base", days=2), RUN_DATE)["raw_dir"] + "/items")
+    simulate(settings, RUN_DATE, policy=cheapest_first)
+    imp = _read(settings, "events").query("event_type == 'impression'")
+    imp = imp.assign(price=imp["price"].astype(float)).sort_values(["request_id", "position"])
+    assert (imp.groupby("request_id")["price"].diff().dropna() >= 0).all()
+    assert (imp.groupby("request_id").size() == settings.simulator.slate_size).all()
+
+
+def test_oracle_ranks_by_true_probability(world: tuple[Settings, dict]) -> None:
+    settings, _ = world
+    events = _read(settings, "events")
+    imp = events[events["event_type"] == "impression"][["request_id", "user_id", "item_id"]].head(500)
+    ranked = oracle(settings.truth_dir, imp)
+    assert len(ranked) == len(imp)
+    assert (ranked.groupby("request_id")["oracle_score"].diff().dropna() <= 0).all()
+    assert (ranked.groupby("request_id")["oracle_rank"].min() == 1).all()
+
+
+def test_events_option_sizes_the_world() -> None:
+    sized = effective_sizes(SimulatorSettings(days=7, slate_size=20, events=10_000_000))
+    expected_per_day = 10_000_000 / 7
+    assert abs(sized.requests_per_day * 20 * EVENTS_PER_IMPRESSION - expected_per_day) / expected_per_day < 0.01
+    assert sized.users >= sized.requests_per_day and sized.items >= sized.requests_per_day // 3
 
 
 def test_funnel_follows_impressions(world: tuple[Settings, dict]) -> None:
@@ -162,7 +278,11 @@ def test_clicks_follow_hidden_preferences(world: tuple[Settings, dict]) -> None:
     assert frame["p_click"].between(0, 1).all()
     assert frame.loc[frame["click"] == 1, "p_click"].mean() > 1.5 * frame.loc[frame["click"] == 0, "p_click"].mean()
     # Without request ids it falls back to the latent model (feed surface): close to the logged truth for feed.
-    feed = events[(events["event_type"] == "impression") & (events["surface"] == "feed")].head(200)
+    # (the latent fallback knows no short-term intent: compare where the item is off the request's intent).
+    truth = pd.read_parquet(settings.truth_dir / "impressions")
+    feed = events[(events["event_type"] == "impression") & (events["surface"] == "feed")]
+    feed = feed.merge(truth[["request_id", "item_id", "intent_category"]])
+    feed = feed[feed["intent_category"] != items["category_id"].reindex(feed["item_id"]).to_numpy()].head(200)
     logged = oracle_scores(settings.truth_dir, feed[["request_id", "item_id"]])
     latent = oracle_scores(settings.truth_dir, feed[["user_id", "item_id"]])
     np.testing.assert_allclose(logged, latent)

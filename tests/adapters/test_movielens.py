@@ -1,0 +1,56 @@
+"""MovieLens-100K end to end on the real file: fetch (pip download of the recbole wheel), map, dbt build."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from shoprank.adapters.movielens import GENRES, convert, fetch
+from shoprank.settings import Settings, SimulatorSettings, get_settings
+from shoprank.simulator import SCHEMAS, TABLES
+from shoprank.warehouse import build_warehouse
+
+
+@pytest.fixture(scope="module")
+def movielens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict]]:
+    saved = dict(os.environ)  # build_warehouse exports the home's paths
+    folder = fetch(tmp_path_factory.mktemp("downloads"))  # one download per test session
+    settings = Settings(home=tmp_path_factory.mktemp("ml-home"), simulator=SimulatorSettings(categories=len(GENRES)))
+    summary = convert(folder, settings)
+    yield settings, summary
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+def test_mapping_follows_the_documented_rules(movielens: tuple[Settings, dict]) -> None:
+    settings, summary = movielens
+    assert summary["ratings"]["ratings"] == 100_000
+    for table in TABLES:
+        for path in sorted((settings.raw_dir / table).glob("dt=*/part-0.parquet")):
+            assert pq.read_schema(path).remove_metadata().equals(SCHEMAS[table]), path
+    events = pd.read_parquet(settings.raw_dir / "events")
+    counts = events["event_type"].value_counts()
+    assert counts["impression"] == 100_000  # every rating is shown once
+    assert counts["click"] == summary["ratings"]["clicks"]  # rating >= 4
+    assert counts["purchase"] == counts["add_to_cart"] == summary["ratings"]["purchases"]  # rating 5
+    assert (events["event_ts"].dt.date.astype(str) == events["dt"].astype(str)).all()
+    assert events.loc[events["event_type"] == "impression", "position"].between(1, 20).all()
+    items = pd.read_parquet(settings.raw_dir / "items")
+    assert items["category_id"].between(0, len(GENRES) - 1).all() and items["item_id"].is_unique
+
+
+def test_the_same_warehouse_builds_on_it(movielens: tuple[Settings, dict]) -> None:
+    settings, summary = movielens
+    build = build_warehouse(settings, date.fromisoformat(summary["last_day"]))
+    assert build["statuses"].get("success", 0) + build["statuses"].get("pass", 0) == build["nodes"]
+    examples = pd.read_parquet(Path(build["marts"]["training_examples"]))
+    assert len(examples) > 0 and examples["label_click"].isin([0, 1]).all()
+    users = pd.read_parquet(Path(build["marts"]["user_features"]))
+    assert users["user_id"].nunique() > 900

@@ -1,0 +1,46 @@
+"""The 1/7/30-day item windows are point-in-time (a row for day D sees only days before D) and smoothed toward
+the category prior."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from shoprank.settings import Settings
+
+
+def test_windows_count_exactly_the_days_before_the_feature_day(warehouse: dict) -> None:
+    settings: Settings = warehouse["settings"]
+    mart = pd.read_parquet(settings.marts_export_dir / "item_window_features.parquet")
+    events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "item_id", "event_ts"])
+    imp = events[events["event_type"] == "impression"].assign(day=lambda f: f["event_ts"].dt.date)
+    daily = imp.groupby(["item_id", "day"]).size()
+    mart["day"] = pd.to_datetime(mart["dt"]).dt.date
+    for window, column in ((1, "item_impressions_1d"), (7, "item_impressions_7d"), (30, "item_impressions_30d")):
+        expected = np.zeros(len(mart), dtype=np.int64)
+        for lag in range(1, window + 1):  # days D-1 .. D-window, never D itself
+            keys = pd.MultiIndex.from_arrays([mart["item_id"], mart["day"] - timedelta(days=lag)])
+            expected += daily.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
+        assert (mart[column].to_numpy() == expected).all(), column
+
+
+def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None:
+    settings: Settings = warehouse["settings"]
+    mart = pd.read_parquet(settings.marts_export_dir / "item_window_features.parquet")
+    category = pd.read_parquet(settings.raw_dir / "items").set_index("item_id")["category_id"]
+    mart["item_category_id"] = category.reindex(mart["item_id"]).to_numpy()
+    unseen = mart[mart["item_impressions_7d"] == 0]
+    assert len(unseen) > 0
+    # Every unseen item of one category and day gets the same rate (the prior), and categories differ.
+    per_group = unseen.groupby(["dt", "item_category_id"])["item_ctr_7d_cat"].nunique()
+    assert (per_group == 1).all()
+    # An item with data lies between its own raw rate and its category's prior (shrinkage, not extrapolation).
+    prior = unseen.groupby(["dt", "item_category_id"])["item_ctr_7d_cat"].first().rename("prior").reset_index()
+    seen = mart[mart["item_impressions_7d"] > 0].merge(prior, on=["dt", "item_category_id"])
+    assert len(seen) > 0
+    raw = seen["item_clicks_7d"] / seen["item_impressions_7d"]
+    low, high = np.minimum(raw, seen["prior"]), np.maximum(raw, seen["prior"])
+    assert seen["item_ctr_7d_cat"].between(low - 1e-12, high + 1e-12).all()
+    assert mart["item_ctr_7d_cat"].between(0, 1).all() and mart["item_days_of_cover"].dropna().between(0, 365).all()
