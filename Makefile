@@ -93,7 +93,11 @@ bench-data: setup ## data-scale figures: simulate 1M and 10M events (time, peak 
 	@$(BIN)/python -m benchmarks.bench_data $(BENCH_DATA_ARGS)
 
 data-movielens: setup ## fetch MovieLens-100K (recbole wheel; never committed) and map it onto the raw contract
-	@$(STACK_ENV); $(BIN)/python -m shoprank.adapters.movielens
+	@export SHOPRANK_HOME="$${SHOPRANK_HOME:-$(CURDIR)/var/movielens}" \
+		SHOPRANK_SIMULATOR__CATEGORIES="$${SHOPRANK_SIMULATOR__CATEGORIES:-19}"; \
+		$(STACK_ENV); $(BIN)/python -m shoprank.adapters.movielens; \
+		echo "==> raw data in $$SHOPRANK_HOME/raw; build it with the same env, e.g. SHOPRANK_HOME=$$SHOPRANK_HOME" \
+			"SHOPRANK_SIMULATOR__CATEGORIES=19 $(BIN)/shoprank build-warehouse --run-date <last_day above>"
 
 bench-serving: setup ## print /rank p50/p95/p99 + throughput at 500 candidates vs the naive Feast path and the model alone
 	@$(BIN)/python -m benchmarks.bench_serving $(BENCH_ARGS)

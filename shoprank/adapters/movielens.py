@@ -17,6 +17,10 @@ Mapping (documented in README.md too)
   films are cheaper: 3.99 before 1980, 6.99 before 1995, 9.99 after); created one hour before the first rating.
 - sellers: one per release decade (``s<decade index:04d>``, a stand-in for studios), created with their first movie.
 - inventory: digital goods never sell out: a daily 00:00 snapshot of 1000 units per existing movie.
+- partitions: every table gets one per day from the first rating day to the last (entity tables may be empty).
+
+Real traffic is bursty: a day can hold several times the previous days' median of events, which the raw volume
+band (settings.quality.volume_band_low/high, 0.5x-2x for the simulator) flags; widen it for this data set.
 """
 
 from __future__ import annotations
@@ -78,8 +82,11 @@ def _day_of(micros: np.ndarray) -> np.ndarray:
     return micros // (86_400 * 10**6)
 
 
-def convert(folder: Path, settings: Settings) -> dict:
-    """Write the raw contract for MovieLens-100K into ``settings.raw_dir`` (its tables are replaced)."""
+def convert(folder: Path, settings: Settings, days: int | None = None) -> dict:
+    """Write the raw contract for MovieLens-100K into ``settings.raw_dir`` (its tables are replaced).
+
+    ``days`` keeps only the ratings of the last ``days`` days (as if the log started there): a cheaper warehouse.
+    """
     if settings.simulator.categories < len(GENRES):
         raise ValueError(f"MovieLens needs {len(GENRES)} categories: set SHOPRANK_SIMULATOR__CATEGORIES=19")
     inter = _read(folder, "inter")
@@ -92,6 +99,8 @@ def convert(folder: Path, settings: Settings) -> dict:
         }
     ).sort_values(["user", "ts", "movie"], kind="stable", ignore_index=True)
     ratings["day"] = _day_of(ratings["ts"].to_numpy())
+    if days is not None:
+        ratings = ratings[ratings["day"] > ratings["day"].max() - days].reset_index(drop=True)
     # Keep every event inside its day (the funnel adds up to 3 s after the impression).
     day_end = (ratings["day"] + 1) * 86_400 * 10**6 - 4 * 10**6
     ratings["ts"] = np.minimum(ratings["ts"], day_end)
@@ -159,15 +168,20 @@ def convert(folder: Path, settings: Settings) -> dict:
             "tier": "gold",
         }
     )
+    first_day = date.fromordinal(date(1970, 1, 1).toordinal() + int(ratings["day"].min()))
+    last_day = date.fromordinal(date(1970, 1, 1).toordinal() + int(ratings["day"].max()))
     ts_column = {"users": "signup_ts", "items": "created_ts", "sellers": "created_ts"}
     rows = dict.fromkeys(TABLES, 0)
     for table, frame in entities.items():
-        for day, part in frame.groupby(frame[ts_column[table]].dt.date):
-            _write(part.reset_index(drop=True), partition_path(settings.raw_dir, table, day), SCHEMAS[table])
+        created = frame[ts_column[table]].dt.date
+        # Every table has a partition every day (the raw contract), empty on days nothing was created.
+        day = min(created.min(), first_day)
+        while day <= last_day:
+            part = frame[created == day].reset_index(drop=True)
+            _write(part, partition_path(settings.raw_dir, table, day), SCHEMAS[table])
             rows[table] += len(part)
+            day += timedelta(days=1)
 
-    first_day = date.fromordinal(date(1970, 1, 1).toordinal() + int(ratings["day"].min()))
-    last_day = date.fromordinal(date(1970, 1, 1).toordinal() + int(ratings["day"].max()))
     item_created = pd.Series(movies["created"].to_numpy(), index=movies["movie"].to_numpy())
     for offset in range((last_day - first_day).days + 1):
         day = first_day + timedelta(days=offset)
@@ -233,10 +247,10 @@ def _events(today: pd.DataFrame, day: date, price: dict[int, float]) -> pd.DataF
 
 
 def main() -> None:
-    """`make data-movielens`: fetch into <home>/downloads and convert into the home's raw folder."""
+    """`make data-movielens`: fetch into <home>/downloads and convert (optional argument: keep the last N days)."""
     settings = get_settings()
     folder = fetch(settings.home_dir / "downloads")
-    print(convert(folder, settings))
+    print(convert(folder, settings, int(sys.argv[1]) if len(sys.argv) > 1 else None))
 
 
 if __name__ == "__main__":

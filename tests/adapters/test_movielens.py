@@ -16,21 +16,36 @@ from shoprank.settings import Settings, SimulatorSettings, get_settings
 from shoprank.simulator import SCHEMAS, TABLES
 from shoprank.warehouse import build_warehouse
 
+WAREHOUSE_DAYS = 30  # the warehouse tests build on the last 30 days of the log (the whole log: ~7x the time)
+
 
 @pytest.fixture(scope="module")
-def movielens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict]]:
+def downloaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fetch(tmp_path_factory.mktemp("downloads"))  # one download per test session
+
+
+def _home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("ml-home"), simulator=SimulatorSettings(categories=len(GENRES)))
+
+
+@pytest.fixture(scope="module")
+def full_log(downloaded: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict]:
+    settings = _home(tmp_path_factory)
+    return settings, convert(downloaded, settings)
+
+
+@pytest.fixture(scope="module")
+def movielens(downloaded: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict]]:
     saved = dict(os.environ)  # build_warehouse exports the home's paths
-    folder = fetch(tmp_path_factory.mktemp("downloads"))  # one download per test session
-    settings = Settings(home=tmp_path_factory.mktemp("ml-home"), simulator=SimulatorSettings(categories=len(GENRES)))
-    summary = convert(folder, settings)
-    yield settings, summary
+    settings = _home(tmp_path_factory)
+    yield settings, convert(downloaded, settings, days=WAREHOUSE_DAYS)
     os.environ.clear()
     os.environ.update(saved)
     get_settings.cache_clear()
 
 
-def test_mapping_follows_the_documented_rules(movielens: tuple[Settings, dict]) -> None:
-    settings, summary = movielens
+def test_mapping_follows_the_documented_rules(full_log: tuple[Settings, dict]) -> None:
+    settings, summary = full_log
     assert summary["ratings"]["ratings"] == 100_000
     for table in TABLES:
         for path in sorted((settings.raw_dir / table).glob("dt=*/part-0.parquet")):
@@ -53,4 +68,17 @@ def test_the_same_warehouse_builds_on_it(movielens: tuple[Settings, dict]) -> No
     examples = pd.read_parquet(Path(build["marts"]["training_examples"]))
     assert len(examples) > 0 and examples["label_click"].isin([0, 1]).all()
     users = pd.read_parquet(Path(build["marts"]["user_features"]))
-    assert users["user_id"].nunique() > 900
+    assert users["user_id"].nunique() == pd.read_parquet(settings.raw_dir / "users")["user_id"].nunique()
+    assert examples["dt"].nunique() == WAREHOUSE_DAYS
+
+
+def test_the_raw_suites_pass_on_it(movielens: tuple[Settings, dict]) -> None:
+    from shoprank.quality.raw import validate_raw
+
+    settings, summary = movielens
+    # Real traffic is bursty: the simulator's 0.5x-2x volume band is widened for this data set (documented).
+    bursty = settings.model_copy(
+        update={"quality": settings.quality.model_copy(update={"volume_band_low": 0.05, "volume_band_high": 20.0})}
+    )
+    result = validate_raw(bursty, date.fromisoformat(summary["last_day"]))
+    assert result["success"], result

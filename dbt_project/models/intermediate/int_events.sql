@@ -31,9 +31,11 @@ enriched as (
         events.request_id,
         events.position,
         events.surface,
+        events.query,
         events.price,
         events.quantity,
         items.category_id,
+        items.title as item_title,
         coalesce(events.price, items.price) as item_price
 
     from events

@@ -1,4 +1,4 @@
-"""The 1/7/30-day item windows are point-in-time (a row for day D sees only days before D) and smoothed toward
+"""The window marts are point-in-time (a row for day D sees only days before D); item rates are smoothed toward
 the category prior."""
 
 from __future__ import annotations
@@ -44,3 +44,30 @@ def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None
     low, high = np.minimum(raw, seen["prior"]), np.maximum(raw, seen["prior"])
     assert seen["item_ctr_7d_cat"].between(low - 1e-12, high + 1e-12).all()
     assert mart["item_ctr_7d_cat"].between(0, 1).all() and mart["item_days_of_cover"].dropna().between(0, 365).all()
+
+
+def test_user_short_term_features_see_only_yesterday(warehouse: dict) -> None:
+    settings: Settings = warehouse["settings"]
+    mart = pd.read_parquet(settings.marts_export_dir / "user_window_features.parquet")
+    events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "user_id", "event_ts"])
+    clicks = events[events["event_type"] == "click"].assign(day=lambda f: f["event_ts"].dt.date)
+    daily = clicks.groupby(["user_id", "day"]).size()
+    yesterday = pd.to_datetime(mart["dt"]).dt.date - timedelta(days=1)
+    expected = daily.reindex(pd.MultiIndex.from_arrays([mart["user_id"], yesterday])).fillna(0).to_numpy()
+    assert (mart["user_clicks_1d"].to_numpy() == expected).all()
+    active = events.assign(day=events["event_ts"].dt.date).groupby("user_id")["day"].unique()
+    for row in mart.dropna(subset=["user_days_since_active"]).sample(50, random_state=0).itertuples():
+        before = [d for d in active[row.user_id] if d < pd.Timestamp(row.dt).date()]
+        assert (pd.Timestamp(row.dt).date() - max(before)).days == row.user_days_since_active
+
+
+def test_query_item_match_counts_title_words(warehouse: dict) -> None:
+    settings: Settings = warehouse["settings"]
+    match = pd.read_parquet(settings.marts_export_dir / "query_item_match.parquet")
+    events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "surface"])
+    assert len(match) == ((events["event_type"] == "impression") & (events["surface"] == "search")).sum()
+    words = match["query"].str.lower().str.split().map(set)
+    title = match["item_title"].str.lower().str.split().map(set)
+    expected = [len(q & t) / len(q) for q, t in zip(words, title, strict=True)]
+    np.testing.assert_allclose(match["query_title_match"], expected)
+    assert match["query_title_match"].gt(0).mean() > 0.15  # search slates favour titles with the query's words
