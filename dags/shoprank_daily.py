@@ -67,11 +67,18 @@ def _docs_md() -> str:
     return f"{__doc__}\nDocs of this deployment (`make docs` builds both):\n{links}\n"
 
 
-def run_step(step: str, logical_date=None) -> dict:
-    """Run one pipeline step for the day this DAG run processes (Airflow injects logical_date)."""
+def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
+    """Run one pipeline step for the day this DAG run processes (Airflow injects the context arguments).
+
+    A step that updates an asset stamps the asset event with that day, for the DAGs scheduled on it.
+    """
     from shoprank import pipeline
 
-    return pipeline.STEPS[step](pipeline.run_date_for(logical_date))
+    run_date = pipeline.run_date_for(logical_date)
+    result = pipeline.STEPS[step](run_date)
+    if step in STEP_ASSETS and outlet_events is not None:
+        outlet_events[Asset(STEP_ASSETS[step])].extra = {"run_date": run_date.isoformat()}
+    return result
 
 
 @dag(

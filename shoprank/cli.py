@@ -117,6 +117,17 @@ def run_all(run_date: RunDate = None) -> None:
     _print(pipeline.run_all(_run_date(run_date)))
 
 
+@app.command("monitor")
+def monitor(
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(pipeline.MONITORS)}")],
+    run_date: RunDate = None,
+) -> None:
+    """Run one of the shoprank_monitor DAG's reports for a day."""
+    if name not in pipeline.MONITORS:
+        raise typer.BadParameter(f"unknown monitor {name!r}; choose one of {', '.join(pipeline.MONITORS)}")
+    _print(pipeline.MONITORS[name](_run_date(run_date)))
+
+
 @app.command("models")
 def models() -> None:
     """List registered ranker models, newest first."""

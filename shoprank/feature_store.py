@@ -7,7 +7,6 @@ these functions and a ``feast`` CLI run from ``feature_repo/`` act on the same r
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,20 +31,10 @@ def feature_store_yaml(settings: Settings) -> Path:
     return profiled if settings.profile != "local" and profiled.exists() else settings.feature_repo_dir / YAML_FILE
 
 
-def feast_env(settings: Settings) -> dict[str, str]:
-    """Connection strings the services profile's yaml reads (the SQL registry database and Redis)."""
-    services = settings.services
-    return {
-        "SHOPRANK_FEAST_REGISTRY_URL": services.postgres_url(services.feast_registry_database),
-        "SHOPRANK_FEAST_REDIS": services.redis_connection_string,
-    }
-
-
 def get_feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     apply_runtime_env(settings)
-    os.environ.update(feast_env(settings))
     settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=feature_store_yaml(settings))
 

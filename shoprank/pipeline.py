@@ -28,6 +28,16 @@ def run_date_for(logical_date: datetime | date | str | None, settings: Settings 
     return day - timedelta(days=1)
 
 
+def run_date_of_asset_events(events: list[dict[str, Any]], settings: Settings | None = None) -> date:
+    """The day an asset-triggered run should process: the newest ``run_date`` its triggering events carry.
+
+    Airflow 3 gives asset-triggered runs no logical date; the daily DAG stamps each asset event it emits with the
+    day it processed (see dags/shoprank_daily.py), and the consumer DAG reads it back here.
+    """
+    days = [date.fromisoformat(str(e["run_date"])) for e in events if e.get("run_date")]
+    return max(days) if days else (settings or get_settings()).default_run_date
+
+
 def _settings() -> Settings:
     settings = get_settings()
     settings.ensure_dirs()
@@ -146,6 +156,34 @@ def materialize_interval(start: datetime, end: datetime) -> dict[str, Any]:
     from shoprank.feature_store import materialize as materialize_window
 
     return materialize_window(_settings(), start, end)
+
+
+def monitor_feature_drift(run_date: date) -> dict[str, Any]:
+    """Feature drift report for the day (reported, never blocking)."""
+    from shoprank.monitoring import feature_drift
+
+    return feature_drift(_settings(), run_date)
+
+
+def monitor_score_drift(run_date: date) -> dict[str, Any]:
+    """Drift of the champion's scores on the day vs its training holdout."""
+    from shoprank.monitoring import score_drift
+
+    return score_drift(_settings(), run_date)
+
+
+def monitor_online_metrics(run_date: date) -> dict[str, Any]:
+    """Requests, degradation, latency and exposure from the service's logs for the day."""
+    from shoprank.monitoring import online_metrics
+
+    return online_metrics(_settings(), run_date)
+
+
+MONITORS = {
+    "feature-drift": monitor_feature_drift,
+    "score-drift": monitor_score_drift,
+    "online-metrics": monitor_online_metrics,
+}
 
 
 def run_all(run_date: date) -> dict[str, Any]:

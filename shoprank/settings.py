@@ -329,6 +329,9 @@ class Settings(BaseSettings):
                 "SHOPRANK_FEAST_PROJECT": self.feast_project,
                 "SHOPRANK_FEAST_REGISTRY_PATH": str(self.feast_registry_path),
                 "SHOPRANK_FEAST_ONLINE_PATH": str(self.feast_online_path),
+                # Read by feature_repo/feature_store.services.yaml (SQL registry on PostgreSQL, Redis online store).
+                "SHOPRANK_FEAST_REGISTRY_URL": self.services.postgres_url(self.services.feast_registry_database),
+                "SHOPRANK_FEAST_REDIS": self.services.redis_connection_string,
                 "DBT_PROFILES_DIR": str(self.dbt_project_dir),
                 "DBT_TARGET_PATH": str(self.dbt_artifacts_dir),
                 "DBT_LOG_PATH": str(self.home_dir / "dbt" / "logs"),

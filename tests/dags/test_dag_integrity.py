@@ -54,3 +54,11 @@ def test_materialize_dag_is_scheduled_on_what_the_daily_dag_produces(dagbag):
     awaited = {asset.uri for asset in materialize.timetable.asset_condition.objects}
     assert STEP_ASSETS["build-warehouse"] in awaited
     assert materialize.timetable.timetable.expression == "0 * * * *"  # and hourly besides
+
+
+def test_monitor_dag_follows_the_champion_asset(dagbag):
+    from shoprank.pipeline import MONITORS, STEP_ASSETS
+
+    monitor = dagbag.dags["shoprank_monitor"]
+    assert {asset.uri for asset in monitor.timetable.asset_condition.objects} == {STEP_ASSETS["promote"]}
+    assert sorted(t.task_id for t in monitor.tasks) == sorted(name.replace("-", "_") for name in MONITORS)
