@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+from shoprank.processes import background_server, free_port
 
 BENCH_HOME = Path(__file__).resolve().parents[1] / "var" / "bench"
 
@@ -45,12 +43,6 @@ def fmt_quantiles(timings: Sequence[float]) -> str:
     return f"{p50:.1f} / {p95:.1f} / {p99:.1f} ms"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def has_model(settings: Any) -> bool:
     return any((settings.model_store_dir / "models" / settings.training.model_name).glob("*/model.yaml"))
 
@@ -73,35 +65,12 @@ def run_pipeline(settings: Any, skip: Sequence[str] = ("simulate",)) -> dict[str
 def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[str]:
     """`shoprank serve` on a free loopback port; yields its base URL once /readyz answers; stopped on exit."""
     port = free_port()
-    log = (settings.home_dir / "bench-serve.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
-        env={**os.environ, **settings.runtime_env(), **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the service exited ({server.returncode}); see {log.name}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service was not ready in {ready_timeout:.0f} s; see {log.name}")
-            time.sleep(0.5)
+    with background_server(
+        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
+        ready_url=f"{base}/readyz",
+        log_path=settings.home_dir / "bench-serve.log",
+        env={**os.environ, **settings.runtime_env(), **(env or {})},
+        ready_timeout=ready_timeout,
+    ):
         yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-            server.wait(timeout=5)
-        log.close()

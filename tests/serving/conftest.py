@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from shoprank.processes import ServerFailedToStart, background_server, free_port
 from shoprank.ranking_features import (
     ITEM_FEATURES,
     add_derived_features,
@@ -292,51 +288,19 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
     get_settings.cache_clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
-    """`bentoml serve` on a free loopback port with ``env``; ready when /readyz answers 200; killed (whole process
-    group) on exit."""
-    port = _free_port()
-    bentoml_bin = Path(sys.executable).parent / "bentoml"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(bentoml_bin), "serve", "serving.service:RankingService", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """`bentoml serve` on a free loopback port with ``env``; ready when /readyz answers 200; stopped with its
+    whole process group on exit."""
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:RankingService"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"bentoml serve not ready in 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        with background_server(command, f"{url}/readyz", log_path, env=env, cwd=cwd, ready_timeout=60):
+            yield url
+    except ServerFailedToStart as err:
+        pytest.fail(f"bentoml serve: {err}")
 
 
 @pytest.fixture(scope="session")

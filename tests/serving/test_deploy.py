@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from serving.deploy import deploy
+from shoprank.processes import free_port
 
-from .conftest import ADMIN_TOKEN, ServingWorld, _free_port
+from .conftest import ADMIN_TOKEN, ServingWorld
 
 
 def _with(world: ServingWorld, url: str, token: str | None):  # noqa: ANN202
@@ -20,7 +21,7 @@ def test_deploy_reloads_the_running_service(server_url: str, serving_world: Serv
 
 
 def test_deploy_reports_instead_of_failing(server_url: str, serving_world: ServingWorld) -> None:
-    nobody = f"http://127.0.0.1:{_free_port()}"
+    nobody = f"http://127.0.0.1:{free_port()}"
     assert deploy(_with(serving_world, nobody, ADMIN_TOKEN))["status"] == "no service running"
     assert deploy(_with(serving_world, server_url, None))["status"] == "skipped"
     refused = deploy(_with(serving_world, server_url, "wrong-token"))
