@@ -39,17 +39,13 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
         "SHOPRANK_FEAST_PROJECT": f"shoprank_test_{suffix}",
     }
     settings = Settings(
-        **{"profile": "services", "home": overrides["SHOPRANK_HOME"]}, feast_project=f"shoprank_test_{suffix}"
-    )
-    settings = settings.model_copy(
-        update={
-            "services": settings.services.model_copy(
-                update={
-                    "airflow_database": overrides["SHOPRANK_SERVICES__AIRFLOW_DATABASE"],
-                    "feast_registry_database": overrides["SHOPRANK_SERVICES__FEAST_REGISTRY_DATABASE"],
-                }
-            )
-        }
+        profile="services",
+        home=overrides["SHOPRANK_HOME"],
+        feast_project=overrides["SHOPRANK_FEAST_PROJECT"],
+        services={
+            "airflow_database": overrides["SHOPRANK_SERVICES__AIRFLOW_DATABASE"],
+            "feast_registry_database": overrides["SHOPRANK_SERVICES__FEAST_REGISTRY_DATABASE"],
+        },
     )
     env = {**os.environ, **overrides}
     env.update(settings.runtime_env())
