@@ -164,3 +164,43 @@ def test_margin_refuses_a_challenger_that_only_ties(world: dict):
     forced = gate.promote(settings, tags["first"], force=True)
     assert forced["promoted"] is True and "FORCED" in forced["reasons"][-1]
     assert registry.champion_tag(settings) == tags["first"]
+
+
+def _slice_world(requests: int = 80) -> pd.DataFrame:
+    """Half the requests are cold-start users'. Relevance sits on item 0 in warm requests, item 1 in cold ones."""
+    rows = []
+    for r in range(requests):
+        cold = r % 2
+        for i in range(4):
+            rows.append(
+                {
+                    "request_id": f"r{r:03d}",
+                    "item_id": f"i{i}",
+                    "user_is_cold_start": cold,
+                    "relevance": int(i == cold),
+                    "label_click": int(i == cold),
+                    "label_purchase": 0,
+                    "item_price": 1.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_slices_bind_against_a_champion_but_are_only_reported_against_popularity():
+    from training.gate import _compare
+
+    settings = Settings()
+    settings.training.gate.min_slice_requests = 10
+    holdout = _slice_world()
+    # The challenger is perfect on warm requests and wrong on cold ones; the baseline is right on cold ones only.
+    challenger = pd.Series(np.where(holdout["item_id"] == "i0", 1.0, 0.0))
+    baseline = pd.Series(
+        np.where(holdout["item_id"] == "i1", 1.0, 0.0)
+        + 0.5 * (holdout["user_is_cold_start"] == 0) * np.where(holdout["item_id"] == "i2", 1.0, 0.0)
+    )
+    against_champion, reasons_champion, _ = _compare(settings, holdout, challenger, "champion", baseline)
+    against_popularity, reasons_popularity, _ = _compare(settings, holdout, challenger, "popularity", baseline)
+    assert any("cold_start_user" in r and r.endswith("FAIL") for r in reasons_champion)
+    assert against_champion is False
+    assert any("cold_start_user" in r and "reported" in r for r in reasons_popularity)
+    assert against_popularity is True
