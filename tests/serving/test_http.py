@@ -200,3 +200,37 @@ def test_replay_compares_the_three_policies(server_url: str, serving_world: Serv
     assert table.loc["popularity", "seller_gini"] > 0
     assert "gmv_per_request" in format_table(table)
     assert gini([1, 1, 1, 1]) == 0 and gini([0, 0, 0, 10]) == pytest.approx(0.75)
+
+
+def test_rules_over_http_cap_sellers_mix_types_and_keep_stock(
+    client: httpx.Client, serving_world: ServingWorld
+) -> None:
+    """The same request with and without rules: the rules' promises hold on the wire, and only with rules on."""
+    import yaml
+
+    rules = yaml.safe_load((serving_world.settings.project_root / "serving" / "rules.yaml").read_text())
+    body = {"user_id": serving_world.user_ids[1], "candidate_ids": serving_world.item_ids, "k": 20}
+    with_rules = client.post("/explain", json=body).json()
+    without = client.post("/explain", json={**body, "apply_rules": False}).json()
+
+    import pandas as pd
+
+    catalogue = pd.read_parquet(serving_world.settings.marts_export_dir / "item_features.parquet")
+    seller_of = dict(zip(catalogue["item_id"], catalogue["item_seller_id"], strict=False))
+
+    def sellers(items: list[dict]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[seller_of[item["item_id"]]] = counts.get(seller_of[item["item_id"]], 0) + 1
+        return counts
+
+    cap = rules["supply_demand"]["max_per_seller"]
+    assert max(sellers(with_rules["items"]).values()) <= cap < max(sellers(without["items"]).values())
+    assert all(item["features"]["item_stock_units"] != 0 for item in with_rules["items"])
+    types = [item["features"]["item_type_code"] for item in with_rules["items"]]
+    assert types.count(1) >= int(rules["mixing"]["min_share"]["video"] * 20)
+    # Without rules nothing is moved or removed: the model's order, reasons all "model".
+    assert not without["removed"]
+    assert all(item["reasons"] == [] for item in without["items"])
+    scores = [item["score"] for item in without["items"]]
+    assert scores == sorted(scores, reverse=True)
