@@ -62,13 +62,27 @@ def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
             "objective": card.get("objective", "ndcg"),
             "role": "challenger",
         },
-        metadata=card,
+        metadata=model_store_metadata(card),
         custom_objects=custom_objects or None,
     )
     tag = str(saved.tag)
     (candidate / REGISTERED_FILE).write_text(json.dumps({"tag": tag}))
     log.info("registered %s (challenger) with metrics %s", tag, {k: card["metrics"].get(k) for k in _headline(card)})
     return {"tag": tag, "metrics": card["metrics"], "report": card.get("report_path")}
+
+
+def model_store_metadata(card: dict[str, Any]) -> dict[str, Any]:
+    """The card as BentoML accepts it: no None anywhere (a metric undefined on a day, e.g. a slice without a click,
+    is left out rather than stored as null, which BentoML's metadata validator rejects)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [clean(v) for v in value if v is not None]
+        return value
+
+    return clean(card)
 
 
 def _freeze_artifacts(settings: Settings, candidate: Path, card: dict[str, Any]) -> dict[str, Any]:

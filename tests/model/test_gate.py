@@ -204,3 +204,17 @@ def test_slices_bind_against_a_champion_but_are_only_reported_against_popularity
     assert against_champion is False
     assert any("cold_start_user" in r and "reported" in r for r in reasons_popularity)
     assert against_popularity is True
+
+
+def test_a_card_with_undefined_metrics_is_storable():
+    """A day can leave a metric undefined (None): the model store must still take the card, without the gap."""
+    from bentoml._internal.utils import validate_metadata
+
+    from training.registry import model_store_metadata
+
+    card = {"metrics": {"model_ndcg@10": 0.5, "slice_new_seller_model_ndcg@10": None}, "windows": [None, "2026-01-02"]}
+    with pytest.raises(ValueError):
+        validate_metadata(dict(card))
+    stored = model_store_metadata(card)
+    validate_metadata(stored)
+    assert stored == {"metrics": {"model_ndcg@10": 0.5}, "windows": ["2026-01-02"]}
