@@ -45,6 +45,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call drowns the CLI's own output
 
 
 def _step_command(name: str) -> None:
