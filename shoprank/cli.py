@@ -193,7 +193,7 @@ def rank(
     import httpx
 
     serving = get_settings().serving
-    base = url or f"http://{serving.host}:{serving.port}"
+    base = url or serving.base_url
     response = httpx.post(f"{base}/rank", json={"user_id": user_id, "k": k}, timeout=30)
     if response.status_code >= 400:
         typer.echo(f"{response.status_code}: {response.text}", err=True)

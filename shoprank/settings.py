@@ -55,7 +55,7 @@ class GateSettings(BaseModel):
     # The challenger's NDCG@k must exceed the champion's (both scored on the challenger's holdout) by this much.
     margin: float = Field(0.002, ge=0)
     # Per slice (cold-start users, new items, new sellers) with enough requests, the challenger may trail the
-    # champion (or, with no champion, the popularity baseline) by at most this much.
+    # champion by at most this much (a first model, judged against popularity, has its slices reported only).
     slice_tolerance: float = Field(0.03, ge=0)
     min_slice_requests: int = Field(30, ge=1)
 
