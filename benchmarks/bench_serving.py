@@ -15,13 +15,21 @@ In one run, with 500 candidates per request:
 from __future__ import annotations
 
 import argparse
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 
-from benchmarks.common import bench_settings, fmt_quantiles, has_model, line, quantiles_ms, run_pipeline, serving
+from benchmarks.common import (
+    bench_settings,
+    fmt_quantiles,
+    has_model,
+    line,
+    quantiles_ms,
+    rank_throughput,
+    run_pipeline,
+    serving,
+    time_calls,
+)
 
 N_CANDIDATES = 500
 
@@ -38,37 +46,19 @@ def _ensure_pipeline_output(settings) -> None:
         line(name, f"{seconds:.1f} s")
 
 
-def _time(fn, n: int) -> list[float]:
-    fn()  # warm-up
-    timings = []
-    for _ in range(n):
-        started = time.perf_counter()
-        fn()
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
-
-
 def bench_http(base: str, user_id: str, candidates: list[str], n: int, concurrency: int, seconds: float) -> dict:
     explicit = {"user_id": user_id, "candidate_ids": candidates, "k": 20}
     retrieved = {"user_id": user_id, "k": 20}
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(20):  # warm the server's code paths
             client.post("/rank", json=explicit).raise_for_status()
-        rank_ms = _time(lambda: client.post("/rank", json=explicit).raise_for_status(), n)
-        retrieval_ms = _time(lambda: client.post("/rank", json=retrieved).raise_for_status(), n)
-
-    def worker(_: int) -> int:
-        done = 0
-        stop = time.monotonic() + seconds
-        with httpx.Client(base_url=base, timeout=30) as client:
-            while time.monotonic() < stop:
-                client.post("/rank", json=explicit).raise_for_status()
-                done += 1
-        return done
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        total = sum(pool.map(worker, range(concurrency)))
-    return {"rank": rank_ms, "retrieval": retrieval_ms, "throughput": total / seconds}
+        rank_ms = time_calls(lambda: client.post("/rank", json=explicit).raise_for_status(), n)
+        retrieval_ms = time_calls(lambda: client.post("/rank", json=retrieved).raise_for_status(), n)
+    return {
+        "rank": rank_ms,
+        "retrieval": retrieval_ms,
+        "throughput": rank_throughput(base, explicit, concurrency, seconds),
+    }
 
 
 def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> dict:
@@ -94,8 +84,8 @@ def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> d
     )
     matrix = model_matrix(frame, champion.feature_columns)
     return {
-        "naive": _time(naive, n),
-        "model": _time(lambda: champion.model.predict(matrix), n),
+        "naive": time_calls(naive, n),
+        "model": time_calls(lambda: champion.model.predict(matrix), n),
         "model_tag": champion.tag,
         "rows": int(np.asarray(matrix).shape[0]),
     }

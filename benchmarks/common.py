@@ -8,7 +8,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,31 @@ def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: flo
         ready_timeout=ready_timeout,
     ):
         yield base
+
+
+def time_calls(fn: Callable[[], Any], n: int) -> list[float]:
+    """Milliseconds of each of ``n`` calls of ``fn``, after one warm-up call."""
+    fn()
+    timings = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def rank_throughput(base: str, body: dict, concurrency: int, seconds: float) -> float:
+    """Requests per second of POST /rank from ``concurrency`` clients, each looping for ``seconds`` (bounded)."""
+    import httpx
+
+    def worker(_: int) -> int:
+        done = 0
+        stop = time.monotonic() + seconds
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while time.monotonic() < stop:
+                client.post("/rank", json=body).raise_for_status()
+                done += 1
+        return done
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return sum(pool.map(worker, range(concurrency))) / seconds

@@ -11,11 +11,19 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from benchmarks.common import bench_settings, fmt_quantiles, has_model, line, run_pipeline, serving
+from benchmarks.common import (
+    bench_settings,
+    fmt_quantiles,
+    has_model,
+    line,
+    rank_throughput,
+    run_pipeline,
+    serving,
+    time_calls,
+)
 
 
 def bench_simulator(settings) -> None:
@@ -46,27 +54,11 @@ def bench_serving(settings, requests: int, concurrency: int, seconds: float) -> 
     with serving(settings) as base:
         body = {"user_id": "u000001", "candidate_ids": candidates, "k": 20}
         with httpx.Client(base_url=base, timeout=30) as client:
-            client.post("/rank", json=body).raise_for_status()  # warm-up
-            timings = []
-            for _ in range(requests):
-                started = time.perf_counter()
-                client.post("/rank", json=body).raise_for_status()
-                timings.append((time.perf_counter() - started) * 1000)
+            timings = time_calls(lambda: client.post("/rank", json=body).raise_for_status(), requests)
         print(f"serving: POST /rank, {len(candidates)} candidates, k=20, {requests} sequential requests", flush=True)
         line("p50 / p95 / p99", fmt_quantiles(timings))
-
-        def worker(_: int) -> int:
-            done = 0
-            stop = time.monotonic() + seconds
-            with httpx.Client(base_url=base, timeout=30) as client:
-                while time.monotonic() < stop:
-                    client.post("/rank", json=body).raise_for_status()
-                    done += 1
-            return done
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            total = sum(pool.map(worker, range(concurrency)))
-        line(f"throughput, {concurrency} clients for {seconds:.0f} s", f"{total / seconds:.1f} requests/s")
+        throughput = rank_throughput(base, body, concurrency, seconds)
+        line(f"throughput, {concurrency} clients for {seconds:.0f} s", f"{throughput:.1f} requests/s")
 
 
 def main() -> None:
