@@ -1,19 +1,36 @@
 """Build the warehouse: ``dbt build`` (models, unit tests and data tests) of dbt_project/, in process.
 
-The marts are materialized ``external``: dbt-duckdb writes each to ``settings.marts_export_dir/<model>.parquet``
-(Feast's offline sources) and leaves a view over that file in the DuckDB warehouse.
+The marts are incremental tables in the DuckDB warehouse, rewritten per day partition (delete+insert on ``dt``): a
+run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
+days alone. After each mart is written, a post-hook exports it to ``settings.marts_export_dir/<model>.parquet``
+(Feast's offline sources, the serving caches, training).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from shoprank.settings import Settings, apply_runtime_env
 
 MARTS = ("user_features", "item_features", "training_examples")
+# Every mart dbt exports to parquet on the DuckDB target (macros/incremental.sql: export_mart).
+EXPORTED_MARTS = (
+    *MARTS,
+    "user_window_features",
+    "user_category_features",
+    "item_window_features",
+    "seller_features",
+    "query_item_match",
+    "retrieval_covisitation",
+    "retrieval_trending",
+    "retrieval_user_recent",
+)
 
 
 class WarehouseBuildError(RuntimeError):
@@ -62,8 +79,14 @@ def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> 
     ]
 
 
-def build_warehouse(settings: Settings, run_date: date | None = None, select: str | None = None) -> dict:
+def build_warehouse(
+    settings: Settings, run_date: date | None = None, select: str | None = None, full_refresh: bool = False
+) -> dict:
     """Run ``dbt build`` for ``run_date`` (None: the latest event date in the raw data).
+
+    The marts are incremental: a run rewrites only the day partitions ``run_date`` owns (the first run builds all
+    history); ``full_refresh`` rebuilds every partition from the raw data. On the ``postgres`` target the raw
+    partitions up to ``run_date`` are first mirrored into the warehouse database (:func:`load_raw_to_postgres`).
 
     Returns the run's summary: elapsed seconds, counts per node status and per resource type, and the mart paths.
     Raises :class:`WarehouseBuildError` naming every failed model or test.
@@ -72,9 +95,17 @@ def build_warehouse(settings: Settings, run_date: date | None = None, select: st
 
     apply_runtime_env(settings)
     settings.ensure_dirs()
+    raw_load = None
+    if settings.dbt_target_name == "postgres":
+        from shoprank.ops import ensure_postgres_database
+
+        ensure_postgres_database(settings, settings.services.warehouse_database)
+        raw_load = load_raw_to_postgres(settings, run_date)
     args = dbt_args(settings, "build", run_date) + ["--quiet"]
     if select:
         args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
     started = time.perf_counter()
     try:
         result = dbtRunner().invoke(args)
@@ -109,6 +140,149 @@ def build_warehouse(settings: Settings, run_date: date | None = None, select: st
         "statuses": statuses,
         "resource_types": resource_types,
         "nodes": sum(statuses.values()),
+        "target": settings.dbt_target_name,
+        "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),
         "marts": {name: str(settings.marts_export_dir / f"{name}.parquet") for name in MARTS},
     }
+
+
+# ---- the PostgreSQL target -------------------------------------------------------------------------------------
+# On DuckDB the dbt sources read the parquet partitions in place; PostgreSQL reads tables in schema `raw`, loaded
+# here: one table per raw table, with the partition's day as column `dt`.
+RAW_SCHEMA = "raw"
+_PG_TYPES = {
+    "string": "text",
+    "large_string": "text",
+    "int64": "bigint",
+    "int32": "integer",
+    "double": "double precision",
+    "float": "real",
+    "bool": "boolean",
+    "date32[day]": "date",
+}
+
+
+def _pg_type(arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz else "timestamp"
+    try:
+        return _PG_TYPES[str(arrow_type)]
+    except KeyError:
+        raise ValueError(f"raw column type {arrow_type} has no PostgreSQL mapping") from None
+
+
+def _partitions(settings: Settings, table: str, run_date: date | None) -> dict[date, list[Path]]:
+    """{day: parquet files} of a raw table's partitions up to run_date (all when None)."""
+    found: dict[date, list[Path]] = {}
+    for folder in sorted((settings.raw_dir / table).glob("dt=*")):
+        day = date.fromisoformat(folder.name.removeprefix("dt="))
+        files = sorted(folder.glob("*.parquet"))
+        if files and (run_date is None or day <= run_date):
+            found[day] = files
+    return found
+
+
+def _fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _copy_partition(conn: Any, table: str, day: date, files: list[Path], fingerprint: str) -> int:
+    """Replace day's rows of raw.<table> with the partition's files, in one transaction; returns the row count."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from psycopg import sql
+
+    data = pa.concat_tables([pq.read_table(path) for path in files], promote_options="default")
+    data = data.append_column("dt", pa.array([day] * data.num_rows, pa.date32()))
+    columns = [(field.name, _pg_type(field.type)) for field in data.schema]
+    target = sql.Identifier(RAW_SCHEMA, table)
+    column_list = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+    # CSV with every non-null value quoted: an unquoted empty field is NULL, "" an empty string.
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("create table if not exists {} ({})").format(
+                target, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns)
+            )
+        )
+        for name, pg_type in columns:  # a column new to the raw contract
+            conn.execute(
+                sql.SQL("alter table {} add column if not exists {} {}").format(
+                    target, sql.Identifier(name), sql.SQL(pg_type)
+                )
+            )
+        conn.execute(sql.SQL("delete from {} where dt = %s").format(target), (day,))
+        with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin (format csv)").format(target, column_list)) as pipe:
+            for batch in data.to_batches(max_chunksize=200_000):
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer, options)
+                pipe.write(buffer.getvalue())
+        conn.execute(
+            sql.SQL(
+                "insert into {}._partitions (table_name, dt, fingerprint) values (%s, %s, %s) "
+                "on conflict (table_name, dt) do update set fingerprint = excluded.fingerprint, loaded_at = now()"
+            ).format(sql.Identifier(RAW_SCHEMA)),
+            (table, day, fingerprint),
+        )
+    return data.num_rows
+
+
+def load_raw_to_postgres(settings: Settings, run_date: date | None = None) -> dict[str, Any]:
+    """Mirror the raw partitions up to ``run_date`` (None: all) into ``raw.<table>`` of the warehouse database.
+
+    Idempotent per partition: a partition whose files changed (sha256) is deleted and copied again in one
+    transaction, an unchanged one is skipped, and one no longer on disk (e.g. quarantined) is deleted. Raw columns
+    new to a table are added. Returns the partitions loaded, skipped and deleted per table.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from shoprank.simulator import TABLES
+
+    url = settings.services.postgres_url(settings.services.warehouse_database, driver="postgresql")
+    bookkeeping = sql.Identifier(RAW_SCHEMA, "_partitions")
+    summary: dict[str, Any] = {"database": settings.services.warehouse_database, "tables": {}}
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:  # statements commit alone; conn.transaction() groups
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(RAW_SCHEMA)))
+        conn.execute(
+            sql.SQL(
+                "create table if not exists {} (table_name text, dt date, fingerprint text not null, "
+                "loaded_at timestamptz not null default now(), primary key (table_name, dt))"
+            ).format(bookkeeping)
+        )
+        for table in TABLES:
+            partitions = _partitions(settings, table, run_date)
+            query = sql.SQL("select dt, fingerprint from {} where table_name = %s").format(bookkeeping)
+            loaded: dict[date, str] = dict(conn.execute(query, (table,)).fetchall())
+            counts = {"loaded": 0, "skipped": 0, "deleted": 0, "rows": 0}
+            for day in sorted(set(loaded) - set(partitions)):
+                if run_date is None or day <= run_date:  # gone from disk
+                    with conn.transaction():
+                        conn.execute(
+                            sql.SQL("delete from {} where dt = %s").format(sql.Identifier(RAW_SCHEMA, table)), (day,)
+                        )
+                        conn.execute(
+                            sql.SQL("delete from {} where table_name = %s and dt = %s").format(bookkeeping),
+                            (table, day),
+                        )
+                    counts["deleted"] += 1
+            for day, files in partitions.items():
+                fingerprint = _fingerprint(files)
+                if loaded.get(day) == fingerprint:
+                    counts["skipped"] += 1
+                else:
+                    counts["rows"] += _copy_partition(conn, table, day, files, fingerprint)
+                    counts["loaded"] += 1
+            if counts["loaded"] or counts["deleted"]:  # fresh statistics, or the planner guesses (badly) on views
+                conn.execute(sql.SQL("analyze {}").format(sql.Identifier(RAW_SCHEMA, table)))
+            summary["tables"][table] = counts
+    summary["elapsed_s"] = round(time.perf_counter() - started, 2)
+    return summary

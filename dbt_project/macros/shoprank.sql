@@ -19,17 +19,7 @@
 {% endmacro %}
 
 
-{% macro utc_date(ts) %}
-    cast(timezone('UTC', {{ ts }}) as date)
-{%- endmacro %}
-
-
-{% macro utc_midnight(day) %}
-    (cast({{ day }} as timestamp) at time zone 'UTC')
-{%- endmacro %}
-
-
 {% macro smoothed_rate(successes, trials, prior, weight) %}
     {#- Bayesian (beta prior) smoothing: (successes + weight * prior) / (trials + weight) -#}
-    ((cast({{ successes }} as double) + {{ weight }} * {{ prior }}) / (cast({{ trials }} as double) + {{ weight }}))
+    ((cast({{ successes }} as float8) + {{ weight }} * {{ prior }}) / (cast({{ trials }} as float8) + {{ weight }}))
 {%- endmacro %}

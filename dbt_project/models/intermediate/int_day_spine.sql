@@ -26,9 +26,7 @@ bounds as (
 
 days as (
 
-    select cast(generate_series as date) as feature_date
-    from bounds,
-        generate_series(bounds.first_day, bounds.run_date + interval 1 day, interval 1 day)
+    {{ day_series('bounds', 'bounds.first_day', add_days('bounds.run_date', 1), 'feature_date') }}
 
 ),
 

@@ -45,7 +45,7 @@ windowed as (
 
     from spine
     inner join item_daily
-        on item_daily.event_date >= spine.feature_date - interval {{ window_days }} day
+        on item_daily.event_date >= {{ add_days('spine.feature_date', -window_days) }}
         and item_daily.event_date < spine.feature_date
     group by spine.feature_date, item_daily.item_id
 
@@ -56,10 +56,12 @@ priors as (
     select
         spine.feature_date,
         coalesce(
-            sum(windowed.clicks) / nullif(sum(windowed.impressions), 0), {{ var('fallback_ctr_prior') }}
+            cast(sum(windowed.clicks) as float8) / nullif(sum(windowed.impressions), 0),
+            {{ var('fallback_ctr_prior') }}
         ) as prior_ctr,
         coalesce(
-            sum(windowed.purchases) / nullif(sum(windowed.clicks), 0), {{ var('fallback_cvr_prior') }}
+            cast(sum(windowed.purchases) as float8) / nullif(sum(windowed.clicks), 0),
+            {{ var('fallback_cvr_prior') }}
         ) as prior_cvr
 
     from spine
@@ -77,8 +79,8 @@ counted as (
         cast(coalesce(windowed.impressions, 0) as bigint) as item_impressions_7d,
         cast(coalesce(windowed.clicks, 0) as bigint) as item_clicks_7d,
         cast(coalesce(windowed.purchases, 0) as bigint) as item_purchases_7d,
-        cast(priors.prior_ctr as double) as prior_ctr,
-        cast(priors.prior_cvr as double) as prior_cvr
+        cast(priors.prior_ctr as float8) as prior_ctr,
+        cast(priors.prior_cvr as float8) as prior_cvr
 
     from item_days
     inner join priors on item_days.feature_date = priors.feature_date

@@ -22,7 +22,7 @@ joined as (
 
     from spine
     inner join item_daily
-        on item_daily.event_date >= spine.feature_date - interval 30 day
+        on item_daily.event_date >= {{ add_days('spine.feature_date', -30) }}
         and item_daily.event_date < spine.feature_date
 
 ),
@@ -34,7 +34,7 @@ final as (
         feature_date,
         {%- for days in (1, 7, 30) %}
         {%- for measure in ('impressions', 'clicks', 'purchases', 'units_sold') %}
-        cast(sum(case when event_date >= feature_date - interval {{ days }} day then {{ measure }} else 0 end)
+        cast(sum(case when event_date >= {{ add_days('feature_date', -days) }} then {{ measure }} else 0 end)
             as bigint) as {{ measure }}_{{ days }}d{{ ',' if not loop.last or days != 30 }}
         {%- endfor %}
         {%- endfor %}

@@ -1,20 +1,25 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/item_window_features.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, item_id') }}") }}
 -- One row per item (created before D) and feature day D, keyed like item_features (item_id, feature_ts): counts
 -- over [D-1, D), [D-7, D) and [D-30, D), CTR / CVR smoothed toward the item's CATEGORY prior of the same window,
 -- the popularity trend, and days of cover (stock at D 00:00 over the last 7 days' daily units sold).
 -- Kept apart from item_features so that mart's column contract (Feast views, training, serving) stays as it is.
+-- Incremental: a run for day D rewrites feature days D and D + 1.
 
 with
 
 spine as (
 
-    select feature_date, feature_ts from {{ ref('int_day_spine') }}
+    select feature_date, feature_ts
+    from {{ ref('int_day_spine') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
 rates as (
 
-    select * from {{ ref('int_item_rates') }}
+    select *
+    from {{ ref('int_item_rates') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -37,14 +42,12 @@ dated as (
 
 with_stock as (
 
+    -- the latest snapshot at or before feature_ts
     select
         dated.*,
         inventory.stock_units
 
-    from dated
-    asof left join inventory
-        on dated.item_id = inventory.item_id
-        and dated.feature_ts >= inventory.snapshot_ts
+    from {{ asof_left_join('dated', 'inventory', 'item_id', 'feature_ts', 'snapshot_ts', ['stock_units']) }}
 
 ),
 
@@ -58,16 +61,16 @@ final as (
         cast(item_clicks_{{ days }}d as bigint) as item_clicks_{{ days }}d,
         cast(item_purchases_{{ days }}d as bigint) as item_purchases_{{ days }}d,
         cast(item_units_sold_{{ days }}d as bigint) as item_units_sold_{{ days }}d,
-        cast(item_ctr_{{ days }}d_cat as double) as item_ctr_{{ days }}d_cat,
-        cast(item_cvr_{{ days }}d_cat as double) as item_cvr_{{ days }}d_cat,
+        cast(item_ctr_{{ days }}d_cat as float8) as item_ctr_{{ days }}d_cat,
+        cast(item_cvr_{{ days }}d_cat as float8) as item_cvr_{{ days }}d_cat,
         {%- endfor %}
-        cast(item_popularity_trend as double) as item_popularity_trend,
+        cast(item_popularity_trend as float8) as item_popularity_trend,
         -- Capped at a year, and a year when nothing sold in the last 7 days; null without a stock snapshot yet.
         cast(
             case
                 when stock_units is null then null
                 else least(coalesce(stock_units / nullif(item_units_sold_7d / 7.0, 0), 365.0), 365.0)
-            end as double
+            end as float8
         ) as item_days_of_cover,
         feature_date as dt
 
@@ -76,4 +79,3 @@ final as (
 )
 
 select * from final
-order by dt, item_id

@@ -1,7 +1,8 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/query_item_match.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, request_id, impression_id') }}") }}
 -- One row per search impression: the query, the item's title and their word overlap (share of the query's words
 -- found in the title, case-insensitive). A request-time feature: it uses only the request and the catalogue, so it
--- is point-in-time by construction. Joins training_examples on impression_id.
+-- is point-in-time by construction. Joins training_examples on impression_id. Incremental like training_examples:
+-- a run for day D rewrites days D - 1 and D.
 with
 
 impressions as (
@@ -9,6 +10,7 @@ impressions as (
     select event_id, request_id, user_id, item_id, query, item_title, event_date
     from {{ ref('int_events') }}
     where event_type = 'impression' and surface = 'search' and query is not null
+        and {{ partition_filter('event_date', -1) }}
 
 ),
 
@@ -21,15 +23,7 @@ final as (
         item_id,
         query,
         item_title,
-        cast(
-            coalesce(
-                len(list_intersect(
-                    list_distinct(string_split(lower(query), ' ')),
-                    string_split(lower(coalesce(item_title, '')), ' ')
-                )) / nullif(len(list_distinct(string_split(lower(query), ' '))), 0),
-                0
-            ) as double
-        ) as query_title_match,
+        cast({{ word_overlap('query', 'item_title') }} as float8) as query_title_match,
         event_date as dt
 
     from impressions
@@ -37,4 +31,3 @@ final as (
 )
 
 select * from final
-order by dt, request_id, impression_id

@@ -1,6 +1,11 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/retrieval_covisitation.parquet') }}
+{{ config(
+    unique_key='snapshot_date',
+    post_hook="{{ export_mart('item_id, neighbour_rank', latest_only='snapshot_date') }}",
+) }}
 -- Item-to-item co-visitation for candidate retrieval: two items clicked by the same user on the same day (the
 -- session) within the last N days before the serving snapshot (run's day + 1); the top M neighbours per item.
+-- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
+-- parquet export holds the newest one, the one serving reads.
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_neighbours = var('retrieval_max_neighbours') | int %}
 
@@ -22,7 +27,7 @@ clicks as (
     from {{ ref('int_events') }} as events
     cross join run
     where events.event_type = 'click'
-        and events.event_date > run.run_date - interval {{ window_days }} day
+        and events.event_date > {{ add_days('run.run_date', -window_days) }}
 
 ),
 
@@ -61,7 +66,7 @@ final as (
         ranked.neighbour_item_id,
         ranked.co_visits,
         ranked.neighbour_rank,
-        cast(run.run_date + interval 1 day as date) as snapshot_date
+        cast({{ add_days('run.run_date', 1) }} as date) as snapshot_date
 
     from ranked
     cross join run
@@ -70,4 +75,3 @@ final as (
 )
 
 select * from final
-order by item_id, neighbour_rank

@@ -1,6 +1,11 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/retrieval_trending.parquet') }}
+{{ config(
+    unique_key='snapshot_date',
+    post_hook="{{ export_mart('category_id, trend_rank', latest_only='snapshot_date') }}",
+) }}
 -- Trending items per category: clicks on the run's last day against the item's daily average over the window
 -- before it, smoothed, (clicks_1d + 1) / (clicks_prev_avg + 1); the top M per category, as of the snapshot.
+-- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
+-- parquet export holds the newest one, the one serving reads.
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_trending = var('retrieval_max_trending') | int %}
 
@@ -24,7 +29,7 @@ clicks as (
     cross join run
     where events.event_type = 'click'
         and events.category_id is not null
-        and events.event_date > run.run_date - interval {{ window_days }} day
+        and events.event_date > {{ add_days('run.run_date', -window_days) }}
     group by events.item_id, events.category_id
 
 ),
@@ -36,8 +41,8 @@ scored as (
         clicks.category_id,
         clicks.clicks_1d,
         clicks.clicks_prev,
-        (cast(clicks.clicks_1d as double) + 1.0)
-        / (cast(clicks.clicks_prev as double) / {{ window_days - 1 }} + 1.0) as trend_score
+        (cast(clicks.clicks_1d as float8) + 1.0)
+        / (cast(clicks.clicks_prev as float8) / {{ window_days - 1 }} + 1.0) as trend_score
 
     from clicks
     where clicks.clicks_1d > 0
@@ -60,7 +65,7 @@ final as (
 
     select
         ranked.*,
-        cast(run.run_date + interval 1 day as date) as snapshot_date
+        cast({{ add_days('run.run_date', 1) }} as date) as snapshot_date
 
     from ranked
     cross join run
@@ -69,4 +74,3 @@ final as (
 )
 
 select * from final
-order by category_id, trend_rank

@@ -1,6 +1,11 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/retrieval_user_recent.parquet') }}
+{{ config(
+    unique_key='snapshot_date',
+    post_hook="{{ export_mart('user_id, recency_rank', latest_only='snapshot_date') }}",
+) }}
 -- Each user's most recently clicked items (seeds of co-visitation retrieval) within the last N days before the
 -- serving snapshot (run's day + 1); one row per (user, item), the latest click first.
+-- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
+-- parquet export holds the newest one, the one serving reads.
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_recent = var('retrieval_max_recent_items') | int %}
 
@@ -22,7 +27,7 @@ clicks as (
     from {{ ref('int_events') }} as events
     cross join run
     where events.event_type = 'click'
-        and events.event_date > run.run_date - interval {{ window_days }} day
+        and events.event_date > {{ add_days('run.run_date', -window_days) }}
     group by events.user_id, events.item_id
 
 ),
@@ -44,7 +49,7 @@ final as (
         ranked.item_id,
         ranked.last_click_ts,
         ranked.recency_rank,
-        cast(run.run_date + interval 1 day as date) as snapshot_date
+        cast({{ add_days('run.run_date', 1) }} as date) as snapshot_date
 
     from ranked
     cross join run
@@ -53,4 +58,3 @@ final as (
 )
 
 select * from final
-order by user_id, recency_rank

@@ -1,13 +1,16 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/seller_features.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, seller_id') }}") }}
 -- One row per seller (created before D) and feature day D: age, catalogue size and 7-day engagement of the
 -- seller's items over [D-7, D), with rates smoothed toward the day's global rates (Feast view seller_features).
+-- Incremental: a run for day D rewrites feature days D and D + 1.
 {%- set new_seller_days = var('new_seller_days', var('new_item_days')) | int %}
 
 with
 
 spine as (
 
-    select feature_date, feature_ts from {{ ref('int_day_spine') }}
+    select feature_date, feature_ts
+    from {{ ref('int_day_spine') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -25,7 +28,9 @@ items as (
 
 engagement as (
 
-    select * from {{ ref('int_item_engagement_7d') }}
+    select *
+    from {{ ref('int_item_engagement_7d') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -65,11 +70,11 @@ final as (
     select
         seller_days.seller_id,
         seller_days.feature_ts,
-        cast(date_diff('second', seller_days.created_ts, seller_days.feature_ts) as double) / 86400.0
+        cast({{ seconds_between('seller_days.created_ts', 'seller_days.feature_ts') }} as float8) / 86400.0
             as seller_age_days,
         cast(
             case
-                when date_diff('second', seller_days.created_ts, seller_days.feature_ts)
+                when {{ seconds_between('seller_days.created_ts', 'seller_days.feature_ts') }}
                     < {{ new_seller_days }} * 86400 then 1
                 else 0
             end as bigint
@@ -81,12 +86,12 @@ final as (
         cast(
             {{ smoothed_rate('coalesce(seller_engagement.clicks, 0)', 'coalesce(seller_engagement.impressions, 0)',
                              'coalesce(seller_engagement.prior_ctr, ' ~ var('fallback_ctr_prior') ~ ')', 50) }}
-            as double
+            as float8
         ) as seller_ctr_7d,
         cast(
             {{ smoothed_rate('coalesce(seller_engagement.purchases, 0)', 'coalesce(seller_engagement.clicks, 0)',
                              'coalesce(seller_engagement.prior_cvr, ' ~ var('fallback_cvr_prior') ~ ')', 20) }}
-            as double
+            as float8
         ) as seller_cvr_7d,
         seller_days.feature_date as dt
 
@@ -98,4 +103,3 @@ final as (
 )
 
 select * from final
-order by dt, seller_id

@@ -1,6 +1,7 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/training_examples.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, request_id, position, impression_id') }}") }}
 -- One row per impression up to the run's day, labelled by the later click / add-to-cart / purchase of the same
--- item in the same request.
+-- item in the same request. Incremental: a run for day D rewrites days D - 1 (an outcome after midnight lands a
+-- day after its impression) and D.
 
 with
 
@@ -23,7 +24,7 @@ impressions as (
         event_date
 
     from events
-    where event_type = 'impression'
+    where event_type = 'impression' and {{ partition_filter('event_date', -1) }}
 
 ),
 
@@ -31,7 +32,8 @@ outcomes as (
 
     select request_id, item_id, event_type, event_ts
     from events
-    where event_type in ('click', 'add_to_cart', 'purchase')
+    -- outcomes follow their impression, so none of a rewritten impression's is older than the first rewritten day
+    where event_type in ('click', 'add_to_cart', 'purchase') and {{ partition_filter('event_date', -1) }}
 
 ),
 
@@ -81,4 +83,3 @@ final as (
 )
 
 select * from final
-order by dt, request_id, position, impression_id

@@ -1,14 +1,16 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/user_features.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, user_id') }}") }}
 -- One row per user (signed up before D) and feature day D; every feature uses only events before D 00:00 UTC,
--- over the window [D-30, D). The last day (run's day + 1) is the snapshot serving reads.
-{%- set window_days = var('user_window_days') | int %}
+-- over the window [D-30, D). The last day (run's day + 1) is the snapshot serving reads. Incremental: a run for
+-- day D rewrites feature days D and D + 1 (see partition_start).
 {%- set n_cat = n_categories() %}
 
 with
 
 spine as (
 
-    select feature_date, feature_ts from {{ ref('int_day_spine') }}
+    select feature_date, feature_ts
+    from {{ ref('int_day_spine') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -18,16 +20,10 @@ users as (
 
 ),
 
-user_daily as (
-
-    select * from {{ ref('int_user_daily') }}
-
-),
-
 first_activity as (
 
     select user_id, min(event_date) as first_event_date
-    from user_daily
+    from {{ ref('int_user_daily') }}
     group by user_id
 
 ),
@@ -46,23 +42,9 @@ user_days as (
 
 windowed as (
 
-    select
-        spine.feature_date,
-        user_daily.user_id,
-        sum(user_daily.impressions) as impressions,
-        sum(user_daily.clicks) as clicks,
-        sum(user_daily.purchases) as purchases,
-        sum(user_daily.click_price_sum) as click_price_sum,
-        sum(user_daily.click_price_n) as click_price_n
-        {%- for c in range(n_cat) %},
-        sum(user_daily.clicks_cat_{{ cat_suffix(c) }}) as clicks_cat_{{ cat_suffix(c) }}
-        {%- endfor %}
-
-    from spine
-    inner join user_daily
-        on user_daily.event_date >= spine.feature_date - interval {{ window_days }} day
-        and user_daily.event_date < spine.feature_date
-    group by spine.feature_date, user_daily.user_id
+    select *
+    from {{ ref('int_user_windows') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -71,12 +53,13 @@ final as (
     select
         user_days.user_id,
         user_days.feature_ts,
-        cast(coalesce(windowed.impressions, 0) as bigint) as user_impressions_30d,
-        cast(coalesce(windowed.clicks, 0) as bigint) as user_clicks_30d,
-        cast(coalesce(windowed.purchases, 0) as bigint) as user_purchases_30d,
-        {{ smoothed_rate('coalesce(windowed.clicks, 0)', 'coalesce(windowed.impressions, 0)', 0.05, 20) }}
+        cast(coalesce(windowed.impressions_30d, 0) as bigint) as user_impressions_30d,
+        cast(coalesce(windowed.clicks_30d, 0) as bigint) as user_clicks_30d,
+        cast(coalesce(windowed.purchases_30d, 0) as bigint) as user_purchases_30d,
+        {{ smoothed_rate('coalesce(windowed.clicks_30d, 0)', 'coalesce(windowed.impressions_30d, 0)', 0.05, 20) }}
             as user_ctr_30d,
-        cast(windowed.click_price_sum as double) / nullif(windowed.click_price_n, 0) as user_avg_click_price_30d,
+        cast(windowed.click_price_sum_30d as float8) / nullif(windowed.click_price_n_30d, 0)
+            as user_avg_click_price_30d,
         cast(
             case
                 when first_activity.first_event_date < user_days.feature_date then 0
@@ -85,7 +68,9 @@ final as (
         ) as user_is_cold_start,
         {%- for c in range(n_cat) %}
         cast(
-            coalesce(windowed.clicks_cat_{{ cat_suffix(c) }} / nullif(windowed.clicks, 0), 0) as double
+            coalesce(
+                cast(windowed.clicks_cat_{{ cat_suffix(c) }}_30d as float8) / nullif(windowed.clicks_30d, 0), 0
+            ) as float8
         ) as user_cat_share_{{ cat_suffix(c) }},
         {%- endfor %}
         user_days.feature_date as dt
@@ -99,4 +84,3 @@ final as (
 )
 
 select * from final
-order by dt, user_id

@@ -1,15 +1,17 @@
-{{ config(location=env_var('SHOPRANK_MARTS_EXPORT_DIR') ~ '/user_window_features.parquet') }}
+{{ config(post_hook="{{ export_mart('dt, user_id') }}") }}
 -- One row per user (signed up before D) and feature day D, keyed like user_features (user_id, feature_ts):
 -- short-term activity (yesterday, [D-1, D)), the last active day before D (the raw contract has no session ids:
 -- a user's last active day stands in for the last session), the 30-day purchase rate per click and price band.
--- Kept apart from user_features so that mart's column contract (Feast, training, serving) stays as it is.
-{%- set window_days = var('user_window_days') | int %}
+-- Kept apart from user_features so that mart's column contract (Feast, training, serving) stays as it is; both
+-- read their windows from int_user_windows. Incremental: a run for day D rewrites feature days D and D + 1.
 
 with
 
 spine as (
 
-    select feature_date, feature_ts from {{ ref('int_day_spine') }}
+    select feature_date, feature_ts
+    from {{ ref('int_day_spine') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -35,26 +37,9 @@ user_days as (
 
 windowed as (
 
-    select
-        spine.feature_date,
-        user_daily.user_id,
-        sum(case when user_daily.event_date >= spine.feature_date - interval 1 day then impressions else 0 end)
-            as impressions_1d,
-        sum(case when user_daily.event_date >= spine.feature_date - interval 1 day then clicks else 0 end)
-            as clicks_1d,
-        sum(case when user_daily.event_date >= spine.feature_date - interval 1 day then purchases else 0 end)
-            as purchases_1d,
-        sum(user_daily.clicks) as clicks_30d,
-        sum(user_daily.purchases) as purchases_30d,
-        sum(user_daily.click_price_sum) as click_price_sum,
-        sum(user_daily.click_price_n) as click_price_n,
-        max(user_daily.event_date) as last_active_date
-
-    from spine
-    inner join user_daily
-        on user_daily.event_date >= spine.feature_date - interval {{ window_days }} day
-        and user_daily.event_date < spine.feature_date
-    group by spine.feature_date, user_daily.user_id
+    select *
+    from {{ ref('int_user_windows') }}
+    where {{ partition_filter('feature_date') }}
 
 ),
 
@@ -73,14 +58,14 @@ final as (
         -- Price band of the clicked items' mean price: 0 (< 15), 1 (< 30), 2 (< 60), 3; -1 without clicks.
         cast(
             case
-                when coalesce(windowed.click_price_n, 0) = 0 then -1
-                when windowed.click_price_sum / windowed.click_price_n < 15 then 0
-                when windowed.click_price_sum / windowed.click_price_n < 30 then 1
-                when windowed.click_price_sum / windowed.click_price_n < 60 then 2
+                when coalesce(windowed.click_price_n_30d, 0) = 0 then -1
+                when windowed.click_price_sum_30d / windowed.click_price_n_30d < 15 then 0
+                when windowed.click_price_sum_30d / windowed.click_price_n_30d < 30 then 1
+                when windowed.click_price_sum_30d / windowed.click_price_n_30d < 60 then 2
                 else 3
             end as bigint
         ) as user_price_band,
-        cast(date_diff('day', windowed.last_active_date, user_days.feature_date) as bigint)
+        cast({{ days_between('windowed.last_active_date', 'user_days.feature_date') }} as bigint)
             as user_days_since_active,
         cast(coalesce(last_day.impressions, 0) as bigint) as user_last_active_day_impressions,
         cast(coalesce(last_day.clicks, 0) as bigint) as user_last_active_day_clicks,
@@ -97,4 +82,3 @@ final as (
 )
 
 select * from final
-order by dt, user_id

@@ -18,7 +18,7 @@ renamed as (
         cast(position as bigint) as position,
         cast(surface as varchar) as surface,
         cast(query as varchar) as query,
-        cast(price as double) as price,
+        cast(price as float8) as price,
         cast(quantity as bigint) as quantity,
         cast(dt as date) as dt
 
@@ -29,9 +29,7 @@ renamed as (
 deduplicated as (
 
     -- a partition re-landed twice must not double-count: keep one row per event, from the latest partition
-    select *
-    from renamed
-    qualify row_number() over (partition by event_id order by dt desc, event_ts desc) = 1
+    {{ latest_row('renamed', 'event_id', 'dt desc, event_ts desc') }}
 
 )
 

@@ -20,9 +20,7 @@ renamed as (
 
 deduplicated as (
 
-    select *
-    from renamed
-    qualify row_number() over (partition by item_id, snapshot_ts order by dt desc) = 1
+    {{ latest_row('renamed', 'item_id, snapshot_ts', 'dt desc') }}
 
 )
 

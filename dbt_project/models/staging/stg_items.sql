@@ -18,7 +18,7 @@ renamed as (
         end::bigint as item_type_code,
         cast(seller_id as varchar) as seller_id,
         cast(category_id as bigint) as category_id,
-        cast(price as double) as price,
+        cast(price as float8) as price,
         cast(title as varchar) as title,
         cast(created_ts as timestamptz) as created_ts,
         cast(dt as date) as dt
@@ -29,9 +29,7 @@ renamed as (
 
 deduplicated as (
 
-    select *
-    from renamed
-    qualify row_number() over (partition by item_id order by dt desc, created_ts desc) = 1
+    {{ latest_row('renamed', 'item_id', 'dt desc, created_ts desc') }}
 
 )
 

@@ -21,9 +21,7 @@ renamed as (
 
 deduplicated as (
 
-    select *
-    from renamed
-    qualify row_number() over (partition by seller_id order by dt desc, created_ts desc) = 1
+    {{ latest_row('renamed', 'seller_id', 'dt desc, created_ts desc') }}
 
 )
 

@@ -21,9 +21,7 @@ renamed as (
 
 deduplicated as (
 
-    select *
-    from renamed
-    qualify row_number() over (partition by user_id order by dt desc, signup_ts desc) = 1
+    {{ latest_row('renamed', 'user_id', 'dt desc, signup_ts desc') }}
 
 )
 

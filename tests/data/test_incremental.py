@@ -1,0 +1,182 @@
+"""The marts are incremental by day: data arriving one day at a time, built one run per day, gives exactly the marts
+of one run over all days, and a backfill of an earlier day rewrites only the partitions that day owns."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from shoprank.settings import Settings
+from shoprank.simulator import partition_path
+from shoprank.warehouse import EXPORTED_MARTS, build_warehouse
+
+from .conftest import RUN_DATE, tiny_settings
+
+DAYS = [RUN_DATE - timedelta(days=2), RUN_DATE - timedelta(days=1), RUN_DATE]
+
+
+def _land_raw_up_to(source: Path, target: Path, day: date) -> None:
+    """Copy the raw partitions dt <= day, as the daily pipeline would have them after simulating that day."""
+    for table in source.iterdir():
+        for partition in table.glob("dt=*"):
+            landed = target / table.name / partition.name
+            if date.fromisoformat(partition.name.removeprefix("dt=")) <= day and not landed.exists():
+                shutil.copytree(partition, landed)
+
+
+def _build_models(settings: Settings, day: date) -> None:
+    """Build the models only, without the dbt tests (the runs whose marts are checked in full run them)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DBT_INDIRECT_SELECTION", "empty")
+        build_warehouse(settings, day, select="resource_type:model")
+
+
+def _exports(settings: Settings) -> dict[str, bytes]:
+    return {name: (settings.marts_export_dir / f"{name}.parquet").read_bytes() for name in EXPORTED_MARTS}
+
+
+def _mart(settings: Settings, name: str) -> pd.DataFrame:
+    return pd.read_parquet(settings.marts_export_dir / f"{name}.parquet")
+
+
+@pytest.fixture(scope="module")
+def day_by_day(warehouse: dict, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The session's raw data landed one day at a time, with one warehouse run per day (D-2, D-1, D); the last
+    run is a whole `dbt build`, its tests included."""
+    source: Settings = warehouse["settings"]
+    settings = tiny_settings(tmp_path_factory.mktemp("day-by-day-home"))
+    for day in DAYS:
+        _land_raw_up_to(source.raw_dir, settings.raw_dir, day)
+        if day == DAYS[-1]:
+            build_warehouse(settings, day)
+        else:
+            _build_models(settings, day)
+    return settings
+
+
+def test_day_by_day_runs_equal_one_run_of_the_last_day(warehouse: dict, day_by_day: Settings) -> None:
+    # The straight run (the session warehouse) built every day at once from the same raw data.
+    straight = _exports(warehouse["settings"])
+    incremental = _exports(day_by_day)
+    assert [name for name in EXPORTED_MARTS if incremental[name] != straight[name]] == []
+    # Not trivially equal: the first run could not have seen the later days.
+    dts = _mart(day_by_day, "user_features")["dt"]
+    assert dts.max() == RUN_DATE + timedelta(days=1) and dts.nunique() == 5
+
+
+def _correct_raw_partition(settings: Settings, day: date) -> str:
+    """Re-land day's raw partition corrected: half its requests removed, the stock snapshot of day 00:00 raised by
+    1000, and a late click (just after midnight) on an unclicked impression of the day before, whose id it returns."""
+    path = partition_path(settings.raw_dir, "events", day)
+    events = pq.read_table(path)
+    dropped = pa.array(pc.unique(events["request_id"]).to_pylist()[::2])
+    events = events.filter(pc.invert(pc.is_in(events["request_id"], dropped)))
+    examples = _mart(settings, "training_examples")
+    # A user also shown items on the corrected day, so their day still has more impressions than clicks.
+    active = set(events.filter(pc.equal(events["event_type"], "impression"))["user_id"].to_pylist())
+    unclicked = examples[(examples["dt"] == day - timedelta(days=1)) & (examples["label_click"] == 0)]
+    late = unclicked[unclicked["user_id"].isin(active)].iloc[0]
+    click = pa.Table.from_pylist(
+        [
+            {
+                "event_id": f"late-{late.impression_id}",
+                "event_ts": pd.Timestamp(day, tz="UTC") + pd.Timedelta(seconds=5),
+                "event_type": "click",
+                "user_id": late.user_id,
+                "item_id": late.item_id,
+                "request_id": late.request_id,
+                "surface": late.surface,
+            }
+        ],
+        schema=events.schema,
+    )
+    pq.write_table(pa.concat_tables([events, click]), path)
+    path = partition_path(settings.raw_dir, "inventory", day)
+    inventory = pq.read_table(path)
+    stock = inventory.column_names.index("stock_units")
+    pq.write_table(inventory.set_column(stock, "stock_units", pc.add(inventory["stock_units"], 1000)), path)
+    return str(late.impression_id)
+
+
+def test_backfill_rewrites_only_the_partitions_of_its_day(day_by_day: Settings) -> None:
+    """A corrected raw partition of D-2, then a re-run of D-2: the feature days it owns (D-2, D-1) and impression
+    days (D-3, D-2) reflect the correction; every other partition keeps its rows (days D and D+1 still count the
+    removed events: a backfill leaves later days to their own runs)."""
+    settings = day_by_day
+    day = DAYS[0]
+    before = {name: _mart(settings, name) for name in EXPORTED_MARTS}
+    impression_marts = ("training_examples", "query_item_match")
+    feature_marts = [n for n in EXPORTED_MARTS if n not in impression_marts and not n.startswith("retrieval_")]
+    owned = {name: {day, day + timedelta(days=1)} for name in feature_marts}
+    owned.update({name: {day - timedelta(days=1), day} for name in impression_marts})
+    # Feature day D-3 precedes the backfill's: its rows, deleted here, must stay deleted (a run that rewrote
+    # every partition up to its own would bring them back with identical values).
+    older = day - timedelta(days=1)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        for name in feature_marts:
+            deleted = con.execute(f"delete from {name} where dt = ?", [older]).fetchone()[0]
+            assert deleted == (before[name]["dt"] == older).sum(), name
+    assert (before["item_features"]["dt"] == older).sum() > 0
+    late_impression = _correct_raw_partition(settings, day)
+
+    build_warehouse(settings, day)
+
+    after = {name: _mart(settings, name) for name in EXPORTED_MARTS}
+    for name in EXPORTED_MARTS:
+        if name.startswith("retrieval_"):  # one snapshot per run; the export keeps the newest (from run D)
+            pd.testing.assert_frame_equal(after[name], before[name], obj=name)
+            continue
+        old, new = before[name], after[name]
+        if name in feature_marts:
+            assert not (new["dt"] == older).any(), name
+            old = old[old["dt"] != older]
+        kept = old[~old["dt"].isin(owned[name])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(new[~new["dt"].isin(owned[name])].reset_index(drop=True), kept, obj=name)
+
+    # Every owned partition was rewritten from the corrected raw data: the day's impressions...
+    examples, events = after["training_examples"], pq.read_table(partition_path(settings.raw_dir, "events", day))
+    impressions = set(events.filter(pc.equal(events["event_type"], "impression"))["event_id"].to_pylist())
+    assert set(examples.loc[examples["dt"] == day, "impression_id"]) == impressions
+    assert (before["training_examples"]["dt"] == day).sum() > len(impressions)
+    # ... the day before's impression the late click labels (and only it) ...
+    previous = day - timedelta(days=1)
+    old, new = (
+        frame[frame["dt"] == previous].set_index("impression_id") for frame in (before["training_examples"], examples)
+    )
+    assert new.index[(new != old).any(axis=1)].tolist() == [late_impression]
+    assert new.loc[late_impression, "label_click"] == 1
+    # ... the stock snapshot taken at the day's 00:00 (feature day D-2) ...
+    stock = {
+        frame: frame_rows.loc[frame_rows["dt"] == day].set_index("item_id")["item_stock_units"]
+        for frame, frame_rows in (("before", before["item_features"]), ("after", after["item_features"]))
+    }
+    assert stock["after"].notna().any()
+    pd.testing.assert_series_equal(stock["after"], stock["before"] + 1000)
+    # ... and the windows of the next feature day (D-1), which now miss the removed requests.
+    users, old_users = after["user_features"], before["user_features"]
+    next_day = day + timedelta(days=1)
+    assert users.loc[users["dt"] == next_day, "user_impressions_30d"].sum() < (
+        old_users.loc[old_users["dt"] == next_day, "user_impressions_30d"].sum()
+    )
+
+
+def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path) -> None:
+    """Runs for D-2 then D (D-1's run skipped): D's run rewrites from the table's newest partition on, so the
+    marts equal one run of D (a run that wrote only D's own partitions would leave D-1's day stale or missing)."""
+    source: Settings = warehouse["settings"]
+    settings = tiny_settings(tmp_path / "home")
+    for day in (DAYS[0], DAYS[2]):
+        _land_raw_up_to(source.raw_dir, settings.raw_dir, day)
+        _build_models(settings, day)
+    for name in EXPORTED_MARTS:
+        assert (settings.marts_export_dir / f"{name}.parquet").read_bytes() == (
+            source.marts_export_dir / f"{name}.parquet"
+        ).read_bytes(), name
