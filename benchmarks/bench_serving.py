@@ -67,20 +67,22 @@ def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> d
     from serving.online_features import OnlineFeatureReader
     from serving.ranking import build_feature_frame
     from shoprank.feature_store import get_feature_store
-    from shoprank.ranking_features import model_matrix
+    from shoprank.ranking_features import QUERY_FEATURES, model_matrix
 
     champion = load_champion(settings)
     champion.model.set_params(n_jobs=1)
-    reader = OnlineFeatureReader(get_feature_store(settings), champion.feature_service)
+    reader = OnlineFeatureReader(get_feature_store(settings), champion.feature_service, champion.n_categories)
+    # a feed request: no query, so the query features (ranker_v3) are NaN
+    per_row = {name: [float("nan")] * len(candidates) for name in QUERY_FEATURES}
 
     def naive() -> None:
         user = reader.user_features(user_id)
         items = reader.item_features(candidates)
-        frame = build_feature_frame(user, items, candidates, champion.n_categories)
+        frame = build_feature_frame(user, items, candidates, champion.n_categories, per_row)
         champion.model.predict(model_matrix(frame, champion.feature_columns))
 
     frame = build_feature_frame(
-        reader.user_features(user_id), reader.item_features(candidates), candidates, champion.n_categories
+        reader.user_features(user_id), reader.item_features(candidates), candidates, champion.n_categories, per_row
     )
     matrix = model_matrix(frame, champion.feature_columns)
     return {

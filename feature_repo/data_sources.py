@@ -30,3 +30,25 @@ seller_features_source = FileSource(
     timestamp_field="feature_ts",
     description="dbt mart seller_features: one row per seller and day.",
 )
+
+item_window_features_source = FileSource(
+    name="item_window_features_source",
+    path=str(_MARTS / "item_window_features.parquet"),
+    timestamp_field="feature_ts",
+    description="dbt mart item_window_features: 1/7/30-day item windows, one row per item and day.",
+)
+
+user_window_features_source = FileSource(
+    name="user_window_features_source",
+    path=str(_MARTS / "user_window_features.parquet"),
+    timestamp_field="feature_ts",
+    description="dbt mart user_window_features: short-term user activity, one row per user and day.",
+)
+
+user_category_features_source = FileSource(
+    name="user_category_features_source",
+    path=str(_MARTS / "user_category_features.parquet"),
+    timestamp_field="feature_ts",
+    description="dbt mart user_category_features: one row per user, category and day with impressions in the "
+    "30-day window (no row: no impressions).",
+)

@@ -22,3 +22,11 @@ seller = Entity(
     value_type=ValueType.STRING,
     description="A seller (shop); ids are strings like 's0042'. Items carry theirs as item_seller_id.",
 )
+
+category = Entity(
+    name="category",
+    join_keys=["category_id"],
+    value_type=ValueType.INT64,
+    description="An item category (0..categories-1). Keys user x category features together with user_id; a "
+    "candidate's category is its item_category_id.",
+)

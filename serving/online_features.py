@@ -1,50 +1,116 @@
 """Feature fetch from the Feast online store, driven by the feature service the model was trained with.
 
-The service's feature views are split by entity: the user view is read once for the request's user, the item view
-once for all candidates (one online read per view, as CONVENTIONS.md asks). Values missing from the store (unknown
-user or item, not materialized) come back as None and become NaN in the feature frame.
+The service's feature views are sorted by join keys when the reader is built:
+- keyed on user_id: read for the request's user;
+- keyed on user_id + category_id (user x category): read in the SAME online call, one entity row per category, so
+  every candidate finds its category's values (see :meth:`OnlineFeatureReader.user_features`);
+- keyed on item_id, or on seller_id (joined through the item's seller): item-side, served from the in-process item
+  cache (serving/item_cache.py), which the reader describes as :class:`~serving.item_cache.ItemView` s;
+- on-demand views: computed in process from the other columns (serving/ranking.py, same logic as Feast's).
+Any other view makes the service unservable, with an error naming it. Values missing from the store (unknown user,
+not materialized) come back as None and become NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from serving.item_cache import ItemView
+from shoprank.ranking_features import CATEGORY_KEY
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 
 class OnlineFeatureReader:
-    def __init__(self, store: FeatureStore, feature_service: str) -> None:
+    def __init__(self, store: FeatureStore, feature_service: str, n_categories: int) -> None:
+        from feast.errors import FeatureViewNotFoundException
+
         self.store = store
         self.feature_service = feature_service
+        self.n_categories = n_categories
         service = store.get_feature_service(feature_service)
         self.user_refs: list[str] = []
+        self.category_refs: list[str] = []
         self.item_refs: list[str] = []
+        self.item_views: list[ItemView] = []
+        self.on_demand_features: list[str] = []
         for projection in service.feature_view_projections:
-            view = store.get_feature_view(projection.name)
+            names = [feature.name for feature in projection.features]
+            try:
+                view = store.get_feature_view(projection.name)
+            except FeatureViewNotFoundException:
+                store.get_on_demand_feature_view(projection.name)  # raises when it is neither
+                self.on_demand_features += names
+                continue
             keys = {column.name for column in view.entity_columns}
-            refs = [f"{projection.name_to_use()}:{feature.name}" for feature in projection.features]
+            refs = [f"{projection.name_to_use()}:{name}" for name in names]
             if keys == {"user_id"}:
                 self.user_refs += refs
-            elif keys == {"item_id"}:
-                self.item_refs += refs
+            elif keys == {"user_id", CATEGORY_KEY}:
+                self.category_refs += refs
+            elif keys in ({"item_id"}, {"seller_id"}):
+                (key,) = keys
+                if key == "item_id":
+                    self.item_refs += refs
+                numeric = [f.name for f in projection.features if "String" not in str(f.dtype)]
+                path = getattr(view.batch_source, "path", None)
+                if not path:
+                    raise ValueError(f"feature view {projection.name} has no file source to build the item cache from")
+                self.item_views.append(ItemView(projection.name, Path(path), key, tuple(numeric)))
             else:
                 raise ValueError(
-                    f"feature view {projection.name} has join keys {sorted(keys)}; "
-                    "serving reads views keyed on user_id or item_id"
+                    f"feature view {projection.name} has join keys {sorted(keys)}; serving reads views keyed on "
+                    f"user_id, user_id + {CATEGORY_KEY}, item_id or seller_id"
                 )
 
+    @property
+    def user_feature_names(self) -> list[str]:
+        return [ref.split(":", 1)[1] for ref in self.user_refs]
+
+    @property
+    def category_feature_names(self) -> list[str]:
+        return [ref.split(":", 1)[1] for ref in self.category_refs]
+
     def user_features(self, user_id: str) -> dict[str, Any]:
-        if not self.user_refs:
+        """The user's stored features in ONE online read: {name: value} for the user views, and for the user x
+        category views {name: tuple of n_categories values, indexed by category_id}.
+
+        A user x category row older than the user's own snapshot is stale (the pair had no impressions in the
+        newest window, so the mart has no row for it while the online store keeps the old one): it reads as None,
+        as the point-in-time join (one-day TTL) sees it in training.
+        """
+        from feast.type_map import feast_value_type_to_python_type as python_value
+
+        refs = self.user_refs + self.category_refs
+        if not refs:
             return {}
-        rows = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
-        return {name: values[0] for name, values in rows.items() if name != "user_id"}
+        if self.category_refs:
+            rows = [{"user_id": user_id, CATEGORY_KEY: c} for c in range(self.n_categories)]
+        else:
+            rows = [{"user_id": user_id}]
+        # Read the response's protobuf directly, and only the cells used: the user views' values come back once per
+        # entity row (n_categories copies), and converting them all (OnlineResponse.to_dict) costs more than the read.
+        proto = self.store.get_online_features(features=refs, entity_rows=rows).proto
+        results = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
+        out: dict[str, Any] = {name: python_value(results[name].values[0]) for name in self.user_feature_names}
+        if self.category_refs:
+            user_ts = max((results[name].event_timestamps[0].seconds for name in self.user_feature_names), default=0)
+            for name in self.category_feature_names:
+                vector = results[name]
+                out[name] = tuple(
+                    python_value(value) if stamp.seconds and stamp.seconds >= user_ts else None
+                    for value, stamp in zip(vector.values, vector.event_timestamps, strict=True)
+                )
+        return out
 
     def item_features(self, item_ids: Sequence[str]) -> pd.DataFrame:
-        """One row per item id (index ``item_id``), None/NaN where the store has nothing."""
+        """One online read of the item-keyed views for ``item_ids`` (index ``item_id``); serving uses the item
+        cache instead, this is the naive path `make bench-serving` compares with."""
         if not self.item_refs or not item_ids:
             return pd.DataFrame(index=pd.Index(list(item_ids), name="item_id"))
         rows = self.store.get_online_features(

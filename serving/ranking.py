@@ -16,13 +16,18 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from serving.item_cache import SELLER_COLUMN
 from shoprank.ranking_features import (
     DERIVED_FEATURES,
     ITEM_FEATURES,
-    USER_FEATURES,
+    ON_DEMAND_FEATURES,
+    QUERY_FEATURES,
+    USER_CATEGORY_ABSENT,
     add_derived_features,
     category_share_columns,
     model_matrix,
+    query_title_match,
+    request_time_features,
     stored_user_features,
 )
 
@@ -58,31 +63,52 @@ def is_unknown_user(user_features: Mapping[str, Any] | None, n_categories: int) 
     return all(_is_missing(user_features.get(name)) for name in stored_user_features(n_categories))
 
 
+def _category_values(values: Any, categories: np.ndarray, n_categories: int) -> np.ndarray:
+    """Per row, the per-category ``values`` (a sequence indexed by category_id) at the row's category; NaN when the
+    category is unknown or out of range."""
+    table = np.array([np.nan if _is_missing(v) else float(v) for v in values], dtype=float)
+    out = np.full(len(categories), np.nan)
+    known = np.isfinite(categories) & (categories >= 0) & (categories < min(n_categories, len(table)))
+    out[known] = table[categories[known].astype(int)]
+    return out
+
+
 def build_feature_frame(
     user_features: Mapping[str, Any] | None,
     item_features: pd.DataFrame,
     candidate_ids: Sequence[str],
     n_categories: int,
+    per_row: Mapping[str, Sequence[float] | np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per candidate (in ``candidate_ids`` order) with stored and derived features.
+    """One row per candidate (in ``candidate_ids`` order) with stored, derived and request-time features, built
+    with the functions training uses (pandas; the reference the fast path is tested against).
 
-    ``item_features`` is indexed by item_id (extra columns are ignored, missing items give NaN rows).
+    ``item_features`` is indexed by item_id (missing items give NaN rows). ``user_features`` is what
+    OnlineFeatureReader.user_features returns: scalars per user feature, tuples per user x category feature.
+    ``per_row``: request-time columns given per candidate (e.g. the query match, as training reads it).
     """
-    user_columns = stored_user_features(n_categories)
     cold = is_unknown_user(user_features, n_categories)
-    user_values = {
-        name: (np.nan if cold or _is_missing((user_features or {}).get(name)) else user_features[name])  # type: ignore[index]
-        for name in user_columns
-    }
+    given = dict(user_features or {})
+    per_category = {name: v for name, v in given.items() if isinstance(v, tuple | list)}
+    scalar_names = list(dict.fromkeys([*stored_user_features(n_categories), *(set(given) - set(per_category))]))
+    user_values = {name: (np.nan if cold or _is_missing(given.get(name)) else given[name]) for name in scalar_names}
     if cold:
         user_values["user_is_cold_start"] = 1
-    items = item_features.reindex(index=pd.Index(list(candidate_ids), name="item_id"), columns=ITEM_FEATURES)
+    columns = list(dict.fromkeys([*ITEM_FEATURES, *item_features.columns]))
+    items = item_features.reindex(index=pd.Index(list(candidate_ids), name="item_id"), columns=columns)
     frame = items.reset_index()
     for name, value in user_values.items():
         frame[name] = value
-    for name in user_columns + ITEM_FEATURES:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-    return add_derived_features(frame, n_categories)
+    for name in [*scalar_names, *columns]:
+        if name != SELLER_COLUMN:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    category = frame["item_category_id"].to_numpy(dtype=float)
+    for name, values in per_category.items():
+        frame[name] = np.nan if cold else _category_values(values, category, n_categories)
+    for name, row_values in (per_row or {}).items():
+        frame[name] = np.asarray(row_values, dtype=float)
+    frame = add_derived_features(frame, n_categories)
+    return frame.join(request_time_features(frame))
 
 
 def score(model: Scorer, frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
@@ -108,14 +134,32 @@ def top_k(item_ids: Sequence[str], scores: Sequence[float] | np.ndarray, k: int,
 
 
 # ---- the fast path: numpy only, from the item cache's matrix -------------------------------------------------
-FAST_PATH_COLUMNS = frozenset(USER_FEATURES + ITEM_FEATURES + DERIVED_FEATURES)
+# Columns computed per request from the user's and the items' stored features (the same logic as
+# shoprank.ranking_features.add_derived_features and the on-demand view's request_time_features).
+# QUERY_FEATURES come per row from the request's query and the items' titles (query_match_columns).
+REQUEST_TIME_COLUMNS = frozenset(DERIVED_FEATURES + ON_DEMAND_FEATURES + QUERY_FEATURES)
 
 
-def user_vector(user_features: Mapping[str, Any] | None, n_categories: int) -> tuple[bool, dict[str, float]]:
-    """(cold, stored user features as floats): NaN where missing; a cold user gets ``user_is_cold_start = 1``."""
+def query_match_columns(
+    feature_columns: Sequence[str], surface: str, query: str | None, titles: np.ndarray | None, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """QUERY_FEATURES the model uses, per candidate row of the item cache: NaN without a search query (a feed
+    request, as training's feed impressions have no query_item_match row)."""
+    if not set(QUERY_FEATURES) & set(feature_columns):
+        return {}
+    if titles is None:
+        raise ValueError("the model uses query features but the item cache has no titles")
+    return {"query_title_match": query_title_match(query if surface == "search" else None, titles[rows])}
+
+
+def user_vector(
+    user_features: Mapping[str, Any] | None, n_categories: int, names: Sequence[str] = ()
+) -> tuple[bool, dict[str, float]]:
+    """(cold, scalar user features as floats): the v1 stored user features plus ``names``, NaN where missing; a
+    cold user gets ``user_is_cold_start = 1``."""
     cold = is_unknown_user(user_features, n_categories)
     values: dict[str, float] = {}
-    for name in stored_user_features(n_categories):
+    for name in dict.fromkeys([*stored_user_features(n_categories), *names]):
         raw = None if cold else (user_features or {}).get(name)
         try:
             values[name] = float("nan") if _is_missing(raw) else float(raw)  # type: ignore[arg-type]
@@ -126,31 +170,89 @@ def user_vector(user_features: Mapping[str, Any] | None, n_categories: int) -> t
     return cold, values
 
 
-def fast_matrix(
-    user: Mapping[str, float], items: np.ndarray, feature_columns: Sequence[str], n_categories: int
-) -> np.ndarray:
-    """The model matrix for one user and the item rows ``items`` (ITEM_FEATURES order), without pandas.
+def category_table(
+    user_features: Mapping[str, Any] | None, names: Sequence[str], n_categories: int, cold: bool
+) -> dict[str, np.ndarray]:
+    """Per user x category feature, its values by category_id, plus one last entry for items of no known
+    category. A pair the store has no value for gets USER_CATEGORY_ABSENT's value for a known user (as training
+    fills it), NaN for a cold one."""
+    table: dict[str, np.ndarray] = {}
+    for name in names:
+        values = np.full(n_categories + 1, np.nan)
+        if not cold:
+            given = list((user_features or {}).get(name) or ())[:n_categories]
+            absent = USER_CATEGORY_ABSENT.get(name, np.nan)
+            values[:] = absent
+            for c, value in enumerate(given):
+                if not _is_missing(value):
+                    values[c] = float(value)
+        table[name] = values
+    return table
 
-    Same values as ``model_matrix(add_derived_features(frame), feature_columns)`` on the frame built by
-    :func:`build_feature_frame` (a test checks it); only for columns in FAST_PATH_COLUMNS.
+
+def servable_columns_missing(
+    feature_columns: Sequence[str],
+    item_columns: Sequence[str],
+    user_names: Sequence[str],
+    category_names: Sequence[str],
+) -> list[str]:
+    """The model's columns the fast path cannot build from these stored features (empty: servable)."""
+    known = {*item_columns, *user_names, *category_names, *REQUEST_TIME_COLUMNS}
+    return [name for name in feature_columns if name not in known]
+
+
+def fast_matrix(
+    user: Mapping[str, float],
+    items: np.ndarray,
+    feature_columns: Sequence[str],
+    n_categories: int,
+    item_columns: Mapping[str, int] | Sequence[str] = ITEM_FEATURES,
+    categories: Mapping[str, np.ndarray] | None = None,
+    per_row: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The model matrix for one user and the item cache rows ``items`` (columns ``item_columns``), without pandas.
+
+    ``user``: scalar user features (:func:`user_vector`); ``categories``: user x category features per category
+    (:func:`category_table`), looked up at each item's category; ``per_row``: columns already computed per row
+    (:func:`query_match_columns`). Same values as
+    ``model_matrix(build_feature_frame(...), feature_columns)`` (tests check it); columns outside the stored ones
+    and REQUEST_TIME_COLUMNS read as NaN (load_state refuses such a model, see servable_columns_missing).
     """
+    index = item_columns if isinstance(item_columns, Mapping) else {name: j for j, name in enumerate(item_columns)}
+    categories, per_row = categories or {}, per_row or {}
     n = items.shape[0]
     out = np.empty((n, len(feature_columns)), dtype=np.float32)
-    category = items[:, ITEM_FEATURES.index("item_category_id")]
-    price = items[:, ITEM_FEATURES.index("item_price")]
+    category = items[:, index["item_category_id"]]
+    price = items[:, index["item_price"]]
+    in_range = np.isfinite(category) & (category >= 0) & (category < n_categories)
+    shares: np.ndarray | None = None
+    avg = user.get("user_avg_click_price_30d", np.nan)
     for j, name in enumerate(feature_columns):
-        if name in ITEM_FEATURES:
-            out[:, j] = items[:, ITEM_FEATURES.index(name)]
-        elif name == "user_category_affinity":
-            shares = np.array([user.get(c, np.nan) for c in category_share_columns(n_categories)], dtype=float)
-            shares = np.nan_to_num(shares, nan=0.0)
-            known = np.isfinite(category) & (category >= 0) & (category < n_categories)
-            affinity = np.zeros(n)
-            affinity[known] = shares[category[known].astype(int)]
-            out[:, j] = affinity
+        if name in index:
+            out[:, j] = items[:, index[name]]
+        elif name in per_row:
+            out[:, j] = per_row[name]
+        elif name in categories:
+            by_category = categories[name]
+            looked_up = np.full(n, by_category[-1])
+            looked_up[in_range] = by_category[category[in_range].astype(int)]
+            out[:, j] = looked_up
+        elif name in ("user_category_affinity", "item_in_user_top_category"):
+            if shares is None:
+                shares = np.array([user.get(c, np.nan) for c in category_share_columns(n_categories)], dtype=float)
+                shares = np.nan_to_num(shares, nan=0.0)
+            if name == "user_category_affinity":
+                affinity = np.zeros(n)
+                affinity[in_range] = shares[category[in_range].astype(int)]
+                out[:, j] = affinity
+            else:
+                top = int(np.argmax(shares)) if shares.sum() > 0 else -1
+                out[:, j] = (np.nan_to_num(category, nan=-1) == top) & (top >= 0)
         elif name == "price_to_user_avg":
-            avg = user.get("user_avg_click_price_30d", np.nan)
             out[:, j] = price / avg if np.isfinite(avg) and avg > 0 else np.nan
+        elif name == "price_to_user_band":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, j] = np.log(price / avg) if np.isfinite(avg) and avg > 0 else np.nan
         else:
             out[:, j] = user.get(name, np.nan)
     return out

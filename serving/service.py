@@ -35,13 +35,14 @@ import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 
 from serving import metrics
+from serving.item_cache import newest_mtime
 from serving.ranking import (
-    FAST_PATH_COLUMNS,
     REASON_MODEL,
     REASON_POPULAR,
-    build_feature_frame,
+    category_table,
     dedupe,
     fast_matrix,
+    query_match_columns,
     user_vector,
 )
 from serving.request_log import RequestLogger
@@ -57,8 +58,8 @@ from serving.schemas import (
     ReadyDetails,
     ReloadResponse,
 )
-from serving.state import ServingState, load_items, load_state
-from shoprank.ranking_features import ITEM_FEATURES, category_share_columns, model_matrix
+from serving.state import ServingState, load_items, load_state, needs_titles
+from shoprank.ranking_features import category_share_columns
 from shoprank.settings import apply_runtime_env, get_settings
 
 log = logging.getLogger("shoprank.serving")
@@ -140,7 +141,9 @@ class RankingService:
                 if ranking.matrix is not None
                 else {
                     c: _finite(v)
-                    for c, v in zip(ITEM_FEATURES, state.items.frame([item.item_id]).iloc[0], strict=False)
+                    for c, v in zip(
+                        state.items.columns, state.items.matrix[state.items.rows([item.item_id])[0]], strict=True
+                    )
                 }
             )
             items.append(
@@ -175,7 +178,8 @@ class RankingService:
             except Exception:
                 log.exception("online feature read failed")
                 reasons.append(FEATURE_FETCH_FAILED)
-        cold, user_values = user_vector(user, n_categories)
+        user_names = state.reader.user_feature_names if state.reader else ()
+        cold, user_values = user_vector(user, n_categories, user_names)
 
         sources: dict[str, str] = {}
         if request.candidate_ids is not None:
@@ -192,7 +196,10 @@ class RankingService:
         model_scores: np.ndarray | None = None
         if state.champion is not None and user_ok and candidates:
             try:
-                matrix = _model_matrix(state, user, user_values, item_matrix, candidates, n_categories)
+                per_row = query_match_columns(
+                    state.champion.feature_columns, request.surface, request.query, state.items.titles, rows
+                )
+                matrix = _model_matrix(state, user, cold, user_values, item_matrix, n_categories, per_row)
                 model_scores = np.asarray(state.champion.model.predict(matrix), dtype=float).reshape(-1)
             except Exception:
                 log.exception("scoring failed")
@@ -314,18 +321,22 @@ class RankingService:
         )
 
     def _watch_marts(self) -> None:
-        """Refresh the item cache and retrieval index when the item_features mart file changes (materialization)."""
+        """Refresh the item cache and retrieval index when one of its mart files changes (a new snapshot)."""
         interval = self.settings.serving.cache_refresh_seconds
         while True:
             time.sleep(interval)
             try:
-                path = self.settings.marts_export_dir / "item_features.parquet"
-                if not path.exists() or path.stat().st_mtime == self.state.items.source_mtime:
+                sources = self.state.items.sources or (self.settings.marts_export_dir / "item_features.parquet",)
+                mtime = newest_mtime(sources)
+                if not mtime or mtime == self.state.items.source_mtime:
                     continue
                 with self._reload_lock:
-                    rules = self.state.rules
+                    rules, reader = self.state.rules, self.state.reader
                     items, popularity, retrieval = load_items(
-                        self.settings, rules.exploration.new_seller_days if rules else 14.0
+                        self.settings,
+                        rules.exploration.new_seller_days if rules else 14.0,
+                        reader.item_views if reader else (),
+                        needs_titles(self.state.champion),
                     )
                     current = self.state
                     self.state = ServingState(
@@ -417,23 +428,23 @@ def _finite(value: Any) -> float | None:
 def _model_matrix(
     state: ServingState,
     user: dict[str, Any] | None,
+    cold: bool,
     user_values: dict[str, float],
     item_matrix: np.ndarray,
-    candidates: list[str],
     n_categories: int,
+    per_row: dict[str, np.ndarray],
 ) -> np.ndarray:
-    """The fast numpy path when the model's columns are all known; otherwise the pandas path training uses."""
-    assert state.champion is not None
+    """The model's matrix in its card's column order: item-side columns from the cache rows, user-side ones from
+    the online read, request-time ones computed (numpy; load_state checked every column can be built)."""
+    assert state.champion is not None and state.reader is not None
+    categories = category_table(user, state.reader.category_feature_names, n_categories, cold)
     columns = state.champion.feature_columns
-    if set(columns) <= FAST_PATH_COLUMNS:
-        return fast_matrix(user_values, item_matrix, columns, n_categories)
-    frame = build_feature_frame(user, state.items.frame(candidates), candidates, n_categories)
-    return model_matrix(frame, columns)
+    return fast_matrix(user_values, item_matrix, columns, n_categories, state.items.column_index, categories, per_row)
 
 
 def _slate(state: ServingState, candidates: list[str], rows: np.ndarray, items: np.ndarray, scores: Any) -> Slate:
     def col(name: str) -> np.ndarray:
-        return items[:, ITEM_FEATURES.index(name)]
+        return items[:, state.items.column_index[name]]
 
     ctr = col("item_ctr_7d")
     known = rows < len(state.items)

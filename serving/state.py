@@ -7,14 +7,19 @@ service the store does not know leaves the previous model, reader and rules in t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from serving.candidates import RetrievalIndex
-from serving.item_cache import ItemCache
+from serving.item_cache import ItemCache, ItemView
 from serving.model_loader import LoadedModel, load_champion
 from serving.online_features import OnlineFeatureReader
+from serving.ranking import servable_columns_missing
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
+from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.serving")
@@ -35,6 +40,29 @@ class ServingState:
         return self.champion.n_categories if self.champion else settings.simulator.categories
 
 
+def needs_titles(champion: LoadedModel | None) -> bool:
+    """Whether the model scores with the request-time query match (which needs the items' titles)."""
+    return champion is not None and bool(set(champion.feature_columns) & set(QUERY_FEATURES))
+
+
+class UnservableModel(ValueError):
+    """The model's feature columns are not all provided by its feature service."""
+
+
+def check_servable(champion: LoadedModel, reader: OnlineFeatureReader) -> None:
+    """Refuse a model whose card names a feature column the feature service cannot provide (stored in one of its
+    views, or computed per request): it would score on NaN without anyone noticing."""
+    item_columns = [*ITEM_FEATURES, *(f for view in reader.item_views for f in view.features)]
+    missing = servable_columns_missing(
+        champion.feature_columns, item_columns, reader.user_feature_names, reader.category_feature_names
+    )
+    if missing:
+        raise UnservableModel(
+            f"model {champion.tag} needs columns {missing} that feature service {reader.feature_service} "
+            "does not provide"
+        )
+
+
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -47,8 +75,14 @@ def _one_thread(champion: LoadedModel) -> None:
         set_params(n_jobs=1)
 
 
-def load_items(settings: Settings, new_seller_days: float) -> tuple[ItemCache, PopularityIndex, RetrievalIndex]:
-    items = ItemCache.from_marts(settings.marts_export_dir, new_seller_days)
+def load_items(
+    settings: Settings, new_seller_days: float, views: Sequence[ItemView] = (), titles: bool = False
+) -> tuple[ItemCache, PopularityIndex, RetrievalIndex]:
+    """The item cache (item_features plus the serving feature service's item-side ``views``; with ``titles``, the
+    catalogue's titles from the raw items table, which no mart carries), popularity and retrieval."""
+    items = ItemCache.from_marts(settings.marts_export_dir, new_seller_days, views)
+    if titles:
+        items = items.with_titles(pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]))
     popularity = PopularityIndex.from_items(items)
     return items, popularity, RetrievalIndex.build(items, settings.marts_export_dir)
 
@@ -67,13 +101,19 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         new_champion = load_champion(settings)
         _one_thread(new_champion)
         champion, reader = new_champion, None
-        reader = OnlineFeatureReader(get_feature_store(settings), new_champion.feature_service)
+        new_reader = OnlineFeatureReader(
+            get_feature_store(settings), new_champion.feature_service, new_champion.n_categories
+        )
+        check_servable(new_champion, new_reader)
+        reader = new_reader
     except Exception as exc:
         load_error = _error(exc)
         errors.append(f"model: {load_error}")
         log.exception("model or feature store could not be loaded")
         if previous is not None:  # keep serving what served before
             champion, reader = previous.champion, previous.reader
+        elif isinstance(exc, UnservableModel):
+            champion = None
         elif champion is not None and reader is None:
             load_error = f"feature store: {load_error}"
     rules = previous.rules if previous else None
@@ -84,7 +124,9 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         log.exception("rules file %s invalid; keeping the previous rules", settings.rules_file)
     new_seller_days = rules.exploration.new_seller_days if rules else 14.0
     try:
-        items, popularity, retrieval = load_items(settings, new_seller_days)
+        items, popularity, retrieval = load_items(
+            settings, new_seller_days, reader.item_views if reader else (), needs_titles(champion)
+        )
     except Exception as exc:
         errors.append(f"items: {_error(exc)}")
         log.exception("item_features mart unreadable")

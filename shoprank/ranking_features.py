@@ -2,10 +2,13 @@
 
 Stored features come from the Feast views over the marts (see feature_repo/); derived features are computed in
 process from stored ones (here, the user's affinity to the candidate item's category), identically at training
-and at request time.
+and at request time. ``feature_columns_for`` gives each ranker version's (feature service's) columns in model
+order; serving builds exactly those, in that order, from the model card (serving/ranking.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,6 +68,8 @@ def add_derived_features(frame: pd.DataFrame, n_categories: int) -> pd.DataFrame
     user_avg_price = pd.to_numeric(out["user_avg_click_price_30d"], errors="coerce")
     item_price = pd.to_numeric(out["item_price"], errors="coerce")
     out["price_to_user_avg"] = (item_price / user_avg_price.where(user_avg_price > 0)).astype(float)
+    if any(name in out.columns for name in USER_CATEGORY_FEATURES):
+        fill_absent_user_category(out)
     return out
 
 
@@ -82,12 +87,93 @@ SELLER_FEATURES = ["seller_age_days", "seller_is_new", "seller_items", "seller_c
 ON_DEMAND_FEATURES = ["price_to_user_band", "item_in_user_top_category"]
 
 
+# ranker_v3 adds the window marts: item windows and short-term user activity (stored per entity), and the user's
+# engagement with the candidate's category (view keyed on user_id x category_id, joined on item_category_id).
+ITEM_WINDOW_FEATURES = [
+    "item_impressions_1d",
+    "item_clicks_1d",
+    "item_purchases_1d",
+    "item_units_sold_1d",
+    "item_units_sold_7d",
+    "item_impressions_30d",
+    "item_clicks_30d",
+    "item_purchases_30d",
+    "item_units_sold_30d",
+    "item_ctr_1d_cat",
+    "item_cvr_1d_cat",
+    "item_ctr_7d_cat",
+    "item_cvr_7d_cat",
+    "item_ctr_30d_cat",
+    "item_cvr_30d_cat",
+    "item_popularity_trend",
+    "item_days_of_cover",
+]
+USER_WINDOW_FEATURES = [
+    "user_impressions_1d",
+    "user_clicks_1d",
+    "user_purchases_1d",
+    "user_ctr_1d",
+    "user_purchase_rate_30d",
+    "user_price_band",
+    "user_days_since_active",
+    "user_last_active_day_impressions",
+    "user_last_active_day_clicks",
+]
+USER_CATEGORY_FEATURES = ["uc_impressions_30d", "uc_clicks_30d", "uc_purchases_30d", "uc_ctr_30d", "uc_click_share_30d"]
+# The join key user x category views add to (user_id): the candidate's category.
+CATEGORY_KEY = "category_id"
+# A (user, category) pair the mart has no row for had no impressions in the window: for a user the store knows,
+# its counts and click share are 0 and its CTR unknown (NaN). Training and serving fill it the same way.
+USER_CATEGORY_ABSENT = {
+    "uc_impressions_30d": 0.0,
+    "uc_clicks_30d": 0.0,
+    "uc_purchases_30d": 0.0,
+    "uc_ctr_30d": float("nan"),
+    "uc_click_share_30d": 0.0,
+}
+
+
+# The search query's match with the item's title: a request-time feature (it needs only the request and the
+# catalogue, so it is point-in-time by construction). No Feast view holds it: there is no entity to key it on.
+# Training reads it per impression from the query_item_match mart; serving computes it with query_title_match.
+# Feed requests have no query: NaN (as the mart has no row for them).
+QUERY_FEATURES = ["query_title_match"]
+
+
+def title_words(title: str | None) -> frozenset[str]:
+    """A title's words as query_item_match splits them: lowercase, split on single spaces."""
+    return frozenset((title or "").lower().split(" "))
+
+
+def query_title_match(query: str | None, titles: Sequence[frozenset[str]]) -> np.ndarray:
+    """Per title (as :func:`title_words`), the share of the query's distinct words found in it, exactly as the
+    query_item_match mart computes it in SQL (a test pins both); NaN for every title without a query."""
+    if query is None:
+        return np.full(len(titles), np.nan)
+    words = set(query.lower().split(" "))
+    return np.fromiter((len(words & title) / len(words) for title in titles), dtype=float, count=len(titles))
+
+
+def fill_absent_user_category(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with USER_CATEGORY_ABSENT filled in where the user is known (has user_features) but the pair has
+    no row; unknown users keep NaN, like their other stored features. In place on the given frame's columns."""
+    known_user = pd.to_numeric(frame["user_impressions_30d"], errors="coerce").notna()
+    for name, value in USER_CATEGORY_ABSENT.items():
+        if name in frame.columns and not np.isnan(value):
+            column = pd.to_numeric(frame[name], errors="coerce").astype(float)
+            frame[name] = column.mask(known_user & column.isna(), value)
+    return frame
+
+
 def feature_columns_for(feature_service: str, n_categories: int) -> list[str]:
     """The model's columns, in order, for the Feast feature service it is trained with."""
     if feature_service == "ranker_v1":
         return model_feature_columns()
     if feature_service == "ranker_v2":
         return model_feature_columns() + SELLER_FEATURES + ON_DEMAND_FEATURES
+    if feature_service == "ranker_v3":
+        stored = ITEM_WINDOW_FEATURES + USER_WINDOW_FEATURES + USER_CATEGORY_FEATURES
+        return model_feature_columns() + stored + QUERY_FEATURES
     raise KeyError(f"unknown feature service {feature_service!r}: add its columns to feature_columns_for")
 
 

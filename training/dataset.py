@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from shoprank.feature_store import get_feature_store
-from shoprank.ranking_features import add_derived_features
+from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
 from shoprank.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,38 @@ def load_examples(settings: Settings, run_date: date) -> pd.DataFrame:
     return examples
 
 
+# Join keys of feature views that are not the example's own (user_id, item_id), and the item_features column each
+# is read from: an item's seller and category are fixed, so any snapshot of the catalogue gives them.
+ITEM_KEYS = {"seller_id": "item_seller_id", CATEGORY_KEY: "item_category_id"}
+
+
+def with_item_keys(settings: Settings, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Add each item's ``keys`` (seller_id, category_id) from the item catalogue."""
+    if not keys:
+        return frame
+    columns = [ITEM_KEYS[key] for key in keys]
+    items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id", *columns])
+    items = items.drop_duplicates("item_id").rename(columns={v: k for k, v in ITEM_KEYS.items()})
+    return frame.merge(items, on="item_id", how="left", validate="many_to_one")
+
+
 def with_seller_ids(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add each item's seller_id (the seller view's join key) from the item catalogue; an item's seller is fixed."""
-    items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id", "item_seller_id"])
-    sellers = items.drop_duplicates("item_id").rename(columns={"item_seller_id": "seller_id"})
-    return frame.merge(sellers, on="item_id", how="left", validate="many_to_one")
+    """Add each item's seller_id (the seller view's join key)."""
+    return with_item_keys(settings, frame, ["seller_id"])
+
+
+def service_item_keys(store: FeatureStore, feature_service: str) -> list[str]:
+    """The ITEM_KEYS the service's feature views join on (on-demand views have no join keys of their own)."""
+    from feast.errors import FeatureViewNotFoundException
+
+    keys: set[str] = set()
+    for projection in store.get_feature_service(feature_service).feature_view_projections:
+        try:
+            view = store.get_feature_view(projection.name)
+        except FeatureViewNotFoundException:  # an on-demand view: computed from the other views' columns
+            continue
+        keys |= {column.name for column in view.entity_columns} & set(ITEM_KEYS)
+    return sorted(keys)
 
 
 def build_training_frame(settings: Settings, run_date: date, feature_service: str) -> pd.DataFrame:
@@ -53,15 +84,26 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
     entity_df = examples.rename(columns={"event_ts": "event_timestamp"})
     entity_df["event_timestamp"] = pd.to_datetime(entity_df["event_timestamp"], utc=True)
     service = store.get_feature_service(feature_service)
-    if any(p.name == "seller_features" for p in service.feature_view_projections):
-        entity_df = with_seller_ids(settings, entity_df)
+    entity_df = with_item_keys(settings, entity_df, service_item_keys(store, feature_service))
     features = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     if len(features) != len(entity_df):
         raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
+    if set(QUERY_FEATURES) & set(feature_columns_for(feature_service, settings.simulator.categories)):
+        features = with_query_features(settings, features)
     frame = add_derived_features(features, settings.simulator.categories)
     frame = frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
     log.info("training frame: %d rows, %d requests", len(frame), frame["request_id"].nunique())
     return frame
+
+
+def with_query_features(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add QUERY_FEATURES per impression from the query_item_match mart (search impressions only: feed rows stay
+    NaN, as serving leaves them without a query)."""
+    path = settings.marts_export_dir / "query_item_match.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the feature service's query features come from it")
+    matches = pd.read_parquet(path, columns=["impression_id", *QUERY_FEATURES])
+    return frame.merge(matches, on="impression_id", how="left", validate="one_to_one")
 
 
 def time_split(frame: pd.DataFrame, holdout_days: int, burn_in_days: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -23,18 +23,25 @@ import numpy as np
 import pandas as pd
 
 from shoprank.quality.runner import DataQualityError
-from shoprank.ranking_features import add_derived_features, model_feature_columns
+from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, model_feature_columns
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Marts joined on (keys, feature_ts) besides user_features and item_features.
+WINDOW_MARTS = {
+    "user_window_features": ["user_id", "feature_ts"],
+    "item_window_features": ["item_id", "feature_ts"],
+    "user_category_features": ["user_id", CATEGORY_KEY, "feature_ts"],
+}
 EPSILON = 1e-4  # floor for empty bins, so one empty bin does not make the index infinite
 
 
 def feature_rows(settings: Settings, run_date: date) -> pd.DataFrame:
     """One row per impression up to the run's day with its model features as of the start of its day."""
     marts = settings.marts_export_dir
-    examples = pd.read_parquet(marts / "training_examples.parquet", columns=["user_id", "item_id", "event_ts"])
+    columns = ["impression_id", "user_id", "item_id", "event_ts"]
+    examples = pd.read_parquet(marts / "training_examples.parquet", columns=columns)
     examples["feature_ts"] = examples["event_ts"].dt.floor("D")
     examples = examples[examples["feature_ts"].dt.date <= run_date]
     users = pd.read_parquet(marts / "user_features.parquet").drop(columns=["dt"], errors="ignore")
@@ -42,6 +49,17 @@ def feature_rows(settings: Settings, run_date: date) -> pd.DataFrame:
     frame = examples.merge(users, on=["user_id", "feature_ts"], how="left").merge(
         items, on=["item_id", "feature_ts"], how="left"
     )
+    # ranker_v3's marts, when built: the champion's score drift needs every column it scores with.
+    for mart, keys in WINDOW_MARTS.items():
+        if (marts / f"{mart}.parquet").exists():
+            rows = pd.read_parquet(marts / f"{mart}.parquet").drop(columns=["dt"], errors="ignore")
+            rows = rows.drop(columns=[c for c in rows.columns if c in frame.columns and c not in keys])
+            if CATEGORY_KEY in keys:
+                frame[CATEGORY_KEY] = pd.to_numeric(frame["item_category_id"], errors="coerce").astype("Int64")
+            frame = frame.merge(rows, on=keys, how="left")
+    if (marts / "query_item_match.parquet").exists():
+        matches = pd.read_parquet(marts / "query_item_match.parquet", columns=["impression_id", *QUERY_FEATURES])
+        frame = frame.merge(matches, on="impression_id", how="left")
     frame = add_derived_features(frame, settings.simulator.categories)
     frame["day"] = frame["feature_ts"].dt.date
     return frame

@@ -134,7 +134,10 @@ def test_redis_serves_the_same_values_as_the_local_online_store(daily_run: Setti
     settings, store = services_store
     users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet", columns=["user_id", "feature_ts"])
     latest = users[users["feature_ts"] == users["feature_ts"].max()]
-    rows = [{"user_id": u, "item_id": "i000001"} for u in latest["user_id"].sample(30, random_state=2)]
+    # category_id: the user x category view's join key (ranker_v3)
+    rows = [
+        {"user_id": u, "item_id": "i000001", "category_id": 1} for u in latest["user_id"].sample(30, random_state=2)
+    ]
     service = daily_run.training.feature_service
     remote = store.get_online_features(features=store.get_feature_service(service), entity_rows=rows).to_df()
     local_store = get_feature_store(daily_run)

@@ -23,14 +23,26 @@ def training_frame(daily_run: Settings) -> pd.DataFrame:
     return build_training_frame(daily_run, daily_run.default_run_date, daily_run.training.feature_service)
 
 
-def _counts_before(examples: pd.DataFrame, key: str, window_days: int) -> pd.DataFrame:
-    """Impressions per ``key`` and day D over [D - window_days, D), straight from the examples (no mart)."""
-    daily = examples.groupby([key, "dt"]).size().rename("n").reset_index()
+def _counts_before(examples: pd.DataFrame, keys: list[str], window_days: int) -> pd.DataFrame:
+    """Impressions per ``keys`` and day D over [D - window_days, D), straight from the examples (no mart)."""
+    daily = examples.groupby([*keys, "dt"]).size().rename("n").reset_index()
     rows = []
     for day in sorted(examples["dt"].unique()):
         window = daily[(daily["dt"] < day) & (daily["dt"] >= day - timedelta(days=window_days))]
-        rows.append(window.groupby(key)["n"].sum().rename("expected").reset_index().assign(dt=day))
+        rows.append(window.groupby(keys)["n"].sum().rename("expected").reset_index().assign(dt=day))
     return pd.concat(rows, ignore_index=True)
+
+
+# (join keys, feature, window days): impression counts of every stored window the feature services read.
+WINDOW_COUNTS = [
+    (["user_id"], "user_impressions_30d", 30),
+    (["item_id"], "item_impressions_7d", 7),
+    # ranker_v3's window marts (checked when the trained service reads them)
+    (["user_id"], "user_impressions_1d", 1),
+    (["item_id"], "item_impressions_1d", 1),
+    (["item_id"], "item_impressions_30d", 30),
+    (["user_id", "item_category_id"], "uc_impressions_30d", 30),
+]
 
 
 def test_training_features_come_only_from_days_before_the_impression(daily_run: Settings, training_frame):
@@ -38,13 +50,20 @@ def test_training_features_come_only_from_days_before_the_impression(daily_run: 
 
     examples = load_examples(daily_run, daily_run.default_run_date)
     assert len(training_frame) == len(examples)
-    for key, feature, window in (("user_id", "user_impressions_30d", 30), ("item_id", "item_impressions_7d", 7)):
-        expected = _counts_before(examples, key, window)
-        joined = training_frame[[key, "dt", feature]].merge(expected, on=[key, "dt"], how="left")
+    categories = training_frame.drop_duplicates("item_id").set_index("item_id")["item_category_id"]
+    examples["item_category_id"] = examples["item_id"].map(categories)
+    checked = []
+    for keys, feature, window in WINDOW_COUNTS:
+        if feature not in training_frame.columns:
+            continue
+        expected = _counts_before(examples, keys, window)
+        joined = training_frame[[*keys, "dt", feature]].merge(expected, on=[*keys, "dt"], how="left")
         joined["expected"] = joined["expected"].fillna(0)
         # Same-day impressions (including the row's own) would make the feature larger: equality proves no leak.
         mismatched = joined[joined[feature].fillna(0) != joined["expected"]]
-        assert mismatched.empty, mismatched.head()
+        assert mismatched.empty, (feature, mismatched.head())
+        checked.append(feature)
+    assert len(checked) == len(WINDOW_COUNTS) or daily_run.training.feature_service != "ranker_v3", checked
     # The first day has no history at all: every user is cold and every count zero there.
     first_day = training_frame[training_frame["dt"] == training_frame["dt"].min()]
     assert (first_day["user_impressions_30d"].fillna(0) == 0).all()
@@ -87,13 +106,14 @@ def test_online_values_equal_historical_retrieval_at_the_same_moment(daily_run: 
     rng = np.random.default_rng(5)
     user_ids = rng.choice(users.loc[users["feature_ts"] == latest, "user_id"].unique(), 25, replace=False)
     item_ids = rng.choice(items.loc[items["feature_ts"] == latest, "item_id"].unique(), 25, replace=False)
-    entities = pd.DataFrame({"user_id": user_ids, "item_id": item_ids})
+    # category_id: the join key of the user x category view (ranker_v3), in training the item's category
+    entities = pd.DataFrame({"user_id": user_ids, "item_id": item_ids, "category_id": rng.integers(0, 3, 25)})
 
     online = store.get_online_features(features=service, entity_rows=entities.to_dict("records")).to_df()
     moment = latest + pd.Timedelta(hours=12)  # after the newest snapshot, as serving sees it now
     offline = store.get_historical_features(entity_df=entities.assign(event_timestamp=moment), features=service)
     offline_df = offline.to_df()
-    keys = ["user_id", "item_id"]
+    keys = ["user_id", "item_id", "category_id"]
     merged = online.merge(offline_df, on=keys, suffixes=("_online", "_offline"))
     assert len(merged) == len(entities)
     stored = [c for c in online.columns if c not in keys]
@@ -128,3 +148,51 @@ def test_registered_model_is_the_champion_with_its_card_and_report(daily_run: Se
     assert metrics[f"oracle_ndcg@{k}"] > metrics[f"popularity_ndcg@{k}"]
     assert 0 < metrics[f"model_oracle_ratio@{k}"] < 1.1
     assert metrics["ctr_auc_click"] > 0.6 and metrics["ctr_ece"] < 0.05
+
+
+def test_serving_reads_the_v3_user_side_as_training_joins_it(daily_run: Settings):
+    """Online == offline at one moment for ranker_v3's user side, through serving's reader (one online call for the
+    user views and every category of the user x category view) against the point-in-time join plus the same fill
+    training applies to absent pairs."""
+    from serving.online_features import OnlineFeatureReader
+    from serving.ranking import category_table, user_vector
+    from shoprank.feature_store import get_feature_store
+    from shoprank.ranking_features import USER_CATEGORY_FEATURES, fill_absent_user_category
+
+    store = get_feature_store(daily_run)
+    n_categories = daily_run.simulator.categories
+    reader = OnlineFeatureReader(store, "ranker_v3", n_categories)
+    users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet", columns=["user_id", "feature_ts"])
+    latest = users["feature_ts"].max()
+    user_ids = np.random.default_rng(8).choice(users.loc[users["feature_ts"] == latest, "user_id"].unique(), 8)
+    entities = pd.DataFrame([{"user_id": u, "category_id": c} for u in user_ids for c in range(n_categories)]).assign(
+        event_timestamp=latest + pd.Timedelta(hours=12)
+    )
+    refs = reader.user_refs + reader.category_refs
+    offline = fill_absent_user_category(store.get_historical_features(entity_df=entities, features=refs).to_df())
+    offline = offline.set_index(["user_id", "category_id"])
+    present = 0
+    for user_id in user_ids:
+        read = reader.user_features(str(user_id))
+        cold, scalars = user_vector(read, n_categories, reader.user_feature_names)
+        table = category_table(read, reader.category_feature_names, n_categories, cold)
+        assert not cold
+        rows = offline.loc[str(user_id)].sort_index()
+        for name in reader.user_feature_names:
+            np.testing.assert_allclose(scalars[name], float(rows[name].iloc[0]), equal_nan=True, err_msg=name)
+        for name in USER_CATEGORY_FEATURES:
+            np.testing.assert_allclose(table[name][:-1], rows[name].astype(float), equal_nan=True, err_msg=name)
+        present += int(rows["uc_impressions_30d"].gt(0).sum())
+    assert present > 0  # some pairs have rows, some are absent (filled): both paths were compared
+
+
+def test_query_match_in_process_equals_the_marts_sql(daily_run: Settings):
+    from shoprank.ranking_features import query_title_match, title_words
+
+    mart = pd.read_parquet(daily_run.marts_export_dir / "query_item_match.parquet")
+    assert len(mart) > 0 and mart["query_title_match"].gt(0).any()
+    computed = [
+        query_title_match(query, [title_words(title)])[0]
+        for query, title in zip(mart["query"], mart["item_title"], strict=True)
+    ]
+    np.testing.assert_allclose(computed, mart["query_title_match"], rtol=1e-12)

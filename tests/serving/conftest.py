@@ -8,6 +8,7 @@ metadata. Everything is session-scoped: built once (~10 s), shared by the in-pro
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -108,6 +109,106 @@ def make_user_features(rng: np.random.Generator, n_categories: int) -> pd.DataFr
             frame[column] = shares[:, c]
         frames.append(frame)
     return _as_mart(pd.concat(frames, ignore_index=True))
+
+
+# A (user, category) pair that had impressions in the older snapshot's window but none in the newest: the mart's
+# newest snapshot has no row for it, while the online store still holds the older row. Serving must read it as
+# absent (zero), as training's point-in-time join does.
+STALE_PAIR = ("u000003", 1)
+TITLE_WORDS = (("pro", "eco", "mini"), ("kite", "rug", "lamp", "boots", "tent"))
+
+
+def make_window_marts(
+    rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame, n_categories: int
+) -> dict[str, pd.DataFrame]:
+    """ranker_v3's marts in the dbt models' shapes: user_window_features, item_window_features (dense, one row per
+    entity and snapshot) and user_category_features (sparse: pairs with impressions only; see STALE_PAIR)."""
+    from shoprank.ranking_features import ITEM_WINDOW_FEATURES, USER_CATEGORY_FEATURES, USER_WINDOW_FEATURES
+
+    user_ids, item_ids = sorted(users["user_id"].unique()), sorted(items["item_id"].unique())
+    frames: dict[str, list[pd.DataFrame]] = {"user_window_features": [], "item_window_features": []}
+    pairs = []
+    for ts in _snapshots():
+        window = pd.DataFrame({"user_id": user_ids, "feature_ts": ts})
+        for name in USER_WINDOW_FEATURES:
+            window[name] = (
+                rng.uniform(0, 1, len(user_ids))
+                if "rate" in name or "ctr" in name
+                else rng.integers(0, 9, len(user_ids))
+            )
+        window["user_days_since_active"] = np.where(
+            rng.random(len(user_ids)) < 0.2, np.nan, rng.integers(1, 5, len(user_ids))
+        )
+        frames["user_window_features"].append(window)
+        window = pd.DataFrame({"item_id": item_ids, "feature_ts": ts})
+        for name in ITEM_WINDOW_FEATURES:
+            window[name] = (
+                rng.uniform(0, 1, len(item_ids))
+                if "_cat" in name or "trend" in name or "cover" in name
+                else rng.integers(0, 50, len(item_ids))
+            )
+        frames["item_window_features"].append(window)
+        latest = ts == _snapshots()[-1]
+        for user_id in user_ids:
+            for category in range(n_categories):
+                stale = (user_id, category) == STALE_PAIR
+                if (stale and not latest) or (not stale and rng.random() < 0.5):
+                    row = {"user_id": user_id, "category_id": category, "feature_ts": ts}
+                    row.update({name: float(rng.integers(1, 20)) for name in USER_CATEGORY_FEATURES})
+                    row.update({"uc_ctr_30d": rng.uniform(0, 0.5), "uc_click_share_30d": rng.uniform(0, 1)})
+                    if stale:
+                        row["uc_clicks_30d"] = 99.0
+                    pairs.append(row)
+    marts = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+    marts["user_category_features"] = pd.DataFrame(pairs).astype(
+        {name: "int64" for name in ("uc_impressions_30d", "uc_clicks_30d", "uc_purchases_30d")}
+    )
+    return {name: _as_mart(frame) for name, frame in marts.items()}
+
+
+def write_catalogue(raw_dir: Path, items: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The raw items table's titles (the service's query match reads them): ``<adjective> <noun>``."""
+    item_ids = sorted(items["item_id"].unique())
+    adjectives, nouns = TITLE_WORDS
+    titles = [f"{rng.choice(adjectives)} {rng.choice(nouns)}" for _ in item_ids]
+    catalogue = pd.DataFrame({"item_id": item_ids, "title": titles})
+    folder = raw_dir / "items" / f"dt={_snapshots()[0].date()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    catalogue.to_parquet(folder / "part-0.parquet", index=False)
+    return catalogue
+
+
+@functools.lru_cache(maxsize=16)
+def newest_snapshot(path: Path) -> pd.DataFrame:
+    """A mart's rows of its newest snapshot (feature_ts dropped); read once per file."""
+    rows = pd.read_parquet(path)
+    return rows[rows["feature_ts"] == rows["feature_ts"].max()].drop(columns="feature_ts")
+
+
+def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[str, object]:
+    """What the point-in-time join gives for ``user_id`` just after the newest snapshot, straight from the marts: the
+    user views' scalars and, per user x category feature, a tuple by category (None: no row in that snapshot)."""
+    from shoprank.ranking_features import USER_CATEGORY_FEATURES
+
+    out: dict[str, object] = {}
+    for mart in ("user_features", "user_window_features"):
+        rows = newest_snapshot(marts / f"{mart}.parquet")
+        out.update(rows[rows["user_id"] == user_id].drop(columns="user_id").iloc[0].to_dict())
+    pairs = newest_snapshot(marts / "user_category_features.parquet")
+    by_category = pairs[pairs["user_id"] == user_id].set_index("category_id")
+    for name in USER_CATEGORY_FEATURES:
+        out[name] = tuple(by_category[name].get(c) for c in range(n_categories))
+    return out
+
+
+def offline_item_features(marts: Path, item_ids: list[str]) -> pd.DataFrame:
+    """The items' newest item_features and item_window_features rows, indexed by item_id."""
+    frames = [
+        newest_snapshot(marts / f"{mart}.parquet").set_index("item_id")
+        for mart in ("item_features", "item_window_features")
+    ]
+    joined = frames[0].join(frames[1].drop(columns=[c for c in frames[1].columns if c in frames[0].columns]))
+    return joined.reindex(item_ids).rename_axis("item_id")
 
 
 def train_tiny_ranker(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame, n_categories: int):
@@ -250,6 +351,10 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         assert set(ITEM_FEATURES) <= set(items.columns)
         items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
         users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
+        window_rng = np.random.default_rng(1)  # its own stream: the v1 world's values stay as they were
+        for name, mart in make_window_marts(window_rng, users, items, n_categories).items():
+            mart.to_parquet(settings.marts_export_dir / f"{name}.parquet", index=False)
+        write_catalogue(settings.raw_dir, items, window_rng)
         write_retrieval_marts(settings.marts_export_dir, items)
 
         try:
@@ -267,9 +372,9 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         saved = bentoml.xgboost.save_model(
             settings.training.model_name,
             ranker,
-            labels={"stage": "champion", "feature_service": settings.training.feature_service},
+            labels={"stage": "champion", "feature_service": "ranker_v1"},
             metadata={
-                "feature_service": settings.training.feature_service,
+                "feature_service": "ranker_v1",
                 "feature_columns": model_feature_columns(),
                 "n_categories": n_categories,
                 "metrics": {"ndcg@10": 0.5, "popularity_ndcg@10": 0.4},
@@ -309,3 +414,61 @@ def server_url(serving_world: ServingWorld) -> Iterator[str]:
     settings = serving_world.settings
     with bentoml_server(serving_world.env, settings.project_root, settings.home_dir / "bentoml-serve.log") as url:
         yield url
+
+
+def train_tiny_v3_ranker(settings: Settings, world: ServingWorld, rng: np.random.Generator):
+    """A real XGBRanker on ranker_v3's columns, its rows built from the marts like training's (feed and search
+    requests): relevance follows the user x category clicks, the 30-day item CTR and the query match."""
+    from xgboost import XGBRanker
+
+    from serving.ranking import build_feature_frame
+    from shoprank.ranking_features import feature_columns_for, query_title_match, title_words
+
+    n_categories = settings.simulator.categories
+    marts = settings.marts_export_dir
+    catalogue = pd.read_parquet(settings.raw_dir / "items").set_index("item_id")["title"]
+    items = offline_item_features(marts, world.item_ids)
+    frames = []
+    for request in range(60):
+        user_id = str(rng.choice(world.user_ids[:20]))
+        ids = [str(i) for i in rng.choice(world.item_ids, 12, replace=False)]
+        query = str(catalogue[ids[0]]).split(" ")[1] if request % 2 else None
+        match = query_title_match(query, [title_words(catalogue[i]) for i in ids])
+        user = offline_user_features(marts, user_id, n_categories)
+        frame = build_feature_frame(user, items.loc[ids], ids, n_categories, {"query_title_match": match})
+        frames.append(frame.assign(request_id=request))
+    frame = pd.concat(frames, ignore_index=True)
+    utility = (
+        frame["uc_clicks_30d"].fillna(0) / 10
+        + frame["item_ctr_30d_cat"] * 3
+        + frame["query_title_match"].fillna(0) * 2
+        + rng.normal(0, 0.2, len(frame))
+    )
+    frame["relevance"] = (utility > utility.quantile(0.75)).astype(int)
+    columns = feature_columns_for("ranker_v3", n_categories)
+    ranker = XGBRanker(objective="rank:ndcg", n_estimators=25, max_depth=3, tree_method="hist", n_jobs=1)
+    ranker.fit(model_matrix(frame, columns), frame["relevance"], qid=frame["request_id"])
+    return ranker, columns
+
+
+@pytest.fixture(scope="session")
+def v3_model_tag(serving_world: ServingWorld) -> str:
+    """A ranker_v3 model in the serving world's model store, under its own name so that `<model_name>:latest` (what
+    the world's default service loads) stays the v1 model; a service serves it when pinned with SHOPRANK_MODEL_TAG."""
+    import bentoml
+
+    settings = serving_world.settings
+    ranker, columns = train_tiny_v3_ranker(settings, serving_world, np.random.default_rng(3))
+    saved = bentoml.xgboost.save_model(
+        f"{settings.training.model_name}_v3",
+        ranker,
+        labels={"stage": "challenger", "feature_service": "ranker_v3"},
+        metadata={
+            "feature_service": "ranker_v3",
+            "feature_columns": columns,
+            "n_categories": settings.simulator.categories,
+            "metrics": {"ndcg@10": 0.6},
+            "run_date": datetime.now(UTC).date().isoformat(),
+        },
+    )
+    return str(saved.tag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from serving.ranking import (
     top_k,
 )
 from serving.retrieval import PopularityIndex
-from shoprank.ranking_features import ITEM_FEATURES, model_feature_columns, stored_user_features
+from shoprank.ranking_features import ITEM_FEATURES, model_feature_columns, model_matrix, stored_user_features
 
 N_CAT = 4
 
@@ -165,6 +166,116 @@ def test_fast_matrix_equals_the_training_path() -> None:
         np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
         np.testing.assert_allclose(np.nan_to_num(fast), np.nan_to_num(slow), rtol=1e-6)
         assert cold == (user_features is None)
+
+
+def _v3_world(ids: list[str]):  # noqa: ANN202
+    """An item cache with item_features, an item window view and a seller view, and a v3-style user read."""
+    from serving.item_cache import ItemCache, ItemView
+    from shoprank.ranking_features import (
+        ITEM_WINDOW_FEATURES,
+        SELLER_FEATURES,
+        USER_CATEGORY_FEATURES,
+        USER_WINDOW_FEATURES,
+    )
+
+    t0, t1 = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-01-02", tz="UTC")
+    stored = items(ids, [0.1, 0.2, 0.3, 0.4]).reset_index()
+    stored["item_category_id"] = [0, 2, 99, 3]  # 99: out of range (no category features)
+    stored["item_price"] = [5.0, 20.0, 40.0, np.nan]
+    stored["item_seller_id"] = ["s1", "s1", "s2", "s9"]  # s9: not in the seller view
+    stored["feature_ts"] = t1
+    window = pd.DataFrame({"item_id": ids[:3] * 2, "feature_ts": [t0] * 3 + [t1] * 3})  # ids[3] has no row
+    for j, name in enumerate(ITEM_WINDOW_FEATURES):
+        window[name] = np.arange(6, dtype=float) + j
+    sellers = pd.DataFrame({"seller_id": ["s1", "s2"], "feature_ts": [t1, t1]})
+    for j, name in enumerate(SELLER_FEATURES):
+        sellers[name] = [1.0 + j, 2.0 + j]
+    views = [
+        (ItemView("item_window_features", Path("iw.parquet"), "item_id", tuple(ITEM_WINDOW_FEATURES)), window),
+        (ItemView("seller_features", Path("s.parquet"), "seller_id", tuple(SELLER_FEATURES)), sellers),
+    ]
+    cache = ItemCache.from_frame(stored, views=views)
+    read = user(user_avg_click_price_30d=10.0, user_cat_share_03=0.9)
+    read.update({name: float(j) for j, name in enumerate(USER_WINDOW_FEATURES)})
+    read["user_days_since_active"] = None
+    for j, name in enumerate(USER_CATEGORY_FEATURES):  # category 1: no row (an absent pair)
+        read[name] = (0.2 + j, None, 0.1 + j, 0.3 + j)
+    read["uc_clicks_30d"] = (3, None, 1, 7)
+    return cache, read
+
+
+def test_item_cache_joins_item_and_seller_views_on_the_latest_snapshot() -> None:
+    from shoprank.ranking_features import ITEM_WINDOW_FEATURES
+
+    ids = ["a", "b", "c", "d"]
+    cache, _ = _v3_world(ids)
+    assert cache.columns[: len(ITEM_FEATURES)] == tuple(ITEM_FEATURES)
+    rows = cache.rows(["c", "d", "zzz"])
+    first = ITEM_WINDOW_FEATURES[0]
+    assert cache.column(first, rows)[0] == 5.0  # the latest of c's two snapshots (3.0 then 5.0)
+    assert np.isnan(cache.column(first, rows)[1:]).all()  # no window row; unknown item
+    assert cache.column("seller_items", cache.rows(["a", "c", "d"]))[:2].tolist() == [3.0, 4.0]
+    assert np.isnan(cache.column("seller_items", cache.rows(["d"]))).all()  # seller without a row
+
+
+@pytest.mark.parametrize("service", ["ranker_v2", "ranker_v3"])
+@pytest.mark.parametrize("surface", ["feed", "search"])
+def test_fast_matrix_equals_the_training_path_for_every_service(service: str, surface: str) -> None:
+    from serving.ranking import category_table, fast_matrix, query_match_columns, user_vector
+    from shoprank.ranking_features import USER_CATEGORY_FEATURES, USER_WINDOW_FEATURES, feature_columns_for, title_words
+
+    ids = ["a", "b", "c", "d"]
+    cache, read = _v3_world(ids)
+    titles = pd.DataFrame({"item_id": ids, "title": ["eco rug", "Pro Kite", "kite kite", None]})
+    cache = cache.with_titles(titles)
+    columns = feature_columns_for(service, N_CAT)
+    candidates = ["d", "unknown", "a", "c", "b"]
+    rows = cache.rows(candidates)
+    query = "pro kite" if surface == "search" else None
+    # what the reader returns for a user the store does not know: every value None
+    unknown = {name: (None,) * N_CAT if isinstance(v, tuple) else None for name, v in read.items()}
+    for user_features in (read, unknown):
+        cold, values = user_vector(user_features, N_CAT, USER_WINDOW_FEATURES)
+        table = category_table(user_features, USER_CATEGORY_FEATURES, N_CAT, cold)
+        per_row = query_match_columns(columns, surface, query, cache.titles, rows)
+        fast = fast_matrix(values, cache.matrix[rows], columns, N_CAT, cache.column_index, table, per_row)
+        # the reference: pandas, the training functions, the query match computed like the mart
+        expected_match = [np.nan] * 5
+        if query and service == "ranker_v3":
+            expected_match = [0.0, 0.0, 0.0, 0.5, 1.0]
+        request_columns = {"query_title_match": expected_match} if service == "ranker_v3" else {}
+        frame = build_feature_frame(user_features, cache.frame(candidates), candidates, N_CAT, request_columns)
+        slow = model_matrix(frame, columns)
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        np.testing.assert_allclose(np.nan_to_num(fast), np.nan_to_num(slow), rtol=1e-6)
+        if service == "ranker_v3" and not cold:
+            uc = fast[:, columns.index("uc_clicks_30d")]
+            # d: category 3 -> 7; a: category 0 -> 3; b: category 2 -> 1; unknown item, c (category 99): absent -> 0
+            assert uc.tolist() == [7.0, 0.0, 3.0, 0.0, 1.0]
+    assert title_words("Pro Kite") == {"pro", "kite"}
+
+
+def test_absent_user_category_pairs_read_as_zero_counts_for_known_users_only() -> None:
+    from serving.ranking import category_table
+
+    table = category_table(
+        {"uc_clicks_30d": (None, 2), "uc_ctr_30d": (None, 0.5)}, ["uc_clicks_30d", "uc_ctr_30d"], 3, False
+    )
+    # category 2 (which the read did not even return) and the last entry (items of no known category): absent
+    assert table["uc_clicks_30d"].tolist() == [0.0, 2.0, 0.0, 0.0]
+    assert np.isnan(table["uc_ctr_30d"][[0, 2, 3]]).all() and table["uc_ctr_30d"][1] == 0.5
+    cold = category_table(None, ["uc_clicks_30d"], 3, True)
+    assert np.isnan(cold["uc_clicks_30d"]).all()
+
+
+def test_a_model_needing_unknown_columns_is_not_servable() -> None:
+    from serving.ranking import servable_columns_missing
+    from shoprank.ranking_features import feature_columns_for
+
+    columns = feature_columns_for("ranker_v3", N_CAT)
+    user_names = stored_user_features(N_CAT)
+    assert "uc_ctr_30d" in servable_columns_missing(columns, ITEM_FEATURES, user_names, [])
+    assert servable_columns_missing(model_feature_columns(), ITEM_FEATURES, user_names, []) == []
 
 
 def test_item_cache_keeps_the_latest_snapshot_and_flags_new_sellers() -> None:

@@ -127,3 +127,56 @@ def test_model_info(service: RankingService, serving_world: ServingWorld) -> Non
 def test_request_validation(body: dict) -> None:
     with pytest.raises(ValidationError):
         RankRequest.model_validate(body)
+
+
+def test_v3_reader_reads_the_user_views_in_one_online_call(
+    serving_world: ServingWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User, user-window and user x category features in ONE get_online_features call, equal to the marts' newest
+    snapshot (online == offline), the stale pair read as absent; item-side views described for the item cache."""
+    from serving.online_features import OnlineFeatureReader
+    from shoprank.feature_store import get_feature_store
+    from shoprank.ranking_features import ITEM_WINDOW_FEATURES, USER_CATEGORY_FEATURES, USER_WINDOW_FEATURES
+
+    from .conftest import STALE_PAIR, offline_user_features
+
+    settings = serving_world.settings
+    n_categories = settings.simulator.categories
+    store = get_feature_store(settings)
+    reader = OnlineFeatureReader(store, "ranker_v3", n_categories)
+    assert set(USER_WINDOW_FEATURES) <= set(reader.user_feature_names)
+    assert reader.category_feature_names == USER_CATEGORY_FEATURES
+    assert {v.name: v.join_key for v in reader.item_views} == {
+        "item_features": "item_id",
+        "item_window_features": "item_id",
+    }
+    assert set(ITEM_WINDOW_FEATURES) <= {f for v in reader.item_views for f in v.features}
+
+    calls = []
+    real = store.get_online_features
+    monkeypatch.setattr(store, "get_online_features", lambda **kw: calls.append(kw) or real(**kw))
+    user_id, stale_category = STALE_PAIR
+    online = reader.user_features(user_id)
+    assert len(calls) == 1
+    offline = offline_user_features(settings.marts_export_dir, user_id, n_categories)
+    assert online["uc_clicks_30d"][stale_category] is None  # the online store still holds the older row
+    for name, value in offline.items():
+        if isinstance(value, tuple) or name in online:
+            assert online[name] == pytest.approx(value, nan_ok=True), name
+
+
+def test_sparse_user_category_view_never_reads_an_older_snapshot(serving_world: ServingWorld) -> None:
+    """The point-in-time join of the user x category view (one-day TTL) sees only the snapshot of the moment's day:
+    the stale pair has its older row the day that row was current, and nothing the day after (training fills 0)."""
+    from shoprank.feature_store import get_feature_store
+
+    from .conftest import STALE_PAIR, _snapshots
+
+    user_id, category = STALE_PAIR
+    older, newest = _snapshots()
+    moments = [older + pd.Timedelta(hours=12), newest + pd.Timedelta(hours=12)]
+    entities = pd.DataFrame({"user_id": user_id, "category_id": category, "event_timestamp": moments})
+    store = get_feature_store(serving_world.settings)
+    rows = store.get_historical_features(entity_df=entities, features=["user_category_features:uc_clicks_30d"])
+    values = rows.to_df().sort_values("event_timestamp")["uc_clicks_30d"].tolist()
+    assert values[0] == 99 and pd.isna(values[1])

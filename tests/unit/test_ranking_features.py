@@ -41,3 +41,49 @@ def test_model_matrix_keeps_column_order_and_names_missing_columns():
     assert matrix[:, 0].tolist() == [20.0, 5.0, 8.0]
     with pytest.raises(KeyError, match="item_age_days"):
         model_matrix(derived, ["item_age_days"])
+
+
+def test_absent_user_category_pairs_are_zero_for_known_users_and_nan_for_unknown_ones():
+    from shoprank.ranking_features import fill_absent_user_category
+
+    frame = pd.DataFrame(
+        {
+            "user_impressions_30d": [5.0, 5.0, None],  # the third user has no user_features row
+            "uc_clicks_30d": [2.0, None, None],
+            "uc_ctr_30d": [0.3, None, None],
+            "uc_click_share_30d": [0.5, None, None],
+        }
+    )
+    pairs = frame.assign(item_category_id=1, item_price=1.0, user_avg_click_price_30d=1.0)
+    filled = add_derived_features(pairs.assign(**dict.fromkeys(category_share_columns(3), 0.0)), 3)
+    assert filled["uc_clicks_30d"].tolist()[:2] == [2.0, 0.0] and np.isnan(filled["uc_clicks_30d"].iloc[2])
+    assert filled["uc_click_share_30d"].tolist()[:2] == [0.5, 0.0]
+    assert filled["uc_ctr_30d"].iloc[0] == 0.3 and filled["uc_ctr_30d"].iloc[1:].isna().all()  # no evidence: NaN
+    assert fill_absent_user_category(frame.copy())["uc_clicks_30d"].tolist()[:2] == [2.0, 0.0]
+
+
+def test_query_title_match_is_the_share_of_query_words_in_the_title():
+    from shoprank.ranking_features import query_title_match, title_words
+
+    titles = [title_words(t) for t in ("Pro Kite", "kite review video", "eco rug", None)]
+    assert query_title_match("pro kite", titles).tolist() == [1.0, 0.5, 0.0, 0.0]
+    assert query_title_match("kite kite", titles).tolist() == [1.0, 1.0, 0.0, 0.0]  # distinct query words
+    assert np.isnan(query_title_match(None, titles)).all()  # a feed request has no query
+
+
+def test_v3_columns_extend_v1_with_the_window_marts_and_no_duplicates():
+    from shoprank.ranking_features import (
+        ITEM_WINDOW_FEATURES,
+        QUERY_FEATURES,
+        USER_CATEGORY_FEATURES,
+        USER_WINDOW_FEATURES,
+        feature_columns_for,
+        model_feature_columns,
+    )
+
+    columns = feature_columns_for("ranker_v3", 12)
+    assert columns[: len(model_feature_columns())] == model_feature_columns()
+    assert set(ITEM_WINDOW_FEATURES + USER_WINDOW_FEATURES + USER_CATEGORY_FEATURES + QUERY_FEATURES) <= set(columns)
+    assert len(columns) == len(set(columns))
+    with pytest.raises(KeyError, match="ranker_v9"):
+        feature_columns_for("ranker_v9", 12)
