@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -120,3 +121,46 @@ def test_operator_logs_in_and_sees_the_successful_daily_run(daily_run: Settings,
     assert "Success" in text, text[:2000]
     for step in STEPS:
         assert step.replace("-", "_") in text, f"task {step} not shown"
+
+    # The docs plugin answers the same session (its "ShopRank docs" entry is in the UI's Browse menu).
+    browser.get(f"{airflow_ui}/shoprank/")
+    docs_text = _page_text(browser, "Evaluation reports")
+    browser.save_screenshot(str(SCREENSHOT_DIR / "airflow-shoprank-docs.png"))
+    assert "evaluation report" in docs_text, docs_text[:2000]
+
+
+def _bearer(settings: Settings, base: str) -> dict[str, str]:
+    from shoprank.ops import ensure_airflow_login
+
+    credentials = {"username": settings.airflow.admin_user, "password": ensure_airflow_login(settings)}
+    response = httpx.post(f"{base}/auth/token", json=credentials, timeout=10)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_the_docs_plugin_needs_a_login(airflow_ui: str):
+    assert httpx.get(f"{airflow_ui}/shoprank/", timeout=10).status_code == 401
+    assert httpx.get(f"{airflow_ui}/shoprank/candidates/", timeout=10).status_code == 401
+
+
+def test_operator_reaches_the_run_s_evaluation_report_and_data_docs(daily_run: Settings, airflow_ui: str):
+    headers = _bearer(daily_run, airflow_ui)
+    index = httpx.get(f"{airflow_ui}/shoprank/", headers=headers, timeout=10)
+    assert index.status_code == 200
+    run_day = sorted(p.name for p in (daily_run.home_dir / "models" / "candidates").iterdir())[-1]
+    assert f"candidates/{run_day}/report.html" in index.text
+    champion = json.loads((daily_run.home_dir / "models" / "registry.json").read_text())["champion"]
+    assert f"champion model: <b>{champion}</b>" in index.text
+
+    report = httpx.get(f"{airflow_ui}/shoprank/candidates/{run_day}/report.html", headers=headers, timeout=10)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert report.content == (daily_run.home_dir / "models" / "candidates" / run_day / "report.html").read_bytes()
+    # The gates ran in the daily run, so GX built its Data Docs site.
+    data_docs = httpx.get(f"{airflow_ui}/shoprank/data-docs/", headers=headers, timeout=10)
+    assert data_docs.status_code == 200 and "Data Docs" in data_docs.text
+
+    # Only files under the docs roots are served: the Airflow login file sits two folders above the reports.
+    escape = httpx.get(
+        f"{airflow_ui}/shoprank/candidates/%2E%2E/%2E%2E/airflow/passwords.json", headers=headers, timeout=10
+    )
+    assert escape.status_code == 404
