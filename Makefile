@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow serve rank models promote rollback bench-train bench bench-data data-movielens bench-serving replay docs quarantine services-up services-down system-deps clean
+.PHONY: help setup demo test lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data data-movielens bench-serving replay docs quarantine services-up services-down system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,9 @@ airflow-init: setup ## prepare Airflow: login, metadata DB (SQLite, or PostgreSQ
 dag-test: airflow-init ## run shoprank_daily once in-process with `airflow dags test` (RUN_DATE=YYYY-MM-DD)
 	@$(STACK_ENV); $(BIN)/airflow dags test shoprank_daily \
 		"$$($(BIN)/python -c 'import datetime,sys; print(datetime.date.fromisoformat(sys.argv[1]) + datetime.timedelta(days=1))' $(RUN_DATE))"
+
+backfill: setup ## re-run shoprank_daily for days START..END (YYYY-MM-DD, inclusive) via Airflow's backfill; `make airflow` running, DAG unpaused
+	@$(STACK_ENV); $(BIN)/shoprank backfill --start "$(START)" --end "$(END)"
 
 airflow: airflow-init ## start Airflow (UI on 127.0.0.1:8080, scheduler, LocalExecutor); login required
 	@bash scripts/airflow.sh

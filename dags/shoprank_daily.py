@@ -11,7 +11,15 @@ Tasks, in order (each safe to re-run for its day):
   partition moves to `<home>/quarantine/<table>/dt=<day>/` with its result; the log names suite, table, partition,
   failed expectations and sample rows; nothing downstream runs. Fix it, `shoprank quarantine release --table T
   --dt D`, clear the task.
-- `build_warehouse`: `dbt build` of staging views, feature marts and dbt tests; the log names a failed node.
+- `build_warehouse` (a task group, rendered by astronomer-cosmos from the dbt manifest): one task per dbt model,
+  `build_warehouse.<model>_model_build`, running `dbt build --select <model>` (its unit tests, the model, its
+  single-model data tests) after the models it reads, as dbt's lineage says; then `build_warehouse.cross_model_tests`
+  runs the tests that join two models (`relationships`) and marks the marts asset updated. dbt gets the run's day as
+  var `run_date`, exactly as `shoprank build-warehouse --run-date` passes it. Every dbt task takes the one slot of
+  the `shoprank_dbt` pool (DuckDB has a single writer), so dbt tasks of different runs (backfills) never overlap.
+  A failed model or test fails its own task (clear it to retry from there; `shoprank build-warehouse --run-date D`
+  rebuilds everything outside Airflow). The manifest comes from `make airflow-init` (`dbt parse`); re-run it after
+  changing dbt_project/. Without a manifest this is one `build_warehouse` task running the whole `dbt build`.
 - `validate_marts`: Great Expectations suites over the marts; on bad data nothing downstream runs and the
   served model is untouched.
 - `feast_apply`: registers entities, feature views (user, item, seller, on-demand) and the feature services.
@@ -31,6 +39,11 @@ Recover from a failure by fixing its cause and clearing the task; reproduce any 
 
 The run stamped with logical date D processes day D-1 (the day that has just ended).
 
+Backfill (runs for past days, each rebuilding exactly its own partitions): `make backfill START=2026-01-05
+END=2026-01-07` (the days processed; it wraps `airflow backfill create --dag-id shoprank_daily --from-date ...
+--to-date ... --max-active-runs 1`) with `make airflow` running and this DAG unpaused: backfill runs do not start
+while the DAG is paused.
+
 Quality gates do not retry (bad data stays bad). Why a gate failed: Data Docs (`make docs` prints the path; HTML
 built on every validation) and the JSON results in `<home>/quality/`.
 """
@@ -41,10 +54,12 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
+from shoprank import ops
 from shoprank.alerts import on_task_failure
 
 # Step order and names; shoprank.pipeline imports nothing heavy (the steps import their stack lazily).
 from shoprank.pipeline import STEP_ASSETS, STEPS
+from shoprank.settings import get_settings
 
 DEFAULT_ARGS = {
     "owner": "ranking",
@@ -55,6 +70,8 @@ DEFAULT_ARGS = {
 }
 
 
+NO_MANIFEST = "No dbt manifest: the whole `dbt build` in one task. Run `make airflow-init` for one task per model."
+
 # Data-quality gates: a failure is a finding about the data, not a flake, so they fail at once.
 QUALITY_GATES = {"validate-raw", "validate-marts", "check-drift"}
 
@@ -64,7 +81,9 @@ def _docs_md() -> str:
     from shoprank.quality.docs import docs_paths
 
     links = "\n".join(f"- {name}: `{path}`" for name, path in docs_paths().items())
-    return f"{__doc__}\nDocs of this deployment (`make docs` builds both):\n{links}\n"
+    problem = ops.dbt_manifest_problem(get_settings())
+    warning = f"**Warning**: {problem}\n\n" if problem else ""
+    return f"{warning}{__doc__}\nDocs of this deployment (`make docs` builds both):\n{links}\n"
 
 
 def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
@@ -81,6 +100,45 @@ def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
     return result
 
 
+def run_cross_model_tests(logical_date=None, outlet_events=None) -> dict:
+    """The dbt tests that join two models, after every model of the run; then the marts asset is updated."""
+    from shoprank import pipeline
+
+    run_date = pipeline.run_date_for(logical_date)
+    result = ops.run_cross_model_tests(run_date)
+    if outlet_events is not None:
+        outlet_events[Asset(STEP_ASSETS["build-warehouse"])].extra = {"run_date": run_date.isoformat()}
+    return result
+
+
+def load_raw(logical_date=None) -> dict:
+    """PostgreSQL target only: mirror the raw partitions into the warehouse database before the staging models."""
+    from shoprank import pipeline
+
+    return ops.load_raw_for_dbt(pipeline.run_date_for(logical_date))
+
+
+def build_warehouse_group():
+    """The dbt models as one cosmos task each, then the cross-model tests; None without a manifest."""
+    settings = get_settings()
+    group = ops.dbt_task_group(settings, group_id="build_warehouse", operator_args={})
+    if group is None:
+        return None
+    first, last = list(group.get_roots()), list(group.get_leaves())
+    with group:
+        if settings.dbt_target_name == "postgres":
+            task(load_raw, task_id="load_raw", pool=ops.DBT_POOL, doc_md=load_raw.__doc__)() >> first
+        tests = task(
+            run_cross_model_tests,
+            task_id="cross_model_tests",
+            pool=ops.DBT_POOL,
+            outlets=[Asset(STEP_ASSETS["build-warehouse"])],
+            doc_md=run_cross_model_tests.__doc__,
+        )()
+    last >> tests
+    return group
+
+
 @dag(
     dag_id="shoprank_daily",
     schedule="@daily",
@@ -90,14 +148,21 @@ def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
     default_args=DEFAULT_ARGS,
     doc_md=_docs_md(),
     tags=["shoprank", "daily", "training"],
+    # The dbt tasks render their --vars from the run's logical date with the same code as the CLI.
+    user_defined_macros={"shoprank_dbt_vars": ops.dbt_vars},
 )
 def shoprank_daily() -> None:
     previous = None
     for step in STEPS:
-        options: dict = {"retries": 0} if step in QUALITY_GATES else {}
-        if step in STEP_ASSETS:  # downstream DAGs are scheduled on these
-            options["outlets"] = [Asset(STEP_ASSETS[step])]
-        current = task(run_step, task_id=step.replace("-", "_"), doc_md=STEPS[step].__doc__, **options)(step=step)
+        current = build_warehouse_group() if step == "build-warehouse" else None
+        if current is None:
+            options: dict = {"retries": 0} if step in QUALITY_GATES else {}
+            if step in STEP_ASSETS:  # downstream DAGs are scheduled on these
+                options["outlets"] = [Asset(STEP_ASSETS[step])]
+            doc = STEPS[step].__doc__
+            if step == "build-warehouse":  # no manifest: still a working DAG, saying how to get the per-model tasks
+                doc = f"{NO_MANIFEST}\n\n{doc}"
+            current = task(run_step, task_id=step.replace("-", "_"), doc_md=doc, **options)(step=step)
         if previous is not None:
             previous >> current
         previous = current

@@ -26,6 +26,7 @@ for _ in $(seq 1 90); do
     sleep 1
 done
 echo "==> [airflow] UI: $AIRFLOW__API__BASE_URL  user: $USER_NAME  password: in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+echo "==> [airflow] backfill: make backfill START=YYYY-MM-DD END=YYYY-MM-DD (runs start once shoprank_daily is unpaused)"
 echo "==> [airflow] Ctrl-C stops it"
 wait -n "${pids[@]}"
 echo "==> [airflow] a component exited; stopping the rest (see $LOG_DIR)"

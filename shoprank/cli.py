@@ -152,6 +152,31 @@ def airflow_init() -> None:
     _print(init_airflow(get_settings()))
 
 
+@app.command("backfill")
+def backfill(
+    start: Annotated[str, typer.Option(help="first day to process, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last day to process, YYYY-MM-DD (inclusive)")],
+) -> None:
+    """Backfill shoprank_daily over days START..END with Airflow's backfill (one run per day, in order).
+
+    The runs start once the scheduler sees the DAG unpaused (`make airflow`, then unpause shoprank_daily).
+    """
+    import subprocess
+
+    from shoprank.ops import backfill_command
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as err:
+        raise typer.BadParameter(f"START and END must be days, YYYY-MM-DD; got {start!r} and {end!r}") from err
+    try:
+        command = backfill_command(first, last)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    env = {**os.environ, **get_settings().runtime_env()}
+    raise typer.Exit(subprocess.run(command, env=env, check=False).returncode)
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings."""

@@ -65,7 +65,7 @@ def _run_dag(settings: Settings, logical_date: str, log_name: str) -> subprocess
 @pytest.fixture(scope="module")
 def faulty_home(daily_run: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home = tmp_path_factory.mktemp("faulty-home")
-    for part in ("raw", "warehouse", "feast", "bentoml"):
+    for part in ("raw", "warehouse", "feast", "bentoml", "dbt"):  # dbt: the manifest the DAG renders its dbt tasks from
         if (daily_run.home_dir / part).exists():
             shutil.copytree(daily_run.home_dir / part, home / part, symlinks=True)
     settings = Settings(home=home)
