@@ -25,7 +25,7 @@ from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
 
 # Three DAG runs one after the other on the LocalExecutor (the test's setup), then the comparisons.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.e2e, pytest.mark.backfill, pytest.mark.timeout(2400)]
 
 BIN = Path(sys.executable).parent
 DAG_ID = "shoprank_daily"
