@@ -83,7 +83,11 @@ def _docs_md() -> str:
     links = "\n".join(f"- {name}: `{path}`" for name, path in docs_paths().items())
     problem = ops.dbt_manifest_problem(get_settings())
     warning = f"**Warning**: {problem}\n\n" if problem else ""
-    return f"{warning}{__doc__}\nDocs of this deployment (`make docs` builds both):\n{links}\n"
+    browse = (
+        "In this UI: **Browse → ShopRank docs** ([/shoprank/](/shoprank/)) serves Data Docs, dbt docs, every "
+        "training day's evaluation report and the monitoring reports, behind this login (plugins/shoprank_docs.py)."
+    )
+    return f"{warning}{__doc__}\n{browse}\n\nDocs of this deployment (`make docs` builds both):\n{links}\n"
 
 
 def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
