@@ -30,3 +30,6 @@ category = Entity(
     description="An item category (0..categories-1). Keys user x category features together with user_id; a "
     "candidate's category is its item_category_id.",
 )
+
+# By the entity names the feature contract uses.
+ENTITIES = {entity.name: entity for entity in (user, item, seller, category)}

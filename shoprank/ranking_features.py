@@ -13,36 +13,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-USER_FEATURES = [
-    "user_impressions_30d",
-    "user_clicks_30d",
-    "user_purchases_30d",
-    "user_ctr_30d",
-    "user_avg_click_price_30d",
-    "user_is_cold_start",
-]
-ITEM_FEATURES = [
-    "item_type_code",
-    "item_category_id",
-    "item_price",
-    "item_stock_units",
-    "item_age_days",
-    "item_impressions_7d",
-    "item_clicks_7d",
-    "item_purchases_7d",
-    "item_ctr_7d",
-    "item_cvr_7d",
-    "item_is_new",
-]
-DERIVED_FEATURES = ["user_category_affinity", "price_to_user_avg"]
+from shoprank import feature_contract as contract
+from shoprank.feature_contract import CATEGORY_KEY, category_share_columns, feature_columns_for
+
+__all__ = ["CATEGORY_KEY", "category_share_columns", "feature_columns_for"]
+
+# The columns of each declared view and computed group (shoprank/feature_contract.py declares them once).
+USER_FEATURES = contract.view_features("user_features")
+ITEM_FEATURES = contract.view_features("item_features")
+DERIVED_FEATURES = list(contract.COMPUTED["derived"].columns)
 
 # The popularity baseline ranks by this stored item feature.
 POPULARITY_FEATURE = "item_clicks_7d"
-
-
-def category_share_columns(n_categories: int) -> list[str]:
-    """The user's share of recent clicks per category: user_cat_share_00, user_cat_share_01, ..."""
-    return [f"user_cat_share_{c:02d}" for c in range(n_categories)]
 
 
 def stored_user_features(n_categories: int) -> list[str]:
@@ -81,47 +63,12 @@ def model_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
     return frame[feature_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
 
 
-# ---- ranker versions -------------------------------------------------------------------------------------------
-# ranker_v2 adds the seller view and two request-time features (the same on-demand logic serves both paths).
-SELLER_FEATURES = ["seller_age_days", "seller_is_new", "seller_items", "seller_ctr_7d", "seller_cvr_7d"]
-ON_DEMAND_FEATURES = ["price_to_user_band", "item_in_user_top_category"]
-
-
-# ranker_v3 adds the window marts: item windows and short-term user activity (stored per entity), and the user's
-# engagement with the candidate's category (view keyed on user_id x category_id, joined on item_category_id).
-ITEM_WINDOW_FEATURES = [
-    "item_impressions_1d",
-    "item_clicks_1d",
-    "item_purchases_1d",
-    "item_units_sold_1d",
-    "item_units_sold_7d",
-    "item_impressions_30d",
-    "item_clicks_30d",
-    "item_purchases_30d",
-    "item_units_sold_30d",
-    "item_ctr_1d_cat",
-    "item_cvr_1d_cat",
-    "item_ctr_7d_cat",
-    "item_cvr_7d_cat",
-    "item_ctr_30d_cat",
-    "item_cvr_30d_cat",
-    "item_popularity_trend",
-    "item_days_of_cover",
-]
-USER_WINDOW_FEATURES = [
-    "user_impressions_1d",
-    "user_clicks_1d",
-    "user_purchases_1d",
-    "user_ctr_1d",
-    "user_purchase_rate_30d",
-    "user_price_band",
-    "user_days_since_active",
-    "user_last_active_day_impressions",
-    "user_last_active_day_clicks",
-]
-USER_CATEGORY_FEATURES = ["uc_impressions_30d", "uc_clicks_30d", "uc_purchases_30d", "uc_ctr_30d", "uc_click_share_30d"]
-# The join key user x category views add to (user_id): the candidate's category.
-CATEGORY_KEY = "category_id"
+# ---- ranker versions ---------------------------------------------------------------------------------------------
+SELLER_FEATURES = contract.view_features("seller_features")
+ON_DEMAND_FEATURES = list(contract.COMPUTED["user_item_match"].columns)
+ITEM_WINDOW_FEATURES = contract.view_features("item_window_features")
+USER_WINDOW_FEATURES = contract.view_features("user_window_features")
+USER_CATEGORY_FEATURES = contract.view_features("user_category_features")
 # A (user, category) pair the mart has no row for had no impressions in the window: for a user the store knows,
 # its counts and click share are 0 and its CTR unknown (NaN). Training and serving fill it the same way.
 USER_CATEGORY_ABSENT = {
@@ -137,7 +84,7 @@ USER_CATEGORY_ABSENT = {
 # catalogue, so it is point-in-time by construction). No Feast view holds it: there is no entity to key it on.
 # Training reads it per impression from the query_item_match mart; serving computes it with query_title_match.
 # Feed requests have no query: NaN (as the mart has no row for them).
-QUERY_FEATURES = ["query_title_match"]
+QUERY_FEATURES = list(contract.COMPUTED["query"].columns)
 
 
 def title_words(title: str | None) -> frozenset[str]:
@@ -163,18 +110,6 @@ def fill_absent_user_category(frame: pd.DataFrame) -> pd.DataFrame:
             column = pd.to_numeric(frame[name], errors="coerce").astype(float)
             frame[name] = column.mask(known_user & column.isna(), value)
     return frame
-
-
-def feature_columns_for(feature_service: str, n_categories: int) -> list[str]:
-    """The model's columns, in order, for the Feast feature service it is trained with."""
-    if feature_service == "ranker_v1":
-        return model_feature_columns()
-    if feature_service == "ranker_v2":
-        return model_feature_columns() + SELLER_FEATURES + ON_DEMAND_FEATURES
-    if feature_service == "ranker_v3":
-        stored = ITEM_WINDOW_FEATURES + USER_WINDOW_FEATURES + USER_CATEGORY_FEATURES
-        return model_feature_columns() + stored + QUERY_FEATURES
-    raise KeyError(f"unknown feature service {feature_service!r}: add its columns to feature_columns_for")
 
 
 def request_time_features(frame: pd.DataFrame) -> pd.DataFrame:

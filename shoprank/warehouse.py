@@ -16,20 +16,23 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from shoprank.feature_contract import exported_views
 from shoprank.settings import Settings, apply_runtime_env
 
 MARTS = ("user_features", "item_features", "training_examples")
-# Every mart dbt exports to parquet on the DuckDB target (macros/incremental.sql: export_mart).
-EXPORTED_MARTS = (
-    *MARTS,
-    "user_window_features",
-    "user_category_features",
-    "item_window_features",
-    "seller_features",
-    "query_item_match",
-    "retrieval_covisitation",
-    "retrieval_trending",
-    "retrieval_user_recent",
+# Every mart dbt exports to parquet on the DuckDB target (macros/incremental.sql: export_mart): the feature
+# contract's views (Feast's offline sources), the training examples, the query match and serving's retrieval marts.
+EXPORTED_MARTS = tuple(
+    dict.fromkeys(
+        (
+            *MARTS,
+            *exported_views(),
+            "query_item_match",
+            "retrieval_covisitation",
+            "retrieval_trending",
+            "retrieval_user_recent",
+        )
+    )
 )
 
 
