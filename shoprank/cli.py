@@ -81,6 +81,51 @@ def simulate(
     _print(pipeline.simulate(_run_date(run_date)))
 
 
+@app.command("import-interactions")
+def import_interactions(
+    path: Annotated[str, typer.Argument(help="interactions table: .csv, .tsv, .parquet or a folder of parquet")],
+    mapping: Annotated[str | None, typer.Option(help="YAML column mapping (shoprank/adapters/mapping.py)")] = None,
+    items: Annotated[str | None, typer.Option(help="optional items table (attributes by item key)")] = None,
+    users: Annotated[str | None, typer.Option(help="optional users table (attributes by user key)")] = None,
+    user_col: Annotated[str | None, typer.Option(help="user column (overrides the mapping)")] = None,
+    item_col: Annotated[str | None, typer.Option(help="item column")] = None,
+    timestamp_col: Annotated[str | None, typer.Option(help="timestamp column")] = None,
+    timestamp_unit: Annotated[
+        str | None, typer.Option(help="epoch unit s/ms/us/ns, or 'none' for date strings")
+    ] = None,
+    rating_col: Annotated[str | None, typer.Option(help="rating column (explicit feedback)")] = None,
+    click_at: Annotated[float | None, typer.Option(help="rating >= this is a click")] = None,
+    purchase_at: Annotated[float | None, typer.Option(help="rating >= this is an add-to-cart and a purchase")] = None,
+    category_col: Annotated[str | None, typer.Option(help="item category column (labels -> dense ids)")] = None,
+) -> None:
+    """Validate any interactions table and swap it in as the home's raw data (every raw table replaced)."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from shoprank.adapters.interactions import ImportValidationError
+    from shoprank.adapters.interactions import import_interactions as run_import
+    from shoprank.adapters.mapping import load_mapping
+
+    timestamp: dict[str, Any] = {"column": timestamp_col} if timestamp_col else {}
+    if timestamp_unit:
+        timestamp["unit"] = None if timestamp_unit.lower() == "none" else timestamp_unit
+    rating = {"column": rating_col, "click_at": click_at, "purchase_at": purchase_at}
+    try:
+        spec = load_mapping(
+            Path(mapping) if mapping else None,
+            user=user_col,
+            item=item_col,
+            timestamp=timestamp or None,
+            rating={k: v for k, v in rating.items() if v is not None} or None,
+            items={"category": category_col} if category_col else None,
+        )
+        _print(run_import(get_settings(), Path(path), spec, items=items, users=users))
+    except (ImportValidationError, ValidationError, ValueError, FileNotFoundError) as err:
+        typer.echo(f"import-interactions: {err}", err=True)
+        raise typer.Exit(2) from err
+
+
 @app.command("promote")
 def promote(
     run_date: RunDate = None,
