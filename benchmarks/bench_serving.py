@@ -63,10 +63,10 @@ def bench_http(base: str, user_id: str, candidates: list[str], n: int, concurren
 
 def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> dict:
     """The naive Feast path and the model alone, in this process, on the same champion."""
-    from serving.model_loader import load_champion
     from serving.online_features import OnlineFeatureReader
     from serving.ranking import build_feature_frame
     from shoprank.feature_store import get_feature_store
+    from shoprank.model_bundle import load_champion
     from shoprank.ranking_features import QUERY_FEATURES, model_matrix
 
     champion = load_champion(settings)

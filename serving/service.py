@@ -200,7 +200,8 @@ class RankingService:
                     state.champion.feature_columns, request.surface, request.query, state.items.titles, rows
                 )
                 matrix = _model_matrix(state, user, cold, user_values, item_matrix, n_categories, per_row)
-                model_scores = np.asarray(state.champion.model.predict(matrix), dtype=float).reshape(-1)
+                # the score the gate judged: the bundle's objective (ranker, or expected GMV)
+                model_scores = state.champion.score_matrix(matrix)
             except Exception:
                 log.exception("scoring failed")
                 reasons.append(SCORING_FAILED)
@@ -465,14 +466,12 @@ def _slate(state: ServingState, candidates: list[str], rows: np.ndarray, items: 
 
 
 def _contributions(state: ServingState, matrix: np.ndarray | None, top: np.ndarray) -> list[dict[str, float]]:
-    """XGBoost pred_contribs of the top items (per feature + 'bias'); empty when the model has no booster."""
+    """Per-feature contributions (+ 'bias') of the top items to the served score's margin (see
+    ModelBundle.contributions_matrix); empty when the model has no booster."""
     if matrix is None or state.champion is None or not len(top):
         return []
     try:
-        import xgboost as xgb
-
-        booster = state.champion.model.get_booster()
-        contribs = booster.predict(xgb.DMatrix(matrix[top]), pred_contribs=True)
+        contribs = state.champion.contributions_matrix(matrix[top])
     except Exception:
         log.exception("pred_contribs unavailable for this model")
         return []

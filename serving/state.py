@@ -14,12 +14,12 @@ import pandas as pd
 
 from serving.candidates import RetrievalIndex
 from serving.item_cache import ItemCache, ItemView
-from serving.model_loader import LoadedModel, load_champion
 from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
+from shoprank.model_bundle import ModelBundle, load_champion
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.serving")
@@ -27,7 +27,7 @@ log = logging.getLogger("shoprank.serving")
 
 @dataclass(frozen=True)
 class ServingState:
-    champion: LoadedModel | None = None
+    champion: ModelBundle | None = None
     reader: OnlineFeatureReader | None = None
     items: ItemCache = field(default_factory=ItemCache.empty)
     popularity: PopularityIndex = field(default_factory=PopularityIndex)
@@ -40,7 +40,7 @@ class ServingState:
         return self.champion.n_categories if self.champion else settings.simulator.categories
 
 
-def needs_titles(champion: LoadedModel | None) -> bool:
+def needs_titles(champion: ModelBundle | None) -> bool:
     """Whether the model scores with the request-time query match (which needs the items' titles)."""
     return champion is not None and bool(set(champion.feature_columns) & set(QUERY_FEATURES))
 
@@ -49,7 +49,7 @@ class UnservableModel(ValueError):
     """The model's feature columns are not all provided by its feature service."""
 
 
-def check_servable(champion: LoadedModel, reader: OnlineFeatureReader) -> None:
+def check_servable(champion: ModelBundle, reader: OnlineFeatureReader) -> None:
     """Refuse a model whose card names a feature column the feature service cannot provide (stored in one of its
     views, or computed per request): it would score on NaN without anyone noticing."""
     item_columns = [*ITEM_FEATURES, *(f for view in reader.item_views for f in view.features)]
@@ -67,12 +67,13 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _one_thread(champion: LoadedModel) -> None:
+def _one_thread(champion: ModelBundle) -> None:
     """Predict on one thread: requests already run in parallel, and OpenMP threads per 500-row predict contend for
     the cores (measured 2.5x slower on a 2-core box)."""
-    set_params = getattr(champion.model, "set_params", None)
-    if callable(set_params):
-        set_params(n_jobs=1)
+    for model in champion.models():
+        set_params = getattr(model, "set_params", None)
+        if callable(set_params):
+            set_params(n_jobs=1)
 
 
 def load_items(

@@ -44,19 +44,18 @@ def feature_drift(settings: Settings, run_date: date) -> dict[str, Any]:
 
 def score_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     """PSI of the champion's scores: its own training holdout (reference) vs the run day's impressions."""
-    from serving.model_loader import load_champion
+    from shoprank.model_bundle import load_champion
     from shoprank.quality.drift import feature_rows, psi
-    from shoprank.ranking_features import model_matrix
 
     champion = load_champion(settings)
-    columns = champion.metadata["feature_columns"]
     reference = pd.read_parquet(champion.metadata["holdout_path"])
     current = feature_rows(settings, run_date)
     current = current[current["day"] == run_date]
     if current.empty:
         raise ValueError(f"no impressions on {run_date} to score")
-    reference_scores = pd.Series(champion.model.predict(model_matrix(reference, columns)))
-    current_scores = pd.Series(champion.model.predict(model_matrix(current, columns)))
+    # the served score (the bundle's objective), as the gate judged it
+    reference_scores = pd.Series(champion.score(reference))
+    current_scores = pd.Series(champion.score(current))
     value = round(psi(reference_scores, current_scores, settings.quality.drift_bins), 4)
     report = {
         "model_version": champion.tag,

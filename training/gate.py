@@ -27,7 +27,7 @@ from shoprank.ranking_features import POPULARITY_FEATURE
 from shoprank.settings import Settings, apply_runtime_env
 from training import registry
 from training.evaluate import evaluate_holdout, slice_masks
-from training.scoring import load_bundle
+from shoprank.model_bundle import load_bundle
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoprank.model_bundle import champion_tag, read_registry, registry_path
 from shoprank.settings import Settings, apply_runtime_env
 from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, HOLDOUT_FILE, MODEL_FILE, REPORT_FILE
 
@@ -122,24 +123,16 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
             "champion": str(m.tag) == champion,
             "created": m.info.creation_time.isoformat(),
             "metrics": m.info.metadata.get("metrics"),
+            "train_window": m.info.metadata.get("train_window"),
+            "holdout_window": m.info.metadata.get("holdout_window"),
+            "warnings": m.info.metadata.get("warnings", []),
             "report": m.info.metadata.get("report_path"),
         }
         for m in reversed(models)
     ]
 
 
-# ---- the champion pointer ----------------------------------------------------------------------------------------
-def registry_path(settings: Settings) -> Path:
-    return settings.home_dir / "models" / "registry.json"
-
-
-def read_registry(settings: Settings) -> dict[str, Any]:
-    path = registry_path(settings)
-    if not path.exists():
-        return {"champion": None, "stack": [], "events": []}
-    return dict(json.loads(path.read_text()))
-
-
+# ---- the champion pointer (read in shoprank/model_bundle.py, written here under a lock) ------------------------
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -165,12 +158,6 @@ def _locked(settings: Settings) -> Iterator[dict[str, Any]]:
         registry = read_registry(settings)
         yield registry
         _write_atomic(registry_path(settings), registry)
-
-
-def champion_tag(settings: Settings) -> str | None:
-    """The promoted champion's tag, or None when nothing was ever promoted (serving then falls back)."""
-    champion = read_registry(settings).get("champion")
-    return str(champion) if champion else None
 
 
 def _event(action: str, tag: str | None, **details: Any) -> dict[str, Any]:

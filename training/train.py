@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shoprank.model_bundle import ModelBundle
 from shoprank.ranking_features import POPULARITY_FEATURE, feature_columns_for
 from shoprank.settings import Settings
 from training.dataset import add_slice_flags, build_training_frame, time_split, validation_split
 from training.evaluate import auc, calibration_table, evaluate_holdout, expected_calibration_error
 from training.models import fit_classifier, fit_ranker
-from training.scoring import ModelBundle
 
 log = logging.getLogger(__name__)
 

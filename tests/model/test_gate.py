@@ -137,7 +137,7 @@ def test_worse_challenger_is_refused_and_the_champion_keeps_serving(world: dict)
 
 
 def test_better_challenger_is_promoted_on_the_same_holdout_and_rollback_restores_the_champion(world: dict):
-    from serving.model_loader import resolve_champion_tag
+    from shoprank.model_bundle import resolve_champion_tag
 
     settings, tags = world["settings"], world["tags"]
     gate.promote(settings, tags["first"])
