@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shoprank.simulator import SCHEMAS
+from shoprank.raw_contract import SCHEMAS
 
 log = logging.getLogger("shoprank.serving.log")
 

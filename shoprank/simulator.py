@@ -51,17 +51,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from shoprank.raw_contract import (
+    AGE_BANDS,
+    ENTITY_TABLES,
+    EVENT_TYPES,
+    ITEM_TYPES,
+    REGIONS,
+    SCHEMAS,
+    SELLER_TIERS,
+    TABLES,
+    partition_path,
+    write_partition,
+)
 from shoprank.settings import Settings, SimulatorSettings
-
-TABLES = ("events", "items", "sellers", "inventory", "users")
-ENTITY_TABLES = ("users", "sellers", "items")
-EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
-ITEM_TYPES = ("product", "video", "live")
-REGIONS = ("na", "eu", "apac", "latam")
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
-SELLER_TIERS = ("bronze", "silver", "gold")
 
 # Category vocabulary; beyond its length categories reuse a word list with a numeric suffix.
 CATEGORY_WORDS: tuple[tuple[str, ...], ...] = (
@@ -581,89 +584,6 @@ def _restock(sim: SimulatorSettings, world: World, day_index: int, stock: np.nda
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
-SCHEMAS: dict[str, pa.Schema] = {
-    "events": pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("event_ts", pa.timestamp("us", tz="UTC")),
-            ("event_type", pa.string()),
-            ("user_id", pa.string()),
-            ("item_id", pa.string()),
-            ("request_id", pa.string()),
-            ("position", pa.int64()),
-            ("surface", pa.string()),
-            ("query", pa.string()),
-            ("price", pa.float64()),
-            ("quantity", pa.int64()),
-        ]
-    ),
-    "items": pa.schema(
-        [
-            ("item_id", pa.string()),
-            ("item_type", pa.string()),
-            ("seller_id", pa.string()),
-            ("category_id", pa.int64()),
-            ("price", pa.float64()),
-            ("title", pa.string()),
-            ("created_ts", pa.timestamp("us", tz="UTC")),
-        ]
-    ),
-    "sellers": pa.schema(
-        [
-            ("seller_id", pa.string()),
-            ("created_ts", pa.timestamp("us", tz="UTC")),
-            ("region", pa.string()),
-            ("tier", pa.string()),
-        ]
-    ),
-    "inventory": pa.schema(
-        [
-            ("item_id", pa.string()),
-            ("snapshot_ts", pa.timestamp("us", tz="UTC")),
-            ("stock_units", pa.int64()),
-        ]
-    ),
-    "users": pa.schema(
-        [
-            ("user_id", pa.string()),
-            ("signup_ts", pa.timestamp("us", tz="UTC")),
-            ("region", pa.string()),
-            ("age_band", pa.string()),
-        ]
-    ),
-}
-
-
-def _pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
-    """The pandas metadata a DataFrame of this schema carries, so pandas reads nullable ints back as Int64."""
-    dtypes = {
-        f.name: "Int64" if pa.types.is_integer(f.type) and f.name in NULLABLE_INTS else f.type.to_pandas_dtype()
-        for f in schema
-    }
-    empty = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
-    empty = empty.astype({f.name: "datetime64[us, UTC]" for f in schema if pa.types.is_timestamp(f.type)})
-    return pa.Schema.from_pandas(empty, preserve_index=False).metadata or {}
-
-
-NULLABLE_INTS = ("position", "quantity")
-
-
-def _write(table: pa.Table | pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
-    else:
-        table = table.cast(schema) if schema is not None else table
-        table = table.replace_schema_metadata(_pandas_metadata(table.schema))
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # atomic: readers never see half a partition
-
-
-def partition_path(raw_dir: Path, table: str, day: date) -> Path:
-    return raw_dir / table / f"dt={day.isoformat()}" / "part-0.parquet"
-
-
 def _entity_tables(world: World, start: date, day_index: int, ids: dict[str, pa.Array]) -> dict[str, pa.Table]:
     """Users, sellers and items of partition ``day_index`` (0 holds the initial base)."""
 
@@ -766,7 +686,7 @@ def simulate(settings: Settings, run_date: date, policy: Policy | None = None) -
             continue
         for table, frame in _entity_tables(world, sim.start_date, d, ids).items():
             if in_window or table in missing:
-                _write(frame, partition_path(raw_dir, table, day), SCHEMAS[table])
+                write_partition(frame, partition_path(raw_dir, table, day), SCHEMAS[table])
             if in_window:
                 rows[table] += frame.num_rows
 
@@ -786,12 +706,12 @@ def simulate(settings: Settings, run_date: date, policy: Policy | None = None) -
                     "stock_units": pa.array(stock[world.promoted_item[existing]], type=pa.int64()),
                 }
             )
-            _write(inventory, partition_path(raw_dir, "inventory", day), SCHEMAS["inventory"])
+            write_partition(inventory, partition_path(raw_dir, "inventory", day), SCHEMAS["inventory"])
             rows["inventory"] += inventory.num_rows
         simulated = _simulate_day(sim, world, d, day, stock, ids, policy if in_window else None)
         if in_window:
-            _write(simulated.events, partition_path(raw_dir, "events", day))
-            _write(simulated.truth, truth_dir / "impressions" / f"dt={day.isoformat()}" / "part-0.parquet")
+            write_partition(simulated.events, partition_path(raw_dir, "events", day))
+            write_partition(simulated.truth, truth_dir / "impressions" / f"dt={day.isoformat()}" / "part-0.parquet")
             rows["events"] += simulated.events.num_rows
             for name, n in simulated.counts.items():
                 counts[name] += n
@@ -831,8 +751,8 @@ def _write_truth(truth_dir: Path, world: World, ids: dict[str, pa.Array]) -> Non
             "promoted_item_id": ids["items"].take(pa.array(world.promoted_item)),
         }
     )
-    _write(truth_users, truth_dir / "users.parquet")
-    _write(truth_items, truth_dir / "items.parquet")
+    write_partition(truth_users, truth_dir / "users.parquet")
+    write_partition(truth_items, truth_dir / "items.parquet")
     (truth_dir / "params.json").write_text(
         json.dumps({**PARAMS, "n_categories": n_cat, "position_bias": "1/log2(1+position)"}, indent=2)
     )

@@ -247,7 +247,7 @@ def load_raw_to_postgres(settings: Settings, run_date: date | None = None) -> di
     import psycopg
     from psycopg import sql
 
-    from shoprank.simulator import TABLES
+    from shoprank.raw_contract import TABLES
 
     url = settings.services.postgres_url(settings.services.warehouse_database, driver="postgresql")
     bookkeeping = sql.Identifier(RAW_SCHEMA, "_partitions")

@@ -47,8 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shoprank.adapters.mapping import STAGES, InteractionMapping
+from shoprank.raw_contract import AGE_BANDS, ITEM_TYPES, SCHEMAS, TABLES, partition_path, write_partition
 from shoprank.settings import Settings
-from shoprank.simulator import AGE_BANDS, ITEM_TYPES, SCHEMAS, TABLES, _write, partition_path
 
 DAY_US = 86_400 * 10**6
 HOUR_US = 3_600 * 10**6
@@ -508,7 +508,7 @@ def write_raw(prepared: Prepared, out_dir: Path, slate_size: int, stock_units: i
                 for name, value in columns[table](part).items()
             }
             out = pa.table({f.name: _column(data[f.name], len(part), f.type) for f in SCHEMAS[table]})
-            _write(out, partition_path(out_dir, table, _day(number)), SCHEMAS[table])
+            write_partition(out, partition_path(out_dir, table, _day(number)), SCHEMAS[table])
             rows[table] += len(part)
 
     items = entities["items"][0]
@@ -526,10 +526,10 @@ def write_raw(prepared: Prepared, out_dir: Path, slate_size: int, stock_units: i
                 "stock_units": pa.array(np.full(existing, stock_units, dtype=np.int64)),
             }
         )
-        _write(inventory, partition_path(out_dir, "inventory", day), SCHEMAS["inventory"])
+        write_partition(inventory, partition_path(out_dir, "inventory", day), SCHEMAS["inventory"])
         rows["inventory"] += existing
         events = _day_events(inter.iloc[day_bounds[k] : day_bounds[k + 1]], day, price)
-        _write(events, partition_path(out_dir, "events", day), SCHEMAS["events"])
+        write_partition(events, partition_path(out_dir, "events", day), SCHEMAS["events"])
         rows["events"] += events.num_rows
     return {"first_day": _day(first).isoformat(), "last_day": _day(last).isoformat(), "rows": rows}
 

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from shoprank.quality.quarantine import quarantine_partition, quarantine_path, raw_partition_dir
 from shoprank.quality.runner import Batch, DataQualityError, failure_lines, run_batches
+from shoprank.raw_contract import TABLES
 from shoprank.settings import Settings, apply_runtime_env
-from shoprank.simulator import TABLES
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 from great_expectations.expectations.row_conditions import Column
 
 from shoprank.quality.suites import SuiteDraft
-from shoprank.simulator import EVENT_TYPES, ITEM_TYPES, SCHEMAS
+from shoprank.raw_contract import EVENT_TYPES, ITEM_TYPES, SCHEMAS
 
 SURFACES = ("feed", "search")
 KEYS = {

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprank.adapters.movielens import GENRES, convert, fetch
+from shoprank.raw_contract import SCHEMAS, TABLES
 from shoprank.settings import Settings, SimulatorSettings, get_settings
-from shoprank.simulator import SCHEMAS, TABLES
 from shoprank.warehouse import build_warehouse
 
 WAREHOUSE_DAYS = 30  # the warehouse tests build on the last 30 days of the log (the whole log: ~7x the time)

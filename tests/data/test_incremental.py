@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from shoprank.simulator import partition_path
 from shoprank.warehouse import EXPORTED_MARTS, build_warehouse
 
 from .conftest import RUN_DATE, tiny_settings

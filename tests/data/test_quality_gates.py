@@ -26,8 +26,8 @@ from shoprank import pipeline
 from shoprank.cli import app
 from shoprank.quality.drift import psi
 from shoprank.quality.runner import DataQualityError
+from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings, apply_runtime_env, get_settings
-from shoprank.simulator import SCHEMAS, partition_path
 
 from .conftest import RUN_DATE, TINY
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprank.ranking_features import ITEM_FEATURES, stored_user_features
+from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from shoprank.simulator import partition_path
 from shoprank.warehouse import EXPORTED_MARTS, MARTS, WarehouseBuildError, build_warehouse
 
 from .conftest import RUN_DATE

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from shoprank.simulator import partition_path
 from tests.e2e.conftest import _airflow
 
 pytestmark = pytest.mark.e2e

@@ -130,7 +130,7 @@ def test_requests_are_logged_in_the_raw_events_contract(client: httpx.Client, se
 
     import pandas as pd
 
-    from shoprank.simulator import SCHEMAS
+    from shoprank.raw_contract import SCHEMAS
 
     request_id = "logged-request-1"
     response = client.post("/rank", json={"user_id": "u000005", "k": 5, "request_id": request_id})

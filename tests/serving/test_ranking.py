@@ -319,7 +319,7 @@ def test_request_log_writes_contract_partitions(tmp_path) -> None:  # noqa: ANN0
     from datetime import UTC, datetime
 
     from serving.request_log import RequestLogger
-    from shoprank.simulator import SCHEMAS
+    from shoprank.raw_contract import SCHEMAS
 
     logger = RequestLogger(tmp_path, buffer_rows=1000, flush_seconds=3600)
     ts = datetime(2026, 1, 8, 12, tzinfo=UTC)
