@@ -152,6 +152,12 @@ class QualitySettings(BaseModel):
     volume_band_low: float = Field(0.5, gt=0)
     volume_band_high: float = Field(2.0, gt=0)
     volume_history_days: int = Field(7, ge=1)
+    # Catalogue changes: an item re-emitted in a later partition may change its price by at most this factor (up or
+    # down) against its previous definition; item_type, seller_id, category_id and created_ts never change.
+    max_price_change_ratio: float = Field(3.0, gt=1)
+    # A purchase must follow an impression and a click of the same user and item in its own partition or in up to N
+    # earlier ones (a click before midnight, the purchase after).
+    funnel_lookback_days: int = Field(1, ge=0)
     # Population stability index of each model feature, run's day vs the training window.
     drift_warn_psi: float = Field(0.1, ge=0)
     drift_block_psi: float = Field(0.25, ge=0)

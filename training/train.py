@@ -96,7 +96,7 @@ def add_oracle_scores(settings: Settings, scored: pd.DataFrame) -> pd.DataFrame:
     if not (settings.truth_dir / "params.json").exists():
         log.info("no simulator truth under %s: oracle metrics skipped", settings.truth_dir)
         return scored
-    from shoprank.simulator import oracle_scores
+    from shoprank.truth import oracle_scores
 
     return scored.assign(
         oracle_score=oracle_scores(settings.truth_dir, scored, "p_click"),

@@ -10,18 +10,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from shoprank.raw_contract import SCHEMAS, TABLES, partition_path
 from shoprank.settings import Settings, SimulatorSettings
-from shoprank.simulator import (
-    EVENTS_PER_IMPRESSION,
-    SCHEMAS,
-    TABLES,
-    effective_sizes,
-    oracle,
-    oracle_scores,
-    partition_path,
-    simulate,
-    window,
-)
+from shoprank.simulator import EVENTS_PER_IMPRESSION, effective_sizes, simulate, window
+from shoprank.truth import oracle, oracle_scores
 
 RUN_DATE = date(2026, 1, 7)
 TINY = {"users": 300, "items": 120, "sellers": 10, "categories": 5, "requests_per_day": 400, "slate_size": 10}
