@@ -15,6 +15,7 @@ import great_expectations.expectations as gxe
 import pyarrow as pa
 from great_expectations.expectations.row_conditions import Column
 
+from shoprank.quality.lineage import IMMUTABLE
 from shoprank.quality.suites import SuiteDraft
 from shoprank.raw_contract import EVENT_TYPES, ITEM_TYPES, SCHEMAS
 
@@ -142,6 +143,36 @@ def users_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="user_id"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="signup_ts", max_value=ctx.day_end, strict_max=True))
+    return suite.build()
+
+
+def changes_suite(table: str, max_price_change_ratio: float) -> gx.ExpectationSuite:
+    """Over :func:`shoprank.quality.lineage.catalogue_changes`: one row per entity the run day redefines."""
+    suite = SuiteDraft(f"raw.{table}.changes")
+    for column in IMMUTABLE[table]:
+        suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=column, column_B=f"previous_{column}"))
+    if table == "items":
+        ratio = max_price_change_ratio
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeBetween(column="price_ratio", min_value=1 / ratio, max_value=ratio)
+        )
+    return suite.build()
+
+
+def funnel_suite() -> gx.ExpectationSuite:
+    """Over :func:`shoprank.quality.lineage.purchase_funnel`: a purchase follows an impression and a click."""
+    suite = SuiteDraft("raw.events.funnel")
+    for column in ("impressions_before", "clicks_before"):
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=1))
+    return suite.build()
+
+
+def item_created_suite() -> gx.ExpectationSuite:
+    """Over :func:`shoprank.quality.lineage.item_first_events`: no event of an item before it was created."""
+    suite = SuiteDraft("raw.events.item_created")
+    suite.add_expectation(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="first_event_ts", column_B="created_ts", or_equal=True)
+    )
     return suite.build()
 
 

@@ -4,7 +4,8 @@ Each suite is keyed by the mart it checks; :mod:`shoprank.quality.validate` runs
 about invariants the downstream steps rely on (keys, label domains, rate ranges), not about distributions (drift
 has its own gate, :mod:`shoprank.quality.drift`). With a :class:`MartContext` the suites also check freshness
 (the newest snapshot is the run's day + 1) and row counts against raw; ``point_in_time_suite`` checks that no
-snapshot counts events of its own day or later (no label leakage).
+snapshot counts events of its own day or later (no label leakage). :data:`DERIVED_MART_SUITES` check facts of a
+frame derived from a mart (per user-item pair: clicks >= purchases in ``training_examples``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import pandas as pd
+
+from shoprank.quality.lineage import user_item_funnel
 
 
 class SuiteDraft:
@@ -102,6 +106,12 @@ def item_features_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
             column_A="item_impressions_7d", column_B="item_clicks_7d", or_equal=True
         )
     )
+    # A purchase follows a click (the raw funnel suite checks it per user and item): no CVR above one.
+    suite.add_expectation(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="item_clicks_7d", column_B="item_purchases_7d", or_equal=True
+        )
+    )
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
     _fresh(suite, ctx)
     return suite.build()
@@ -118,6 +128,11 @@ def user_features_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
     suite.add_expectation(
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="user_impressions_30d", column_B="user_clicks_30d", or_equal=True
+        )
+    )
+    suite.add_expectation(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="user_clicks_30d", column_B="user_purchases_30d", or_equal=True
         )
     )
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="user_is_cold_start", value_set=[0, 1]))
@@ -142,6 +157,23 @@ def point_in_time_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
     return suite.build()
 
+
+def user_item_funnel_suite() -> gx.ExpectationSuite:
+    """Over :func:`shoprank.quality.lineage.user_item_funnel` (user-item pairs of ``training_examples`` with a
+    purchase label): a pair never has more purchases than clicks, which would inflate the CVR features."""
+    suite = SuiteDraft("marts.user_item_funnel")
+    suite.add_expectation(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="clicks", column_B="purchases", or_equal=True)
+    )
+    return suite.build()
+
+
+# derived table -> (its frame from the marts' frames, suite factory): validated next to the marts
+DERIVED_MART_SUITES: dict[
+    str, tuple[Callable[[dict[str, pd.DataFrame]], pd.DataFrame], Callable[[], gx.ExpectationSuite]]
+] = {
+    "user_item_funnel": (lambda frames: user_item_funnel(frames["training_examples"]), user_item_funnel_suite),
+}
 
 # mart name -> suite factory (fresh objects per run: a suite belongs to one GX context)
 MART_SUITES: dict[str, Callable[..., gx.ExpectationSuite]] = {

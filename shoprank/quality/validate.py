@@ -132,7 +132,7 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     either way). Returns a summary.
     """
     from shoprank.quality.runner import Batch, failure_lines, run_batches
-    from shoprank.quality.suites import MartContext, point_in_time_suite
+    from shoprank.quality.suites import DERIVED_MART_SUITES, MartContext, point_in_time_suite
 
     started = time.perf_counter()
     apply_runtime_env(settings)
@@ -141,6 +141,7 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     ctx = MartContext(run_date=run_date, raw_impressions=len(impressions))
     batches = [Batch(name, frame, partial(MART_SUITES[name], ctx)) for name, frame in frames.items()]
     batches.append(Batch("point_in_time", point_in_time_frame(frames, impressions), point_in_time_suite))
+    batches += [Batch(name, derive(frames), suite) for name, (derive, suite) in DERIVED_MART_SUITES.items()]
     results, failures = run_batches(settings, "marts", run_date.isoformat(), batches)
     elapsed = round(time.perf_counter() - started, 2)
     settings.quality_dir.mkdir(parents=True, exist_ok=True)

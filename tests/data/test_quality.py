@@ -17,7 +17,13 @@ def test_clean_marts_pass(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
     summary = validate_marts(settings, RUN_DATE)
     assert summary["success"]
-    assert set(summary["tables"]) == {"training_examples", "item_features", "user_features", "point_in_time"}
+    assert set(summary["tables"]) == {
+        "training_examples",
+        "item_features",
+        "user_features",
+        "point_in_time",
+        "user_item_funnel",
+    }
     assert all(t["failed"] == 0 and t["rows"] > 0 for t in summary["tables"].values())
     results = json.loads((settings.quality_dir / f"marts-{RUN_DATE}.json").read_text())
     assert results["success"] and results["results"]["training_examples"]["success"]

@@ -292,7 +292,13 @@ def test_clean_day_passes_every_gate(gate_home: Settings) -> None:
     drift = pipeline.check_drift(RUN_DATE)
     assert raw["success"] and marts["success"] and drift["success"]
     assert raw["volume"]["band"] and not raw["notes"]
-    assert set(marts["tables"]) == {"training_examples", "item_features", "user_features", "point_in_time"}
+    assert set(marts["tables"]) == {
+        "training_examples",
+        "item_features",
+        "user_features",
+        "point_in_time",
+        "user_item_funnel",
+    }
     assert not list(gate_home.quarantine_dir.glob("*/*"))
     report = json.loads((gate_home.quality_dir / f"drift-{RUN_DATE}.json").read_text())
     assert set(report["features"]) >= {"item_price", "user_category_affinity", "price_to_user_avg"}
