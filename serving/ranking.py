@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,6 @@ from shoprank.ranking_features import (
     USER_CATEGORY_ABSENT,
     add_derived_features,
     category_share_columns,
-    model_matrix,
     query_title_match,
     request_time_features,
     stored_user_features,
@@ -33,18 +31,6 @@ from shoprank.ranking_features import (
 
 REASON_MODEL = "model"
 REASON_POPULAR = "popular-fallback"
-
-
-class Scorer(Protocol):
-    def predict(self, X: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Ranked:
-    item_id: str
-    score: float
-    rank: int
-    reason: str
 
 
 def dedupe(ids: Iterable[str]) -> list[str]:
@@ -109,28 +95,6 @@ def build_feature_frame(
         frame[name] = np.asarray(row_values, dtype=float)
     frame = add_derived_features(frame, n_categories)
     return frame.join(request_time_features(frame))
-
-
-def score(model: Scorer, frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
-    """Model scores, one per row of ``frame``, as float64."""
-    if frame.empty:
-        return np.zeros(0)
-    return np.asarray(model.predict(model_matrix(frame, feature_columns)), dtype=float).reshape(-1)
-
-
-def top_k(item_ids: Sequence[str], scores: Sequence[float] | np.ndarray, k: int, reason: str) -> list[Ranked]:
-    """The k best items by score (descending), ties broken by item_id (ascending).
-
-    A NaN score ranks last and stays NaN (callers that serialize JSON give NaN-free scores: models do not
-    produce NaN, and popularity fills unknown items with 0).
-    """
-    if len(item_ids) != len(scores):
-        raise ValueError(f"{len(item_ids)} items but {len(scores)} scores")
-    values = np.asarray(scores, dtype=float)
-    sortable = np.where(np.isnan(values), -np.inf, values)
-    ids = np.asarray(item_ids, dtype=object)
-    order = np.lexsort((ids, -sortable))[: max(k, 0)]
-    return [Ranked(item_id=str(ids[i]), score=float(values[i]), rank=r + 1, reason=reason) for r, i in enumerate(order)]
 
 
 # ---- the fast path: numpy only, from the item cache's matrix -------------------------------------------------

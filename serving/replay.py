@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serving.item_cache import ItemCache
+from shoprank.exposure import gini
 from shoprank.settings import Settings
 from shoprank.simulator import World, build_world, click_logit, position_bias, purchase_given_click
 
@@ -44,16 +45,6 @@ class PolicyStats:
     failed_requests: int = 0
     degraded_responses: int = 0
     seller_impressions: dict[str, int] = field(default_factory=dict)
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of non-negative counts (0: perfectly even, → 1: all on one)."""
-    values = np.sort(np.asarray(counts, dtype=float))
-    if values.sum() <= 0 or len(values) < 2:
-        return 0.0
-    n = len(values)
-    cumulative = np.cumsum(values)
-    return float((n + 1 - 2 * (cumulative / cumulative[-1]).sum()) / n)
 
 
 def _index(item_or_user_id: str) -> int | None:

@@ -11,9 +11,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from shoprank.exposure import gini
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,15 +67,6 @@ def score_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     report["report"] = str(_write(settings, run_date, "score_drift", report))
     log.info("score drift of %s on %s: PSI %.4f (%s)", champion.tag, run_date, value, report["status"])
     return report
-
-
-def gini(exposures: np.ndarray) -> float:
-    """Gini coefficient of non-negative exposures: 0 when equal, towards 1 when one holder has all."""
-    values = np.sort(np.asarray(exposures, dtype=float))
-    if values.size == 0 or values.sum() == 0:
-        return 0.0
-    ranks = np.arange(1, values.size + 1)
-    return float((2 * np.sum(ranks * values) / (values.size * values.sum())) - (values.size + 1) / values.size)
 
 
 def online_metrics(settings: Settings, run_date: date) -> dict[str, Any]:

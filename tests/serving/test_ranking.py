@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.ranking import (
-    REASON_MODEL,
-    build_feature_frame,
-    dedupe,
-    is_unknown_user,
-    score,
-    top_k,
-)
+from serving.ranking import build_feature_frame, dedupe, is_unknown_user
 from serving.retrieval import PopularityIndex
 from shoprank.ranking_features import ITEM_FEATURES, model_feature_columns, model_matrix, stored_user_features
 
@@ -50,38 +42,6 @@ def items(ids: list[str], ctr: list[float]) -> pd.DataFrame:
     return frame
 
 
-def test_top_k_orders_by_score_descending() -> None:
-    ranked = top_k(["a", "b", "c", "d"], [0.1, 0.9, 0.5, 0.7], 3, REASON_MODEL)
-    assert [r.item_id for r in ranked] == ["b", "d", "c"]
-    assert [r.rank for r in ranked] == [1, 2, 3]
-    assert all(r.reason == REASON_MODEL for r in ranked)
-
-
-def test_top_k_larger_than_candidates_returns_all() -> None:
-    ranked = top_k(["a", "b"], [0.2, 0.3], 10, REASON_MODEL)
-    assert [r.item_id for r in ranked] == ["b", "a"]
-
-
-def test_top_k_ties_broken_by_item_id_whatever_the_input_order() -> None:
-    ids = ["i3", "i1", "i2", "i0"]
-    first = top_k(ids, [1.0, 1.0, 2.0, 1.0], 4, REASON_MODEL)
-    second = top_k(ids[::-1], [1.0, 2.0, 1.0, 1.0], 4, REASON_MODEL)
-    assert [r.item_id for r in first] == ["i2", "i0", "i1", "i3"]
-    assert [r.item_id for r in second] == [r.item_id for r in first]
-
-
-def test_top_k_nan_scores_rank_last() -> None:
-    ranked = top_k(["a", "b", "c"], [float("nan"), -5.0, 1.0], 3, REASON_MODEL)
-    assert [r.item_id for r in ranked] == ["c", "b", "a"]
-    assert math.isnan(ranked[-1].score)
-
-
-def test_top_k_rejects_mismatched_lengths_and_handles_empty() -> None:
-    with pytest.raises(ValueError):
-        top_k(["a"], [1.0, 2.0], 1, REASON_MODEL)
-    assert top_k([], [], 5, REASON_MODEL) == []
-
-
 def test_dedupe_keeps_first_seen_order() -> None:
     assert dedupe(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
 
@@ -100,7 +60,7 @@ def test_unknown_item_gets_nan_features_not_an_error() -> None:
     ghost = frame.set_index("item_id").loc["ghost"]
     assert all(np.isnan(ghost[name]) for name in ITEM_FEATURES)
     assert ghost["user_category_affinity"] == 0.0
-    scores = score(SumModel(), frame, model_feature_columns())
+    scores = SumModel().predict(model_matrix(frame, model_feature_columns()))
     assert scores.tolist() == pytest.approx([0.1, -1.0])
 
 
@@ -112,8 +72,8 @@ def test_unknown_user_is_cold_start(features: dict | None) -> None:
     assert frame["user_clicks_30d"].isna().all()
     assert (frame["user_category_affinity"] == 0.0).all()
     assert frame["price_to_user_avg"].isna().all()
-    ranked = top_k(["x", "y"], score(SumModel(), frame, model_feature_columns()), 2, REASON_MODEL)
-    assert [r.item_id for r in ranked] == ["x", "y"]
+    scores = SumModel().predict(model_matrix(frame, model_feature_columns()))
+    assert scores.tolist() == pytest.approx([0.3, 0.2])
 
 
 def test_known_user_with_some_missing_values_is_not_cold() -> None:
@@ -124,9 +84,9 @@ def test_known_user_with_some_missing_values_is_not_cold() -> None:
     assert frame["user_ctr_30d"].isna().all()
 
 
-def test_score_of_no_candidates_is_empty() -> None:
+def test_feature_frame_of_no_candidates_is_empty() -> None:
     frame = build_feature_frame(user(), items([], []), [], N_CAT)
-    assert score(SumModel(), frame, model_feature_columns()).shape == (0,)
+    assert model_matrix(frame, model_feature_columns()).shape == (0, len(model_feature_columns()))
 
 
 def test_popularity_index_uses_latest_snapshot_and_breaks_ties_by_id() -> None:
