@@ -73,6 +73,9 @@ class GateSettings(BaseModel):
     # champion by at most this much (a first model, judged against popularity, has its slices reported only).
     slice_tolerance: float = Field(0.03, ge=0)
     min_slice_requests: int = Field(30, ge=1)
+    # Below this many holdout requests with a click the holdout metrics are noise: training warns (card
+    # `warnings`) and the gate refuses to promote (FORCE overrides). Test sizes give ~100-200, defaults ~800.
+    min_holdout_requests_with_click: int = Field(50, ge=1)
 
 
 class TrainingSettings(BaseModel):
@@ -100,6 +103,9 @@ class TrainingSettings(BaseModel):
     # Early stopping watches NDCG on the last training day (the validation split); the final model is refit on
     # every training day with the best number of trees. Validation NDCG is noisy and flat: be patient.
     early_stopping_rounds: int = Field(50, ge=1)
+    # Floor on the trees early stopping may pick (capped by n_estimators): on a small validation day NDCG peaks on
+    # noise after 1-2 trees, which is a stump, not a ranker.
+    min_trees: int = Field(20, ge=1)
     validation_days: int = Field(1, ge=1)
     refit_on_validation: bool = True
     classifier_n_estimators: int = 150

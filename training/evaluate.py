@@ -79,13 +79,19 @@ def map_at_k(
 
 
 def auc(labels: np.ndarray | pd.Series, scores: np.ndarray | pd.Series) -> float:
-    """ROC AUC; NaN when only one class is present (nothing to separate)."""
+    """ROC AUC; NaN (undefined) when only one class is present or no row has a score.
+
+    A missing score (e.g. popularity of an item with no snapshot) ranks below every scored row, as NDCG orders it.
+    """
     from sklearn.metrics import roc_auc_score
 
-    y = np.asarray(labels)
-    if len(np.unique(y)) < 2:
+    y = np.asarray(labels, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    if len(np.unique(y)) < 2 or not np.isfinite(s).any():
         return float("nan")
-    return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
+    finite = s[np.isfinite(s)]
+    s = np.nan_to_num(s, nan=finite.min() - 1.0, neginf=finite.min() - 1.0, posinf=finite.max() + 1.0)
+    return float(roc_auc_score(y, s))
 
 
 def calibration_table(

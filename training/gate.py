@@ -1,7 +1,14 @@
 """The champion/challenger gate: promote a challenger only if it beats the champion on the same holdout.
 
-Both models score the challenger's holdout (rows the champion never trained on either, since it is older), so the
-comparison is like for like. The challenger is promoted when
+Both models score the challenger's holdout, so the comparison is like for like, but only if the champion never
+trained on those days. That is checked, not assumed: a backfill of day D after a champion trained through D+3 would
+score the champion on rows it learned from. The gate therefore refuses (the champion stays) when
+- the holdout has fewer than ``min_holdout_requests_with_click`` requests with a click (its metrics are noise), or
+- the champion's training window (the card's ``train_window``: fit and validation days) overlaps the holdout's days.
+  A model registered without ``train_window`` is bounded by its run day: it trained on days before it, from an
+  unknown first day, so any holdout day before its run day counts as overlap; with no run day either, refused.
+``--force`` (``make promote FORCE=1``) overrides these refusals as it overrides the comparison.
+Otherwise the challenger is promoted when
 1. its NDCG@k (revenue NDCG@k for the GMV objective) beats the champion's by at least
    ``settings.training.gate.margin`` (with no champion: it beats the popularity baseline), and
 2. on every slice (cold-start users, new items, new sellers) with at least ``min_slice_requests`` requests, it
@@ -18,18 +25,25 @@ import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from shoprank.model_bundle import load_bundle
 from shoprank.ranking_features import POPULARITY_FEATURE
 from shoprank.settings import Settings, apply_runtime_env
 from training import registry
 from training.evaluate import evaluate_holdout, slice_masks
-from shoprank.model_bundle import load_bundle
+from training.reliability import requests_with_click
 
 log = logging.getLogger(__name__)
+
+
+# Decision.refusal: why the gate would not even compare (None when it compared).
+HOLDOUT_TOO_SMALL = "holdout_too_small"
+CHAMPION_TRAINED_ON_HOLDOUT = "champion_trained_on_holdout"
+WINDOW_UNKNOWN = "training_window_unknown"
 
 
 @dataclass
@@ -40,10 +54,60 @@ class Decision:
     reasons: list[str]
     metrics: dict[str, float | None] = field(default_factory=dict)
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    refusal: str | None = None
 
 
 def _nan_to_none(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: None if math.isnan(v) else v for k, v in metrics.items()}
+    return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+
+
+def _window(value: Any) -> tuple[str, str] | None:
+    """A recorded [first, last] day window as ISO day strings; None when absent or malformed."""
+    if isinstance(value, list | tuple) and len(value) == 2 and all(value):
+        return str(value[0])[:10], str(value[1])[:10]
+    return None
+
+
+def training_window(metadata: dict[str, Any], labels: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    """The days a registered model trained on, as (first or None if unknown, last or None if unknown, how known)."""
+    recorded = _window(metadata.get("train_window"))
+    if recorded:
+        return recorded[0], recorded[1], "recorded"
+    run_day = metadata.get("run_date") or labels.get("run_date")
+    if run_day:
+        last = date.fromisoformat(str(run_day)[:10]) - timedelta(days=1)
+        return None, last.isoformat(), f"not recorded; bounded by its run day {run_day}"
+    return None, None, "not recorded, and no run day"
+
+
+def holdout_window(card: dict[str, Any], holdout: pd.DataFrame) -> tuple[str, str] | None:
+    """The first and last day of the holdout rows (the card's ``holdout_window`` when the rows carry no ``dt``)."""
+    if "dt" in holdout.columns and len(holdout):
+        days = pd.to_datetime(holdout["dt"]).dt.date
+        return str(days.min()), str(days.max())
+    return _window(card.get("holdout_window"))
+
+
+def window_refusal(
+    champion_tag: str, metadata: dict[str, Any], labels: dict[str, Any], holdout: tuple[str, str] | None
+) -> tuple[str, str] | None:
+    """(refusal code, reason) when the champion may have trained on the holdout's days; None when it cannot have."""
+    first, last, known = training_window(metadata, labels)
+    advice = "the champion stays; promote by hand after review: make promote TAG=... FORCE=1"
+    if holdout is None or last is None:
+        what = "the challenger's holdout days" if holdout is None else f"the champion {champion_tag}'s training window"
+        return (
+            WINDOW_UNKNOWN,
+            f"refused: {what} unknown ({known}): cannot show the champion never trained on the holdout; {advice}",
+        )
+    start, end = holdout
+    if end < (first or end) or start > last:
+        return None
+    overlap = f"{max(start, first or start)}..{min(end, last)}"
+    return CHAMPION_TRAINED_ON_HOLDOUT, (
+        f"refused: champion {champion_tag} trained on the holdout day(s) {overlap} (training window "
+        f"{first or 'unknown'}..{last}, {known}; holdout {start}..{end}): the comparison would favour it; {advice}"
+    )
 
 
 def headline_metric(objective: str) -> str:
@@ -102,13 +166,26 @@ def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
     champion_tag = registry.champion_tag(settings)
     if champion_tag == str(challenger_model.tag):
         return Decision(str(challenger_model.tag), champion_tag, False, ["already the champion"])
+    clicked, least = requests_with_click(holdout), settings.training.gate.min_holdout_requests_with_click
+    if clicked < least:
+        reason = (
+            f"refused: the holdout has {clicked} requests with a click, below the minimum {least} "
+            "(training.gate.min_holdout_requests_with_click): its metrics are not reliable; the champion stays"
+        )
+        return Decision(str(challenger_model.tag), champion_tag, False, [reason], refusal=HOLDOUT_TOO_SMALL)
     if champion_tag is None:
         popularity = holdout[POPULARITY_FEATURE]
         ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "popularity", popularity, metric)
         reasons.insert(0, "no champion yet: the challenger must beat the popularity baseline")
         return Decision(str(challenger_model.tag), None, ok, reasons, _nan_to_none(metrics))
 
-    champion = load_bundle(bentoml.models.get(champion_tag))
+    champion_model = bentoml.models.get(champion_tag)
+    refused = window_refusal(
+        champion_tag, champion_model.info.metadata, champion_model.info.labels, holdout_window(card, holdout)
+    )
+    if refused:
+        return Decision(str(challenger_model.tag), champion_tag, False, [refused[1]], refusal=refused[0])
+    champion = load_bundle(champion_model)
     missing = sorted(set(champion.feature_columns) - set(holdout.columns))
     if missing:
         reasons = [

@@ -4,9 +4,10 @@
 - a CTR model (impression -> click) and a CVR model (click -> purchase), so the score can target expected GMV
   (pCTR x pCVR x price) and so the evaluation has calibrated probabilities to check.
 
-Every hyperparameter comes from settings.training. Early stopping picks the number of trees on the validation days;
-with ``refit_on_validation`` the final model is refit with that many trees on every training day (validation
-included), so the newest day still teaches the model.
+Every hyperparameter comes from settings.training. Early stopping picks the number of trees on the validation days,
+never fewer than ``min_trees`` (a small validation day peaks on noise after a tree or two); with
+``refit_on_validation`` the final model is refit with that many trees on every training day (validation included),
+so the newest day still teaches the model.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def _best_trees(model: Any, fallback: int) -> int:
     return fallback if best is None else int(best) + 1
 
 
+def with_tree_floor(picked: int, floor: int, most: int) -> int:
+    """``picked`` (early stopping's choice) raised to ``floor``, which is itself capped by ``most`` trees."""
+    floor = min(floor, most)
+    if picked < floor:
+        log.warning("early stopping picked %d trees: using the floor of %d (training.min_trees)", picked, floor)
+    return max(picked, floor)
+
+
 def fit_ranker(
     cfg: TrainingSettings, fit: pd.DataFrame, validation: pd.DataFrame, feature_columns: list[str]
 ) -> tuple[Any, dict[str, Any]]:
@@ -74,11 +83,14 @@ def fit_ranker(
             eval_qid=[pd.factorize(validation["request_id"])[0]],
             verbose=False,
         )
-        n_trees = _best_trees(probe, cfg.n_estimators)
-        if not cfg.refit_on_validation:
+        picked = _best_trees(probe, cfg.n_estimators)
+        n_trees = with_tree_floor(picked, cfg.min_trees, cfg.n_estimators)
+        if not cfg.refit_on_validation and n_trees == picked:
             return probe, {**params, "n_estimators": n_trees, "early_stopped": True}
-    # XGBoost wants each query's rows contiguous, with qid ascending.
-    data = pd.concat([fit, validation], ignore_index=True).sort_values("request_id", kind="mergesort")
+    # XGBoost wants each query's rows contiguous, with qid ascending. Without refit_on_validation the validation
+    # days stay out (we get here then only when the tree floor overrode early stopping).
+    parts = [fit, validation] if cfg.refit_on_validation else [fit]
+    data = pd.concat(parts, ignore_index=True).sort_values("request_id", kind="mergesort")
     ranker = XGBRanker(**params, n_estimators=n_trees)
     ranker.fit(
         model_matrix(data, feature_columns), data["relevance"].to_numpy(), qid=pd.factorize(data["request_id"])[0]
@@ -108,7 +120,7 @@ def fit_classifier(
             eval_set=[(model_matrix(validation, feature_columns), validation[label].to_numpy())],
             verbose=False,
         )
-        n_trees = _best_trees(probe, n_trees)
+        n_trees = with_tree_floor(_best_trees(probe, n_trees), cfg.min_trees, n_trees)
     model = XGBClassifier(**params, n_estimators=n_trees)
     model.fit(model_matrix(data, feature_columns), data[label].to_numpy())
     return model, {**params, "n_estimators": n_trees}

@@ -85,8 +85,9 @@ def _score_distribution(scored: pd.DataFrame) -> Any:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     clicked = scored["label_click"] == 1 if "label_click" in scored else scored["relevance"] > 0
-    ax.hist(scored.loc[~clicked, "model_score"], bins=50, alpha=0.6, density=True, label="not clicked")
-    ax.hist(scored.loc[clicked, "model_score"], bins=50, alpha=0.6, density=True, label="clicked")
+    for rows, label in ((~clicked, "not clicked"), (clicked, "clicked")):
+        if rows.any():  # a degenerate holdout (no click, only clicks) has one group only
+            ax.hist(scored.loc[rows, "model_score"], bins=50, alpha=0.6, density=True, label=label)
     ax.set_xlabel("model score")
     ax.legend(fontsize=8)
     ax.set_title("Score distribution (holdout)")
@@ -109,7 +110,7 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
     figures["Score distribution"] = _score_distribution(scored)
 
     rows = "".join(
-        f"<tr><td>{html.escape(key)}</td><td>{'' if value is None else f'{value:.4f}'}</td></tr>"
+        f"<tr><td>{html.escape(key)}</td><td>{'undefined' if value is None else f'{value:.4f}'}</td></tr>"
         for key, value in metrics.items()
     )
     facts = {
@@ -123,10 +124,14 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
             "holdout_window",
             "train_rows",
             "holdout_rows",
+            "holdout_requests",
+            "holdout_requests_with_click",
             "code_version",
         )
     }
     fact_rows = "".join(f"<tr><td>{html.escape(k_)}</td><td>{html.escape(str(v))}</td></tr>" for k_, v in facts.items())
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in card.get("warnings") or [])
+    warning_list = f"<h2>Warnings</h2><ul class='warn'>{warnings}</ul>" if warnings else ""
     images = "".join(
         f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{_png(fig)}'/>"
         for title, fig in figures.items()
@@ -135,9 +140,9 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>ShopRank evaluation {html.escape(card['run_date'])}</title>"
         "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 10px}table{border-collapse:collapse}"
-        "tr:nth-child(even){background:#f3f3f3}</style></head><body>"
+        "tr:nth-child(even){background:#f3f3f3}.warn{color:#a40000}</style></head><body>"
         f"<h1>Evaluation report — run {html.escape(card['run_date'])}</h1>"
-        f"<table>{fact_rows}</table>{images}<h2>Holdout metrics</h2><table>{rows}</table></body></html>"
+        f"<table>{fact_rows}</table>{warning_list}{images}<h2>Holdout metrics</h2><table>{rows}</table></body></html>"
     )
     path.write_text(page)
     return path

@@ -25,6 +25,7 @@ from shoprank.settings import Settings
 from training.dataset import add_slice_flags, build_training_frame, time_split, validation_split
 from training.evaluate import auc, calibration_table, evaluate_holdout, expected_calibration_error
 from training.models import fit_classifier, fit_ranker
+from training.reliability import holdout_warnings, requests_with_click
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ class CandidateCard:
     report_path: str = ""
     feature_importance: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, list[float]] = field(default_factory=dict)
+    # How much the holdout can say (the gate refuses below training.gate.min_holdout_requests_with_click), and
+    # why its metrics may not be reliable (training.reliability).
+    holdout_requests: int = 0
+    holdout_requests_with_click: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def candidate_dir(settings: Settings, run_date: date) -> Path:
@@ -87,8 +93,9 @@ def _window(frame: pd.DataFrame) -> list[str]:
 
 
 def json_safe(metrics: dict[str, float]) -> dict[str, float | None]:
-    """NaN (e.g. a slice with no click) becomes None: strict JSON, and BentoML metadata, reject NaN."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else float(v)) for k, v in metrics.items()}
+    """An undefined metric (NaN, e.g. AUC of a holdout with one class) becomes None: strict JSON and BentoML
+    metadata reject NaN and infinities."""
+    return {k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()}
 
 
 def add_oracle_scores(settings: Settings, scored: pd.DataFrame) -> pd.DataFrame:
@@ -138,8 +145,16 @@ def _importance(ranker: Any, feature_columns: list[str]) -> dict[str, float]:
 def train_ranker(settings: Settings, run_date: date) -> dict:
     """Build the training set, fit ranker + CTR + CVR models with early stopping, evaluate on the holdout next to
     the baselines and the oracle, and write the candidate with its card and HTML report."""
+    frame = build_training_frame(settings, run_date, settings.training.feature_service)
+    return train_on_frame(settings, run_date, add_slice_flags(settings, frame))
+
+
+def train_on_frame(settings: Settings, run_date: date, frame: pd.DataFrame) -> dict:
+    """``train_ranker`` from a built training frame (one row per impression, features, labels, ``dt``).
+
+    A small or degenerate holdout never fails training: undefined metrics are None and the card's ``warnings``
+    say why the figures are not reliable (training.reliability)."""
     cfg = settings.training
-    frame = add_slice_flags(settings, build_training_frame(settings, run_date, cfg.feature_service))
     train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
     fit, validation = validation_split(train, cfg.validation_days)
     feature_columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
@@ -166,6 +181,10 @@ def train_ranker(settings: Settings, run_date: date) -> dict:
             metrics["purchase_auc_purchase"] = auc(scored["label_purchase"], scored["purchase_score"])
         calibration = {"predicted": table["predicted"].tolist(), "observed": table["observed"].tolist()}
     log.info("holdout metrics: %s", {key: round(v, 4) for key, v in metrics.items() if "slice" not in key})
+    min_clicked = cfg.gate.min_holdout_requests_with_click
+    warnings = holdout_warnings(scored, score_columns, metrics, train, feature_columns, min_clicked)
+    for warning in warnings:
+        log.warning("candidate %s: %s", run_date, warning)
 
     out = candidate_dir(settings, run_date)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,10 +212,13 @@ def train_ranker(settings: Settings, run_date: date) -> dict:
         report_path=str(out / REPORT_FILE),
         feature_importance=_importance(ranker, feature_columns),
         calibration=calibration,
+        holdout_requests=int(holdout["request_id"].nunique()),
+        holdout_requests_with_click=requests_with_click(holdout),
+        warnings=warnings,
     )
     from training.report import write_report
 
     write_report(out / REPORT_FILE, asdict(card), scored, score_columns)
     (out / CARD_FILE).write_text(json.dumps(asdict(card), indent=2))
     headline = {key: metrics[key] for key in metrics if key.endswith(f"_ndcg@{k}") and not key.startswith("slice_")}
-    return {"candidate_dir": str(out), "report": str(out / REPORT_FILE), **headline}
+    return {"candidate_dir": str(out), "report": str(out / REPORT_FILE), **json_safe(headline), "warnings": warnings}

@@ -6,7 +6,6 @@ signal play the better challenger, the first champion and the worse challenger.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -18,6 +17,7 @@ import pytest
 
 from shoprank.ranking_features import model_feature_columns, model_matrix
 from shoprank.settings import Settings, apply_runtime_env, get_settings
+from tests.model.model_store import bentoml_home
 from training import gate, registry
 from training.train import CARD_FILE, HOLDOUT_FILE, MODEL_FILE, CandidateCard
 
@@ -49,8 +49,9 @@ def _ranker(train: pd.DataFrame, labels: pd.Series):
     return model
 
 
-def _candidate(home: Path, name: str, model, holdout: pd.DataFrame) -> Path:
-    """A candidate folder exactly as training writes it: model, holdout rows, card."""
+def _candidate(home: Path, name: str, model, holdout: pd.DataFrame, **card_changes) -> Path:
+    """A candidate folder exactly as training writes it: model, holdout rows, card (``card_changes`` replace card
+    fields; None removes one, as in a card written before the field existed)."""
     out = home / "models" / "candidates" / name
     out.mkdir(parents=True)
     model.save_model(out / MODEL_FILE)
@@ -68,23 +69,9 @@ def _candidate(home: Path, name: str, model, holdout: pd.DataFrame) -> Path:
         params={},
         holdout_path=str(out / HOLDOUT_FILE),
     )
-    (out / CARD_FILE).write_text(json.dumps(asdict(card)))
+    fields = {**asdict(card), **card_changes}
+    (out / CARD_FILE).write_text(json.dumps({k: v for k, v in fields.items() if v is not None}))
     return out
-
-
-@contextlib.contextmanager
-def _bentoml_home(path: Path) -> Iterator[None]:
-    """Point BentoML's model store at ``path`` even if this process already resolved BENTOML_HOME."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models import ModelStore
-
-    path.mkdir(parents=True, exist_ok=True)
-    with (
-        BentoMLContainer.bentoml_home.patch(str(path)),
-        BentoMLContainer.model_store_dir.patch(str(path / "models")),
-        BentoMLContainer.model_store.patch(ModelStore(str(path / "models"))),
-    ):
-        yield
 
 
 @pytest.fixture
@@ -94,7 +81,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
     rng = np.random.default_rng(3)
     train = _requests(rng, 400, "2026-01-06")
     holdout = _requests(rng, 300, "2026-01-07")
-    with pytest.MonkeyPatch.context() as mp, _bentoml_home(settings.model_store_dir):
+    with pytest.MonkeyPatch.context() as mp, bentoml_home(settings.model_store_dir):
         mp.delenv("SHOPRANK_MODEL_TAG", raising=False)
         apply_runtime_env(settings)
         home = settings.home_dir
@@ -107,7 +94,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
                 "better": _ranker(train, train["relevance"]),
             }.items()
         }
-        yield {"settings": settings, "tags": tags}
+        yield {"settings": settings, "tags": tags, "train": train, "holdout": holdout}
     get_settings.cache_clear()
     apply_runtime_env(get_settings())
 
@@ -218,3 +205,77 @@ def test_a_card_with_undefined_metrics_is_storable():
     stored = model_store_metadata(card)
     validate_metadata(stored)
     assert stored == {"metrics": {"model_ndcg@10": 0.5}, "windows": ["2026-01-02"]}
+
+
+# ---- the champion must never have trained on the challenger's holdout ------------------------------------------
+HOLDOUT_DAY = ("2026-01-07", "2026-01-07")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "labels", "refusal"),
+    [
+        ({"train_window": ["2026-01-02", "2026-01-09"]}, {}, gate.CHAMPION_TRAINED_ON_HOLDOUT),  # newer champion
+        ({"train_window": ["2026-01-07", "2026-01-07"]}, {}, gate.CHAMPION_TRAINED_ON_HOLDOUT),  # the very day
+        ({"train_window": ["2026-01-02", "2026-01-06"]}, {}, None),  # older champion: disjoint
+        ({"train_window": ["2026-01-08", "2026-01-10"]}, {}, None),  # trained only after the holdout
+        # no recorded window: bounded by the run day (it trained on days before it, from an unknown first day)
+        ({"run_date": "2026-01-09"}, {}, gate.CHAMPION_TRAINED_ON_HOLDOUT),
+        ({}, {"run_date": "2026-01-07"}, None),
+        ({}, {}, gate.WINDOW_UNKNOWN),  # nothing known: refused, never assumed safe
+    ],
+)
+def test_window_check_refuses_overlap_and_unknown_and_allows_disjoint(metadata, labels, refusal):
+    result = gate.window_refusal("shoprank_ranker:champ", metadata, labels, HOLDOUT_DAY)
+    assert (None if result is None else result[0]) == refusal
+    if result is not None:
+        assert result[1].startswith("refused:") and "FORCE=1" in result[1]
+    unknown_holdout = gate.window_refusal(
+        "shoprank_ranker:champ", {"train_window": ["2026-01-02", "2026-01-06"]}, {}, None
+    )
+    assert unknown_holdout is not None and unknown_holdout[0] == gate.WINDOW_UNKNOWN
+
+
+def _register(world: dict, name: str, **card_changes) -> str:
+    model = _ranker(world["train"], world["train"]["relevance"])
+    candidate = _candidate(world["settings"].home_dir, name, model, world["holdout"], **card_changes)
+    return registry.register_candidate(world["settings"], candidate)["tag"]
+
+
+def test_a_champion_trained_on_the_holdout_day_is_not_compared_and_keeps_serving(world: dict):
+    """A backfill of day D after the run of D+3: the champion learned from day D, the challenger's holdout."""
+    settings, tags = world["settings"], world["tags"]
+    newer = _register(world, "newer", run_date="2026-01-10", train_window=["2026-01-02", "2026-01-09"])
+    assert gate.promote(settings, newer)["promoted"] is True
+    result = gate.promote(settings, tags["better"], label="2026-01-07")
+    assert result["promoted"] is False and result["refusal"] == gate.CHAMPION_TRAINED_ON_HOLDOUT
+    assert result["reasons"][0].startswith(
+        f"refused: champion {newer} trained on the holdout day(s) 2026-01-07..2026-01-07"
+    )
+    assert result["metrics"] == {} and result["serving"] == newer
+    assert registry.read_registry(settings)["events"][-1]["action"] == "refuse"
+    forced = gate.promote(settings, tags["better"], force=True)
+    assert forced["promoted"] is True and "FORCED" in forced["reasons"][-1]
+    assert registry.champion_tag(settings) == tags["better"]
+
+
+def test_a_champion_registered_without_a_training_window_is_bounded_by_its_run_day(world: dict):
+    settings, tags = world["settings"], world["tags"]
+    old = _register(world, "old", run_date="2026-01-08", train_window=None, validation_window=None)
+    import bentoml
+
+    assert "train_window" not in bentoml.models.get(old).info.metadata
+    gate.promote(settings, old)
+    result = gate.promote(settings, tags["better"])
+    assert result["promoted"] is False and result["refusal"] == gate.CHAMPION_TRAINED_ON_HOLDOUT
+    assert "not recorded; bounded by its run day 2026-01-08" in result["reasons"][0]
+    assert registry.champion_tag(settings) == old
+
+
+def test_a_holdout_with_too_few_clicked_requests_is_refused_even_without_a_champion(world: dict):
+    settings, tags = world["settings"], world["tags"]
+    settings.training.gate.min_holdout_requests_with_click = 1000  # the holdout has 300 requests
+    result = gate.promote(settings, tags["better"])
+    assert result["promoted"] is False and result["refusal"] == gate.HOLDOUT_TOO_SMALL
+    assert "requests with a click, below the minimum 1000" in result["reasons"][0]
+    assert registry.champion_tag(settings) is None
+    assert gate.promote(settings, tags["better"], force=True)["promoted"] is True

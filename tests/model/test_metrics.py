@@ -80,3 +80,69 @@ def test_revenue_ndcg_weights_purchases_by_price():
     ideal = 90 + 10 / np.log2(3)
     assert revenue_ndcg_at_k(frame, "dear_first", k=10) == pytest.approx((90 + 10 / np.log2(4)) / ideal)
     assert revenue_ndcg_at_k(frame, "cheap_first", k=10) == pytest.approx((10 + 90 / np.log2(3)) / ideal)
+
+
+def test_auc_ranks_missing_scores_last_and_is_undefined_with_one_class_or_no_score():
+    from training.evaluate import auc
+
+    labels = np.array([1, 0, 1, 0])
+    # A popularity baseline with an item that has no snapshot: NaN ranks below every scored row, as in NDCG.
+    assert auc(labels, np.array([0.9, np.nan, 0.8, 0.1])) == pytest.approx(1.0)
+    assert auc(labels, np.array([np.nan, 0.9, 0.8, 0.1])) == pytest.approx(0.25)
+    assert auc(labels, np.array([0.9, np.inf, 0.8, -np.inf])) == pytest.approx(0.5)
+    assert np.isnan(auc(np.array([1, 1]), np.array([0.2, 0.1])))  # one class: nothing to separate
+    assert np.isnan(auc(labels, np.full(4, np.nan)))  # no row scored
+
+
+def test_degenerate_holdouts_give_undefined_metrics_never_a_crash():
+    import json
+
+    from training.train import json_safe
+
+    def slate(request_ids: list[str], clicks: list[int]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"request_id": request_ids, "item_id": [f"i{n}" for n in range(len(clicks))], "label_click": clicks}
+        ).assign(relevance=lambda f: f["label_click"], label_purchase=0, item_price=10.0)
+
+    holdouts = {  # a baseline with missing scores (items without a snapshot) on each
+        "single request, one click": slate(["r1"] * 3, [1, 0, 0]),
+        "every impression a click": slate(["r1"] * 3, [1, 1, 1]),
+        "no click": slate(["r1", "r1", "r2"], [0, 0, 0]),
+    }
+    for name, holdout in holdouts.items():
+        scored = holdout.assign(model=[0.3, 0.2, 0.1], baseline=[np.nan, 5.0, np.nan])
+        metrics = json_safe(evaluate_holdout(scored, {"model": "model", "popularity": "baseline"}, k=10))
+        json.dumps(metrics, allow_nan=False)  # strict JSON, as BentoML metadata needs
+        assert metrics["model_auc_purchase"] is None and metrics["model_revenue_ndcg@10"] is None, name
+        if name == "single request, one click":
+            assert metrics["model_auc_click"] == pytest.approx(1.0)
+            assert metrics["popularity_auc_click"] == pytest.approx(0.25)  # the unscored clicked item ranks last
+            assert metrics["popularity_ndcg@10"] == pytest.approx(1 / np.log2(3))  # NDCG ranks it last too
+        elif name == "every impression a click":
+            assert metrics["model_auc_click"] is None and metrics["model_ndcg@10"] == pytest.approx(1.0)
+        else:
+            assert metrics["model_auc_click"] is None and metrics["model_ndcg@10"] is None
+
+
+def test_early_stopping_never_picks_fewer_trees_than_the_floor():
+    """A validation day whose labels contradict the training days: NDCG peaks at the first tree."""
+    from shoprank.settings import TrainingSettings
+    from training.models import fit_classifier, fit_ranker
+
+    rng = np.random.default_rng(0)
+    rows = 40 * 8
+    frame = pd.DataFrame({"f0": rng.normal(size=rows), "f1": rng.normal(size=rows)})
+    frame["request_id"] = [f"r{n // 8:03d}" for n in range(rows)]
+    frame["relevance"] = (frame["f0"] > 0.5).astype(int)
+    frame["label_click"] = frame["relevance"]
+    fit, validation = frame.iloc[: rows // 2].copy(), frame.iloc[rows // 2 :].copy()
+    validation["relevance"] = (validation["f0"] < -0.5).astype(int)
+    validation["label_click"] = validation["relevance"]
+    cfg = TrainingSettings(n_estimators=60, classifier_n_estimators=60, early_stopping_rounds=5, min_trees=15)
+    ranker, params = fit_ranker(cfg, fit, validation, ["f0", "f1"])
+    assert params["n_estimators"] == 15 and ranker.get_booster().num_boosted_rounds() == 15
+    _, classifier_params = fit_classifier(cfg, fit, validation, ["f0", "f1"], "label_click")
+    assert classifier_params["n_estimators"] == 15
+    # The floor never exceeds the most trees allowed.
+    capped = TrainingSettings(n_estimators=10, early_stopping_rounds=5, min_trees=15)
+    assert fit_ranker(capped, fit, validation, ["f0", "f1"])[1]["n_estimators"] == 10
