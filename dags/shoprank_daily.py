@@ -14,17 +14,21 @@ Tasks, in order (each safe to re-run for its day):
 - `build_warehouse` (a task group, rendered by astronomer-cosmos from the dbt manifest): one task per dbt model,
   `build_warehouse.<model>_model_build`, running `dbt build --select <model>` (its unit tests, the model, its
   single-model data tests) after the models it reads, as dbt's lineage says; then `build_warehouse.cross_model_tests`
-  runs the tests that join two models (`relationships`) and marks the marts asset updated. dbt gets the run's day as
-  var `run_date`, exactly as `shoprank build-warehouse --run-date` passes it. Every dbt task takes the one slot of
-  the `shoprank_dbt` pool (DuckDB has a single writer), so dbt tasks of different runs (backfills) never overlap.
+  runs the tests that join two models (`relationships`). dbt exports the marts to the build area
+  (`<home>/warehouse/build/`), which nothing but the gates reads. dbt gets the run's day as var `run_date`, exactly
+  as `shoprank build-warehouse --run-date` passes it. Every dbt task takes the one slot of the `shoprank_dbt` pool
+  (DuckDB has a single writer), so dbt tasks of different runs (backfills) never overlap.
   A failed model or test fails its own task (clear it to retry from there; `shoprank build-warehouse --run-date D`
   rebuilds everything outside Airflow). The manifest comes from `make airflow-init` (`dbt parse`); re-run it after
   changing dbt_project/. Without a manifest this is one `build_warehouse` task running the whole `dbt build`.
-- `validate_marts`: Great Expectations suites over the marts; on bad data nothing downstream runs and the
-  served model is untouched.
+- `validate_marts`: Great Expectations suites over the built marts; on bad data nothing downstream runs and the
+  served marts and model are untouched.
+- `check_drift`: PSI of every model feature of the build, run's day vs the training window; warns, or blocks.
+- `publish`: copies the build, judged by both gates, into `<home>/warehouse/snapshots/<day>-<hash>/` with a
+  manifest and atomically points `<home>/warehouse/marts` (what Feast, training and serving read) at it; marks the
+  marts asset updated. It refuses a build the gates did not pass on. Until it runs, the previous snapshot serves.
 - `feast_apply`: registers entities, feature views (user, item, seller, on-demand) and the feature services.
 - `materialize`: loads the run's feature window into the online store (keyed on the run's day).
-- `check_drift`: PSI of every model feature, run's day vs the training window; warns, or blocks training.
 - `train`: point-in-time training set (Feast historical retrieval), XGBoost LambdaMART + CTR/CVR models with early
   stopping on the last training day; holdout NDCG@5/10/20, MAP, AUC, calibration, slices, vs popularity, random
   and the simulator's oracle; writes a candidate and its HTML report (path in the task's XCom `report`).
@@ -104,15 +108,11 @@ def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
     return result
 
 
-def run_cross_model_tests(logical_date=None, outlet_events=None) -> dict:
-    """The dbt tests that join two models, after every model of the run; then the marts asset is updated."""
+def run_cross_model_tests(logical_date=None) -> dict:
+    """The dbt tests that join two models, after every model of the run (the marts asset waits for `publish`)."""
     from shoprank import pipeline
 
-    run_date = pipeline.run_date_for(logical_date)
-    result = ops.run_cross_model_tests(run_date)
-    if outlet_events is not None:
-        outlet_events[Asset(STEP_ASSETS["build-warehouse"])].extra = {"run_date": run_date.isoformat()}
-    return result
+    return ops.run_cross_model_tests(pipeline.run_date_for(logical_date))
 
 
 def load_raw(logical_date=None) -> dict:
@@ -133,11 +133,7 @@ def build_warehouse_group():
         if settings.dbt_target_name == "postgres":
             task(load_raw, task_id="load_raw", pool=ops.DBT_POOL, doc_md=load_raw.__doc__)() >> first
         tests = task(
-            run_cross_model_tests,
-            task_id="cross_model_tests",
-            pool=ops.DBT_POOL,
-            outlets=[Asset(STEP_ASSETS["build-warehouse"])],
-            doc_md=run_cross_model_tests.__doc__,
+            run_cross_model_tests, task_id="cross_model_tests", pool=ops.DBT_POOL, doc_md=run_cross_model_tests.__doc__
         )()
     last >> tests
     return group

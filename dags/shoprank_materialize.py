@@ -1,7 +1,7 @@
 """
 ### shoprank_materialize — keep the online store fresh between daily runs
 
-Every hour, and whenever the daily DAG rebuilds the marts (the `shoprank://warehouse/marts` asset), loads the
+Every hour, and whenever the daily DAG publishes the marts (the `shoprank://warehouse/marts` asset), loads the
 feature rows stamped in the run's interval, plus an overlap for late data, into the Feast online store. It calls
 `shoprank.pipeline.materialize_interval`; re-running an interval writes the same values, so clearing a run is safe.
 
@@ -30,7 +30,7 @@ DEFAULT_ARGS = {
     dag_id="shoprank_materialize",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"),
-        assets=[Asset(STEP_ASSETS["build-warehouse"])],
+        assets=[Asset(STEP_ASSETS["publish"])],
     ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,

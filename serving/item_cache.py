@@ -5,8 +5,9 @@ service names (its views keyed on item_id, and on seller_id, joined through the 
 marts' parquet exports: the same rows the materialize step loads into the online store (which keeps the newest
 value per entity), in one file scan each. The item_features mart is always read: retrieval and the business rules
 need its columns whatever the model. Reading the online store instead would need the list of all item ids anyway
-(the store cannot be enumerated) and costs a Feast call per refresh; the mart files also carry a modification
-time, so the service can cheaply notice a new snapshot (``cache_refresh_seconds``) besides POST /admin/reload.
+(the store cannot be enumerated) and costs a Feast call per refresh. The marts directory is a pointer to the
+published snapshot (shoprank.publish): a publish moves it to a new directory, which the service notices cheaply
+(``cache_refresh_seconds``, :func:`published_sources`) besides POST /admin/reload.
 
 Lookups are vectorised: ``rows(ids)`` maps ids to row positions; unknown ids map to a trailing all-NaN row
 (cold-start items).
@@ -160,3 +161,13 @@ class ItemCache:
 def newest_mtime(paths: Sequence[Path]) -> float:
     """The newest modification time among ``paths`` that exist (0 when none does)."""
     return max((Path(p).stat().st_mtime for p in paths if Path(p).exists()), default=0.0)
+
+
+def published_sources(marts_dir: Path, loaded: Sequence[Path]) -> tuple[Path, ...]:
+    """The files a cache loaded from ``loaded`` would read now: those of the snapshot the marts pointer
+    ``marts_dir`` resolves to (a publish swaps the pointer to a new directory; the watcher compares the two)."""
+    published = Path(marts_dir).resolve()
+    if not loaded:
+        return (published / ITEM_FEATURES_FILE,)
+    root = Path(loaded[0]).parent  # item_features' directory: the snapshot the cache was loaded from
+    return tuple(published / Path(p).name if Path(p).parent == root else Path(p) for p in loaded)

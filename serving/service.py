@@ -35,7 +35,7 @@ import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 
 from serving import metrics
-from serving.item_cache import newest_mtime
+from serving.item_cache import newest_mtime, published_sources
 from serving.ranking import (
     REASON_MODEL,
     REASON_POPULAR,
@@ -322,14 +322,17 @@ class RankingService:
         )
 
     def _watch_marts(self) -> None:
-        """Refresh the item cache and retrieval index when one of its mart files changes (a new snapshot)."""
+        """Refresh the item cache and retrieval index when a new snapshot is published (the marts pointer moves to
+        another directory) or, for marts written in place, when one of its files changes; a failed load keeps the
+        current cache."""
         interval = self.settings.serving.cache_refresh_seconds
         while True:
             time.sleep(interval)
             try:
-                sources = self.state.items.sources or (self.settings.marts_export_dir / "item_features.parquet",)
+                loaded = self.state.items
+                sources = published_sources(self.settings.marts_export_dir, loaded.sources)
                 mtime = newest_mtime(sources)
-                if not mtime or mtime == self.state.items.source_mtime:
+                if not mtime or (sources == loaded.sources and mtime == loaded.source_mtime):
                     continue
                 with self._reload_lock:
                     rules, reader = self.state.rules, self.state.reader

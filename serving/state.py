@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -80,12 +80,18 @@ def load_items(
     settings: Settings, new_seller_days: float, views: Sequence[ItemView] = (), titles: bool = False
 ) -> tuple[ItemCache, PopularityIndex, RetrievalIndex]:
     """The item cache (item_features plus the serving feature service's item-side ``views``; with ``titles``, the
-    catalogue's titles from the raw items table, which no mart carries), popularity and retrieval."""
-    items = ItemCache.from_marts(settings.marts_export_dir, new_seller_days, views)
+    catalogue's titles from the raw items table, which no mart carries), popularity and retrieval.
+
+    The marts pointer is resolved once, and every file of the load read from that published snapshot: a publish
+    during the load cannot mix two snapshots. The views' paths (Feast's sources, through the pointer) follow it."""
+    pointer = settings.marts_export_dir
+    marts = pointer.resolve()
+    views = [replace(view, path=marts / view.path.name) if view.path.parent == pointer else view for view in views]
+    items = ItemCache.from_marts(marts, new_seller_days, views)
     if titles:
         items = items.with_titles(pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]))
     popularity = PopularityIndex.from_items(items)
-    return items, popularity, RetrievalIndex.build(items, settings.marts_export_dir)
+    return items, popularity, RetrievalIndex.build(items, marts)
 
 
 def load_state(settings: Settings, previous: ServingState | None = None) -> ServingState:

@@ -60,14 +60,14 @@ def validate_raw(run_date: date) -> dict[str, Any]:
 
 
 def build_warehouse(run_date: date) -> dict[str, Any]:
-    """dbt build: staging, marts and their tests on the warehouse."""
+    """dbt build: staging, marts and their tests on the warehouse; the marts' parquet goes to the build area."""
     from shoprank.warehouse import build_warehouse as run_dbt
 
     return run_dbt(_settings(), run_date)
 
 
 def validate_marts(run_date: date) -> dict[str, Any]:
-    """Great Expectations suites over the marts; fails on any failed expectation."""
+    """Great Expectations suites over the built marts (not yet published); fails on any failed expectation."""
     from shoprank.quality.validate import validate_marts as run_suites
 
     return run_suites(_settings(), run_date)
@@ -88,10 +88,17 @@ def materialize(run_date: date) -> dict[str, Any]:
 
 
 def check_drift(run_date: date) -> dict[str, Any]:
-    """PSI of every model feature, run's day vs training window; a blocking drift stops the run before training."""
+    """PSI of every model feature, run's day vs training window; a blocking drift stops the run before publishing."""
     from shoprank.quality.drift import check_drift as run_check
 
     return run_check(_settings(), run_date)
+
+
+def publish(run_date: date) -> dict[str, Any]:
+    """Publish the gated build to every reader (an atomic snapshot swap); refuses a build the gates did not pass."""
+    from shoprank.publish import publish as publish_build
+
+    return publish_build(_settings(), run_date)
 
 
 def train(run_date: date) -> dict[str, Any]:
@@ -127,15 +134,17 @@ def deploy(run_date: date) -> dict[str, Any]:
     return reload_service(_settings())
 
 
-# In dependency order; `shoprank run` and the DAG follow it.
+# In dependency order; `shoprank run` and the DAG follow it. dbt writes the marts to a build area; the gates judge
+# it and `publish` hands it to every reader (Feast, training, serving) only after the last one.
 STEPS = {
     "simulate": simulate,
     "validate-raw": validate_raw,
     "build-warehouse": build_warehouse,
     "validate-marts": validate_marts,
+    "check-drift": check_drift,
+    "publish": publish,
     "feast-apply": feast_apply,
     "materialize": materialize,
-    "check-drift": check_drift,
     "train": train,
     "register": register,
     "promote": promote,
@@ -145,7 +154,7 @@ STEPS = {
 
 # Airflow assets the daily DAG's steps update; other DAGs are scheduled on them (not on fixed times).
 STEP_ASSETS = {
-    "build-warehouse": "shoprank://warehouse/marts",
+    "publish": "shoprank://warehouse/marts",
     "materialize": "shoprank://feature-store/online",
     "promote": "shoprank://models/champion",
 }

@@ -2,8 +2,9 @@
 
 The marts are incremental tables in the DuckDB warehouse, rewritten per day partition (delete+insert on ``dt``): a
 run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
-days alone. After each mart is written, a post-hook exports it to ``settings.marts_export_dir/<model>.parquet``
-(Feast's offline sources, the serving caches, training).
+days alone. After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
+the build area the gates judge. Feast, training and serving read the published marts (``settings.marts_export_dir``),
+which only the `publish` step updates, after the last gate (shoprank.publish).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def build_warehouse(
         "target": settings.dbt_target_name,
         "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),
-        "marts": {name: str(settings.marts_export_dir / f"{name}.parquet") for name in MARTS},
+        "marts": {name: str(settings.marts_build_dir / f"{name}.parquet") for name in MARTS},
     }
 
 

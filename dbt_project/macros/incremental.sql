@@ -1,4 +1,4 @@
-{#- Incremental marts: which day partitions a run rewrites, and the parquet export Feast and serving read. -#}
+{#- Incremental marts: which day partitions a run rewrites, and the parquet export (the build area the gates judge). -#}
 
 {% macro run_day() %}
     {#- The run's day as a python date: var run_date, else the latest event date (int_day_spine.run_date). -#}
@@ -45,7 +45,8 @@
 
 {% macro export_mart(order_by, latest_only=none) %}
     {#- Post-hook: write the whole mart (or only its newest `latest_only` partition) to
-        $SHOPRANK_MARTS_EXPORT_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible). -#}
+        $SHOPRANK_MARTS_BUILD_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible): the build
+        area the gates judge; the `publish` step copies it to the published marts after the last gate. -#}
     {{- return(adapter.dispatch('export_mart')(order_by, latest_only)) -}}
 {% endmacro %}
 
@@ -57,7 +58,7 @@
         where {{ latest_only }} = (select max({{ latest_only }}) from {{ this }})
         {%- endif %}
         order by {{ order_by }}
-    ) to '{{ env_var("SHOPRANK_MARTS_EXPORT_DIR") }}/{{ this.identifier }}.parquet' (format parquet)
+    ) to '{{ env_var("SHOPRANK_MARTS_BUILD_DIR") }}/{{ this.identifier }}.parquet' (format parquet)
 {% endmacro %}
 
 

@@ -8,7 +8,8 @@ days, before the run's day; its last ``drift_reference_days`` days unless 0); th
 PSI = sum over bins of (cur - ref) * ln(cur / ref), bins from the reference's quantiles (missing values are a bin
 of their own). Below ``drift_warn_psi`` a feature is "ok", from it "warn", from ``drift_block_psi`` "block": any
 blocking feature raises :class:`DataQualityError`. The per-feature report goes to
-``quality_dir/drift-<run_date>.json`` either way.
+``quality_dir/drift-<run_date>.json`` either way. The gate judges the build (``settings.marts_build_dir``, before
+``publish``) and records its fingerprint; monitoring reads the published marts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +39,10 @@ WINDOW_MARTS = {
 EPSILON = 1e-4  # floor for empty bins, so one empty bin does not make the index infinite
 
 
-def feature_rows(settings: Settings, run_date: date) -> pd.DataFrame:
-    """One row per impression up to the run's day with its model features as of the start of its day."""
-    marts = settings.marts_export_dir
+def feature_rows(settings: Settings, run_date: date, marts: Path | None = None) -> pd.DataFrame:
+    """One row per impression up to the run's day with its model features as of the start of its day, from the
+    marts in ``marts`` (default: the published ones)."""
+    marts = marts or settings.marts_export_dir
     columns = ["impression_id", "user_id", "item_id", "event_ts"]
     examples = pd.read_parquet(marts / "training_examples.parquet", columns=columns)
     examples["feature_ts"] = examples["event_ts"].dt.floor("D")
@@ -84,9 +87,9 @@ def psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def drift_report(settings: Settings, run_date: date) -> dict[str, Any]:
+def drift_report(settings: Settings, run_date: date, marts: Path | None = None) -> dict[str, Any]:
     """PSI per model feature with its status; the reference and current windows and their sizes."""
-    frame = feature_rows(settings, run_date)
+    frame = feature_rows(settings, run_date, marts)
     days = sorted(d for d in frame["day"].unique() if d < run_date)
     reference_days = days[settings.training.burn_in_days :] or days
     if settings.quality.drift_reference_days:
@@ -121,10 +124,19 @@ def _mean(values: pd.Series) -> float | None:
     return None if pd.isna(mean) else round(float(mean), 4)
 
 
+def report_path(settings: Settings, run_date: date) -> Path:
+    return settings.quality_dir / f"drift-{run_date.isoformat()}.json"
+
+
 def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
-    """Write the drift report; raise naming every blocking feature, log the warning ones; return a summary."""
+    """Write the drift report of the build; raise naming every blocking feature, log the warning ones; return a
+    summary."""
+    from shoprank.publish import build_fingerprint
+
     started = time.perf_counter()
-    report = drift_report(settings, run_date)
+    judged = build_fingerprint(settings)  # before reading: a build changed after this point is not publishable
+    report = drift_report(settings, run_date, settings.marts_build_dir)
+    report["build_fingerprint"] = judged
     report["elapsed_s"] = round(time.perf_counter() - started, 2)
     notes = []
     if not report["features"]:
@@ -133,7 +145,7 @@ def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     warned = {name: f for name, f in report["features"].items() if f["status"] == "warn"}
     report.update({"success": not blocked, "blocked": sorted(blocked), "warned": sorted(warned), "notes": notes})
     settings.quality_dir.mkdir(parents=True, exist_ok=True)
-    out = settings.quality_dir / f"drift-{run_date.isoformat()}.json"
+    out = report_path(settings, run_date)
     out.write_text(json.dumps(report, indent=2, default=str))
     for name, f in warned.items():
         log.warning(

@@ -1,7 +1,9 @@
 """Run the mart suites and keep their results.
 
-The marts are read from the parquet files dbt exported (the exact bytes Feast and training read) and validated
-through the file-backed GX context of shoprank.quality.runner: results and Data Docs go to ``settings.quality_dir``.
+The marts are read from the parquet files dbt exported to the build area (``settings.marts_build_dir``: the
+candidate, which only ``publish`` hands to Feast, training and serving, and only once every gate passed) and
+validated through the file-backed GX context of shoprank.quality.runner: results and Data Docs go to
+``settings.quality_dir``, with the fingerprint of the build judged (publish checks it).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ __all__ = ["DataQualityError", "read_mart", "validate_frames", "validate_marts"]
 
 
 def read_mart(settings: Settings, name: str) -> pd.DataFrame:
-    path = settings.marts_export_dir / f"{name}.parquet"
+    """A mart of the current build (the candidate the gates judge)."""
+    path = settings.marts_build_dir / f"{name}.parquet"
     if not path.exists():
         raise FileNotFoundError(f"mart {name!r} not found at {path}: build the warehouse first")
     return pd.read_parquet(path)
@@ -123,6 +126,10 @@ def point_in_time_frame(frames: dict[str, pd.DataFrame], impressions: pd.DataFra
     return pd.DataFrame(rows, columns=["mart", "feature_ts", "feature_impressions", "raw_impressions_before"])
 
 
+def results_path(settings: Settings, run_date: date) -> Path:
+    return settings.quality_dir / f"marts-{run_date.isoformat()}.json"
+
+
 def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     """Validate the marts of ``run_date``'s build; write results to ``quality_dir/marts-<run_date>.json``.
 
@@ -131,11 +138,13 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     expectations and sample values when any expectation fails (the results file and Data Docs are written first
     either way). Returns a summary.
     """
+    from shoprank.publish import build_fingerprint
     from shoprank.quality.runner import Batch, failure_lines, run_batches
     from shoprank.quality.suites import DERIVED_MART_SUITES, MartContext, point_in_time_suite
 
     started = time.perf_counter()
     apply_runtime_env(settings)
+    judged = build_fingerprint(settings)  # before reading: a build changed after this point is not publishable
     frames = {name: read_mart(settings, name) for name in MART_SUITES}
     impressions = raw_impressions(settings, run_date)
     ctx = MartContext(run_date=run_date, raw_impressions=len(impressions))
@@ -145,12 +154,13 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     results, failures = run_batches(settings, "marts", run_date.isoformat(), batches)
     elapsed = round(time.perf_counter() - started, 2)
     settings.quality_dir.mkdir(parents=True, exist_ok=True)
-    out: Path = settings.quality_dir / f"marts-{run_date.isoformat()}.json"
+    out = results_path(settings, run_date)
     by_table = {result["table"]: result for result in results.values()}
     payload = {
         "run_date": run_date.isoformat(),
         "success": not failures,
         "elapsed_s": elapsed,
+        "build_fingerprint": judged,
         "raw_impressions": ctx.raw_impressions,
         "failures": failures,
         "results": by_table,

@@ -71,6 +71,30 @@ def test_daily_dag_runs_the_pipeline_steps_in_order_around_the_dbt_group(dagbag)
             assert downstream in dag.get_task(upstream).downstream_task_ids
 
 
+def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(dagbag):
+    from shoprank.pipeline import STEP_ASSETS
+
+    dag = dagbag.dags["shoprank_daily"]
+    order = [t.task_id for t in dag.topological_sort() if not t.task_id.startswith(f"{GROUP}.")]
+    assert order == [
+        "simulate",
+        "validate_raw",
+        "validate_marts",
+        "check_drift",
+        "publish",
+        "feast_apply",
+        "materialize",
+        "train",
+        "register",
+        "promote",
+        "deploy",
+    ]
+    publish = dag.get_task("publish")
+    assert publish.upstream_task_ids == {"check_drift"} and publish.retries >= 1  # idempotent: safe to retry
+    # Downstream DAGs (hourly materialization) hear of new marts when they are published, not when dbt built them.
+    assert [outlet.uri for outlet in publish.outlets] == [STEP_ASSETS["publish"]] == ["shoprank://warehouse/marts"]
+
+
 def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(dagbag, manifest):
     dag = dagbag.dags["shoprank_daily"]
     models = _models(manifest)
@@ -94,9 +118,7 @@ def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(dagba
     leaves = {task_of[m] for m in models if not any(m in parents for parents in models.values())}
     cross = dag.get_task(f"{GROUP}.cross_model_tests")
     assert cross.upstream_task_ids == leaves and cross.pool == ops.DBT_POOL
-    from shoprank.pipeline import STEP_ASSETS
-
-    assert [outlet.uri for outlet in cross.outlets] == [STEP_ASSETS["build-warehouse"]]
+    assert cross.outlets == []  # the built marts are not published yet: the asset is the publish task's
 
 
 def test_dbt_tasks_get_the_clis_vars_for_the_runs_day():
@@ -181,7 +203,7 @@ def test_materialize_dag_is_scheduled_on_what_the_daily_dag_produces(dagbag):
     assert set(STEP_ASSETS.values()) <= produced
     materialize = dagbag.dags["shoprank_materialize"]
     awaited = {asset.uri for asset in materialize.timetable.asset_condition.objects}
-    assert STEP_ASSETS["build-warehouse"] in awaited
+    assert STEP_ASSETS["publish"] in awaited
     assert materialize.timetable.timetable.expression == "0 * * * *"  # and hourly besides
 
 

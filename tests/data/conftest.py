@@ -42,9 +42,10 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory, restore_env: None) -> di
 
 @pytest.fixture
 def copied_home(warehouse: dict, tmp_path: Path) -> Settings:
-    """A writable copy of the built home (raw data and marts) for tests that corrupt something."""
+    """A writable copy of the built home (raw data and the marts' build) for tests that corrupt something."""
     source: Settings = warehouse["settings"]
     home = tmp_path / "home"
     shutil.copytree(source.raw_dir, home / "raw")
-    shutil.copytree(source.marts_export_dir, home / "warehouse" / "marts")
-    return tiny_settings(home)
+    settings = tiny_settings(home)
+    shutil.copytree(source.marts_build_dir, settings.marts_build_dir)
+    return settings

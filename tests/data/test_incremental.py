@@ -40,11 +40,11 @@ def _build_models(settings: Settings, day: date) -> None:
 
 
 def _exports(settings: Settings) -> dict[str, bytes]:
-    return {name: (settings.marts_export_dir / f"{name}.parquet").read_bytes() for name in EXPORTED_MARTS}
+    return {name: (settings.marts_build_dir / f"{name}.parquet").read_bytes() for name in EXPORTED_MARTS}
 
 
 def _mart(settings: Settings, name: str) -> pd.DataFrame:
-    return pd.read_parquet(settings.marts_export_dir / f"{name}.parquet")
+    return pd.read_parquet(settings.marts_build_dir / f"{name}.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,6 @@ def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path)
         _land_raw_up_to(source.raw_dir, settings.raw_dir, day)
         _build_models(settings, day)
     for name in EXPORTED_MARTS:
-        assert (settings.marts_export_dir / f"{name}.parquet").read_bytes() == (
-            source.marts_export_dir / f"{name}.parquet"
+        assert (settings.marts_build_dir / f"{name}.parquet").read_bytes() == (
+            source.marts_build_dir / f"{name}.parquet"
         ).read_bytes(), name

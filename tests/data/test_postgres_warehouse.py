@@ -108,7 +108,7 @@ def test_every_model_and_test_passes_on_postgresql(postgres_warehouse: tuple[Set
 
 
 def test_marts_equal_the_duckdb_build(warehouse: dict, postgres_warehouse: tuple[Settings, dict]) -> None:
-    duckdb_marts: Path = warehouse["settings"].marts_export_dir
+    duckdb_marts: Path = warehouse["settings"].marts_build_dir
     settings, _ = postgres_warehouse
     for name in EXPORTED_MARTS:
         expected = pd.read_parquet(duckdb_marts / f"{name}.parquet")

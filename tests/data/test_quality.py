@@ -30,7 +30,7 @@ def test_clean_marts_pass(warehouse: dict) -> None:
 
 
 def test_corrupted_marts_fail_with_names_and_values(copied_home: Settings) -> None:
-    marts = copied_home.marts_export_dir
+    marts = copied_home.marts_build_dir
     items = pd.read_parquet(marts / "item_features.parquet")
     items.loc[items.index[:2], "item_price"] = -3.5
     items.to_parquet(marts / "item_features.parquet", index=False)

@@ -39,11 +39,12 @@ DAY_START = pd.Timestamp(RUN_DATE.isoformat(), tz="UTC")
 
 @pytest.fixture
 def gate_home(warehouse: dict, tmp_path: Path) -> Iterator[Settings]:
-    """A copy of the clean world (raw + marts) that the process-wide settings point at, as a DAG task's would."""
+    """A copy of the clean world (raw + the marts' build) that the process-wide settings point at, as a DAG task's
+    would."""
     source: Settings = warehouse["settings"]
     home = tmp_path / "home"
     shutil.copytree(source.raw_dir, home / "raw")
-    shutil.copytree(source.marts_export_dir, home / "warehouse" / "marts")
+    shutil.copytree(source.marts_build_dir, home / "warehouse" / "build")
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -204,7 +205,7 @@ def test_quarantine_fix_release_and_rerun(gate_home: Settings) -> None:
 
 # ---- mart and drift faults: each corrupts the copy's marts ------------------------------------------------
 def _edit_mart(settings: Settings, name: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
-    path = settings.marts_export_dir / f"{name}.parquet"
+    path = settings.marts_build_dir / f"{name}.parquet"
     edit(pd.read_parquet(path)).to_parquet(path, index=False)
 
 

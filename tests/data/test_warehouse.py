@@ -20,7 +20,7 @@ from .conftest import RUN_DATE
 
 
 def _mart(settings: Settings, name: str) -> pd.DataFrame:
-    return pd.read_parquet(settings.marts_export_dir / f"{name}.parquet")
+    return pd.read_parquet(settings.marts_build_dir / f"{name}.parquet")
 
 
 def _raw(settings: Settings, table: str) -> pd.DataFrame:
@@ -47,17 +47,17 @@ def test_marts_have_the_contract_columns(warehouse: dict) -> None:
         ],
     }  # fmt: skip
     for name in MARTS:
-        schema = pq.read_schema(settings.marts_export_dir / f"{name}.parquet")
+        schema = pq.read_schema(settings.marts_build_dir / f"{name}.parquet")
         assert schema.names == expected[name], name
-        assert pq.read_metadata(settings.marts_export_dir / f"{name}.parquet").num_rows > 0
+        assert pq.read_metadata(settings.marts_build_dir / f"{name}.parquet").num_rows > 0
         if "feature_ts" in schema.names:
             assert schema.field("feature_ts").type == pa.timestamp("us", tz="UTC")
-    users = pq.read_schema(settings.marts_export_dir / "user_features.parquet")
+    users = pq.read_schema(settings.marts_build_dir / "user_features.parquet")
     for column in ("user_impressions_30d", "user_clicks_30d", "user_purchases_30d", "user_is_cold_start"):
         assert users.field(column).type == pa.int64(), column
     for column in ("user_ctr_30d", "user_avg_click_price_30d", "user_cat_share_00"):
         assert users.field(column).type == pa.float64(), column
-    items = pq.read_schema(settings.marts_export_dir / "item_features.parquet")
+    items = pq.read_schema(settings.marts_build_dir / "item_features.parquet")
     for column in ("item_type_code", "item_category_id", "item_impressions_7d", "item_is_new"):
         assert items.field(column).type == pa.int64(), column
     for column in ("item_price", "item_stock_units", "item_age_days", "item_ctr_7d", "item_cvr_7d"):
@@ -159,7 +159,7 @@ def test_rebuild_gives_identical_marts(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
 
     def digest(name: str) -> str:
-        return hashlib.sha256((settings.marts_export_dir / f"{name}.parquet").read_bytes()).hexdigest()
+        return hashlib.sha256((settings.marts_build_dir / f"{name}.parquet").read_bytes()).hexdigest()
 
     before = {name: (digest(name), _mart(settings, name)) for name in EXPORTED_MARTS}
     build_warehouse(settings, RUN_DATE)  # an incremental run: rewrites the run's partitions in place
@@ -172,7 +172,7 @@ def test_warehouse_is_queryable(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         n = con.execute("select count(*) from training_examples").fetchone()[0]
-    assert n == pq.read_metadata(settings.marts_export_dir / "training_examples.parquet").num_rows
+    assert n == pq.read_metadata(settings.marts_build_dir / "training_examples.parquet").num_rows
 
 
 def test_failing_dbt_test_raises(copied_home: Settings) -> None:

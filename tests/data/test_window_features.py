@@ -13,7 +13,7 @@ from shoprank.settings import Settings
 
 def test_windows_count_exactly_the_days_before_the_feature_day(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_export_dir / "item_window_features.parquet")
+    mart = pd.read_parquet(settings.marts_build_dir / "item_window_features.parquet")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "item_id", "event_ts"])
     imp = events[events["event_type"] == "impression"].assign(day=lambda f: f["event_ts"].dt.date)
     daily = imp.groupby(["item_id", "day"]).size()
@@ -28,7 +28,7 @@ def test_windows_count_exactly_the_days_before_the_feature_day(warehouse: dict) 
 
 def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_export_dir / "item_window_features.parquet")
+    mart = pd.read_parquet(settings.marts_build_dir / "item_window_features.parquet")
     category = pd.read_parquet(settings.raw_dir / "items").set_index("item_id")["category_id"]
     mart["item_category_id"] = category.reindex(mart["item_id"]).to_numpy()
     unseen = mart[mart["item_impressions_7d"] == 0]
@@ -48,7 +48,7 @@ def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None
 
 def test_user_short_term_features_see_only_yesterday(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_export_dir / "user_window_features.parquet")
+    mart = pd.read_parquet(settings.marts_build_dir / "user_window_features.parquet")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "user_id", "event_ts"])
     clicks = events[events["event_type"] == "click"].assign(day=lambda f: f["event_ts"].dt.date)
     daily = clicks.groupby(["user_id", "day"]).size()
@@ -63,7 +63,7 @@ def test_user_short_term_features_see_only_yesterday(warehouse: dict) -> None:
 
 def test_query_item_match_counts_title_words(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    match = pd.read_parquet(settings.marts_export_dir / "query_item_match.parquet")
+    match = pd.read_parquet(settings.marts_build_dir / "query_item_match.parquet")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "surface"])
     assert len(match) == ((events["event_type"] == "impression") & (events["surface"] == "search")).sum()
     words = match["query"].str.lower().str.split().map(set)

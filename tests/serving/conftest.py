@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from shoprank.processes import ServerFailedToStart, background_server, free_port
+from shoprank.publish import publish_snapshot
 from shoprank.ranking_features import (
     ITEM_FEATURES,
     add_derived_features,
@@ -266,9 +267,9 @@ def write_retrieval_marts(marts: Path, items: pd.DataFrame) -> None:
     ).to_parquet(marts / "retrieval_trending.parquet", index=False)
 
 
-def write_other_views(rng: np.random.Generator, items: pd.DataFrame) -> None:
-    """Synthetic rows for any other feature view of the repo (e.g. sellers) whose mart file is missing, from the
-    view's own schema, so `feast apply` + materialize work whatever views the repo grows."""
+def write_other_views(rng: np.random.Generator, items: pd.DataFrame, marts: Path) -> None:
+    """Synthetic rows for any other feature view of the repo (e.g. sellers) whose mart file is missing from
+    ``marts``, from the view's own schema, so `feast apply` + materialize work whatever views the repo grows."""
     from feast import Entity, FeatureView
 
     from feature_repo.repo_definitions import DEFINITIONS
@@ -276,8 +277,9 @@ def write_other_views(rng: np.random.Generator, items: pd.DataFrame) -> None:
     keys = {"seller_id": sorted(items["item_seller_id"].unique())}
     join_keys = {d.name: [d.join_key] for d in DEFINITIONS if isinstance(d, Entity)}
     for view in DEFINITIONS:
-        path = Path(getattr(getattr(view, "batch_source", None), "path", "") or "/nonexistent")
-        if not isinstance(view, FeatureView) or path.exists() or not path.parent.exists():
+        source = getattr(getattr(view, "batch_source", None), "path", "")
+        path = marts / Path(source).name
+        if not isinstance(view, FeatureView) or not source or path.exists():
             continue
         (join_key,) = [key for entity in view.entities for key in join_keys[entity]]
         ids = keys.get(join_key, [f"{join_key[0]}{i:06d}" for i in range(10)])
@@ -346,20 +348,23 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         n_categories = settings.simulator.categories
         rng = np.random.default_rng(0)
 
+        # The marts are written where dbt writes them, then published (no gates judge a synthetic world).
+        build = settings.marts_build_dir
         items = make_item_features(rng, n_categories)
         users = make_user_features(rng, n_categories)
         assert set(ITEM_FEATURES) <= set(items.columns)
-        items.to_parquet(settings.marts_export_dir / "item_features.parquet", index=False)
-        users.to_parquet(settings.marts_export_dir / "user_features.parquet", index=False)
+        items.to_parquet(build / "item_features.parquet", index=False)
+        users.to_parquet(build / "user_features.parquet", index=False)
         window_rng = np.random.default_rng(1)  # its own stream: the v1 world's values stay as they were
         for name, mart in make_window_marts(window_rng, users, items, n_categories).items():
-            mart.to_parquet(settings.marts_export_dir / f"{name}.parquet", index=False)
+            mart.to_parquet(build / f"{name}.parquet", index=False)
         write_catalogue(settings.raw_dir, items, window_rng)
-        write_retrieval_marts(settings.marts_export_dir, items)
+        write_retrieval_marts(build, items)
 
         try:
             with _fresh_feature_repo_modules():
-                write_other_views(rng, items)
+                write_other_views(rng, items, build)
+                publish_snapshot(settings, _snapshots()[-1].date(), gates={"synthetic test world": "no gates"})
                 apply_feature_repo(settings)
         finally:
             os.chdir(cwd)  # feast's apply_total changes directory
