@@ -230,6 +230,9 @@ class Settings(BaseSettings):
     dbt_target: str | None = None
     # DuckDB's memory cap for the warehouse build (it spills to disk beyond it); 10M events peaked at 5.4 GiB uncapped.
     warehouse_memory_limit: str = "4GB"
+    # Published mart snapshots kept (the served one included); older ones are deleted by `publish`. At least 2, so a
+    # reader that resolved the previous pointer just before a publish still finds its files.
+    published_snapshots_kept: int = Field(3, ge=2)
 
     simulator: SimulatorSettings = SimulatorSettings()
     training: TrainingSettings = TrainingSettings()
@@ -260,8 +263,22 @@ class Settings(BaseSettings):
 
     @property
     def marts_export_dir(self) -> Path:
-        """Parquet copies of the marts that Feast reads as its offline sources."""
+        """The published marts, which Feast (offline sources), training, serving and monitoring read.
+
+        A symlink to the newest published snapshot (``snapshots/<run_date>-<hash>/``): only the `publish` step, after
+        every gate, moves it (shoprank.publish). dbt never writes here; it writes to :attr:`marts_build_dir`."""
         return self.home_dir / "warehouse" / "marts"
+
+    @property
+    def marts_build_dir(self) -> Path:
+        """Where dbt's export post-hook writes each mart as it is built: the candidate the gates judge, never read by
+        Feast, training or serving."""
+        return self.home_dir / "warehouse" / "build"
+
+    @property
+    def marts_snapshots_dir(self) -> Path:
+        """Published snapshots of the marts, one directory each with its manifest (shoprank.publish)."""
+        return self.home_dir / "warehouse" / "snapshots"
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -335,7 +352,8 @@ class Settings(BaseSettings):
             self.raw_dir,
             self.truth_dir,
             self.warehouse_path.parent,
-            self.marts_export_dir,
+            self.marts_build_dir,  # not marts_export_dir: the publish step makes it, as a symlink
+            self.marts_snapshots_dir,
             self.dbt_artifacts_dir,
             self.feast_registry_path.parent,
             self.model_store_dir,
@@ -361,6 +379,8 @@ class Settings(BaseSettings):
                 "SHOPRANK_WAREHOUSE_PATH": str(self.warehouse_path),
                 "SHOPRANK_WAREHOUSE_MEMORY_LIMIT": self.warehouse_memory_limit,
                 "SHOPRANK_MARTS_EXPORT_DIR": str(self.marts_export_dir),
+                # dbt's export post-hook writes here (dbt_project/macros/incremental.sql); publish copies it out.
+                "SHOPRANK_MARTS_BUILD_DIR": str(self.marts_build_dir),
                 "SHOPRANK_N_CATEGORIES": str(self.simulator.categories),
                 "SHOPRANK_FEAST_PROJECT": self.feast_project,
                 "SHOPRANK_FEAST_REGISTRY_PATH": str(self.feast_registry_path),
