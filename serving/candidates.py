@@ -25,6 +25,15 @@ from serving.item_cache import ItemCache
 SOURCE_SHARES = {"covisitation": 0.35, "category": 0.3, "trending": 0.1, "new": 0.1}
 
 
+def split_known(candidate_ids: list[str], items: ItemCache) -> tuple[list[str], list[str]]:
+    """The candidates the item cache knows, in order, and the unknown ones: an id that exists in no mart is not
+    ranked (nor logged as shown). An empty cache (no item mart at all) knows nothing and drops nothing."""
+    if not len(items):
+        return candidate_ids, []
+    known = items.positions
+    return [c for c in candidate_ids if c in known], [c for c in candidate_ids if c not in known]
+
+
 def _read(path: Path, columns: list[str]) -> pd.DataFrame | None:
     return pd.read_parquet(path, columns=columns) if path.exists() else None
 

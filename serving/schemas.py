@@ -1,13 +1,19 @@
 """Request and response models of the ranking API.
 
 Limits (``k``, the candidate list's length) come from ``settings.serving`` when this module is imported, so they
-appear in the OpenAPI schema and pydantic enforces them: an invalid request is rejected by BentoML with HTTP 400
-and a body ``{"error": "N validation error(s) for ...", "detail": [{"loc": [<field>, ...], "msg": ..., ...}]}``.
+appear in the OpenAPI schema and pydantic enforces them. An invalid request is rejected before BentoML parses it
+(serving/request_gate.py) with HTTP 400 and a body matching the OpenAPI document's ``InvalidArgument``:
+``{"error": "invalid request: k: ...", "detail": "k: Input should be ...", "errors": [{"loc": ["k"], "msg": ...}]}``.
+
+BentoML's OpenAPI document is OpenAPI 3.0 and keeps only the first branch of a top-level ``anyOf``, so ``str | None``
+would be documented as a plain string while the server answers ``null``: every model here describes optional values
+with OpenAPI 3.0's ``nullable`` instead (:func:`openapi_nullable`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
@@ -20,7 +26,33 @@ Surface = Literal["feed", "search"]
 ContextValue = str | int | float | bool
 
 
-class RankRequest(BaseModel):
+def openapi_nullable(schema: dict[str, Any]) -> None:
+    """Rewrite, in place and recursively, ``anyOf: [X, {type: null}]`` as X with ``nullable: true`` (OpenAPI 3.0)."""
+    for value in schema.values():
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, dict):
+                openapi_nullable(child)
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list) or {"type": "null"} not in branches:
+        return
+    others = [b for b in branches if b != {"type": "null"}]
+    del schema["anyOf"]
+    if len(others) > 1:
+        schema["anyOf"] = others
+    elif "$ref" in others[0]:
+        schema["allOf"] = others
+    else:
+        schema.update(others[0])
+    schema["nullable"] = True
+
+
+class ApiModel(BaseModel):
+    """A model of the API: documented for OpenAPI 3.0 (see the module docstring)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema, _: openapi_nullable(schema))
+
+
+class RankRequest(ApiModel):
     """One ranking request: rank ``candidate_ids`` (or, without them, retrieved candidates) for ``user_id``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +65,9 @@ class RankRequest(BaseModel):
     context: dict[Annotated[str, StringConstraints(max_length=64)], ContextValue] | None = Field(
         None,
         max_length=32,
-        description="Request context, e.g. {'category_id': 3} (the segment of cold-start users), device, page.",
+        description="Request context, e.g. {'category_id': 3} (the segment of cold-start users), device, page. "
+        "Numbers must be finite.",
+        json_schema_extra={"properties": {"category_id": {"type": "integer", "minimum": 0}}},
     )
     candidate_ids: list[EntityId] | None = Field(
         None,
@@ -55,12 +89,25 @@ class RankRequest(BaseModel):
             raise ValueError("a search request needs a non-empty query")
         return value
 
+    @field_validator("context")
+    @classmethod
+    def _context_values_are_finite(cls, value: dict[str, ContextValue] | None) -> dict[str, ContextValue] | None:
+        for key, item in (value or {}).items():
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"context.{key} must be a finite number, got {item}")
+        category = (value or {}).get("category_id")
+        if category is not None and (
+            isinstance(category, bool | str) or category < 0 or category != int(category)  # type: ignore[operator]
+        ):
+            raise ValueError(f"context.category_id must be a category id (an integer >= 0), got {category!r}")
+        return value
+
     def segment_category(self) -> int | None:
         value = (self.context or {}).get("category_id")
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return None if value is None else int(value)
 
 
-class RankedItem(BaseModel):
+class RankedItem(ApiModel):
     item_id: str
     score: float
     rank: int = Field(ge=1)
@@ -68,7 +115,7 @@ class RankedItem(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="Every rule that moved the item, in order.")
 
 
-class RankResponse(BaseModel):
+class RankResponse(ApiModel):
     user_id: str
     request_id: str
     model_version: str | None = Field(description="The BentoML tag of the model that scored the list.")
@@ -93,7 +140,7 @@ class ExplainResponse(RankResponse):
     removed: dict[str, list[str]] = Field(default_factory=dict, description="Items a rule removed, with reasons.")
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(ApiModel):
     model_version: str | None
     feature_service: str | None
     run_date: str | None = None
@@ -105,7 +152,7 @@ class ModelInfo(BaseModel):
     item_cache_snapshot: str | None = None
 
 
-class ReloadResponse(BaseModel):
+class ReloadResponse(ApiModel):
     reloaded: bool
     model_version: str | None
     previous_model_version: str | None
@@ -114,9 +161,15 @@ class ReloadResponse(BaseModel):
     rules_version: str | None
 
 
-class ReadyDetails(BaseModel):
+class ReadyDetails(ApiModel):
     ready: bool
     model_loaded: bool
     feature_store_reachable: bool
     item_cache_size: int
     detail: str | None = None
+
+
+class HTTPErrorBody(ApiModel):
+    """The body of a FastAPI route's error (e.g. /admin/reload's 401 and 403)."""
+
+    detail: str

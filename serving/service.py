@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bentoml
@@ -35,7 +35,10 @@ import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 
 from serving import metrics
+from serving.candidates import split_known
 from serving.item_cache import newest_mtime, published_sources
+from serving.logs import configure_service_logging
+from serving.online_features import OnlineFeatureReader
 from serving.ranking import (
     REASON_MODEL,
     REASON_POPULAR,
@@ -45,12 +48,14 @@ from serving.ranking import (
     query_match_columns,
     user_vector,
 )
+from serving.request_gate import RequestGate
 from serving.request_log import RequestLogger
 from serving.rules.pipeline import RuleContext, apply_rules, request_seed
 from serving.rules.slate import Slate, by_score, make_slate
 from serving.schemas import (
     ExplainedItem,
     ExplainResponse,
+    HTTPErrorBody,
     ModelInfo,
     RankedItem,
     RankRequest,
@@ -58,7 +63,7 @@ from serving.schemas import (
     ReadyDetails,
     ReloadResponse,
 )
-from serving.state import ServingState, load_items, load_state, needs_titles
+from serving.state import ServingState, load_items, load_state, needs_titles, reopen_reader
 from shoprank.ranking_features import category_share_columns
 from shoprank.settings import apply_runtime_env, get_settings
 
@@ -70,6 +75,8 @@ FEATURE_STORE_UNAVAILABLE = "feature-store-unavailable"
 FEATURE_FETCH_FAILED = "feature-fetch-failed"
 SCORING_FAILED = "scoring-failed"
 NO_POPULARITY_INDEX = "popularity-index-unavailable"
+# Why a candidate was dropped before scoring (in /explain's ``removed``): the item cache does not know it.
+UNKNOWN_ITEM = "unknown-item"
 READY_PROBE_USER = "__readyz_probe__"
 
 info_app = FastAPI(title="ShopRank ranker info")
@@ -97,6 +104,7 @@ class RankingService:
         apply_runtime_env(self.settings)
         self.state: ServingState = load_state(self.settings)
         self._reload_lock = threading.Lock()
+        self._reopen_lock = threading.Lock()
         cfg = self.settings.serving
         self.request_log = (
             RequestLogger(self.settings.serving_logs_dir, cfg.log_buffer_rows, cfg.log_flush_seconds)
@@ -173,10 +181,10 @@ class RankingService:
             reasons.append(MODEL_UNAVAILABLE if state.champion is None else FEATURE_STORE_UNAVAILABLE)
         else:
             try:
-                user = state.reader.user_features(request.user_id)
+                user = self._read_user(state, request.user_id)
                 user_ok = True
-            except Exception:
-                log.exception("online feature read failed")
+            except Exception as exc:
+                log.warning("online feature read failed: %s: %s", type(exc).__name__, exc)
                 reasons.append(FEATURE_FETCH_FAILED)
         user_names = state.reader.user_feature_names if state.reader else ()
         cold, user_values = user_vector(user, n_categories, user_names)
@@ -189,6 +197,7 @@ class RankingService:
             candidates, sources = state.retrieval.retrieve(request.user_id, shares, cfg.default_candidate_count)
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
+        candidates, unknown = split_known(candidates, state.items)
 
         rows = state.items.rows(candidates)
         item_matrix = state.items.matrix[rows]
@@ -210,6 +219,8 @@ class RankingService:
         scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
 
         slate = _slate(state, candidates, rows, item_matrix, scores)
+        if unknown:  # never ranked, never logged as shown; /explain lists them
+            slate = replace(slate, removed={item_id: (UNKNOWN_ITEM,) for item_id in unknown})
         rules = state.rules if request.apply_rules else None
         if rules is not None:
             context = RuleContext(
@@ -350,12 +361,45 @@ class RankingService:
             except Exception:
                 log.exception("item cache refresh failed; keeping the current cache")
 
+    def _read_user(self, state: ServingState, user_id: str) -> dict[str, Any]:
+        """The user's online features. A failed read reopens the online store and reads once more: a connection to
+        a SQLite file that was truncated or replaced keeps failing ("no such table") after the file is back."""
+        assert state.reader is not None
+        try:
+            return state.reader.user_features(user_id)
+        except Exception as exc:
+            failure = exc
+        reader = self._reopen_reader(state)
+        if reader is None:
+            raise failure
+        return reader.user_features(user_id)
+
+    def _reopen_reader(self, state: ServingState) -> OnlineFeatureReader | None:
+        """A reader on a freshly opened store, swapped into the current state when that still holds the failed one.
+        None when another request is reopening it, or the store cannot even be opened."""
+        if state.reader is None or not self._reopen_lock.acquire(blocking=False):
+            return None
+        try:
+            reader = reopen_reader(self.settings, state.reader)
+        except Exception as exc:
+            log.warning("online store could not be reopened: %s: %s", type(exc).__name__, exc)
+            return None
+        finally:
+            self._reopen_lock.release()
+        if self._reload_lock.acquire(blocking=False):  # a reload under way brings its own reader
+            try:
+                if self.state.reader is state.reader:
+                    self.state = replace(self.state, reader=reader)
+            finally:
+                self._reload_lock.release()
+        return reader
+
     def ready_details(self) -> ReadyDetails:
         state = self.state
         reachable, detail = False, None
         if state.reader is not None:
             try:
-                state.reader.user_features(READY_PROBE_USER)
+                self._read_user(state, READY_PROBE_USER)
                 reachable = True
             except Exception as exc:
                 detail = f"online store: {type(exc).__name__}: {exc}"
@@ -372,6 +416,11 @@ class RankingService:
     def __is_ready__(self) -> bool:
         """BentoML's /readyz hook: ready when a model is loaded and the online store answers."""
         return self.ready_details().ready
+
+    @bentoml.on_startup
+    def _log_to_rotating_file(self) -> None:
+        """In the server only (not when a test builds the class): the service's log goes to a size-bounded file."""
+        configure_service_logging(self.settings)
 
     @bentoml.on_shutdown
     def _flush_logs(self) -> None:
@@ -401,7 +450,13 @@ class RankingService:
         """Why /readyz says what it says: model loaded, online store reachable, item cache size."""
         return self.ready_details()
 
-    @info_app.post("/admin/reload")
+    @info_app.post(
+        "/admin/reload",
+        responses={
+            401: {"model": HTTPErrorBody, "description": "No admin token given"},
+            403: {"model": HTTPErrorBody, "description": "Wrong token, or admin endpoints disabled (no token set)"},
+        },
+    )
     def admin_reload(
         self, authorization: str | None = Header(None), x_admin_token: str | None = Header(None)
     ) -> ReloadResponse:
@@ -418,6 +473,15 @@ class RankingService:
         if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
             raise HTTPException(403, "invalid admin token")
         return self.reload()
+
+
+# Bad bodies are answered before BentoML parses them: 4xx naming what is wrong, one warning line each.
+# (RankingService is a bentoml Service; bentoml.asgi_app's stub says it returns the class it decorates.)
+RankingService.add_asgi_middleware(  # type: ignore[attr-defined]
+    RequestGate,
+    models={"/rank": RankRequest, "/explain": RankRequest},
+    max_bytes=get_settings().serving.max_body_bytes,
+)
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
-from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.model_bundle import ModelBundle, load_champion
+from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.serving")
@@ -92,6 +92,14 @@ def load_items(
         items = items.with_titles(pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]))
     popularity = PopularityIndex.from_items(items)
     return items, popularity, RetrievalIndex.build(items, marts)
+
+
+def reopen_reader(settings: Settings, reader: OnlineFeatureReader) -> OnlineFeatureReader:
+    """The same feature service on a freshly opened feature store: a new online-store connection (an SQLite
+    connection whose file was truncated or replaced keeps failing, even once the file is back)."""
+    from shoprank.feature_store import get_feature_store
+
+    return OnlineFeatureReader(get_feature_store(settings), reader.feature_service, reader.n_categories)
 
 
 def load_state(settings: Settings, previous: ServingState | None = None) -> ServingState:

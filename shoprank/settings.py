@@ -130,6 +130,13 @@ class ServingSettings(BaseModel):
     log_requests: bool = True
     log_buffer_rows: int = Field(5000, ge=1)
     log_flush_seconds: float = Field(10.0, gt=0)
+    # The service's own log (access lines, warnings, errors; serving/logs.py): a file rotated at this size, keeping
+    # this many older files (None: <home>/logs/serve.log; 0 bytes: no file, BentoML's console logging unchanged).
+    service_log_path: Path | None = None
+    service_log_max_bytes: int = Field(10_000_000, ge=0)
+    service_log_backups: int = Field(5, ge=1)
+    # A request body above this size is refused with 413 before it is parsed (2,000 candidate ids take ~140 kB).
+    max_body_bytes: int = Field(1_000_000, ge=1024)
     # Where the deploy step finds the running service (None: http://<host>:<port>).
     url: str | None = None
 
@@ -329,6 +336,11 @@ class Settings(BaseSettings):
 
         Kept apart from raw_dir, whose partitions the simulator overwrites."""
         return self.home_dir / "serving_logs"
+
+    @property
+    def service_log_file(self) -> Path:
+        """The ranking service's rotated log (settings.serving.service_log_*)."""
+        return self.serving.service_log_path or self.home_dir / "logs" / "serve.log"
 
     @property
     def rules_file(self) -> Path:

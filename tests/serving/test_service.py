@@ -69,20 +69,27 @@ def test_without_candidates_ranks_retrieved_items(service: RankingService, servi
     assert {item.item_id for item in response.items} <= set(serving_world.item_ids)
 
 
-def test_unknown_user_and_items_are_cold_starts(service: RankingService, serving_world: ServingWorld) -> None:
+def test_unknown_user_is_a_cold_start_and_unknown_items_are_dropped(
+    service: RankingService, serving_world: ServingWorld
+) -> None:
     candidates = ["no-such-item", *serving_world.item_ids[:5], "no-such-item"]
-    response = service.rank(RankRequest(user_id="never-seen", candidate_ids=candidates, k=10, apply_rules=False))
+    request = RankRequest(user_id="never-seen", candidate_ids=candidates, k=10, apply_rules=False)
+    response = service.rank(request)
     assert not response.degraded
-    assert sorted(item.item_id for item in response.items) == sorted(set(candidates))
+    assert sorted(item.item_id for item in response.items) == serving_world.item_ids[:5]
+    assert service.explain(request).removed == {"no-such-item": ["unknown-item"]}
 
 
 def test_online_store_failure_degrades_to_popularity(
     service: RankingService, serving_world: ServingWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from serving.online_features import OnlineFeatureReader
+
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("online store down")
 
-    monkeypatch.setattr(service.reader, "user_features", broken)
+    # every reader fails (the service reopens the store once when a read fails)
+    monkeypatch.setattr(OnlineFeatureReader, "user_features", broken)
     candidates = serving_world.item_ids[:20]
     request = RankRequest(user_id=serving_world.user_ids[0], candidate_ids=candidates, k=4, apply_rules=False)
     response = service.rank(request)
@@ -122,6 +129,12 @@ def test_model_info(service: RankingService, serving_world: ServingWorld) -> Non
         {"user_id": "u1", "candidate_ids": "i1"},
         {"user_id": "u1", "candidate_ids": ["i1", ""]},
         {"user_id": "u1", "colour": "red"},
+        {"user_id": "u1", "context": {"category_id": float("nan")}},
+        {"user_id": "u1", "context": {"category_id": float("inf")}},
+        {"user_id": "u1", "context": {"price_cap": float("-inf")}},
+        {"user_id": "u1", "context": {"category_id": 2.5}},
+        {"user_id": "u1", "context": {"category_id": -1}},
+        {"user_id": "u1", "context": {"category_id": True}},
     ],
 )
 def test_request_validation(body: dict) -> None:
