@@ -383,3 +383,33 @@ def test_a_click_before_midnight_counts_for_a_purchase_after_it(home: Settings) 
     home.quality.funnel_lookback_days = 0
     with pytest.raises(DataQualityError, match="raw.events.funnel"):
         validate_raw(home, RUN_DATE)
+
+
+def test_an_unreadable_earlier_partition_stops_the_gate_and_moves_nothing(home: Settings) -> None:
+    """History is not the run day's data: the gate names the file and quarantines nothing (the day's events would
+    otherwise fail for pointing at items only that file defines)."""
+    first = partition_path(home.raw_dir, "items", FIRST_DAY)
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    with pytest.raises(DataQualityError) as error:
+        validate_raw(home, RUN_DATE)
+    history = [f for f in error.value.failures if f["suite"] == "raw.items.history"]
+    assert history and history[0]["partition"] == f"dt={FIRST_DAY}" and str(first) in str(error.value)
+    assert "nothing quarantined" in str(error.value)
+    assert not home.quarantine_dir.exists()  # every run-day partition stays where it was
+    result = json.loads((home.quality_dir / f"raw-{RUN_DATE}.json").read_text())
+    assert result["success"] is False and result["quarantined"] == {}
+
+
+def test_a_gate_that_crashes_leaves_a_failed_result_never_a_stale_pass(
+    home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert validate_raw(home, RUN_DATE)["success"]
+    # A setting DuckDB rejects: the gate itself breaks (not the data), after the previous run's pass was written.
+    monkeypatch.setenv("SHOPRANK_WAREHOUSE_MEMORY_LIMIT", home.warehouse_memory_limit)  # restored after the test
+    home.warehouse_memory_limit = "a lot"
+    with pytest.raises(Exception, match="Memory") as error:
+        validate_raw(home, RUN_DATE)
+    assert not isinstance(error.value, DataQualityError)
+    result = json.loads((home.quality_dir / f"raw-{RUN_DATE}.json").read_text())
+    assert result["success"] is False and result["status"] == "error" and "Memory" in result["error"]
+    assert not home.quarantine_dir.exists()
