@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data data-movielens bench-serving replay docs quarantine services-up services-down system-deps clean
+.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data data-movielens data-import bench-history bench-serving replay docs quarantine services-up services-down system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,15 @@ data-movielens: setup ## fetch MovieLens-100K (recbole wheel; never committed) a
 		$(STACK_ENV); $(BIN)/python -m shoprank.adapters.movielens; \
 		echo "==> raw data in $$SHOPRANK_HOME/raw; build it with the same env, e.g. SHOPRANK_HOME=$$SHOPRANK_HOME" \
 			"SHOPRANK_SIMULATOR__CATEGORIES=19 $(BIN)/shoprank build-warehouse --run-date <last_day above>"
+
+data-import: setup ## import any interactions table (INPUT=file MAPPING=mapping.yaml [ITEMS= USERS=]) as the raw data
+	@test -n "$${INPUT:-}" || { echo "usage: make data-import INPUT=interactions.csv MAPPING=mapping.yaml" >&2; exit 2; }
+	@export SHOPRANK_HOME="$${SHOPRANK_HOME:-$(CURDIR)/var/import}"; $(STACK_ENV); \
+		$(BIN)/shoprank import-interactions "$(INPUT)" $(if $(MAPPING),--mapping "$(MAPPING)") \
+			$(if $(ITEMS),--items "$(ITEMS)") $(if $(USERS),--users "$(USERS)")
+
+bench-history: setup ## build-warehouse time on 10 years of daily imported interactions (BENCH_HISTORY_ARGS=...)
+	@$(BIN)/python -m benchmarks.bench_history $(BENCH_HISTORY_ARGS)
 
 bench-serving: setup ## print /rank p50/p95/p99 + throughput at 500 candidates vs the naive Feast path and the model alone
 	@$(BIN)/python -m benchmarks.bench_serving $(BENCH_ARGS)

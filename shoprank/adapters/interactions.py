@@ -16,10 +16,11 @@ Rules (README.md "Data" summarises them)
 - duplicates: rows equal in user, item, timestamp (and event type) are dropped and counted (``duplicates: error``
   fails instead). Re-ratings at other times are separate interactions.
 - funnel: a rating reaches click at ``click_at``, add-to-cart at ``cart_at``, purchase at ``purchase_at``
-  (floats, the input's own scale). Event-type rows of one user, item and UTC day collapse into one interaction at
-  the first row's time, reaching the furthest stage seen (a purchase implies its impression, click and cart);
-  quantity = the number of purchase rows. Each interaction is an impression; its later stages follow 1, 2 and 3 s
-  after it (clamped to stay inside the day).
+  (floats, the input's own scale); an event-type row reaches its mapped stage (a purchase implies its impression,
+  click and cart). Rows of one user, item and UTC day collapse into one interaction (a slate shows an item once)
+  at the first row's time, reaching the furthest stage seen (counted as ``same_day_repeats_merged``); quantity =
+  the number of purchase rows (1 for ratings). Each interaction is an impression; its later stages follow 1, 2 and
+  3 s after it (clamped to stay inside the day).
 - requests: a user's interactions of one UTC day, in time order, cut into slates of ``slate_size``; one ``feed``
   request per slate (``r<YYYYMMDD>-<user_id>-<slate:03d>``), positions 1..slate_size. A logged interaction is
   what the user chose, so the log is biased toward positives, like any implicit-feedback log.
@@ -93,6 +94,14 @@ def _ids(values: pd.Series, prefix: str, width: int) -> pd.Series:
     return prefix + text
 
 
+def _codes(values: pd.Series, prefix: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int code per row, id per code): ids are formatted once per distinct value, not once per row."""
+    codes, uniques = pd.factorize(values)
+    # 7 and "7.0" are one id; sorted, so code order is id order whatever the input's row order
+    canonical, ids = pd.factorize(_ids(pd.Series(uniques), prefix, width), sort=True)
+    return canonical[codes], np.asarray(ids, dtype=object)
+
+
 def _parse_timestamps(values: pd.Series, mapping: InteractionMapping, problems: list[str]) -> pd.Series:
     """UTC epoch microseconds (int64); unparseable or out-of-range values become problems."""
     spec = mapping.timestamp
@@ -161,7 +170,9 @@ def _attributes(
 class Prepared:
     """Validated input: one row per interaction, and the entity tables (everything but partitioning)."""
 
-    interactions: pd.DataFrame  # user, item (raw ids), ts (us), level (0..3), quantity
+    interactions: pd.DataFrame  # user, item (codes into user_ids / item_ids), ts (us), level (0..3), quantity
+    user_ids: np.ndarray
+    item_ids: np.ndarray
     items: pd.DataFrame  # item_id, item_type, seller_id, category_id, price, title, created (us)
     users: pd.DataFrame  # user_id, region, age_band, signup (us)
     categories: dict[str, int]
@@ -248,43 +259,44 @@ def prepare(
     if problems:
         raise ImportValidationError(problems)
 
-    dupes = frame.assign(_ts=ts).duplicated(subset=[*dup_keys, "_ts"])
+    user_code, user_ids = _codes(frame[mapping.user], mapping.user_prefix, mapping.id_width)
+    item_code, item_ids = _codes(frame[mapping.item], mapping.item_prefix, mapping.id_width)
+    keys = pd.DataFrame({"user": user_code, "item": item_code, "ts": ts})
+    if mapping.event_type is not None:
+        keys["event"] = pd.factorize(frame[mapping.event_type.column])[0]
+    dupes = keys.duplicated()
     if dupes.any() and mapping.duplicates == "error":
         cols = [*dup_keys, mapping.timestamp.column]
         sample = frame.loc[dupes, cols].head(3).to_dict("records")
         raise ImportValidationError([f"interactions: {int(dupes.sum())} duplicate row(s) on {cols}, e.g. {sample}"])
     counts["duplicates_dropped"] = int(dupes.sum())
-    keep = ~dupes & (stage >= 0)
+    keep = (~dupes & (stage >= 0)).to_numpy()
     counts["events_ignored"] = int((~dupes & (stage < 0)).sum())
-    inter = pd.DataFrame(
-        {
-            "user": _ids(frame[mapping.user], mapping.user_prefix, mapping.id_width),
-            "item": _ids(frame[mapping.item], mapping.item_prefix, mapping.id_width),
-            "ts": ts,
-            "level": stage,
-            "purchase": (stage == 3).astype(np.int64),
-        }
-    )[keep.to_numpy()]
-    if mapping.event_type is not None:  # one interaction per user, item and UTC day, at the first touch
-        inter["day"] = inter["ts"] // DAY_US
-        inter = (
-            inter.groupby(["user", "item", "day"], sort=False)
-            .agg(ts=("ts", "min"), level=("level", "max"), quantity=("purchase", "sum"))
-            .reset_index()
-            .drop(columns="day")
-        )
-    else:
-        inter = inter.rename(columns={"purchase": "quantity"})
+    inter = keys.drop(columns="event", errors="ignore").assign(level=stage, purchase=(stage == 3).astype(np.int64))
+    inter = inter[keep]
+    # One interaction per user, item and UTC day (a slate shows an item once): the first touch, furthest stage.
+    inter["day"] = inter["ts"] // DAY_US
+    before = len(inter)
+    inter = (
+        inter.groupby(["user", "item", "day"], sort=False)
+        .agg(ts=("ts", "min"), level=("level", "max"), quantity=("purchase", "sum"))
+        .reset_index()
+        .drop(columns="day")
+    )
+    counts["same_day_repeats_merged"] = before - len(inter)
     if inter.empty:
         raise ImportValidationError(["interactions: no rows left after dropping ignored events and duplicates"])
-    inter["quantity"] = inter["quantity"].clip(lower=1)
+    # quantity = purchase rows of the day (event types); a rating buys one
+    inter["quantity"] = inter["quantity"].clip(lower=1, upper=None if mapping.event_type else 1)
 
     item_attrs = _attributes(item_table, item_key, item_cols, items is None)
     item_attrs.index = _ids(item_attrs.index.to_series(), mapping.item_prefix, mapping.id_width).to_numpy()
     user_attrs = _attributes(user_table, user_key, user_cols, users is None)
     user_attrs.index = _ids(user_attrs.index.to_series(), mapping.user_prefix, mapping.id_width).to_numpy()
     first_item = inter.groupby("item")["ts"].min()
+    first_item.index = item_ids[first_item.index.to_numpy()]
     first_user = inter.groupby("user")["ts"].min()
+    first_user.index = user_ids[first_user.index.to_numpy()]
     # Items and users without a row in their table keep default attributes (counted: a join on the wrong key
     # shows up as every item without attributes).
     counts["items_without_attributes"] = int((~first_item.index.isin(item_attrs.index)).sum())
@@ -294,8 +306,8 @@ def prepare(
 
     item_frame, categories, unknown_id, cat_counts = _items(item_attrs, first_item, mapping, problems)
     counts.update(cat_counts)
-    if len(categories) + (unknown_id == len(categories)) > max_categories:
-        n = len(categories) + 1
+    if len(categories) > max_categories:
+        n = len(categories)
         problems.append(
             f"category column {mapping.items.category!r}: {n} categories, more than settings.simulator.categories="
             f"{max_categories} (set SHOPRANK_SIMULATOR__CATEGORIES={n}, at most {MAX_CATEGORIES}; or list fewer "
@@ -304,7 +316,7 @@ def prepare(
     user_frame = _users(user_attrs, first_user, mapping, problems)
     if problems:
         raise ImportValidationError(problems)
-    return Prepared(inter, item_frame, user_frame, categories, unknown_id, counts)
+    return Prepared(inter, user_ids, item_ids, item_frame, user_frame, categories, unknown_id, counts)
 
 
 def _label_order(labels: pd.Index) -> list[str]:
@@ -427,7 +439,7 @@ def _slates(inter: pd.DataFrame, slate_size: int) -> pd.DataFrame:
     return inter.sort_values(["day", "ts", "user", "item"], kind="stable", ignore_index=True)
 
 
-def _day_events(today: pd.DataFrame, day: date, price: pd.Series) -> pa.Table:
+def _day_events(today: pd.DataFrame, day: date, prepared: Prepared, price: np.ndarray) -> pa.Table:
     """The events of one day: an impression per interaction, then its click / add-to-cart / purchase."""
     stamp = day.strftime("%Y%m%d")
     parts = []
@@ -438,17 +450,18 @@ def _day_events(today: pd.DataFrame, day: date, price: pd.Series) -> pa.Table:
                 {
                     "ts": rows["ts"].to_numpy() + offset * 10**6,
                     "event_type": event_type,
-                    "user_id": rows["user"].to_numpy(),
-                    "item_id": rows["item"].to_numpy(),
+                    "user": rows["user"].to_numpy(),
+                    "item": rows["item"].to_numpy(),
                     "slate": rows["slate"].to_numpy(),
                     "position": rows["position"].to_numpy() if offset == 0 else None,
                     "quantity": rows["quantity"].to_numpy() if event_type == "purchase" else None,
                 }
             )
         )
-    events = pd.concat(parts, ignore_index=True).sort_values(["ts", "user_id", "item_id", "event_type"], kind="stable")
+    events = pd.concat(parts, ignore_index=True).sort_values(["ts", "user", "item", "event_type"], kind="stable")
     n = len(events)
-    users = pa.array(events["user_id"].to_numpy(dtype=object), type=pa.string())
+    item = events["item"].to_numpy()
+    users = pa.array(prepared.user_ids[events["user"].to_numpy()], type=pa.string())
     slate = pc.utf8_lpad(pc.cast(pa.array(events["slate"].to_numpy(dtype=np.int64)), pa.string()), 3, "0")
     counter = pc.utf8_lpad(pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string()), 9, "0")
     return pa.table(
@@ -457,12 +470,12 @@ def _day_events(today: pd.DataFrame, day: date, price: pd.Series) -> pa.Table:
             "event_ts": _utc(events["ts"].to_numpy()),
             "event_type": pa.array(events["event_type"].to_numpy(dtype=object), type=pa.string()),
             "user_id": users,
-            "item_id": pa.array(events["item_id"].to_numpy(dtype=object), type=pa.string()),
+            "item_id": pa.array(prepared.item_ids[item], type=pa.string()),
             "request_id": pc.binary_join_element_wise(pa.scalar("r" + stamp), users, slate, "-"),
             "position": pa.array(events["position"].to_numpy(dtype=object), type=pa.int64(), from_pandas=True),
             "surface": pa.array(["feed"] * n, type=pa.string()),
             "query": pa.nulls(n, type=pa.string()),
-            "price": pa.array(events["item_id"].map(price).to_numpy(dtype=float), type=pa.float64()),
+            "price": pa.array(price[item], type=pa.float64()),
             "quantity": pa.array(events["quantity"].to_numpy(dtype=object), type=pa.int64(), from_pandas=True),
         }
     )
@@ -514,7 +527,7 @@ def write_raw(prepared: Prepared, out_dir: Path, slate_size: int, stock_units: i
     items = entities["items"][0]
     item_ids = pa.array(items["item_id"].to_numpy(dtype=object), type=pa.string())
     created = items["created"].to_numpy()
-    price = pd.Series(items["price"].to_numpy(), index=items["item_id"].to_numpy())
+    price = items.set_index("item_id")["price"].reindex(prepared.item_ids).to_numpy(dtype=float)  # by item code
     day_bounds = np.searchsorted(inter["day"].to_numpy(), np.arange(first, last + 2), side="left")
     for k, number in enumerate(range(first, last + 1)):
         day, midnight = _day(number), number * DAY_US
@@ -528,7 +541,7 @@ def write_raw(prepared: Prepared, out_dir: Path, slate_size: int, stock_units: i
         )
         write_partition(inventory, partition_path(out_dir, "inventory", day), SCHEMAS["inventory"])
         rows["inventory"] += existing
-        events = _day_events(inter.iloc[day_bounds[k] : day_bounds[k + 1]], day, price)
+        events = _day_events(inter.iloc[day_bounds[k] : day_bounds[k + 1]], day, prepared, price)
         write_partition(events, partition_path(out_dir, "events", day), SCHEMAS["events"])
         rows["events"] += events.num_rows
     return {"first_day": _day(first).isoformat(), "last_day": _day(last).isoformat(), "rows": rows}
