@@ -62,7 +62,7 @@ def synthetic(days: int, per_day: int, users: int, items: int, seed: int = 0) ->
     )
 
 
-def bench(base: Path, days: int, per_day: int, users: int, items: int) -> None:
+def bench(base: Path, days: int, per_day: int, users: int, items: int, build: bool = True) -> None:
     from shoprank.adapters.interactions import import_interactions
     from shoprank.adapters.mapping import InteractionMapping
     from shoprank.settings import Settings, SimulatorSettings
@@ -79,6 +79,8 @@ def bench(base: Path, days: int, per_day: int, users: int, items: int) -> None:
     imported = time.perf_counter() - started
     print(f"{days:,} days x {per_day:,} ratings ({len(frame):,} rows), home {home}", flush=True)
     line("import (adapter, in process)", f"{imported:7.1f} s wall; {summary['rows']['events']:,} events")
+    if not build:
+        return
     env = {**os.environ, "SHOPRANK_HOME": str(home), "SHOPRANK_SIMULATOR__CATEGORIES": str(len(CATEGORIES) + 1)}
     last = date.fromisoformat(summary["last_day"])
     for label, day in (
@@ -98,10 +100,11 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=3000, help="ratings per day")
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--import-only", action="store_true", help="time the import, skip the dbt builds")
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "bench-history")
     args = parser.parse_args()
     for days in args.days or [round(args.years * 365)]:
-        bench(args.base, days, args.per_day, args.users, args.items)
+        bench(args.base, days, args.per_day, args.users, args.items, build=not args.import_only)
 
 
 if __name__ == "__main__":
