@@ -18,13 +18,13 @@ STATE=$($BIN/airflow dags state shoprank_daily "$LOGICAL_DATE" 2>/dev/null | tai
 echo "==> [demo] DAG run finished in $((SECONDS - started)) s with state: $STATE; registered models:"
 $BIN/shoprank models 2>/dev/null | head -20
 
-echo "==> [demo] starting the ranking service on 127.0.0.1:$PORT (log: $LOG_DIR/serve.log)"
-$BIN/shoprank serve > "$LOG_DIR/serve.log" 2>&1 &
+echo "==> [demo] starting the ranking service on 127.0.0.1:$PORT (log: $LOG_DIR/serve.log, console: serve-console.log)"
+$BIN/shoprank serve > "$LOG_DIR/serve-console.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
     curl -fs "http://127.0.0.1:$PORT/readyz" > /dev/null 2>&1 && break
-    kill -0 $SERVER 2>/dev/null || { tail -30 "$LOG_DIR/serve.log"; exit 1; }
+    kill -0 $SERVER 2>/dev/null || { tail -30 "$LOG_DIR/serve-console.log"; exit 1; }
     sleep 1
 done
 echo "==> [demo] POST /rank for user u000001, k=10"
