@@ -401,9 +401,17 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
 @contextlib.contextmanager
 def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
     """`bentoml serve` on a free loopback port with ``env``; ready when /readyz answers 200; stopped with its
-    whole process group on exit."""
+    whole process group on exit.
+
+    Each server gets a BentoML home of its own whose ``models`` links to the store of ``env``'s: `bentoml serve`
+    empties its home's Prometheus directory at start, which would wipe the metrics of a server already running on
+    the same home (the world's, while a test starts another one)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    home = log_path.parent / f"bentoml-serve-{port}"
+    home.mkdir(parents=True)
+    (home / "models").symlink_to(Path(env["BENTOML_HOME"]) / "models")
+    env = {**env, "BENTOML_HOME": str(home)}
     command = [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:RankingService"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     try:
