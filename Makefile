@@ -41,9 +41,10 @@ test-backfill: setup ## the 3-day Airflow backfill test on a real scheduler (~12
 	@echo "==> [test-backfill] pytest -m backfill $(PYTEST_ARGS)"
 	@$(BIN)/pytest -m backfill $(PYTEST_ARGS)
 
-lint: setup ## ruff check + format check
+lint: setup ## ruff check + format check + the layer contract (import-linter: imports point down only)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/lint-imports --no-cache
 
 format: setup ## ruff format + autofix
 	@$(BIN)/ruff format .
@@ -102,7 +103,7 @@ bench-data: setup ## data-scale figures: simulate 1M and 10M events (time, peak 
 data-movielens: setup ## fetch MovieLens-100K (recbole wheel; never committed) and map it onto the raw contract
 	@export SHOPRANK_HOME="$${SHOPRANK_HOME:-$(CURDIR)/var/movielens}" \
 		SHOPRANK_SIMULATOR__CATEGORIES="$${SHOPRANK_SIMULATOR__CATEGORIES:-19}"; \
-		$(STACK_ENV); $(BIN)/python -m shoprank.adapters.movielens; \
+		$(STACK_ENV); $(BIN)/python -m producers.adapters.movielens; \
 		echo "==> raw data in $$SHOPRANK_HOME/raw; build it with the same env, e.g. SHOPRANK_HOME=$$SHOPRANK_HOME" \
 			"SHOPRANK_SIMULATOR__CATEGORIES=19 $(BIN)/shoprank build-warehouse --run-date <last_day above>"
 
@@ -122,7 +123,7 @@ replay: setup ## replay simulated users against the running service: model+rules
 	@$(BIN)/shoprank replay --requests $${REQUESTS:-200}
 
 docs: setup ## build Great Expectations Data Docs and dbt docs under the settings home; print the paths to open
-	@$(STACK_ENV); $(BIN)/python -c 'from shoprank.quality.docs import main; main()'
+	@$(STACK_ENV); $(BIN)/python -c 'from orchestration.quality_docs import main; main()'
 
 quarantine: setup ## list raw partitions held in quarantine (release: shoprank quarantine release --table T --dt D)
 	@$(BIN)/shoprank quarantine list

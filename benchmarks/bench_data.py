@@ -52,7 +52,7 @@ def bench_simulator(base: Path, sizes: list[int], reuse: bool) -> None:
         home = _home(base, events)
         if home.exists() and not reuse:
             shutil.rmtree(home)
-        cmd = [sys.executable, "-m", "shoprank.cli", "simulate", "--events", str(events)]
+        cmd = [sys.executable, "-m", "orchestration.cli", "simulate", "--events", str(events)]
         elapsed, cpu, peak = _timed(cmd, _env(home, events))
         written = sum(p.stat().st_size for p in (home / "raw").rglob("*.parquet")) / 2**20
         line(
@@ -64,7 +64,7 @@ def bench_simulator(base: Path, sizes: list[int], reuse: bool) -> None:
 _BUILD = """
 import json, sys
 from shoprank.settings import get_settings
-from shoprank.warehouse import build_warehouse
+from warehouse.build import build_warehouse
 settings = get_settings()
 print(json.dumps(build_warehouse(settings, settings.default_run_date)))
 """

@@ -2,7 +2,7 @@
 
 For each history length: a synthetic interactions parquet (ratings 0.5-10 in half steps, a fixed pool of users and
 items with category labels, some missing) at --per-day rows a day, imported through the generic adapter
-(shoprank.adapters.interactions) into its own home under var/bench-history/, then, each in its own process:
+(producers.adapters.interactions) into its own home under var/bench-history/, then, each in its own process:
 the first `shoprank build-warehouse` (all history, up to the day before the last), the next day's incremental
 run (the daily cost) and a re-run of that day. Wall and CPU seconds (CPU: the load-free figure on a shared box).
 
@@ -63,8 +63,8 @@ def synthetic(days: int, per_day: int, users: int, items: int, seed: int = 0) ->
 
 
 def bench(base: Path, days: int, per_day: int, users: int, items: int, build: bool = True) -> None:
-    from shoprank.adapters.interactions import import_interactions
-    from shoprank.adapters.mapping import InteractionMapping
+    from producers.adapters.interactions import import_interactions
+    from producers.adapters.mapping import InteractionMapping
     from shoprank.settings import Settings, SimulatorSettings
 
     home = base / f"days-{days}"
@@ -88,7 +88,7 @@ def bench(base: Path, days: int, per_day: int, users: int, items: int, build: bo
         ("next day (incremental)", last),
         ("re-run of that day", last),
     ):
-        cmd = [sys.executable, "-m", "shoprank.cli", "build-warehouse", "--run-date", day.isoformat()]
+        cmd = [sys.executable, "-m", "orchestration.cli", "build-warehouse", "--run-date", day.isoformat()]
         elapsed, cpu, peak = _timed(cmd, env)
         line(label, f"{elapsed:7.1f} s wall, {cpu:7.1f} s CPU, peak RSS {peak:,.0f} MiB")
 

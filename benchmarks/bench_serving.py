@@ -38,7 +38,7 @@ def _ensure_pipeline_output(settings) -> None:
     retrieval = settings.marts_export_dir / "retrieval_covisitation.parquet"
     if has_model(settings) and retrieval.exists():
         return
-    from shoprank.simulator import simulate
+    from producers.simulator import simulate
 
     print("bench home has no model or retrieval marts: running the pipeline once", flush=True)
     simulate(settings, settings.default_run_date)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from shoprank.processes import background_server, free_port
+from tests.support.processes import background_server, free_port
 
 BENCH_HOME = Path(__file__).resolve().parents[1] / "var" / "bench"
 
@@ -50,7 +50,7 @@ def has_model(settings: Any) -> bool:
 
 def run_pipeline(settings: Any, skip: Sequence[str] = ("simulate",)) -> dict[str, float]:
     """Every pipeline step (but ``skip``) for the default run date; returns the wall time of each."""
-    from shoprank import pipeline
+    from orchestration import pipeline
 
     times = {}
     for name, step in pipeline.STEPS.items():

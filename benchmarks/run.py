@@ -27,7 +27,7 @@ from benchmarks.common import (
 
 
 def bench_simulator(settings) -> None:
-    from shoprank.simulator import simulate
+    from producers.simulator import simulate
 
     started = time.perf_counter()
     summary = simulate(settings, settings.default_run_date)

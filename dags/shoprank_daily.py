@@ -1,7 +1,7 @@
 """
 ### shoprank_daily — raw events to a registered ranker, once a day
 
-Each task calls one function of `shoprank.pipeline`, the same one `shoprank <step>` and `make` run, so any task can
+Each task calls one function of `orchestration.pipeline`, the same one `shoprank <step>` and `make` run, so any task can
 be reproduced outside Airflow with `shoprank <step> --run-date YYYY-MM-DD`.
 
 Tasks, in order (each safe to re-run for its day):
@@ -58,11 +58,11 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from shoprank import ops
-from shoprank.alerts import on_task_failure
+from orchestration import airflow_ops as ops
+from orchestration.alerts import on_task_failure
 
-# Step order and names; shoprank.pipeline imports nothing heavy (the steps import their stack lazily).
-from shoprank.pipeline import STEP_ASSETS, STEPS
+# Step order and names; orchestration.pipeline imports nothing heavy (the steps import their stack lazily).
+from orchestration.pipeline import STEP_ASSETS, STEPS
 from shoprank.settings import get_settings
 
 DEFAULT_ARGS = {
@@ -82,7 +82,7 @@ QUALITY_GATES = {"validate-raw", "validate-marts", "check-drift"}
 
 def _docs_md() -> str:
     """The DAG's docs plus where this deployment's Data Docs and dbt docs are (paths from the settings)."""
-    from shoprank.quality.docs import docs_paths
+    from orchestration.quality_docs import docs_paths
 
     links = "\n".join(f"- {name}: `{path}`" for name, path in docs_paths().items())
     problem = ops.dbt_manifest_problem(get_settings())
@@ -99,7 +99,7 @@ def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
 
     A step that updates an asset stamps the asset event with that day, for the DAGs scheduled on it.
     """
-    from shoprank import pipeline
+    from orchestration import pipeline
 
     run_date = pipeline.run_date_for(logical_date)
     result = pipeline.STEPS[step](run_date)
@@ -110,14 +110,14 @@ def run_step(step: str, logical_date=None, outlet_events=None) -> dict:
 
 def run_cross_model_tests(logical_date=None) -> dict:
     """The dbt tests that join two models, after every model of the run (the marts asset waits for `publish`)."""
-    from shoprank import pipeline
+    from orchestration import pipeline
 
     return ops.run_cross_model_tests(pipeline.run_date_for(logical_date))
 
 
 def load_raw(logical_date=None) -> dict:
     """PostgreSQL target only: mirror the raw partitions into the warehouse database before the staging models."""
-    from shoprank import pipeline
+    from orchestration import pipeline
 
     return ops.load_raw_for_dbt(pipeline.run_date_for(logical_date))
 

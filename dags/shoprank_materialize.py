@@ -3,7 +3,7 @@
 
 Every hour, and whenever the daily DAG publishes the marts (the `shoprank://warehouse/marts` asset), loads the
 feature rows stamped in the run's interval, plus an overlap for late data, into the Feast online store. It calls
-`shoprank.pipeline.materialize_interval`; re-running an interval writes the same values, so clearing a run is safe.
+`orchestration.pipeline.materialize_interval`; re-running an interval writes the same values, so clearing a run is safe.
 
 Recover from a failure by clearing the task; the ranking service keeps serving the last materialized values.
 """
@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from shoprank.alerts import on_task_failure
-from shoprank.pipeline import STEP_ASSETS
+from orchestration.alerts import on_task_failure
+from orchestration.pipeline import STEP_ASSETS
 
 DEFAULT_ARGS = {
     "owner": "ranking",
@@ -43,7 +43,7 @@ def shoprank_materialize() -> None:
     @task(outlets=[Asset(STEP_ASSETS["materialize"])])
     def materialize(data_interval_start=None, data_interval_end=None, logical_date=None) -> dict:
         """Materialize [interval start - 1 hour, interval end] (a trigger timetable's interval is one instant)."""
-        from shoprank import pipeline
+        from orchestration import pipeline
 
         end = data_interval_end or logical_date
         start = min(data_interval_start or end, end - timedelta(hours=1))

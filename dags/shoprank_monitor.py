@@ -8,7 +8,7 @@ gate is the daily DAG's `check_drift`):
 - `score_drift`: PSI of the champion's scores, the day vs its own training holdout;
 - `online_metrics`: requests, degraded share, latency, exposure (new items, seller Gini) from the service's logs.
 
-Each task calls one function of `shoprank.pipeline.MONITORS`; `shoprank monitor <name> --run-date D` runs it alone.
+Each task calls one function of `orchestration.pipeline.MONITORS`; `shoprank monitor <name> --run-date D` runs it alone.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from shoprank.alerts import on_task_failure
-from shoprank.pipeline import MONITORS, STEP_ASSETS
+from orchestration.alerts import on_task_failure
+from orchestration.pipeline import MONITORS, STEP_ASSETS
 
 DEFAULT_ARGS = {
     "owner": "ranking",
@@ -31,7 +31,7 @@ DEFAULT_ARGS = {
 
 def run_monitor(name: str, logical_date=None, triggering_asset_events=None) -> dict:
     """Run one monitor for the day this run is about: the asset event's day, else the day before the run."""
-    from shoprank import pipeline
+    from orchestration import pipeline
 
     if logical_date is not None:
         day = pipeline.run_date_for(logical_date)

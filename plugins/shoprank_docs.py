@@ -1,6 +1,6 @@
 """Airflow plugin: the operator's docs (Data Docs, dbt docs, evaluation and monitoring reports) inside the Airflow UI.
 
-Mounts shoprank.docs_site's app at ``/shoprank`` in the API server, behind Airflow's own login (every route depends
+Mounts orchestration.docs_site's app at ``/shoprank`` in the API server, behind Airflow's own login (every route depends
 on Airflow's ``get_user``: the UI's session cookie or an API bearer token), and adds "ShopRank docs" to the UI's
 Browse menu. AIRFLOW__CORE__PLUGINS_FOLDER points here (shoprank.settings.Settings.runtime_env).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 
-from shoprank.docs_site import create_docs_app
+from orchestration.docs_site import create_docs_app
 from shoprank.settings import get_settings
 
 DOCS_PREFIX = "/shoprank"

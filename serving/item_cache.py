@@ -6,7 +6,7 @@ marts' parquet exports: the same rows the materialize step loads into the online
 value per entity), in one file scan each. The item_features mart is always read: retrieval and the business rules
 need its columns whatever the model. Reading the online store instead would need the list of all item ids anyway
 (the store cannot be enumerated) and costs a Feast call per refresh. The marts directory is a pointer to the
-published snapshot (shoprank.publish): a publish moves it to a new directory, which the service notices cheaply
+published snapshot (warehouse.publish): a publish moves it to a new directory, which the service notices cheaply
 (``cache_refresh_seconds``, :func:`published_sources`) besides POST /admin/reload.
 
 Lookups are vectorised: ``rows(ids)`` maps ids to row positions; unknown ids map to a trailing all-NaN row

@@ -1,4 +1,4 @@
-"""Feast steps: open the store, apply the repo, materialize a window into the online store.
+"""Open the Feast feature store of the active profile (training and serving read through it).
 
 The repo's ``feature_store.yaml`` reads its paths from the environment that :func:`apply_runtime_env` exports, so
 these functions and a ``feast`` CLI run from ``feature_repo/`` act on the same registry and online store.
@@ -7,9 +7,8 @@ these functions and a ``feast`` CLI run from ``feature_repo/`` act on the same r
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shoprank.settings import Settings, apply_runtime_env
 
@@ -19,10 +18,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 YAML_FILE = "feature_store.yaml"
-
-# Materialization re-reads this much before the window's start, so late-arriving rows are picked up; writing the
-# same rows again is harmless (the online store keeps the newest value per entity).
-MATERIALIZE_OVERLAP = timedelta(days=1)
 
 
 def feature_store_yaml(settings: Settings) -> Path:
@@ -37,66 +32,3 @@ def get_feature_store(settings: Settings) -> FeatureStore:
     apply_runtime_env(settings)
     settings.feast_registry_path.parent.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=feature_store_yaml(settings))
-
-
-def repo_objects() -> list[Any]:
-    """Every Feast definition (entity, source, view, service) of feature_repo/repo_definitions.py."""
-    from feature_repo.repo_definitions import DEFINITIONS
-
-    return list(DEFINITIONS)
-
-
-def apply_feature_repo(settings: Settings) -> dict[str, Any]:
-    """``feast apply``: register the repo's entities, sources, views and services (idempotent)."""
-    store = get_feature_store(settings)
-    store.apply(repo_objects())
-    summary = {
-        "feature_views": sorted(v.name for v in store.list_feature_views()),
-        "feature_services": sorted(s.name for s in store.list_feature_services()),
-    }
-    log.info("feast apply: %s", summary)
-    return summary
-
-
-def views_to_materialize(settings: Settings, store: FeatureStore) -> list[str]:
-    """Every online view whose offline source exists, and always those the configured ranker's service reads.
-
-    A view of a newer ranker version whose mart is not built in this home yet is skipped with a warning; a view
-    the serving feature service needs is never skipped (its missing mart fails the step, as it should).
-    """
-    needed = {p.name for p in store.get_feature_service(settings.training.feature_service).feature_view_projections}
-    views = []
-    for view in store.list_feature_views():
-        path = getattr(view.batch_source, "path", None)
-        if view.name in needed or not path or Path(path).exists():
-            views.append(view.name)
-        else:
-            log.warning("feast materialize: skipping %s, its source %s does not exist", view.name, path)
-    return views
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def materialize(settings: Settings, start: datetime, end: datetime) -> dict[str, Any]:
-    """Load feature rows with timestamps in [start - overlap, end] into the online store.
-
-    Keyed on the caller's data interval (not on "now"), so re-running an interval writes the same values.
-    """
-    store = get_feature_store(settings)
-    window_start = start - MATERIALIZE_OVERLAP
-    store.materialize(start_date=window_start, end_date=end, feature_views=views_to_materialize(settings, store))
-    log.info("feast materialize: [%s, %s]", window_start.isoformat(), end.isoformat())
-    return {"start": window_start.isoformat(), "end": end.isoformat()}
-
-
-def materialize_for_run(settings: Settings, run_date: date) -> dict[str, Any]:
-    """Materialize the run's whole simulated window, up to the snapshot stamped the day after run_date.
-
-    The marts' last snapshot (feature_ts = run_date + 1 day, 00:00 UTC) holds features as of the end of the run's
-    day: the one serving should see.
-    """
-    first_day = run_date - timedelta(days=settings.simulator.days - 1)
-    end = day_start(run_date + timedelta(days=1))
-    return materialize(settings, day_start(first_day), end)

@@ -47,7 +47,7 @@ AIRFLOW_TASK_PRELOAD = (
 
 
 class SimulatorSettings(BaseModel):
-    """Size and shape of the simulated marketplace (see shoprank.simulator)."""
+    """Size and shape of the simulated marketplace (see producers.simulator)."""
 
     seed: int = 42
     # The simulated calendar starts here: day D's partitions depend on (seed, D, sizes) only, whatever the run date.
@@ -160,7 +160,7 @@ class AirflowSettings(BaseModel):
 
 
 class QualitySettings(BaseModel):
-    """Data-quality gates (shoprank.quality): raw volume band, drift thresholds, how much evidence to log."""
+    """Data-quality gates (quality): raw volume band, drift thresholds, how much evidence to log."""
 
     # The run's day must hold between low x and high x the median event count of up to N previous days.
     volume_band_low: float = Field(0.5, gt=0)
@@ -203,7 +203,7 @@ class ServicesSettings(BaseModel):
     airflow_database: str = "shoprank_airflow"
     feast_registry_database: str = "shoprank_feast"
     # The dbt `postgres` target: its database, the schema of the models, and raw tables in schema `raw`
-    # (shoprank.warehouse.load_raw_to_postgres loads them from the parquet partitions).
+    # (warehouse.build.load_raw_to_postgres loads them from the parquet partitions).
     warehouse_database: str = "shoprank_warehouse"
     warehouse_schema: str = "analytics"
     redis_host: str = "127.0.0.1"
@@ -274,7 +274,7 @@ class Settings(BaseSettings):
         """The published marts, which Feast (offline sources), training, serving and monitoring read.
 
         A symlink to the newest published snapshot (``snapshots/<run_date>-<hash>/``): only the `publish` step, after
-        every gate, moves it (shoprank.publish). dbt never writes here; it writes to :attr:`marts_build_dir`."""
+        every gate, moves it (warehouse.publish). dbt never writes here; it writes to :attr:`marts_build_dir`."""
         return self.home_dir / "warehouse" / "marts"
 
     @property
@@ -285,7 +285,7 @@ class Settings(BaseSettings):
 
     @property
     def marts_snapshots_dir(self) -> Path:
-        """Published snapshots of the marts, one directory each with its manifest (shoprank.publish)."""
+        """Published snapshots of the marts, one directory each with its manifest (warehouse.publish)."""
         return self.home_dir / "warehouse" / "snapshots"
 
     @property

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from shoprank.adapters import interactions as adapter
-from shoprank.adapters.interactions import ImportValidationError, import_interactions
-from shoprank.adapters.mapping import InteractionMapping
+from producers.adapters import interactions as adapter
+from producers.adapters.interactions import ImportValidationError, import_interactions
+from producers.adapters.mapping import InteractionMapping
+from producers.simulator import SCHEMAS, TABLES
 from shoprank.settings import Settings, SimulatorSettings, get_settings
-from shoprank.simulator import SCHEMAS, TABLES
 
 DAY = 1_767_225_600  # 2026-01-01 00:00 UTC, epoch seconds
 
@@ -280,7 +280,7 @@ def test_a_failed_import_leaves_the_raw_data_untouched(tmp_path: Path, monkeypat
 
 
 def test_cli_import_with_a_mapping_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shoprank.cli import app
+    from orchestration.cli import app
 
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(
@@ -311,7 +311,7 @@ def restore_env() -> Iterator[None]:
 
 
 def test_a_small_generic_import_builds_with_dbt(tmp_path: Path, restore_env: None) -> None:
-    from shoprank.warehouse import build_warehouse
+    from warehouse.build import build_warehouse
 
     settings = _settings(tmp_path, categories=3)
     rows = []

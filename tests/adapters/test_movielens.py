@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from shoprank.adapters.movielens import GENRES, convert, fetch
+from producers.adapters.movielens import GENRES, convert, fetch
 from shoprank.raw_contract import SCHEMAS, TABLES
 from shoprank.settings import Settings, SimulatorSettings, get_settings
-from shoprank.warehouse import build_warehouse
+from warehouse.build import build_warehouse
 
 WAREHOUSE_DAYS = 30  # the warehouse tests build on the last 30 days of the log (the whole log: ~7x the time)
 
@@ -73,7 +73,7 @@ def test_the_same_warehouse_builds_on_it(movielens: tuple[Settings, dict]) -> No
 
 
 def test_the_raw_suites_pass_on_it(movielens: tuple[Settings, dict]) -> None:
-    from shoprank.quality.raw import validate_raw
+    from quality.raw import validate_raw
 
     settings, summary = movielens
     # Real traffic is bursty: the simulator's 0.5x-2x volume band is widened for this data set (documented).

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from shoprank import ops
-from shoprank.pipeline import STEPS
+from orchestration import airflow_ops as ops
+from orchestration.pipeline import STEPS
 from shoprank.settings import get_settings
 
 QUALITY_GATES = {"validate_raw", "validate_marts", "check_drift"}
@@ -72,7 +72,7 @@ def test_daily_dag_runs_the_pipeline_steps_in_order_around_the_dbt_group(dagbag)
 
 
 def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(dagbag):
-    from shoprank.pipeline import STEP_ASSETS
+    from orchestration.pipeline import STEP_ASSETS
 
     dag = dagbag.dags["shoprank_daily"]
     order = [t.task_id for t in dag.topological_sort() if not t.task_id.startswith(f"{GROUP}.")]
@@ -124,7 +124,7 @@ def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(dagba
 def test_dbt_tasks_get_the_clis_vars_for_the_runs_day():
     from datetime import timedelta
 
-    from shoprank.warehouse import dbt_args
+    from warehouse.build import dbt_args
 
     day = get_settings().default_run_date
     args = dbt_args(get_settings(), "build", day)
@@ -196,7 +196,7 @@ def test_a_manifest_older_than_the_dbt_project_is_reported(tmp_path):
 
 
 def test_materialize_dag_is_scheduled_on_what_the_daily_dag_produces(dagbag):
-    from shoprank.pipeline import STEP_ASSETS
+    from orchestration.pipeline import STEP_ASSETS
 
     daily = dagbag.dags["shoprank_daily"]
     produced = {outlet.uri for t in daily.tasks for outlet in t.outlets}
@@ -208,7 +208,7 @@ def test_materialize_dag_is_scheduled_on_what_the_daily_dag_produces(dagbag):
 
 
 def test_monitor_dag_follows_the_champion_asset(dagbag):
-    from shoprank.pipeline import MONITORS, STEP_ASSETS
+    from orchestration.pipeline import MONITORS, STEP_ASSETS
 
     monitor = dagbag.dags["shoprank_monitor"]
     assert {asset.uri for asset in monitor.timetable.asset_condition.objects} == {STEP_ASSETS["promote"]}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from producers.simulator import simulate
 from shoprank.settings import Settings, SimulatorSettings, get_settings
-from shoprank.simulator import simulate
-from shoprank.warehouse import build_warehouse
+from warehouse.build import build_warehouse
 
 RUN_DATE = date(2026, 1, 7)
 TINY = SimulatorSettings(days=4, users=300, items=150, sellers=12, categories=5, requests_per_day=300, slate_size=10)

@@ -16,7 +16,7 @@ import pytest
 
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from shoprank.warehouse import EXPORTED_MARTS, build_warehouse
+from warehouse.build import EXPORTED_MARTS, build_warehouse
 
 from .conftest import RUN_DATE, tiny_settings
 

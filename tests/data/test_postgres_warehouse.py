@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from shoprank.settings import Settings
-from shoprank.warehouse import EXPORTED_MARTS, build_warehouse
+from warehouse.build import EXPORTED_MARTS, build_warehouse
 
 from .conftest import RUN_DATE, TINY
 
@@ -57,7 +57,7 @@ def postgres_warehouse(warehouse: dict, tmp_path_factory: pytest.TempPathFactory
     """Runs for D-1 (models only) then D on a fresh database; each loads the raw partitions up to its day."""
     from psycopg import sql
 
-    from shoprank.ops import ensure_postgres_database
+    from shoprank.databases import ensure_postgres_database
 
     home = tmp_path_factory.mktemp("postgres-home")
     (home / "raw").symlink_to(warehouse["settings"].raw_dir)

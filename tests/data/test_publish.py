@@ -17,13 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from quality.drift import check_drift
+from quality.validate import validate_marts
 
-from shoprank.publish import PublishError, publish, read_manifest
-from shoprank.quality.drift import check_drift
-from shoprank.quality.validate import validate_marts
+from producers.simulator import SCHEMAS, partition_path
 from shoprank.settings import Settings, get_settings
-from shoprank.simulator import SCHEMAS, partition_path
-from shoprank.warehouse import WarehouseBuildError, build_warehouse
+from warehouse.build import WarehouseBuildError, build_warehouse
+from warehouse.publish import PublishError, publish, read_manifest
 
 from .conftest import RUN_DATE, tiny_settings
 

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 import pytest
+from quality.validate import DataQualityError, validate_marts
 
-from shoprank.quality.validate import DataQualityError, validate_marts
 from shoprank.settings import Settings
 
 from .conftest import RUN_DATE

@@ -2,7 +2,7 @@
 
 One clean world (the session's tiny warehouse) is copied per test; each fault corrupts the copy's run day (raw
 events, or the marts for the mart and drift gates). The pipeline steps then run in order from the gate through
-``shoprank.pipeline`` with the copy's settings: the gate must raise naming the right suite, expectation, table and
+``orchestration.pipeline`` with the copy's settings: the gate must raise naming the right suite, expectation, table and
 partition, and nothing after it may run (the model store stays empty). The clean copy must pass every gate.
 """
 
@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from quality.drift import psi
+from quality.runner import DataQualityError
 from typer.testing import CliRunner
 
-from shoprank import pipeline
-from shoprank.cli import app
-from shoprank.quality.drift import psi
-from shoprank.quality.runner import DataQualityError
+from orchestration import pipeline
+from orchestration.cli import app
 from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings, apply_runtime_env, get_settings
 

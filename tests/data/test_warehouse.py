@@ -14,7 +14,7 @@ import pytest
 from shoprank.ranking_features import ITEM_FEATURES, stored_user_features
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from shoprank.warehouse import EXPORTED_MARTS, MARTS, WarehouseBuildError, build_warehouse
+from warehouse.build import EXPORTED_MARTS, MARTS, WarehouseBuildError, build_warehouse
 
 from .conftest import RUN_DATE
 

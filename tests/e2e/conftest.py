@@ -25,7 +25,7 @@ def _airflow(settings: Settings, *args: str, timeout: int) -> subprocess.Complet
 @pytest.fixture(scope="session")
 def daily_run() -> Settings:
     """Prepare Airflow (login, metadata DB) and run the daily DAG for the default run date; return the settings."""
-    from shoprank.ops import init_airflow
+    from orchestration.airflow_ops import init_airflow
 
     settings = get_settings()
     init_airflow(settings)  # login file + `airflow db migrate`, as `make airflow-init` does

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
+from tests.support.processes import background_server, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -109,8 +109,8 @@ def test_a_wrong_password_does_not_get_in(airflow_ui: str, browser):
 
 
 def test_operator_logs_in_and_sees_the_successful_daily_run(daily_run: Settings, airflow_ui: str, browser):
-    from shoprank.ops import ensure_airflow_login
-    from shoprank.pipeline import STEPS
+    from orchestration.airflow_ops import ensure_airflow_login
+    from orchestration.pipeline import STEPS
 
     password = ensure_airflow_login(daily_run)  # the password the login file holds
     _log_in(browser, airflow_ui, daily_run.airflow.admin_user, password)
@@ -130,7 +130,7 @@ def test_operator_logs_in_and_sees_the_successful_daily_run(daily_run: Settings,
 
 
 def _bearer(settings: Settings, base: str) -> dict[str, str]:
-    from shoprank.ops import ensure_airflow_login
+    from orchestration.airflow_ops import ensure_airflow_login
 
     credentials = {"username": settings.airflow.admin_user, "password": ensure_airflow_login(settings)}
     response = httpx.post(f"{base}/auth/token", json=credentials, timeout=10)

@@ -1,5 +1,5 @@
 """Airflow 3's backfill of shoprank_daily over three days, on a real scheduler (LocalExecutor) and API server, equals a
-straight run of the same days through shoprank.pipeline in another home.
+straight run of the same days through orchestration.pipeline in another home.
 
 The scheduler runs with `[scheduler] use_job_schedule = False`: it starts queued runs (the backfill's) but creates
 no scheduled or asset-triggered ones, so unpausing the DAG (backfill runs do not start while it is paused) does not
@@ -21,8 +21,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
+from tests.support.processes import background_server, free_port
 
 # Three DAG runs one after the other on the LocalExecutor (the test's setup), then the comparisons.
 pytestmark = [pytest.mark.e2e, pytest.mark.backfill, pytest.mark.timeout(2400)]
@@ -58,7 +58,7 @@ def _run(command: list[str], env: dict[str, str], timeout: int, log_path: Path) 
 
 
 def _token(base: str, settings: Settings) -> dict[str, str]:
-    from shoprank.ops import ensure_airflow_login
+    from orchestration.airflow_ops import ensure_airflow_login
 
     credentials = {"username": settings.airflow.admin_user, "password": ensure_airflow_login(settings)}
     response = httpx.post(f"{base}/auth/token", json=credentials, timeout=30)
@@ -73,10 +73,10 @@ def _dag_runs(base: str, headers: dict[str, str]) -> list[dict]:
 
 
 def _start_straight_run(settings: Settings) -> subprocess.Popen[bytes]:
-    """The three days one after the other without Airflow: shoprank.pipeline.run_all per day, in one process."""
+    """The three days one after the other without Airflow: orchestration.pipeline.run_all per day, in one process."""
     days = [day.isoformat() for day in _days(settings)]
     code = (
-        "import sys, datetime; from shoprank.pipeline import run_all\n"
+        "import sys, datetime; from orchestration.pipeline import run_all\n"
         "for day in sys.argv[1:]: run_all(datetime.date.fromisoformat(day))"
     )
     log_path = settings.home_dir / "logs" / "straight-run.log"
@@ -92,7 +92,7 @@ def _start_straight_run(settings: Settings) -> subprocess.Popen[bytes]:
 
 def _backfill(settings: Settings) -> list[dict]:
     """`airflow backfill create` (what `make backfill` runs) on a real scheduler and API server; the final runs."""
-    from shoprank.ops import backfill_command, init_airflow
+    from orchestration.airflow_ops import backfill_command, init_airflow
 
     init_airflow(settings)  # login, metadata DB, dbt pool, dbt manifest
     logs = settings.home_dir / "logs"

@@ -13,8 +13,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from shoprank.processes import background_server, free_port
 from shoprank.settings import Settings
+from tests.support.processes import background_server, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -79,7 +79,8 @@ def _admin_dsn(services: ServicesSettings) -> str:
 def services_store(daily_run: Settings) -> Iterator[tuple[Settings, object]]:
     import psycopg
 
-    from shoprank.feature_store import apply_feature_repo, get_feature_store, materialize_for_run
+    from feature_repo.materialize import apply_feature_repo, materialize_for_run
+    from shoprank.feature_store import get_feature_store
 
     name = f"shoprank_test_{secrets.token_hex(4)}"
     services = daily_run.services.model_copy(update={"feast_registry_database": name})

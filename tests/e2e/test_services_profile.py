@@ -51,7 +51,7 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
     env.update(settings.runtime_env())
     admin = settings.services.postgres_url("postgres", driver="postgresql")
     try:
-        from shoprank.ops import ensure_postgres_database
+        from shoprank.databases import ensure_postgres_database
 
         ensure_postgres_database(settings, settings.services.feast_registry_database)
         init = subprocess.run([str(BIN / "shoprank"), "airflow-init"], env=env, capture_output=True, text=True)

@@ -20,8 +20,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoprank.processes import ServerFailedToStart, background_server, free_port
-from shoprank.publish import publish_snapshot
 from shoprank.ranking_features import (
     ITEM_FEATURES,
     add_derived_features,
@@ -30,6 +28,8 @@ from shoprank.ranking_features import (
     model_matrix,
 )
 from shoprank.settings import Settings, apply_runtime_env, get_settings
+from tests.support.processes import ServerFailedToStart, background_server, free_port
+from warehouse.publish import publish_snapshot
 
 N_USERS = 50
 # POST /admin/reload's token in the test world (settings.serving.admin_token has no default).
@@ -329,7 +329,7 @@ def _bentoml_home(path: Path) -> Iterator[None]:
 def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingWorld]:
     import bentoml
 
-    from shoprank.feature_store import apply_feature_repo, materialize
+    from feature_repo.materialize import apply_feature_repo, materialize
 
     home = tmp_path_factory.mktemp("shoprank_home")
     cwd = os.getcwd()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from serving.deploy import deploy
-from shoprank.processes import free_port
+from tests.support.processes import free_port
 
 from .conftest import ADMIN_TOKEN, ServingWorld
 

@@ -250,7 +250,7 @@ def test_admin_reload_swaps_and_a_corrupt_model_keeps_the_previous(
 
 
 def test_replay_compares_the_three_policies(server_url: str, serving_world: ServingWorld) -> None:
-    from serving.replay import POLICIES, format_table, gini, replay
+    from orchestration.replay import POLICIES, format_table, gini, replay
 
     table = replay(serving_world.settings, server_url, n_requests=12, k=10, seed=3)
     assert list(table.index) == list(POLICIES)

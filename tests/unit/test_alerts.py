@@ -6,7 +6,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from shoprank.alerts import alert
+from orchestration.alerts import alert
 from shoprank.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shoprank.docs_site import index_html, resolve_file, site_roots
+from orchestration.docs_site import index_html, resolve_file, site_roots
 from shoprank.settings import Settings
 
 

@@ -7,9 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from orchestration.pipeline import run_date_of_asset_events
+from quality.monitoring import online_metrics
 from shoprank.exposure import gini
-from shoprank.monitoring import online_metrics
-from shoprank.pipeline import run_date_of_asset_events
 from shoprank.settings import Settings
 
 

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shoprank.publish import MANIFEST, PublishError, build_fingerprint, publish, publish_snapshot, read_manifest
+from shoprank.gate_records import GateRecordError
 from shoprank.settings import Settings
+from warehouse.publish import MANIFEST, PublishError, build_fingerprint, publish, publish_snapshot, read_manifest
 
 DAY = date(2026, 1, 7)
 
@@ -121,7 +122,7 @@ def test_a_failed_publish_leaves_the_published_snapshot_and_no_debris(settings: 
     publish_snapshot(settings, DAY, gates={})
     link = os.readlink(settings.marts_export_dir)
     (settings.marts_build_dir / "item_features.parquet").write_bytes(b"half a parquet file")
-    with pytest.raises(PublishError, match="item_features.parquet is not readable parquet"):
+    with pytest.raises(GateRecordError, match="item_features.parquet is not readable parquet"):
         publish_snapshot(settings, DAY + timedelta(days=1), gates={})
     assert os.readlink(settings.marts_export_dir) == link and served(settings) == files
     assert len(list(settings.marts_snapshots_dir.iterdir())) == 1  # no half-made snapshot left behind

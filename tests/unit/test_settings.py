@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shoprank.pipeline import run_date_for
+from orchestration.pipeline import run_date_for
 from shoprank.settings import Settings
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from producers.simulator import EVENTS_PER_IMPRESSION, effective_sizes, simulate, window
 from shoprank.raw_contract import SCHEMAS, TABLES, partition_path
 from shoprank.settings import Settings, SimulatorSettings
-from shoprank.simulator import EVENTS_PER_IMPRESSION, effective_sizes, simulate, window
 from shoprank.truth import oracle, oracle_scores
 
 RUN_DATE = date(2026, 1, 7)

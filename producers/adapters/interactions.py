@@ -1,6 +1,6 @@
 """Any interactions table (CSV or parquet) onto the raw data contract: "bring your own interactions".
 
-:func:`import_interactions` validates the input against an :class:`~shoprank.adapters.mapping.InteractionMapping`,
+:func:`import_interactions` validates the input against an :class:`~producers.adapters.mapping.InteractionMapping`,
 converts it into a staging folder and only then swaps the staged tables in for the home's raw tables, so a failed
 import (bad input, a crash while writing) leaves the existing raw data untouched. The home holds one data set at a
 time: the import replaces every raw table; rebuild the warehouse with ``full_refresh`` afterwards.
@@ -25,7 +25,7 @@ Rules (README.md "Data" summarises them)
   request per slate (``r<YYYYMMDD>-<user_id>-<slate:03d>``), positions 1..slate_size. A logged interaction is
   what the user chose, so the log is biased toward positives, like any implicit-feedback log.
 - entities: users and items exist from one hour before their first interaction; a seller from its first item;
-  categories: labels -> dense ids (:class:`~shoprank.adapters.mapping.CategoryMapping`), missing and unlisted
+  categories: labels -> dense ids (:class:`~producers.adapters.mapping.CategoryMapping`), missing and unlisted
   labels -> the explicit ``unknown`` id (counted in the summary); inventory: a 00:00 snapshot of ``stock_units``
   per existing item and day.
 - partitions: every table has one per day from its first to the last interaction day (entity tables may be empty).
@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shoprank.adapters.mapping import STAGES, InteractionMapping
+from producers.adapters.mapping import STAGES, InteractionMapping
 from shoprank.raw_contract import AGE_BANDS, ITEM_TYPES, SCHEMAS, TABLES, partition_path, write_partition
 from shoprank.settings import Settings
 

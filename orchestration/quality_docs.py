@@ -22,7 +22,7 @@ def docs_paths(settings: Settings | None = None) -> dict[str, Path]:
 
 def build_data_docs(settings: Settings) -> Path:
     """Rebuild the GX Data Docs site from every stored validation result (validation runs also rebuild it)."""
-    from shoprank.quality.runner import get_context
+    from quality.runner import get_context
 
     get_context(settings).build_data_docs()
     return docs_paths(settings)["Great Expectations Data Docs"]
@@ -33,7 +33,7 @@ def build_dbt_docs(settings: Settings) -> Path:
     from dbt.cli.main import dbtRunner
 
     from shoprank.settings import apply_runtime_env
-    from shoprank.warehouse import _release_duckdb, dbt_args
+    from warehouse.build import _release_duckdb, dbt_args
 
     apply_runtime_env(settings)
     settings.ensure_dirs()

@@ -22,10 +22,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from producers.simulator import World, build_world, click_logit, position_bias, purchase_given_click
 from serving.item_cache import ItemCache
 from shoprank.exposure import gini
 from shoprank.settings import Settings
-from shoprank.simulator import World, build_world, click_logit, position_bias, purchase_given_click
 
 log = logging.getLogger(__name__)
 

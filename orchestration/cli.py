@@ -15,9 +15,9 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
+from quality.quarantine import app as quarantine_app
 
-from shoprank import pipeline
-from shoprank.quality.quarantine import app as quarantine_app
+from orchestration import pipeline
 from shoprank.settings import get_settings
 
 app = typer.Typer(help="ShopRank: e-commerce ranking, from raw events to a served feed.", no_args_is_help=True)
@@ -84,7 +84,7 @@ def simulate(
 @app.command("import-interactions")
 def import_interactions(
     path: Annotated[str, typer.Argument(help="interactions table: .csv, .tsv, .parquet or a folder of parquet")],
-    mapping: Annotated[str | None, typer.Option(help="YAML column mapping (shoprank/adapters/mapping.py)")] = None,
+    mapping: Annotated[str | None, typer.Option(help="YAML column mapping (producers/adapters/mapping.py)")] = None,
     items: Annotated[str | None, typer.Option(help="optional items table (attributes by item key)")] = None,
     users: Annotated[str | None, typer.Option(help="optional users table (attributes by user key)")] = None,
     user_col: Annotated[str | None, typer.Option(help="user column (overrides the mapping)")] = None,
@@ -103,9 +103,9 @@ def import_interactions(
 
     from pydantic import ValidationError
 
-    from shoprank.adapters.interactions import ImportValidationError
-    from shoprank.adapters.interactions import import_interactions as run_import
-    from shoprank.adapters.mapping import load_mapping
+    from producers.adapters.interactions import ImportValidationError
+    from producers.adapters.interactions import import_interactions as run_import
+    from producers.adapters.mapping import load_mapping
 
     timestamp: dict[str, Any] = {"column": timestamp_col} if timestamp_col else {}
     if timestamp_unit:
@@ -192,7 +192,7 @@ def env() -> None:
 @app.command("airflow-init")
 def airflow_init() -> None:
     """Prepare Airflow: login (password file in the Airflow home), metadata DB, migrations. Idempotent."""
-    from shoprank.ops import init_airflow
+    from orchestration.airflow_ops import init_airflow
 
     _print(init_airflow(get_settings()))
 
@@ -208,7 +208,7 @@ def backfill(
     """
     import subprocess
 
-    from shoprank.ops import backfill_command
+    from orchestration.airflow_ops import backfill_command
 
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
@@ -286,8 +286,8 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
 ) -> None:
     """Replay simulated users against the running service: model+rules vs model vs popularity, online metrics."""
-    from serving.replay import format_table
-    from serving.replay import replay as run_replay
+    from orchestration.replay import format_table
+    from orchestration.replay import replay as run_replay
 
     settings = get_settings()
     table = run_replay(settings, url or settings.serving.base_url, n_requests=requests, k=k, seed=seed)

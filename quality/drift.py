@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shoprank.quality.runner import DataQualityError
+from quality.runner import DataQualityError
+from shoprank.gate_records import drift_report_path
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, model_feature_columns
 from shoprank.settings import Settings
 
@@ -125,13 +126,13 @@ def _mean(values: pd.Series) -> float | None:
 
 
 def report_path(settings: Settings, run_date: date) -> Path:
-    return settings.quality_dir / f"drift-{run_date.isoformat()}.json"
+    return drift_report_path(settings, run_date)
 
 
 def check_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     """Write the drift report of the build; raise naming every blocking feature, log the warning ones; return a
     summary."""
-    from shoprank.publish import build_fingerprint
+    from shoprank.gate_records import build_fingerprint
 
     started = time.perf_counter()
     judged = build_fingerprint(settings)  # before reading: a build changed after this point is not publishable

@@ -4,7 +4,7 @@ The marts are incremental tables in the DuckDB warehouse, rewritten per day part
 run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
 days alone. After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
 the build area the gates judge. Feast, training and serving read the published marts (``settings.marts_export_dir``),
-which only the `publish` step updates, after the last gate (shoprank.publish).
+which only the `publish` step updates, after the last gate (warehouse.publish).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def build_warehouse(
     settings.ensure_dirs()
     raw_load = None
     if settings.dbt_target_name == "postgres":
-        from shoprank.ops import ensure_postgres_database
+        from shoprank.databases import ensure_postgres_database
 
         ensure_postgres_database(settings, settings.services.warehouse_database)
         raw_load = load_raw_to_postgres(settings, run_date)

@@ -1,4 +1,4 @@
-"""The typed column mapping of :mod:`shoprank.adapters.interactions`: which input column means what.
+"""The typed column mapping of :mod:`producers.adapters.interactions`: which input column means what.
 
 A mapping is a pydantic model that refuses unknown keys, so a typo in ``mapping.yaml`` fails loudly. Either a
 ``rating`` rule (explicit feedback on any scale: thresholds turn a rating into funnel stages) or an ``event_type``

@@ -13,7 +13,7 @@ from typing import Any
 
 from shoprank.settings import Settings, get_settings
 
-log = logging.getLogger("shoprank.alerts")
+log = logging.getLogger("orchestration.alerts")
 
 
 def alert(settings: Settings, dag_id: str, task_id: str, run_id: str, error: str, try_number: int | None) -> dict:

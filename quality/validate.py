@@ -2,7 +2,7 @@
 
 The marts are read from the parquet files dbt exported to the build area (``settings.marts_build_dir``: the
 candidate, which only ``publish`` hands to Feast, training and serving, and only once every gate passed) and
-validated through the file-backed GX context of shoprank.quality.runner: results and Data Docs go to
+validated through the file-backed GX context of quality.runner: results and Data Docs go to
 ``settings.quality_dir``, with the fingerprint of the build judged (publish checks it).
 """
 
@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from shoprank.quality.runner import DataQualityError
-from shoprank.quality.suites import MART_SUITES
+from quality.runner import DataQualityError
+from quality.suites import MART_SUITES
+from shoprank.gate_records import marts_results_path
 from shoprank.settings import Settings, apply_runtime_env
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def point_in_time_frame(frames: dict[str, pd.DataFrame], impressions: pd.DataFra
 
 
 def results_path(settings: Settings, run_date: date) -> Path:
-    return settings.quality_dir / f"marts-{run_date.isoformat()}.json"
+    return marts_results_path(settings, run_date)
 
 
 def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
@@ -138,9 +139,9 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     expectations and sample values when any expectation fails (the results file and Data Docs are written first
     either way). Returns a summary.
     """
-    from shoprank.publish import build_fingerprint
-    from shoprank.quality.runner import Batch, failure_lines, run_batches
-    from shoprank.quality.suites import DERIVED_MART_SUITES, MartContext, point_in_time_suite
+    from quality.runner import Batch, failure_lines, run_batches
+    from quality.suites import DERIVED_MART_SUITES, MartContext, point_in_time_suite
+    from shoprank.gate_records import build_fingerprint
 
     started = time.perf_counter()
     apply_runtime_env(settings)

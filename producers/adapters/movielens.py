@@ -4,7 +4,7 @@ The data is never committed (its licence forbids redistribution): :func:`fetch` 
 ``pip download --no-deps recbole==1.2.1`` into ``<home>/downloads`` and unzips ``recbole/dataset_example/ml-100k/``
 from the wheel.
 
-Mapping: :data:`MAPPING` on the generic adapter (:mod:`shoprank.adapters.interactions`, whose docstring states
+Mapping: :data:`MAPPING` on the generic adapter (:mod:`producers.adapters.interactions`, whose docstring states
 the shared rules: slates, funnel offsets, entity creation times, validation). What is MovieLens-specific:
 - ratings 1-5 (``rating:float``, compared as floats): >= 4 is a click, 5 an add-to-cart and a purchase.
 - users: ``u<id:06d>``; age -> age band; region ``na`` (US data).
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprank.adapters.interactions import import_interactions
-from shoprank.adapters.mapping import (
+from producers.adapters.interactions import import_interactions
+from producers.adapters.mapping import (
     CategoryMapping,
     InteractionMapping,
     ItemColumns,
@@ -48,7 +48,7 @@ GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
 STOCK_UNITS = 1000
-# ml-100k's columns and rules on the generic adapter (shoprank.adapters.interactions).
+# ml-100k's columns and rules on the generic adapter (producers.adapters.interactions).
 MAPPING = InteractionMapping(
     user="user_id",
     item="item_id",

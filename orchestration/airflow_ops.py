@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoprank.databases import ensure_postgres_database
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,21 +46,6 @@ def ensure_airflow_login(settings: Settings) -> str:
     path.write_text(json.dumps({user: password}))
     path.chmod(0o600)
     return password
-
-
-def ensure_postgres_database(settings: Settings, database: str) -> bool:
-    """Create ``database`` on the services profile's PostgreSQL if missing; True when it was created."""
-    import psycopg
-    from psycopg import sql
-
-    admin_url = settings.services.postgres_url("postgres", driver="postgresql")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
-        log.info("created database %s", database)
-        return True
 
 
 def _run_logged(command: list[str], env: dict[str, str], log_path: Path, what: str) -> None:
@@ -111,7 +97,7 @@ def dbt_manifest_path(settings: Settings) -> Path:
 def parse_dbt_project(settings: Settings) -> Path:
     """`dbt parse` of dbt_project/ (same target, vars and paths as every ShopRank dbt run) and publish its manifest
     atomically at :func:`dbt_manifest_path`. Run again after changing dbt_project/ (`make airflow-init` does)."""
-    from shoprank.warehouse import dbt_args
+    from warehouse.build import dbt_args
 
     settings.ensure_dirs()
     env = {**os.environ, **settings.runtime_env()}
@@ -149,9 +135,9 @@ def dbt_vars(logical_date: datetime | date | str | None) -> str:
 
     Registered as a user-defined macro of the daily DAG, so each cosmos task renders it from its run's logical date.
     """
-    from shoprank.pipeline import run_date_for
+    from orchestration.pipeline import run_date_for
     from shoprank.settings import get_settings
-    from shoprank.warehouse import dbt_args
+    from warehouse.build import dbt_args
 
     settings = get_settings()
     args = dbt_args(settings, "build", run_date_for(logical_date, settings))
@@ -164,7 +150,7 @@ def release_warehouse(*_: Any, **__: Any) -> None:
     `airflow dags test` runs every task in one process; without this, the next task that opens the warehouse
     (validate_marts, Feast's offline store) fails to open the file dbt still holds.
     """
-    from shoprank.warehouse import _release_duckdb
+    from warehouse.build import _release_duckdb
 
     _release_duckdb()
 
@@ -234,7 +220,7 @@ def load_raw_for_dbt(run_date: date) -> dict[str, Any]:
     """On the `postgres` dbt target: mirror the raw partitions up to the run's day into the warehouse database, as
     `shoprank build-warehouse` does before its `dbt build` (the DuckDB target reads the parquet files in place)."""
     from shoprank.settings import get_settings
-    from shoprank.warehouse import load_raw_to_postgres
+    from warehouse.build import load_raw_to_postgres
 
     settings = get_settings()
     ensure_postgres_database(settings, settings.services.warehouse_database)
@@ -255,7 +241,7 @@ def cross_model_tests(settings: Settings) -> list[str]:
 def run_cross_model_tests(run_date: date) -> dict[str, Any]:
     """The daily DAG's last dbt task: the tests spanning two models, once every model of the run is built."""
     from shoprank.settings import get_settings
-    from shoprank.warehouse import build_warehouse
+    from warehouse.build import build_warehouse
 
     settings = get_settings()
     tests = cross_model_tests(settings)

@@ -47,56 +47,56 @@ def _settings() -> Settings:
 
 def simulate(run_date: date) -> dict[str, Any]:
     """Write the simulated raw partitions for the run's window (raw data contract)."""
-    from shoprank.simulator import simulate as run_simulator
+    from producers.simulator import simulate as run_simulator
 
     return run_simulator(_settings(), run_date)
 
 
 def validate_raw(run_date: date) -> dict[str, Any]:
     """Great Expectations suites over the run's raw partitions; failing partitions go to quarantine, the run stops."""
-    from shoprank.quality.raw import validate_raw as run_suites
+    from quality.raw import validate_raw as run_suites
 
     return run_suites(_settings(), run_date)
 
 
 def build_warehouse(run_date: date) -> dict[str, Any]:
     """dbt build: staging, marts and their tests on the warehouse; the marts' parquet goes to the build area."""
-    from shoprank.warehouse import build_warehouse as run_dbt
+    from warehouse.build import build_warehouse as run_dbt
 
     return run_dbt(_settings(), run_date)
 
 
 def validate_marts(run_date: date) -> dict[str, Any]:
     """Great Expectations suites over the built marts (not yet published); fails on any failed expectation."""
-    from shoprank.quality.validate import validate_marts as run_suites
+    from quality.validate import validate_marts as run_suites
 
     return run_suites(_settings(), run_date)
 
 
 def feast_apply(run_date: date) -> dict[str, Any]:
     """feast apply: register the feature repo's entities, views and services."""
-    from shoprank.feature_store import apply_feature_repo
+    from feature_repo.materialize import apply_feature_repo
 
     return apply_feature_repo(_settings())
 
 
 def materialize(run_date: date) -> dict[str, Any]:
     """Load the run's feature window into the online store."""
-    from shoprank.feature_store import materialize_for_run
+    from feature_repo.materialize import materialize_for_run
 
     return materialize_for_run(_settings(), run_date)
 
 
 def check_drift(run_date: date) -> dict[str, Any]:
     """PSI of every model feature, run's day vs training window; a blocking drift stops the run before publishing."""
-    from shoprank.quality.drift import check_drift as run_check
+    from quality.drift import check_drift as run_check
 
     return run_check(_settings(), run_date)
 
 
 def publish(run_date: date) -> dict[str, Any]:
     """Publish the gated build to every reader (an atomic snapshot swap); refuses a build the gates did not pass."""
-    from shoprank.publish import publish as publish_build
+    from warehouse.publish import publish as publish_build
 
     return publish_build(_settings(), run_date)
 
@@ -162,28 +162,28 @@ STEP_ASSETS = {
 
 def materialize_interval(start: datetime, end: datetime) -> dict[str, Any]:
     """Materialize the features stamped in a data interval (plus the overlap): the hourly DAG's one task."""
-    from shoprank.feature_store import materialize as materialize_window
+    from feature_repo.materialize import materialize as materialize_window
 
     return materialize_window(_settings(), start, end)
 
 
 def monitor_feature_drift(run_date: date) -> dict[str, Any]:
     """Feature drift report for the day (reported, never blocking)."""
-    from shoprank.monitoring import feature_drift
+    from quality.monitoring import feature_drift
 
     return feature_drift(_settings(), run_date)
 
 
 def monitor_score_drift(run_date: date) -> dict[str, Any]:
     """Drift of the champion's scores on the day vs its training holdout."""
-    from shoprank.monitoring import score_drift
+    from quality.monitoring import score_drift
 
     return score_drift(_settings(), run_date)
 
 
 def monitor_online_metrics(run_date: date) -> dict[str, Any]:
     """Requests, degradation, latency and exposure from the service's logs for the day."""
-    from shoprank.monitoring import online_metrics
+    from quality.monitoring import online_metrics
 
     return online_metrics(_settings(), run_date)
 

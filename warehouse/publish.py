@@ -16,7 +16,6 @@ build again changes nothing, and a different build of the same day gets a direct
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from shoprank.gate_records import (
+    GateRecordError,
+    build_fingerprint,
+    describe_files,
+    drift_report_path,
+    fingerprint,
+    marts_results_path,
+)
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,44 +42,8 @@ MANIFEST = "manifest.json"
 GATES = ("validate_marts", "check_drift")
 
 
-class PublishError(RuntimeError):
+class PublishError(GateRecordError):
     """The build cannot be published (not gated, gates failed, changed since they passed, or unreadable)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def describe_files(directory: Path) -> dict[str, dict[str, Any]]:
-    """``{file name: {sha256, bytes, rows}}`` of every parquet file in ``directory``; a file parquet cannot read
-    raises :class:`PublishError` naming it."""
-    import pyarrow.parquet as pq
-
-    files = {}
-    for path in sorted(Path(directory).glob("*.parquet")):
-        try:
-            rows = pq.read_metadata(path).num_rows
-        except Exception as exc:
-            raise PublishError(f"mart file {path} is not readable parquet: {exc}") from exc
-        files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size, "rows": rows}
-    return files
-
-
-def fingerprint(files: dict[str, dict[str, Any]]) -> str:
-    """One digest of a set of files (names and contents): what a gate judged, what a snapshot holds."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(f"{name}\0{files[name]['sha256']}\n".encode())
-    return digest.hexdigest()
-
-
-def build_fingerprint(settings: Settings) -> str:
-    """The fingerprint of the current build (the gates record it with their results)."""
-    return fingerprint(describe_files(settings.marts_build_dir))
 
 
 def published_dir(settings: Settings) -> Path | None:
@@ -87,10 +58,10 @@ def read_manifest(snapshot: Path) -> dict[str, Any]:
 
 def _gate_results(settings: Settings, run_date: date) -> dict[str, dict[str, Any]]:
     """Each gate's recorded result for ``run_date``; raises naming the gate that did not pass."""
-    from shoprank.quality.drift import report_path
-    from shoprank.quality.validate import results_path
-
-    paths = {"validate_marts": results_path(settings, run_date), "check_drift": report_path(settings, run_date)}
+    paths = {
+        "validate_marts": marts_results_path(settings, run_date),
+        "check_drift": drift_report_path(settings, run_date),
+    }
     results = {}
     for gate in GATES:
         path = paths[gate]

@@ -33,7 +33,7 @@ def _status(value: float, settings: Settings) -> str:
 
 def feature_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     """PSI of every model feature, run's day vs the training window (the gate's report, without the gate)."""
-    from shoprank.quality.drift import drift_report
+    from quality.drift import drift_report
 
     report = drift_report(settings, run_date)
     flagged = {name: f["psi"] for name, f in report["features"].items() if f["status"] != "ok"}
@@ -44,8 +44,8 @@ def feature_drift(settings: Settings, run_date: date) -> dict[str, Any]:
 
 def score_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     """PSI of the champion's scores: its own training holdout (reference) vs the run day's impressions."""
+    from quality.drift import feature_rows, psi
     from shoprank.model_bundle import load_champion
-    from shoprank.quality.drift import feature_rows, psi
 
     champion = load_champion(settings)
     reference = pd.read_parquet(champion.metadata["holdout_path"])

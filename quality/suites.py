@@ -1,8 +1,8 @@
 """Expectation suites over the marts, built in code (no GX project folder, no YAML).
 
-Each suite is keyed by the mart it checks; :mod:`shoprank.quality.validate` runs them. Keep expectations cheap and
+Each suite is keyed by the mart it checks; :mod:`quality.validate` runs them. Keep expectations cheap and
 about invariants the downstream steps rely on (keys, label domains, rate ranges), not about distributions (drift
-has its own gate, :mod:`shoprank.quality.drift`). With a :class:`MartContext` the suites also check freshness
+has its own gate, :mod:`quality.drift`). With a :class:`MartContext` the suites also check freshness
 (the newest snapshot is the run's day + 1) and row counts against raw; ``point_in_time_suite`` checks that no
 snapshot counts events of its own day or later (no label leakage). :data:`DERIVED_MART_SUITES` check facts of a
 frame derived from a mart (per user-item pair: clicks >= purchases in ``training_examples``).
@@ -18,7 +18,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
-from shoprank.quality.lineage import user_item_funnel
+from quality.lineage import user_item_funnel
 
 
 class SuiteDraft:
@@ -146,7 +146,7 @@ def point_in_time_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
 
     A snapshot that counts more impressions than happened before its timestamp has read its own day or later:
     features that leak the labels of the impressions they are joined to (a cheap, exact-direction proxy for the
-    per-row check; see shoprank.quality.validate.point_in_time_frame).
+    per-row check; see quality.validate.point_in_time_frame).
     """
     suite = SuiteDraft("marts.point_in_time")
     suite.add_expectation(
@@ -159,7 +159,7 @@ def point_in_time_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
 
 
 def user_item_funnel_suite() -> gx.ExpectationSuite:
-    """Over :func:`shoprank.quality.lineage.user_item_funnel` (user-item pairs of ``training_examples`` with a
+    """Over :func:`quality.lineage.user_item_funnel` (user-item pairs of ``training_examples`` with a
     purchase label): a pair never has more purchases than clicks, which would inflate the CVR features."""
     suite = SuiteDraft("marts.user_item_funnel")
     suite.add_expectation(

@@ -2,7 +2,7 @@
 
 Each table's run-day partition gets two suites: ``raw.<table>.schema`` over the parquet's arrow schema (one row per
 column, ``name:type``) and ``raw.<table>`` over its rows. Parameters that depend on the day (its bounds, the ids
-known so far, the volume band) come in through :class:`RawDayContext`, computed by :mod:`shoprank.quality.raw`.
+known so far, the volume band) come in through :class:`RawDayContext`, computed by :mod:`quality.raw`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import great_expectations.expectations as gxe
 import pyarrow as pa
 from great_expectations.expectations.row_conditions import Column
 
-from shoprank.quality.lineage import IMMUTABLE
-from shoprank.quality.suites import SuiteDraft
+from quality.lineage import IMMUTABLE
+from quality.suites import SuiteDraft
 from shoprank.raw_contract import EVENT_TYPES, ITEM_TYPES, SCHEMAS
 
 SURFACES = ("feed", "search")
@@ -147,7 +147,7 @@ def users_suite(ctx: RawDayContext) -> gx.ExpectationSuite:
 
 
 def changes_suite(table: str, max_price_change_ratio: float) -> gx.ExpectationSuite:
-    """Over :func:`shoprank.quality.lineage.catalogue_changes`: one row per entity the run day redefines."""
+    """Over :func:`quality.lineage.catalogue_changes`: one row per entity the run day redefines."""
     suite = SuiteDraft(f"raw.{table}.changes")
     for column in IMMUTABLE[table]:
         suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A=column, column_B=f"previous_{column}"))
@@ -160,7 +160,7 @@ def changes_suite(table: str, max_price_change_ratio: float) -> gx.ExpectationSu
 
 
 def funnel_suite() -> gx.ExpectationSuite:
-    """Over :func:`shoprank.quality.lineage.purchase_funnel`: a purchase follows an impression and a click."""
+    """Over :func:`quality.lineage.purchase_funnel`: a purchase follows an impression and a click."""
     suite = SuiteDraft("raw.events.funnel")
     for column in ("impressions_before", "clicks_before"):
         suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=1))
@@ -168,7 +168,7 @@ def funnel_suite() -> gx.ExpectationSuite:
 
 
 def item_created_suite() -> gx.ExpectationSuite:
-    """Over :func:`shoprank.quality.lineage.item_first_events`: no event of an item before it was created."""
+    """Over :func:`quality.lineage.item_first_events`: no event of an item before it was created."""
     suite = SuiteDraft("raw.events.item_created")
     suite.add_expectation(
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="first_event_ts", column_B="created_ts", or_equal=True)

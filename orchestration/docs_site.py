@@ -21,7 +21,7 @@ from shoprank.settings import Settings
 
 def site_roots(settings: Settings) -> dict[str, Path]:
     """URL segment -> folder served under it (whether or not it has been built yet)."""
-    from shoprank.quality.docs import docs_paths
+    from orchestration.quality_docs import docs_paths
 
     docs = docs_paths(settings)
     return {

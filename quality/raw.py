@@ -2,7 +2,7 @@
 
 Validates ``<raw_dir>/<table>/dt=<run_date>/`` of each table (schema suite + row suite, see raw_suites), using the
 entity partitions up to the run's day for referential integrity and the previous days' event counts for the volume
-band. Suites over DuckDB aggregates (shoprank.quality.lineage) add what one partition cannot show: entities
+band. Suites over DuckDB aggregates (quality.lineage) add what one partition cannot show: entities
 redefined against earlier partitions, purchases without an earlier impression and click, events before their
 item's creation. A partition that cannot be read (missing, no files, a file that is not readable parquet, files of
 different schemas) fails the gate too, naming the file. Results go to ``quality_dir/raw-<run_date>.json`` and Data
@@ -26,9 +26,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shoprank.quality.lineage import ENTITY_KEYS, catalogue_changes, item_first_events, purchase_funnel
-from shoprank.quality.quarantine import quarantine_partition, quarantine_path, raw_partition_dir
-from shoprank.quality.runner import Batch, DataQualityError, failure_lines, run_batches
+from quality.lineage import ENTITY_KEYS, catalogue_changes, item_first_events, purchase_funnel
+from quality.quarantine import quarantine_partition, quarantine_path, raw_partition_dir
+from quality.runner import Batch, DataQualityError, failure_lines, run_batches
 from shoprank.raw_contract import TABLES
 from shoprank.settings import Settings, apply_runtime_env
 
@@ -113,7 +113,7 @@ class Loaded:
 
 def load_partition(settings: Settings, table: str, day: date, failures: list[dict[str, Any]]) -> Loaded:
     """Read every file of the partition, turning what cannot be read into failures that name the file."""
-    from shoprank.quality.raw_suites import schema_signature  # raw_suites imports GX (slow): only when validating
+    from quality.raw_suites import schema_signature  # raw_suites imports GX (slow): only when validating
 
     folder = raw_partition_dir(settings, table, day)
     partition = folder.name
@@ -205,7 +205,7 @@ def _derived_batches(
 ) -> tuple[list[Batch], dict[str, pd.DataFrame]]:
     """Suites over DuckDB aggregates (catalogue changes, the funnel, creation times) for every table whose run-day
     partition was read and matches the contract's columns (otherwise its schema failure says enough)."""
-    from shoprank.quality.raw_suites import changes_suite, contract_columns, funnel_suite, item_created_suite
+    from quality.raw_suites import changes_suite, contract_columns, funnel_suite, item_created_suite
 
     q, limit, partition = settings.quality, settings.warehouse_memory_limit, f"dt={run_date.isoformat()}"
     start, yesterday = date.min, run_date - timedelta(days=1)
@@ -271,7 +271,7 @@ def validate_raw(settings: Settings, run_date: date) -> dict[str, Any]:
 
 
 def _validate_raw(settings: Settings, run_date: date, out: Path) -> dict[str, Any]:
-    from shoprank.quality.raw_suites import RAW_SUITES, RawDayContext, schema_suite
+    from quality.raw_suites import RAW_SUITES, RawDayContext, schema_suite
 
     started = time.perf_counter()
     partition = f"dt={run_date.isoformat()}"

@@ -1,0 +1,1 @@
+"""The top floor: pipeline steps, the CLI, Airflow plumbing (see docs/architecture.md)."""

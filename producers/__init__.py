@@ -1,0 +1,1 @@
+"""Producers of raw data: the marketplace simulator and the real-data adapters."""

@@ -1,0 +1,1 @@
+"""The quality stage: raw and mart gates (Great Expectations), drift, quarantine, monitoring."""

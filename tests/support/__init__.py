@@ -1,0 +1,1 @@
+"""Test and benchmark support: background servers on loopback."""
