@@ -1,4 +1,4 @@
-"""Marketplace simulator: writes the raw data contract (docs DESIGN.md) and, apart from it, the hidden truth.
+"""Marketplace simulator: writes the raw data contract (shoprank/raw_contract.py) and, apart from it, the hidden truth.
 
 The world
 ---------

@@ -1,4 +1,4 @@
-"""Expectation suites for the raw data contract (DESIGN.md "Raw data contract"), built in code for one day.
+"""Expectation suites for the raw data contract (shoprank/raw_contract.py), built in code for one day.
 
 Each table's run-day partition gets two suites: ``raw.<table>.schema`` over the parquet's arrow schema (one row per
 column, ``name:type``) and ``raw.<table>`` over its rows. Parameters that depend on the day (its bounds, the ids
