@@ -32,11 +32,6 @@ def ndcg_at_k(
     return float((dcg / ideal).mean())
 
 
-def evaluate_scores(frame: pd.DataFrame, score_columns: dict[str, str], k: int) -> dict[str, float]:
-    """NDCG@k for each named score column, e.g. {"model": "score", "popularity": "item_clicks_7d"}."""
-    return {f"{name}_ndcg@{k}": ndcg_at_k(frame, column, k) for name, column in score_columns.items()}
-
-
 def revenue_ndcg_at_k(
     frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", price_column: str = "item_price"
 ) -> float:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shoprank.ranking_features import model_matrix
@@ -124,7 +123,3 @@ def fit_classifier(
     model = XGBClassifier(**params, n_estimators=n_trees)
     model.fit(model_matrix(data, feature_columns), data[label].to_numpy())
     return model, {**params, "n_estimators": n_trees}
-
-
-def predict_probability(model: Any, frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
-    return np.asarray(model.predict_proba(model_matrix(frame, feature_columns))[:, 1], dtype=float)
