@@ -71,6 +71,14 @@ class RequestLogger:
         if full:
             self.flush()
 
+    def log_events(self, rows: list[dict[str, Any]]) -> None:
+        """Events accepted by POST /events, already in the raw events contract's columns, into the same buffer."""
+        with self._lock:
+            self._events.extend(rows)
+            full = len(self._events) >= self.buffer_rows
+        if full:
+            self.flush()
+
     def flush(self) -> list[Path]:
         with self._lock:
             events, requests = self._events, self._requests

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from shoprank.settings import get_settings
 
@@ -173,3 +173,55 @@ class HTTPErrorBody(ApiModel):
     """The body of a FastAPI route's error (e.g. /admin/reload's 401 and 403)."""
 
     detail: str
+
+
+# ---- POST /events ---------------------------------------------------------------------------------------------
+EventType = Literal["impression", "click", "add_to_cart", "purchase"]
+
+
+class EventIn(ApiModel):
+    """One behaviour event, in the raw events contract's columns (shoprank/raw_contract.py SCHEMAS["events"]; a
+    test pins the two together). ``event_ts`` must carry a time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: EntityId = Field(description="The caller's unique id: a re-sent event is counted once.")
+    event_ts: AwareDatetime = Field(description="When it happened, ISO 8601 with a time zone.")
+    event_type: EventType
+    user_id: EntityId
+    item_id: EntityId
+    request_id: EntityId | None = Field(None, description="The /rank request whose list showed the item.")
+    position: int | None = Field(None, ge=1, le=10_000, description="1-based position in that list.")
+    surface: Surface | None = None
+    query: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    quantity: int | None = Field(None, ge=1, le=10_000, description="Units bought (purchases).")
+
+
+class EventsRequest(ApiModel):
+    """A batch of events: ``{"events": [...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=_LIMITS.max_events_per_call)
+
+
+class EventRejection(ApiModel):
+    index: int = Field(description="The event's position in the request's list (0-based).")
+    event_id: str
+    field: str = Field(description="What is wrong: 'event_ts' (outside the accepted window) or 'event_id'.")
+    reason: str
+
+
+class EventsResponse(ApiModel):
+    accepted: int
+    rejected: int
+    rejections: list[EventRejection] = Field(default_factory=list)
+    unknown_user_ids: list[str] = Field(
+        default_factory=list, description="Accepted, but not in the published user marts (new or mistyped)."
+    )
+    unknown_item_ids: list[str] = Field(default_factory=list, description="Accepted, but not in the item cache.")
+    session_path: str = Field(description="Where accepted events went: 'embedded' or 'redis'.")
+    degraded_reasons: list[str] = Field(
+        default_factory=list, description="e.g. the stream is down: events are in the raw log and queued for it."
+    )

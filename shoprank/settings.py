@@ -110,6 +110,9 @@ class TrainingSettings(BaseModel):
     validation_days: int = Field(1, ge=1)
     refit_on_validation: bool = True
     classifier_n_estimators: int = 150
+    # Share of non-clicked impressions kept for fitting (1.0: all, no sampling). Kept negatives weigh 1/rate in the
+    # CTR model; the ranker keeps every row of a clicked request (README, Models). Validation and holdout are whole.
+    negative_sample_rate: float = Field(1.0, gt=0, le=1)
     gate: GateSettings = GateSettings()
 
 
@@ -138,12 +141,52 @@ class ServingSettings(BaseModel):
     service_log_backups: int = Field(5, ge=1)
     # A request body above this size is refused with 413 before it is parsed (2,000 candidate ids take ~140 kB).
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    # POST /events: events per call (a body of 1,000 events takes ~250 kB), and how far an event's timestamp may be
+    # behind the service's clock (a day: the daily pipeline still sees it) or ahead of it (clock skew); an event
+    # outside that window is rejected, the rest of the batch accepted.
+    max_events_per_call: int = Field(1000, ge=1)
+    max_event_age_seconds: float = Field(86_400.0, gt=0)
+    max_event_ahead_seconds: float = Field(300.0, ge=0)
     # Where the deploy step finds the running service (None: http://<host>:<port>).
     url: str | None = None
 
     @property
     def base_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"
+
+
+class StreamingSettings(BaseModel):
+    """The real-time path (serving/sessions.py, serving/stream_worker.py): events accepted by POST /events update
+    each user's session state, whose features are pushed to the online store (Feast push source)."""
+
+    # "embedded": the service updates session state in process and pushes to the online store itself (no server);
+    # "redis": the service XADDs events to a Redis stream that `shoprank stream-worker` consumes. None: embedded on
+    # the local profile, redis on the others.
+    mode: Literal["embedded", "redis"] | None = None
+    # Every Redis key of the path starts with this (the stream, session hashes, heartbeat): tests use their own.
+    key_prefix: str = "shoprank:rt"
+    # The stream is trimmed to about this many entries (XADD MAXLEN ~): about a minute at 20,000 events/s.
+    stream_maxlen: int = Field(1_000_000, ge=1000)
+    group: str = "session-worker"
+    # This worker's name in the consumer group (None: <hostname>-<pid>).
+    consumer: str | None = None
+    # XREADGROUP COUNT and BLOCK: one read, one Feast push and one Redis transaction per batch.
+    batch_size: int = Field(2000, ge=1)
+    block_ms: int = Field(100, ge=1)
+    # On start the worker claims entries another consumer read and did not acknowledge for this long (crash).
+    claim_idle_ms: int = Field(30_000, ge=0)
+    # A user's session state (a Redis hash) expires after this long without events; the event ids it remembers to
+    # count a re-sent event once are the last N per user.
+    session_ttl_seconds: int = Field(7200, ge=60)
+    seen_event_ids: int = Field(512, ge=1)
+    # The service keeps events Redis refused (down) in memory, at most this many, and re-sends them when it is back
+    # (they are in the raw events log in any case).
+    backlog_events: int = Field(200_000, ge=0)
+    # The worker writes a heartbeat every second; older than this, /rank serves without session features.
+    heartbeat_stale_seconds: float = Field(5.0, gt=0)
+    # Embedded mode: the in-process pusher wakes at most this often (seconds) to push what changed.
+    embedded_push_interval: float = Field(0.02, gt=0)
+    redis_timeout_seconds: float = Field(0.5, gt=0)
 
 
 class AirflowSettings(BaseModel):
@@ -245,6 +288,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    streaming: StreamingSettings = StreamingSettings()
     airflow: AirflowSettings = AirflowSettings()
     services: ServicesSettings = ServicesSettings()
     alerts: AlertSettings = AlertSettings()
@@ -287,6 +331,11 @@ class Settings(BaseSettings):
     def marts_snapshots_dir(self) -> Path:
         """Published snapshots of the marts, one directory each with its manifest (warehouse.publish)."""
         return self.home_dir / "warehouse" / "snapshots"
+
+    @property
+    def streaming_mode(self) -> Literal["embedded", "redis"]:
+        """Where accepted events go: settings.streaming.mode, else embedded on the local profile, Redis otherwise."""
+        return self.streaming.mode or ("embedded" if self.profile == "local" else "redis")
 
     @property
     def dbt_project_dir(self) -> Path:
