@@ -5,19 +5,39 @@ before D, so Feast's point-in-time join never leaks the future into a training e
 the published snapshot (only data that passed every gate).
 """
 
-from feast import FileSource
+from feast import FileSource, PushSource
 
-from shoprank.feature_contract import views
+from shoprank.feature_contract import View, views
 from shoprank.settings import get_settings
 
 _MARTS = get_settings().marts_export_dir
 
-SOURCES = {
-    view.name: FileSource(
+
+def file_source(view: View) -> FileSource:
+    return FileSource(
         name=f"{view.mart}_source",
         path=str(_MARTS / f"{view.mart}.parquet"),
         timestamp_field="feature_ts",
         description=f"dbt mart {view.mart}: {view.description}",
     )
-    for view in views(0).values()
+
+
+def push_source(view: View) -> PushSource:
+    """A view written per event by the stream worker (``store.push(PUSH_SOURCE_NAMES[view], rows)``, rows stamped
+    ``feature_ts``). Feast requires a batch source; nothing writes it: training computes these features from the raw
+    events (training/session_dataset.py) and materialization skips the view (feature_repo/materialize.py)."""
+    return PushSource(
+        name=push_source_name(view.name),
+        batch_source=file_source(view),
+        description=f"pushed per event: {view.description}",
+    )
+
+
+def push_source_name(view_name: str) -> str:
+    """The push source of a push view: what the stream worker passes to ``FeatureStore.push``."""
+    return f"{view_name}_push"
+
+
+SOURCES: dict[str, FileSource | PushSource] = {
+    view.name: push_source(view) if view.source == "push" else file_source(view) for view in views(0).values()
 }

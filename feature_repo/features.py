@@ -25,7 +25,7 @@ def feature_view(view: View) -> FeatureView:
         schema=[Field(name=f.name, dtype=_DTYPES[f.dtype]) for f in view.features],
         online=True,
         source=SOURCES[view.name],
-        tags={"team": "ranking", "layer": "mart"},
+        tags={"team": "ranking", "layer": "push" if view.source == "push" else "mart"},
         owner=OWNER,
         description=view.description,
     )

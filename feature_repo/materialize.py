@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoprank.feature_contract import push_views
 from shoprank.feature_store import get_feature_store
 from shoprank.settings import Settings
 
@@ -47,11 +48,14 @@ def views_to_materialize(settings: Settings, store: FeatureStore) -> list[str]:
     """Every online view whose offline source exists, and always those the configured ranker's service reads.
 
     A view of a newer ranker version whose mart is not built in this home yet is skipped with a warning; a view
-    the serving feature service needs is never skipped (its missing mart fails the step, as it should).
+    the serving feature service needs is never skipped (its missing mart fails the step, as it should). Push views
+    (the session view) are never materialized: the stream worker writes them.
     """
     needed = {p.name for p in store.get_feature_service(settings.training.feature_service).feature_view_projections}
     views = []
     for view in store.list_feature_views():
+        if view.name in push_views():
+            continue
         path = getattr(view.batch_source, "path", None)
         if view.name in needed or not path or Path(path).exists():
             views.append(view.name)

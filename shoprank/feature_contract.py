@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from shoprank import session
+
 DType = Literal["int64", "float64", "string"]
 Side = Literal["user", "item", "seller", "user_category"]
 
@@ -42,6 +44,9 @@ class View:
     features: tuple[Feature, ...]
     description: str
     ttl_days: int = 30
+    # "mart": a dbt mart exported as parquet, materialized into the online store; "push": written to the online
+    # store by the stream worker (a Feast PushSource), never materialized, computed offline by training.
+    source: Literal["mart", "push"] = "mart"
 
     @property
     def mart(self) -> str:
@@ -192,6 +197,22 @@ _USER_CATEGORY_FEATURES = View(
 )
 
 
+def _user_session_features(n_categories: int) -> View:
+    return View(
+        name="user_session_features",
+        entities=("user",),
+        # The session's summary as of its newest event (shoprank/session.py); every model column is derived from it
+        # at request time (the session_user and session_candidate groups), so none is a model column itself.
+        features=tuple(
+            Feature(name, dtype, model=False)  # type: ignore[arg-type]
+            for name, dtype in session.pushed_columns(n_categories).items()
+        ),
+        description="The user's current session (clicks, carts, recent items, per-category clicks), pushed per event.",
+        ttl_days=1,
+        source="push",
+    )
+
+
 def views(n_categories: int) -> dict[str, View]:
     """Every feature view, by name (the user view's category shares depend on the number of categories)."""
     declared = (
@@ -201,6 +222,7 @@ def views(n_categories: int) -> dict[str, View]:
         _USER_WINDOW_FEATURES,
         _ITEM_WINDOW_FEATURES,
         _USER_CATEGORY_FEATURES,
+        _user_session_features(n_categories),
     )
     return {view.name: view for view in declared}
 
@@ -222,6 +244,19 @@ COMPUTED = {
         # A function of the request's query and the item's title, with no entity to key it on: training reads it per
         # impression from the query_item_match mart, serving computes it per request (NaN on the feed in both).
         Computed("query", ("query_title_match",), "Share of the search query's words found in the item's title."),
+        # From the user_session_features row and the request's time (shoprank/session.py), per request in serving and
+        # per impression in training (training/session_dataset.py replays the raw events).
+        Computed(
+            "session_user",
+            tuple(session.SESSION_USER_COLUMNS),
+            "The user's current session at request time: counts, age, time since the last click, 5/30-minute windows.",
+        ),
+        Computed(
+            "session_candidate",
+            tuple(session.SESSION_CANDIDATE_COLUMNS),
+            "The candidate against the session: clicks and click share of its category, time since a click in it, "
+            "the item clicked or shown without a click earlier in the session.",
+        ),
     )
 }
 
@@ -251,6 +286,23 @@ RANKERS = {
             ),
             "Features of the v3 ranker: v1 plus the window marts (1/7/30-day item windows, short-term user activity, "
             "user x category engagement joined on the candidate's category) and the search query's title match.",
+        ),
+        Ranker(
+            "ranker_v4",
+            (
+                "user_features",
+                "item_features",
+                "derived",
+                "item_window_features",
+                "user_window_features",
+                "user_category_features",
+                "query",
+                "user_session_features",
+                "session_user",
+                "session_candidate",
+            ),
+            "Features of the v4 ranker: v3 plus the user's current session (pushed per event) and the candidate "
+            "against it (its category's share of the session's clicks, clicked or shown earlier in the session).",
         ),
     )
 }
@@ -284,5 +336,10 @@ def view_features(view: str, n_categories: int = 0) -> list[str]:
 
 
 def exported_views() -> list[str]:
-    """The marts Feast reads as offline sources (every declared view)."""
-    return list(views(0))
+    """The marts Feast reads as offline sources (every declared view built by dbt)."""
+    return [name for name, view in views(0).items() if view.source == "mart"]
+
+
+def push_views() -> list[str]:
+    """The views written to the online store by the stream worker (Feast push sources), not by dbt."""
+    return [name for name, view in views(0).items() if view.source == "push"]

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shoprank.session import SessionConfig
+
 # The repository checkout this package lives in (editable install). Override with SHOPRANK_PROJECT_ROOT.
 _DEFAULT_PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -289,6 +291,8 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
     streaming: StreamingSettings = StreamingSettings()
+    # How user sessions are cut and bounded (shoprank/session.py): SHOPRANK_SESSION__GAP_SECONDS, ...
+    session: SessionConfig = SessionConfig()
     airflow: AirflowSettings = AirflowSettings()
     services: ServicesSettings = ServicesSettings()
     alerts: AlertSettings = AlertSettings()
