@@ -22,6 +22,8 @@ def _columns(settings: Settings, table: str) -> dict[str, str]:
 def test_every_declared_view_matches_its_mart(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
     for view in views(settings.simulator.categories).values():
+        if view.source == "push":  # written by the stream worker, not built by dbt
+            continue
         columns = _columns(settings, view.mart)
         assert columns, f"no mart {view.mart} in the warehouse for declared view {view.name}"
         for key in (*view.join_keys, "feature_ts"):
