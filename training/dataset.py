@@ -11,6 +11,7 @@ import pandas as pd
 from shoprank.feature_store import get_feature_store
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
 from shoprank.settings import Settings
+from training.session_dataset import add_session_features, retrieval_features
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -83,14 +84,16 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
     store = get_feature_store(settings)
     entity_df = examples.rename(columns={"event_ts": "event_timestamp"})
     entity_df["event_timestamp"] = pd.to_datetime(entity_df["event_timestamp"], utc=True)
-    service = store.get_feature_service(feature_service)
     entity_df = with_item_keys(settings, entity_df, service_item_keys(store, feature_service))
-    features = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    features = store.get_historical_features(
+        entity_df=entity_df, features=retrieval_features(store, feature_service)
+    ).to_df()
     if len(features) != len(entity_df):
         raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
     if set(QUERY_FEATURES) & set(feature_columns_for(feature_service, settings.simulator.categories)):
         features = with_query_features(settings, features)
     frame = add_derived_features(features, settings.simulator.categories)
+    frame = add_session_features(settings, frame, feature_service)  # unchanged unless the ranker reads the session
     frame = frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
     log.info("training frame: %d rows, %d requests", len(frame), frame["request_id"].nunique())
     return frame

@@ -1,0 +1,164 @@
+"""Session features for training, point in time: the raw events replayed through the online path's own function.
+
+For every request of the training frame, the user's session state is built from that user's raw events strictly before
+the request (its first impression's timestamp) by :func:`shoprank.session.apply_event`, the function the stream worker
+folds each event with; the pushed row :func:`shoprank.session.user_session_features` is taken at that instant, and the
+model columns come from the same request-time functions serving calls. One definition, so the training values are
+the values serving would have read (tests/unit/test_session.py, tests/data/test_session_replay.py).
+
+The replay is one ordered pass over the events (a Python loop, a few microseconds per event): events and request
+instants of a user are merged in time order, an instant before the events of the same timestamp (strictly before).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from shoprank.feature_contract import push_views, ranker
+from shoprank.session import (
+    EVENT_CODES,
+    SessionConfig,
+    SessionState,
+    apply_event,
+    candidate_session_features,
+    pushed_columns,
+    session_user_features,
+    user_session_features,
+)
+from shoprank.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SESSION_VIEW = "user_session_features"
+EVENT_COLUMNS = ["event_id", "event_ts", "event_type", "user_id", "item_id", "request_id"]
+
+
+def uses_session_features(feature_service: str) -> bool:
+    return SESSION_VIEW in ranker(feature_service).columns
+
+
+def retrieval_features(store, feature_service: str):  # type: ignore[no-untyped-def]
+    """What to ask Feast's historical retrieval for: the service, or, when it reads push views (which have no
+    offline source), the references of its other views' features."""
+    service = store.get_feature_service(feature_service)
+    pushed = set(push_views())
+    if not any(p.name in pushed for p in service.feature_view_projections):
+        return service
+    return [f"{p.name}:{f.name}" for p in service.feature_view_projections if p.name not in pushed for f in p.features]
+
+
+def epoch_seconds(values: pd.Series | np.ndarray) -> np.ndarray:
+    """UTC timestamps as float epoch seconds (microsecond precision, as datetime.timestamp())."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True)
+    return stamps.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64) / 1e6
+
+
+def read_events(settings: Settings, first_day: date, last_day: date) -> pd.DataFrame:
+    """Raw events of [first_day, last_day] with each item's category (``category_id``: float, NaN unknown)."""
+    days = [str(first_day + timedelta(days=i)) for i in range((last_day - first_day).days + 1)]
+    events_dir = settings.raw_dir / "events"
+    if not events_dir.exists():
+        raise FileNotFoundError(f"{events_dir} is missing: session features are replayed from the raw events")
+    dataset = ds.dataset(events_dir, format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=EVENT_COLUMNS, filter=ds.field("dt").isin(days))
+    events = table.to_pandas()
+    items = ds.dataset(settings.raw_dir / "items", format="parquet", partitioning="hive")
+    catalogue = items.to_table(columns=["item_id", "category_id"]).to_pandas().drop_duplicates("item_id")
+    events = events.merge(catalogue, on="item_id", how="left", validate="many_to_one")
+    events["category_id"] = events["category_id"].astype(float)
+    return events
+
+
+def request_instants(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per request: request_id, user_id, request_ts (epoch seconds of its first impression)."""
+    impressions = events[events["event_type"] == "impression"]
+    out = impressions.groupby("request_id", sort=False).agg(user_id=("user_id", "first"), event_ts=("event_ts", "min"))
+    out = out.reset_index()
+    out["request_ts"] = epoch_seconds(out.pop("event_ts"))
+    return out
+
+
+def session_snapshots(
+    events: pd.DataFrame, requests: pd.DataFrame, config: SessionConfig, n_categories: int
+) -> pd.DataFrame:
+    """The pushed row of ``requests``' users as of each request_ts, from ``events`` strictly before it.
+
+    ``events``: event_id, event_ts, event_type, user_id, item_id, category_id; ``requests``: request_id, user_id,
+    request_ts (epoch seconds). Returns request_id + :func:`shoprank.session.pushed_columns`, in ``requests`` order.
+    """
+    unknown = set(events["event_type"].unique()) - set(EVENT_CODES)
+    if unknown:
+        raise ValueError(f"events carry unknown event_type values {sorted(unknown)}")
+    n_events = len(events)
+    users, user_names = pd.factorize(pd.concat([events["user_id"], requests["user_id"]], ignore_index=True))
+    times = np.concatenate([epoch_seconds(events["event_ts"]), requests["request_ts"].to_numpy(dtype=float)])
+    is_event = np.concatenate([np.ones(n_events, dtype=np.int8), np.zeros(len(requests), dtype=np.int8)])
+    order = np.lexsort((np.arange(len(times)), is_event, times, users)).tolist()
+
+    ids = events["event_id"].tolist()
+    codes = events["event_type"].map(EVENT_CODES).tolist()
+    items = events["item_id"].tolist()
+    cats = [None if np.isnan(c) else int(c) for c in events["category_id"].to_numpy(dtype=float)]
+    user_list, time_list = users.tolist(), times.tolist()
+
+    rows: list[dict[str, float | int | str]] = [{}] * len(requests)
+    state = SessionState(user_id="")
+    current = -1
+    for idx in order:
+        user = user_list[idx]
+        if user != current:
+            state, current = SessionState(user_id=str(user_names[user])), user
+        if idx < n_events:
+            apply_event(state, ids[idx], time_list[idx], codes[idx], items[idx], cats[idx], config)
+        else:
+            rows[idx - n_events] = user_session_features(state, time_list[idx], config, n_categories=n_categories)
+    out = pd.DataFrame(rows, columns=list(pushed_columns(n_categories)))
+    out.insert(0, "request_id", requests["request_id"].to_numpy())
+    return out
+
+
+def session_model_columns(
+    frame: pd.DataFrame, now: np.ndarray, config: SessionConfig, n_categories: int
+) -> dict[str, np.ndarray]:
+    """The session_user and session_candidate columns of rows carrying the pushed columns and item_category_id."""
+    values = {column: frame[column].to_numpy() for column in pushed_columns(n_categories)}
+    category = pd.to_numeric(frame["item_category_id"], errors="coerce").to_numpy(dtype=float)
+    return {
+        **session_user_features(values, now, config, n_rows=len(frame)),
+        **candidate_session_features(
+            values, category, frame["item_id"].to_numpy(), now, config, n_categories=n_categories
+        ),
+    }
+
+
+def add_session_features(settings: Settings, frame: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+    """Add the session_user and session_candidate columns to a training frame (one row per impression, with
+    request_id, item_id, item_category_id and dt), when the ranker reads the session view; otherwise unchanged."""
+    if not uses_session_features(feature_service) or frame.empty:
+        return frame
+    n_categories = settings.simulator.categories
+    first_day, last_day = min(frame["dt"]), max(frame["dt"])
+    # A session can start before midnight: replay from the day before the first example's.
+    events = read_events(settings, first_day - timedelta(days=1), last_day)
+    requests = request_instants(events)
+    requests = requests[requests["request_id"].isin(frame["request_id"].unique())].reset_index(drop=True)
+    missing = set(frame["request_id"].unique()) - set(requests["request_id"])
+    if missing:
+        raise ValueError(f"{len(missing)} training requests have no impression in the raw events, e.g. {min(missing)}")
+    snapshots = session_snapshots(events, requests, settings.session, n_categories)
+    snapshots["request_ts"] = requests["request_ts"].to_numpy()
+    joined = frame[["request_id", "item_id", "item_category_id"]].merge(
+        snapshots, on="request_id", how="left", validate="many_to_one"
+    )
+    columns = session_model_columns(joined, joined["request_ts"].to_numpy(dtype=float), settings.session, n_categories)
+    out = frame.copy()
+    for name, values in columns.items():
+        out[name] = values
+    active = int((joined["sess_last_event_ts"].notna()).sum())
+    log.info("session features: %d requests replayed, %d of %d rows in a session", len(requests), active, len(out))
+    return out
