@@ -115,7 +115,7 @@ class StreamPublisher:
         self._thread = threading.Thread(target=self._watch, name="event-stream", daemon=True)
         self._thread.start()
 
-    def publish(self, rows: list[dict[str, Any]]) -> bool:
+    def submit(self, rows: list[dict[str, Any]]) -> bool:
         """Send the events (True), or queue them behind earlier ones while Redis is down (False)."""
         payloads = [encode_event(row) for row in rows]
         with self._lock:

@@ -15,3 +15,4 @@ RULE_ACTIONS = Counter(
     "shoprank_rule_actions", "Items moved or removed by a business rule, by rule reason.", labelnames=["rule"]
 )
 RELOADS = Counter("shoprank_model_reloads", "POST /admin/reload outcomes.", labelnames=["outcome"])
+EVENTS = Counter("shoprank_events", "Events posted to POST /events, accepted or rejected.", labelnames=["outcome"])

@@ -1,7 +1,8 @@
 """Feature fetch from the Feast online store, driven by the feature service the model was trained with.
 
 The service's feature views are sorted by join keys when the reader is built:
-- keyed on user_id: read for the request's user;
+- keyed on user_id: read for the request's user (the daily snapshots' views, and the session view the stream
+  worker pushes per event: the same read);
 - keyed on user_id + category_id (user x category): read in the SAME online call, one entity row per category, so
   every candidate finds its category's values (see :meth:`OnlineFeatureReader.user_features`);
 - keyed on item_id, or on seller_id (joined through the item's seller): item-side, served from the in-process item
@@ -39,6 +40,8 @@ class OnlineFeatureReader:
         self.item_refs: list[str] = []
         self.item_views: list[ItemView] = []
         self.on_demand_features: list[str] = []
+        # Features of user views written per event (push sources: the session view) rather than daily snapshots.
+        self.pushed_features: set[str] = set()
         for projection in service.feature_view_projections:
             names = [feature.name for feature in projection.features]
             try:
@@ -51,6 +54,8 @@ class OnlineFeatureReader:
             refs = [f"{projection.name_to_use()}:{name}" for name in names]
             if keys == {"user_id"}:
                 self.user_refs += refs
+                if view.stream_source is not None:
+                    self.pushed_features.update(names)
             elif keys == {"user_id", CATEGORY_KEY}:
                 self.category_refs += refs
             elif keys in ({"item_id"}, {"seller_id"}):
@@ -98,8 +103,9 @@ class OnlineFeatureReader:
         proto = self.store.get_online_features(features=refs, entity_rows=rows).proto
         results = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
         out: dict[str, Any] = {name: python_value(results[name].values[0]) for name in self.user_feature_names}
-        if self.category_refs:
-            user_ts = max((results[name].event_timestamps[0].seconds for name in self.user_feature_names), default=0)
+        if self.category_refs:  # the snapshot's time: a pushed view's rows are stamped when an event arrived
+            snapshot_names = [name for name in self.user_feature_names if name not in self.pushed_features]
+            user_ts = max((results[name].event_timestamps[0].seconds for name in snapshot_names), default=0)
             for name in self.category_feature_names:
                 vector = results[name]
                 out[name] = tuple(

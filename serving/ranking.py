@@ -28,6 +28,14 @@ from shoprank.ranking_features import (
     request_time_features,
     stored_user_features,
 )
+from shoprank.session import (
+    SESSION_CANDIDATE_COLUMNS,
+    SESSION_USER_COLUMNS,
+    SessionConfig,
+    candidate_session_features,
+    pushed_columns,
+    session_user_features,
+)
 
 REASON_MODEL = "model"
 REASON_POPULAR = "popular-fallback"
@@ -101,7 +109,37 @@ def build_feature_frame(
 # Columns computed per request from the user's and the items' stored features (the same logic as
 # shoprank.ranking_features.add_derived_features and the on-demand view's request_time_features).
 # QUERY_FEATURES come per row from the request's query and the items' titles (query_match_columns).
-REQUEST_TIME_COLUMNS = frozenset(DERIVED_FEATURES + ON_DEMAND_FEATURES + QUERY_FEATURES)
+# SESSION_COLUMNS come per row from the user's pushed session row, the request's time and the items' categories
+# (session_columns).
+SESSION_COLUMNS = frozenset(SESSION_USER_COLUMNS + SESSION_CANDIDATE_COLUMNS)
+REQUEST_TIME_COLUMNS = frozenset(DERIVED_FEATURES + ON_DEMAND_FEATURES + QUERY_FEATURES) | SESSION_COLUMNS
+
+
+def uses_session(feature_columns: Sequence[str]) -> bool:
+    return not SESSION_COLUMNS.isdisjoint(feature_columns)
+
+
+def session_columns(
+    feature_columns: Sequence[str],
+    user_features: Mapping[str, Any] | None,
+    item_ids: Sequence[str],
+    item_category: np.ndarray,
+    now: Any,
+    config: SessionConfig,
+    n_categories: int,
+) -> dict[str, np.ndarray]:
+    """The model's session columns per candidate, with shoprank.session's functions (training's): the user-level
+    ones from the user's pushed session row (absent: no session), the candidate ones joined on each item's id and
+    category, like the user x category view. Empty for a model without session columns."""
+    wanted = SESSION_COLUMNS.intersection(feature_columns)
+    if not wanted:
+        return {}
+    given = user_features or {}
+    values = {name: given.get(name) for name in pushed_columns(n_categories)}
+    n = len(item_ids)
+    out = {name: np.full(n, column[0]) for name, column in session_user_features(values, now, config, 1).items()}
+    out.update(candidate_session_features(values, item_category, item_ids, now, config, n_categories=n_categories))
+    return {name: column for name, column in out.items() if name in wanted}
 
 
 def query_match_columns(

@@ -9,6 +9,9 @@ Endpoints (see serving/README.md)
   endpoint takes its model as a positional-only parameter ("root input"). Invalid bodies get HTTP 400 naming the
   field.
 - ``POST /explain``: the same body; per item the features, XGBoost ``pred_contribs`` and every rule that moved it.
+- ``POST /events``: a batch of behaviour events (:class:`~serving.schemas.EventsRequest`); accepted ones go to the
+  raw events log and to the session path (in process on the local profile, a Redis stream on the others), whose
+  session features the next /rank of the user reads (serving/sessions.py, serving/stream_worker.py).
 - ``POST /admin/reload``: reload the champion, rules, item cache and retrieval index (token-guarded).
 - ``GET /model``, ``GET /ready-details``; BentoML's ``/livez``, ``/readyz`` (our ``__is_ready__``: model loaded and
   online store answering), ``/healthz`` and ``/metrics`` (plus the counters of serving/metrics.py).
@@ -27,7 +30,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
@@ -36,6 +41,8 @@ from fastapi import FastAPI, Header, HTTPException
 
 from serving import metrics
 from serving.candidates import split_known
+from serving.event_stream import StreamPublisher
+from serving.events import load_user_ids, screen_events
 from serving.item_cache import newest_mtime, published_sources
 from serving.logs import configure_service_logging
 from serving.online_features import OnlineFeatureReader
@@ -46,13 +53,17 @@ from serving.ranking import (
     dedupe,
     fast_matrix,
     query_match_columns,
+    session_columns,
     user_vector,
+    uses_session,
 )
 from serving.request_gate import RequestGate
 from serving.request_log import RequestLogger
 from serving.rules.pipeline import RuleContext, apply_rules, request_seed
 from serving.rules.slate import Slate, by_score, make_slate
 from serving.schemas import (
+    EventsRequest,
+    EventsResponse,
     ExplainedItem,
     ExplainResponse,
     HTTPErrorBody,
@@ -63,6 +74,7 @@ from serving.schemas import (
     ReadyDetails,
     ReloadResponse,
 )
+from serving.sessions import EmbeddedSessions
 from serving.state import ServingState, load_items, load_state, needs_titles, reopen_reader
 from shoprank.ranking_features import category_share_columns
 from shoprank.settings import apply_runtime_env, get_settings
@@ -110,6 +122,15 @@ class RankingService:
             RequestLogger(self.settings.serving_logs_dir, cfg.log_buffer_rows, cfg.log_flush_seconds)
             if cfg.log_requests
             else None
+        )
+        # Accepted events always reach the raw events log (the daily pipeline's copy), even with log_requests off.
+        self.event_log = self.request_log or RequestLogger(
+            self.settings.serving_logs_dir, cfg.log_buffer_rows, cfg.log_flush_seconds
+        )
+        self.sessions: EmbeddedSessions | StreamPublisher = (
+            StreamPublisher(self.settings)
+            if self.settings.streaming_mode == "redis"
+            else EmbeddedSessions(self.settings, self._item_categories)
         )
         if cfg.cache_refresh_seconds > 0:
             threading.Thread(target=self._watch_marts, name="item-cache-refresh", daemon=True).start()
@@ -167,6 +188,41 @@ class RankingService:
         removed = {item_id: list(reasons) for item_id, reasons in ranking.slate.removed.items()}
         return ExplainResponse(**data, items=items, removed=removed)
 
+    @bentoml.api(route="/events")
+    def events(self, request: EventsRequest, /) -> EventsResponse:
+        """Accept a batch of events: the raw events log, then the session path; see serving/events.py."""
+        cfg, state = self.settings.serving, self.state
+        screened = screen_events(
+            request.events,
+            datetime.now(UTC),
+            cfg.max_event_age_seconds,
+            cfg.max_event_ahead_seconds,
+            state.user_ids,
+            state.items.positions if len(state.items) else (),
+        )
+        reasons: list[str] = []
+        if screened.rows:
+            self.event_log.log_events([dict(row) for row in screened.rows])
+            if not self.sessions.submit(screened.rows):
+                reasons = self.sessions.degraded_reasons()
+        metrics.EVENTS.labels(outcome="accepted").inc(len(screened.rows))
+        metrics.EVENTS.labels(outcome="rejected").inc(len(screened.rejections))
+        return EventsResponse(
+            accepted=len(screened.rows),
+            rejected=len(screened.rejections),
+            rejections=screened.rejections,
+            unknown_user_ids=screened.unknown_users,
+            unknown_item_ids=screened.unknown_items,
+            session_path=self.settings.streaming_mode,
+            degraded_reasons=reasons,
+        )
+
+    def _item_categories(self, item_ids: Sequence[str]) -> dict[str, int]:
+        """The items' categories from the item cache (the session state counts clicks per category)."""
+        items = self.state.items
+        categories = items.column("item_category_id", items.rows(item_ids))
+        return {i: int(c) for i, c in zip(item_ids, categories, strict=True) if np.isfinite(c)}
+
     def _rank(self, request: RankRequest, log_request: bool = True) -> _Ranking:
         started = time.perf_counter()
         state = self.state  # one consistent bundle for the whole request, even if a reload swaps it meanwhile
@@ -188,6 +244,9 @@ class RankingService:
                 reasons.append(FEATURE_FETCH_FAILED)
         user_names = state.reader.user_feature_names if state.reader else ()
         cold, user_values = user_vector(user, n_categories, user_names)
+        session_model = state.champion is not None and uses_session(state.champion.feature_columns)
+        session_down = self.sessions.degraded_reasons() if session_model else []
+        reasons += session_down  # served without session features: the user's row may be stale
 
         sources: dict[str, str] = {}
         if request.candidate_ids is not None:
@@ -207,6 +266,15 @@ class RankingService:
             try:
                 per_row = query_match_columns(
                     state.champion.feature_columns, request.surface, request.query, state.items.titles, rows
+                )
+                per_row |= session_columns(
+                    state.champion.feature_columns,
+                    None if session_down else user,
+                    candidates,
+                    item_matrix[:, state.items.column_index["item_category_id"]],
+                    time.time(),
+                    self.settings.session,
+                    n_categories,
                 )
                 matrix = _model_matrix(state, user, cold, user_values, item_matrix, n_categories, per_row)
                 # the score the gate judged: the bundle's objective (ranker, or expected GMV)
@@ -353,9 +421,16 @@ class RankingService:
                         reader.item_views if reader else (),
                         needs_titles(self.state.champion),
                     )
+                    user_ids = load_user_ids(self.settings.marts_export_dir)
                     current = self.state
                     self.state = ServingState(
-                        **{**current.__dict__, "items": items, "popularity": popularity, "retrieval": retrieval}
+                        **{
+                            **current.__dict__,
+                            "items": items,
+                            "popularity": popularity,
+                            "retrieval": retrieval,
+                            "user_ids": user_ids,
+                        }
                     )
                 log.info("item cache refreshed: %d items (snapshot %s)", len(items), items.snapshot_ts)
             except Exception:
@@ -424,8 +499,8 @@ class RankingService:
 
     @bentoml.on_shutdown
     def _flush_logs(self) -> None:
-        if self.request_log is not None:
-            self.request_log.close()
+        self.sessions.close()
+        self.event_log.close()
 
     # ---- FastAPI routes mounted on the service --------------------------------------------------------------------
     @info_app.get("/model")
@@ -479,7 +554,7 @@ class RankingService:
 # (RankingService is a bentoml Service; bentoml.asgi_app's stub says it returns the class it decorates.)
 RankingService.add_asgi_middleware(  # type: ignore[attr-defined]
     RequestGate,
-    models={"/rank": RankRequest, "/explain": RankRequest},
+    models={"/rank": RankRequest, "/explain": RankRequest, "/events": EventsRequest},
     max_bytes=get_settings().serving.max_body_bytes,
 )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from serving.candidates import RetrievalIndex
+from serving.events import load_user_ids
 from serving.item_cache import ItemCache, ItemView
 from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
@@ -33,6 +34,8 @@ class ServingState:
     popularity: PopularityIndex = field(default_factory=PopularityIndex)
     retrieval: RetrievalIndex = field(default_factory=RetrievalIndex)
     rules: RulesConfig | None = None
+    # The users the published user_features mart knows (POST /events flags others).
+    user_ids: frozenset[str] = frozenset()
     load_error: str | None = None
     errors: tuple[str, ...] = ()
 
@@ -149,6 +152,11 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
             items, popularity, retrieval = previous.items, previous.popularity, previous.retrieval
         else:
             items, popularity, retrieval = ItemCache.empty(), PopularityIndex(), RetrievalIndex()
+    try:
+        user_ids = load_user_ids(settings.marts_export_dir)
+    except Exception as exc:
+        errors.append(f"users: {_error(exc)}")
+        user_ids = previous.user_ids if previous is not None else frozenset()
     return ServingState(
         champion=champion,
         reader=reader,
@@ -156,6 +164,7 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         popularity=popularity,
         retrieval=retrieval,
         rules=rules,
+        user_ids=user_ids,
         load_error=load_error,
         errors=tuple(errors),
     )

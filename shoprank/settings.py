@@ -177,10 +177,9 @@ class StreamingSettings(BaseModel):
     block_ms: int = Field(100, ge=1)
     # On start the worker claims entries another consumer read and did not acknowledge for this long (crash).
     claim_idle_ms: int = Field(30_000, ge=0)
-    # A user's session state (a Redis hash) expires after this long without events; the event ids it remembers to
-    # count a re-sent event once are the last N per user.
+    # A user's session state (a Redis hash, bounded by settings.session's caps) expires after this long without
+    # events (it also remembers the event ids that make a re-sent event count once).
     session_ttl_seconds: int = Field(7200, ge=60)
-    seen_event_ids: int = Field(512, ge=1)
     # The service keeps events Redis refused (down) in memory, at most this many, and re-sends them when it is back
     # (they are in the raw events log in any case).
     backlog_events: int = Field(200_000, ge=0)
@@ -228,6 +227,28 @@ class QualitySettings(BaseModel):
     sample_size: int = Field(5, ge=1)
     # Build GX Data Docs after every validation (HTML under quality_dir/gx).
     build_data_docs: bool = True
+
+
+class ResourceSettings(BaseModel):
+    """What one pipeline step may use. Every DuckDB connection ShopRank opens (the gates, drift, dbt's profile) is
+    capped at ``duckdb_share`` of the budget and spills to ``<home>/tmp/duckdb`` beyond it; the rest is for Python
+    (frames, libraries). Steps that stream size their chunks with :meth:`chunk_rows`. A step that cannot finish
+    within the budget fails naming ``memory_budget_gib`` (shoprank.resources), not the kernel's OOM killer."""
+
+    # The issue-13 target: no step of `shoprank run` above 6 GiB peak RSS at 10M events.
+    memory_budget_gib: float = Field(6.0, gt=0)
+    # DuckDB's memory_limit as a share of the budget (DuckDB's RSS runs somewhat above its limit).
+    duckdb_share: float = Field(0.6, gt=0, le=1)
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return int(self.memory_budget_gib * 1024**3)
+
+    def chunk_rows(self, bytes_per_row: int, share: float = 0.25, minimum: int = 1000) -> int:
+        """Rows of ``bytes_per_row`` bytes that fit in ``share`` of the budget (at least ``minimum``)."""
+        if bytes_per_row <= 0 or not 0 < share <= 1:
+            raise ValueError(f"chunk_rows needs bytes_per_row > 0 and 0 < share <= 1, got {bytes_per_row}, {share}")
+        return max(minimum, int(self.memory_budget_bytes * share) // bytes_per_row)
 
 
 class AlertSettings(BaseModel):
@@ -281,8 +302,9 @@ class Settings(BaseSettings):
 
     feast_project: str = "shoprank"
     dbt_target: str | None = None
-    # DuckDB's memory cap for the warehouse build (it spills to disk beyond it); 10M events peaked at 5.4 GiB uncapped.
-    warehouse_memory_limit: str = "4GB"
+    # Overrides DuckDB's memory_limit everywhere (e.g. "4GB"); None: resources.duckdb_share of the memory budget.
+    # The warehouse build at 10M events peaked at 5.4 GiB uncapped.
+    warehouse_memory_limit: str | None = None
     # Published mart snapshots kept (the served one included); older ones are deleted by `publish`. At least 2, so a
     # reader that resolved the previous pointer just before a publish still finds its files.
     published_snapshots_kept: int = Field(3, ge=2)
@@ -297,6 +319,7 @@ class Settings(BaseSettings):
     services: ServicesSettings = ServicesSettings()
     alerts: AlertSettings = AlertSettings()
     quality: QualitySettings = QualitySettings()
+    resources: ResourceSettings = ResourceSettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
     @property
@@ -340,6 +363,18 @@ class Settings(BaseSettings):
     def streaming_mode(self) -> Literal["embedded", "redis"]:
         """Where accepted events go: settings.streaming.mode, else embedded on the local profile, Redis otherwise."""
         return self.streaming.mode or ("embedded" if self.profile == "local" else "redis")
+
+    @property
+    def duckdb_memory_limit(self) -> str:
+        """DuckDB's memory_limit: warehouse_memory_limit if set, else resources.duckdb_share of the step's budget."""
+        if self.warehouse_memory_limit:
+            return self.warehouse_memory_limit
+        return f"{max(1, int(self.resources.memory_budget_gib * self.resources.duckdb_share * 1024))}MiB"
+
+    @property
+    def duckdb_temp_dir(self) -> Path:
+        """Where DuckDB spills beyond its memory_limit (under the home, not the working directory)."""
+        return self.home_dir / "tmp" / "duckdb"
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -443,7 +478,10 @@ class Settings(BaseSettings):
                 "SHOPRANK_PROJECT_ROOT": str(self.project_root),
                 "SHOPRANK_RAW_DIR": str(self.raw_dir),
                 "SHOPRANK_WAREHOUSE_PATH": str(self.warehouse_path),
-                "SHOPRANK_WAREHOUSE_MEMORY_LIMIT": self.warehouse_memory_limit,
+                # Read by dbt_project/profiles.yml (not SHOPRANK_WAREHOUSE_MEMORY_LIMIT: that is the override
+                # setting, and exporting the derived value under it would pin it for later settings objects).
+                "SHOPRANK_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+                "SHOPRANK_DUCKDB_TEMP_DIR": str(self.duckdb_temp_dir),
                 "SHOPRANK_MARTS_EXPORT_DIR": str(self.marts_export_dir),
                 # dbt's export post-hook writes here (dbt_project/macros/incremental.sql); publish copies it out.
                 "SHOPRANK_MARTS_BUILD_DIR": str(self.marts_build_dir),
