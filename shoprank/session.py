@@ -13,7 +13,8 @@ session is over) is derived at request time from it, identically online and offl
 The state is order-independent within a session: counts, per-category counts, the newest N click/cart timestamps and
 the newest K clicked/shown items (by their latest time) do not depend on the order events arrive in. Only session
 boundaries do, so a late event is accepted only within ``max_lateness_seconds`` of the newest one (and is placed in the
-session it belongs to); later ones are dropped and counted in ``late_dropped``. A repeated ``event_id`` (among the
+session it belongs to); later ones are dropped and counted in ``late_dropped``, and so is a late event that would
+have bridged the gap to the previous session (whose state is gone). A repeated ``event_id`` (among the
 session's last ``max_event_ids``) is counted once. Pure: no I/O, no clock.
 """
 
@@ -164,7 +165,8 @@ def apply_event(
         state.late_dropped += 1
         return state
     elif ts < state.start_ts:
-        if not (ts - state.prev_last_ts > config.gap_seconds):  # it belongs to the previous, closed session
+        opens_session = math.isnan(state.prev_last_ts) or ts - state.prev_last_ts > config.gap_seconds
+        if not opens_session:  # it belongs to the previous, closed session
             state.late_dropped += 1
             return state
         state.start_ts = ts
