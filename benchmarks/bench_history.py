@@ -4,7 +4,9 @@ For each history length: a synthetic interactions parquet (ratings 0.5-10 in hal
 items with category labels, some missing) at --per-day rows a day, imported through the generic adapter
 (producers.adapters.interactions) into its own home under var/bench-history/, then, each in its own process:
 the first `shoprank build-warehouse` (all history, up to the day before the last), the next day's incremental
-run (the daily cost) and a re-run of that day. Wall and CPU seconds (CPU: the load-free figure on a shared box).
+run (the daily cost) and a re-run of that day; after each of the first two, the build is published (gates skipped)
+and `shoprank materialize` timed: into an empty online store, then the next day's. Wall and CPU seconds (CPU: the
+load-free figure on a shared box).
 
     python -m benchmarks.bench_history --years 10 --per-day 3000
     python -m benchmarks.bench_history --days 30 365 --per-day 3000   # how the daily run grows with history
@@ -38,6 +40,19 @@ MAPPING = {
 }
 
 
+# The bench's stand-in for the gates + publish + feast-apply steps before `materialize` (argv[1]: the run's day).
+_PUBLISH_AND_APPLY = """
+import sys
+from datetime import date
+from shoprank.settings import apply_runtime_env, get_settings
+from warehouse.publish import publish_snapshot
+from feature_repo.materialize import apply_feature_repo
+settings = get_settings(); apply_runtime_env(settings)
+publish_snapshot(settings, date.fromisoformat(sys.argv[1]), gates={})
+apply_feature_repo(settings)
+"""
+
+
 def synthetic(days: int, per_day: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
     """``days`` days ending at LAST_DAY, ``per_day`` ratings a day; item quality shifts the score."""
     rng = np.random.default_rng(seed)
@@ -62,7 +77,9 @@ def synthetic(days: int, per_day: int, users: int, items: int, seed: int = 0) ->
     )
 
 
-def bench(base: Path, days: int, per_day: int, users: int, items: int, build: bool = True) -> None:
+def bench(
+    base: Path, days: int, per_day: int, users: int, items: int, build: bool = True, materialize: bool = True
+) -> None:
     from producers.adapters.interactions import import_interactions
     from producers.adapters.mapping import InteractionMapping
     from shoprank.settings import Settings, SimulatorSettings
@@ -91,6 +108,14 @@ def bench(base: Path, days: int, per_day: int, users: int, items: int, build: bo
         cmd = [sys.executable, "-m", "orchestration.cli", "build-warehouse", "--run-date", day.isoformat()]
         elapsed, cpu, peak = _timed(cmd, env)
         line(label, f"{elapsed:7.1f} s wall, {cpu:7.1f} s CPU, peak RSS {peak:,.0f} MiB")
+        if label == "re-run of that day" or not materialize:
+            continue
+        # Publish the build (gates skipped: not what is timed) and apply the Feast repo, then time `materialize`:
+        # after the first build into an empty online store, after the next day's build into the loaded one.
+        _timed([sys.executable, "-c", _PUBLISH_AND_APPLY, day.isoformat()], env)
+        cmd = [sys.executable, "-m", "orchestration.cli", "materialize", "--run-date", day.isoformat()]
+        elapsed, cpu, peak = _timed(cmd, env)
+        line(f"  materialize {day}", f"{elapsed:7.1f} s wall, {cpu:7.1f} s CPU, peak RSS {peak:,.0f} MiB")
 
 
 def main() -> None:
@@ -101,10 +126,19 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--import-only", action="store_true", help="time the import, skip the dbt builds")
+    parser.add_argument("--no-materialize", action="store_true", help="skip publishing and Feast materialize")
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "bench-history")
     args = parser.parse_args()
     for days in args.days or [round(args.years * 365)]:
-        bench(args.base, days, args.per_day, args.users, args.items, build=not args.import_only)
+        bench(
+            args.base,
+            days,
+            args.per_day,
+            args.users,
+            args.items,
+            build=not args.import_only,
+            materialize=not args.no_materialize,
+        )
 
 
 if __name__ == "__main__":

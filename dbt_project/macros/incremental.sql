@@ -43,6 +43,84 @@
 {% endmacro %}
 
 
+{% macro run_start() %}
+    {#- The first day this run rewrites in any day-partitioned incremental model, as a python date; none when the
+        run builds all history (no var run_date, --full-refresh, or such a model's table missing or empty).
+
+        Each model rewrites from min(run's day + offset, its newest partition) (partition_start, offset 0 or -1):
+        the minimum over the models, taking -1 for all, is at most one day more than any of them needs. It bounds
+        what a run reads: the day spine starts here (int_day_spine), stg_events reads the raw partitions from here
+        on (less the retrieval window, events_start) and the data tests on the marts check the partitions from here
+        on (get_where_subquery), so the daily run reads and rewrites a few days, whatever the history's length.
+        Called while stg_events and int_day_spine compile, before this run has changed any mart. -#}
+    {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set run = modules.datetime.date.fromisoformat((var('run_date') | string | trim)[:10]) -%}
+    {%- set state = namespace(start=run - modules.datetime.timedelta(days=1), full=false) -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+            and node.config.materialized == 'incremental' and node.config.unique_key in ('dt', 'event_date') -%}
+        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
+        {%- set newest = none if relation is none else run_query(
+            'select max(' ~ node.config.unique_key ~ ') from ' ~ relation
+        ).columns[0].values()[0] -%}
+        {%- if newest is none -%}
+            {%- set state.full = true -%}
+        {%- else -%}
+            {%- set state.start = [state.start, modules.datetime.date.fromisoformat((newest | string)[:10])] | min -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(none if state.full else state.start) -}}
+{% endmacro %}
+
+
+{% macro events_start() %}
+    {#- The first raw event day this run reads, as a SQL date literal (none: all): run_start, or earlier for the
+        retrieval marts' window of var retrieval_window_days days up to the run's day. The raw gate keeps every
+        event inside its partition's day, so the partition dt is the event's date. -#}
+    {%- set start = run_start() -%}
+    {%- if start is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set run = modules.datetime.date.fromisoformat((var('run_date') | string | trim)[:10]) -%}
+    {%- set window = run - modules.datetime.timedelta(days=(var('retrieval_window_days') | int) - 1) -%}
+    {{- return("date '" ~ ([start, window] | min).isoformat() ~ "'") -}}
+{% endmacro %}
+
+
+{% macro get_where_subquery(relation) -%}
+    {#- dbt's `where` test config, with two placeholders, so the daily run's tests read a few days rather than
+        whole tables (every day on a full build):
+        __run_partitions__: the partitions this run rewrote, from the day spine's first day (run_start) on, in the
+        tested model's partition column (config unique_key);
+        __run_events__: the raw event partitions this run reads (events_start; source tests run before any model). -#}
+    {%- set where = config.get('where', '') -%}
+    {%- if execute and where and '__run_partitions__' in where -%}
+        {%- set column = namespace(name='dt') -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.alias == relation.identifier
+                and node.config.unique_key -%}
+            {%- set column.name = node.config.unique_key -%}
+        {%- endfor -%}
+        {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
+        {%- set spine_relation = api.Relation.create(
+            database=spine.database, schema=spine.schema, identifier=spine.alias
+        ) -%}
+        {%- set where = where | replace(
+            '__run_partitions__',
+            column.name ~ ' >= (select min(feature_date) from ' ~ spine_relation ~ ')'
+        ) -%}
+    {%- endif -%}
+    {%- if execute and where and '__run_events__' in where -%}
+        {%- set first_day = events_start() -%}
+        {%- set where = where | replace('__run_events__', 'dt >= ' ~ first_day if first_day else 'true') -%}
+    {%- endif -%}
+    {%- if where -%}
+        {{- return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -}}
+    {%- endif -%}
+    {{- return(relation) -}}
+{%- endmacro %}
+
+
 {% macro export_mart(order_by, latest_only=none) %}
     {#- Post-hook: write the whole mart (or only its newest `latest_only` partition) to
         $SHOPRANK_MARTS_BUILD_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible): the build

@@ -1,6 +1,9 @@
--- One row per feature day D, from the first raw day up to the run's day + 1 (the serving snapshot).
--- feature_ts = D 00:00 UTC; features stamped with it use only events strictly before it.
+-- One row per feature day D, from the first raw day (an incremental run: the first day it rewrites, run_start) up
+-- to the run's day + 1 (the serving snapshot). feature_ts = D 00:00 UTC; features stamped with it use only events
+-- strictly before it. A table: every model and the marts' data tests read it.
+{{ config(materialized='table') }}
 {%- set run_date = run_date_literal() %}
+{%- set first_day = run_start() %}
 
 with
 
@@ -17,7 +20,7 @@ event_days as (
 bounds as (
 
     select
-        first_day,
+        {{ "date '" ~ first_day.isoformat() ~ "'" if first_day else 'first_day' }} as first_day,
         {{ run_date if run_date else 'last_event_day' }} as run_date
 
     from event_days

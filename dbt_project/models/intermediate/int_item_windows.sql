@@ -10,7 +10,10 @@ spine as (
 
 item_daily as (
 
-    select * from {{ ref('int_item_daily') }}
+    -- only the days the spine's windows reach: an incremental run's spine holds a few days
+    select *
+    from {{ ref('int_item_daily') }}
+    where event_date >= {{ add_days('(select min(feature_date) from spine)', -30) }}
 
 ),
 

@@ -1,9 +1,15 @@
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='event_date', on_schema_change='fail'
+) }}
 -- Per user and event day: activity counts and clicks per category (the inputs of the 30-day user features).
+-- An incremental table by event day: a run re-aggregates only the event days it rewrites (partition_start),
+-- so the windows downstream read a compact table instead of every raw event.
 with
 
 events as (
 
     select * from {{ ref('int_events') }}
+    where {{ partition_filter('event_date') }}
 
 ),
 

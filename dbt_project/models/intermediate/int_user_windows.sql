@@ -14,7 +14,10 @@ spine as (
 
 user_daily as (
 
-    select * from {{ ref('int_user_daily') }}
+    -- only the days the spine's windows reach: an incremental run's spine holds a few days
+    select *
+    from {{ ref('int_user_daily') }}
+    where event_date >= {{ add_days('(select min(feature_date) from spine)', -window_days) }}
 
 ),
 

@@ -17,7 +17,10 @@ spine as (
 
 daily as (
 
-    select * from {{ ref('int_user_category_daily') }}
+    -- only the days the rewritten feature days' windows reach
+    select *
+    from {{ ref('int_user_category_daily') }}
+    where event_date >= {{ add_days('(select min(feature_date) from spine)', -window_days) }}
 
 ),
 

@@ -4,6 +4,7 @@
 -- a user's last active day stands in for the last session), the 30-day purchase rate per click and price band.
 -- Kept apart from user_features so that mart's column contract (Feast, training, serving) stays as it is; both
 -- read their windows from int_user_windows. Incremental: a run for day D rewrites feature days D and D + 1.
+{%- set window_days = var('user_window_days') | int %}
 
 with
 
@@ -23,7 +24,10 @@ users as (
 
 user_daily as (
 
-    select * from {{ ref('int_user_daily') }}
+    -- only the days the rewritten feature days' windows reach (the last active day is one of them)
+    select *
+    from {{ ref('int_user_daily') }}
+    where event_date >= {{ add_days('(select min(feature_date) from spine)', -window_days) }}
 
 ),
 

@@ -1,8 +1,14 @@
+{#- An incremental run reads only the raw partitions it needs (events_start): never the older history. -#}
+{%- set first_day = events_start() %}
+
 with
 
 source as (
 
     select * from {{ source('raw', 'events') }}
+    {%- if first_day %}
+    where dt >= {{ first_day }}
+    {%- endif %}
 
 ),
 
