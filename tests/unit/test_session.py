@@ -208,7 +208,7 @@ def test_the_offline_replay_equals_updates_per_event_in_arrival_order() -> None:
             "event_type": [e.event_type for e in log],
             "user_id": [e.user_id for e in log],
             "item_id": [e.item_id for e in log],
-            "category_id": [float(e.category_id) for e in log],
+            "category_id": [float(e.category_id or 0) for e in log],
         }
     )
     requests = pd.DataFrame(
