@@ -252,6 +252,17 @@ def serve(port: Annotated[int | None, typer.Option(help="port (default: settings
     os.execve(command[0], command, env)
 
 
+@app.command("stream-worker")
+def stream_worker() -> None:
+    """Consume the event stream: session state in Redis, session features pushed to the online store (SIGTERM stops)."""
+    from serving.stream_worker import run_stream_worker
+    from shoprank.settings import apply_runtime_env
+
+    settings = get_settings()
+    apply_runtime_env(settings)
+    _print(run_stream_worker(settings))
+
+
 @app.command("rank")
 def rank(
     user_id: Annotated[str, typer.Option(help="user to rank for")] = "u000001",
