@@ -1,7 +1,8 @@
 """Served requests and their impressions, logged in the raw data contract so tomorrow's pipeline can learn from today.
 
 Impressions are rows of the raw ``events`` table (event_type 'impression', request_id, position, surface, query,
-price); one row per request goes to a ``requests`` table beside it (model and rules versions, degraded, latency).
+price), and so are the events POST /events accepts (:meth:`RequestLogger.log_events`); one row per request goes to a
+``requests`` table beside it (model and rules versions, degraded, latency).
 Both are buffered in memory and written as new files — ``<serving_logs_dir>/<table>/dt=YYYY-MM-DD/part-<uuid>.parquet``
 — when the buffer is full, every ``flush_seconds`` (a daemon timer) and at shutdown. They never go into raw_dir,
 whose partitions the simulator rewrites; an ingestion step can append them to raw events (same schema).
