@@ -10,6 +10,10 @@ of their own). Below ``drift_warn_psi`` a feature is "ok", from it "warn", from 
 blocking feature raises :class:`DataQualityError`. The per-feature report goes to
 ``quality_dir/drift-<run_date>.json`` either way. The gate judges the build (``settings.marts_build_dir``, before
 ``publish``) and records its fingerprint; monitoring reads the published marts.
+
+:func:`drift_report` joins, bins and counts in DuckDB (quality.drift_sql) within the step's memory budget, so only
+counts reach Python; :func:`feature_rows` and :func:`psi` are the pandas reference it equals (tests/data/
+test_drift_sql.py) and what monitoring scores with.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,14 +45,18 @@ WINDOW_MARTS = {
 EPSILON = 1e-4  # floor for empty bins, so one empty bin does not make the index infinite
 
 
-def feature_rows(settings: Settings, run_date: date, marts: Path | None = None) -> pd.DataFrame:
-    """One row per impression up to the run's day with its model features as of the start of its day, from the
-    marts in ``marts`` (default: the published ones)."""
+def feature_rows(
+    settings: Settings, run_date: date, marts: Path | None = None, days: Collection[date] | None = None
+) -> pd.DataFrame:
+    """One row per impression up to the run's day (of ``days`` only, when given) with its model features as of the
+    start of its day, from the marts in ``marts`` (default: the published ones)."""
     marts = marts or settings.marts_export_dir
     columns = ["impression_id", "user_id", "item_id", "event_ts"]
     examples = pd.read_parquet(marts / "training_examples.parquet", columns=columns)
     examples["feature_ts"] = examples["event_ts"].dt.floor("D")
     examples = examples[examples["feature_ts"].dt.date <= run_date]
+    if days is not None:
+        examples = examples[examples["feature_ts"].dt.date.isin(set(days))]
     users = pd.read_parquet(marts / "user_features.parquet").drop(columns=["dt"], errors="ignore")
     items = pd.read_parquet(marts / "item_features.parquet").drop(columns=["dt"], errors="ignore")
     frame = examples.merge(users, on=["user_id", "feature_ts"], how="left").merge(
@@ -69,60 +78,98 @@ def feature_rows(settings: Settings, run_date: date, marts: Path | None = None) 
     return frame
 
 
+def reference_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Inner bin edges of non-missing reference ``values``: the order statistics at ranks ceil(n * i / bins) - 1,
+    i = 0..bins (inverted-CDF quantiles, ranks in integers so float rounding never moves one; DuckDB picks the same
+    ones in quality.drift_sql), deduplicated, less the outer two: the outer bins are open-ended, so values beyond the
+    reference's range still land somewhere."""
+    n = len(values)
+    if not n:
+        return np.array([])
+    ranks = [max(0, -(-n * i // bins) - 1) for i in range(bins + 1)]
+    return np.unique(np.sort(values)[ranks])[1:-1]
+
+
+def bin_counts(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Counts per bin (a value equal to an edge goes below it, with the reference values equal to it), then the
+    missing ones."""
+    missing = np.isnan(values)
+    counts = np.bincount(np.searchsorted(inner, values[~missing], side="left"), minlength=len(inner) + 1)
+    return np.append(counts, missing.sum()).astype(float)
+
+
+def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI of two count vectors over the same bins; empty bins floored at EPSILON of their window."""
+    expected = np.maximum(reference / max(reference.sum(), 1), EPSILON)
+    actual = np.maximum(current / max(current.sum(), 1), EPSILON)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
 def psi(reference: pd.Series, current: pd.Series, bins: int) -> float:
     """Population stability index of ``current`` against ``reference`` (numeric; NaN is its own bin)."""
     ref = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
     cur = pd.to_numeric(current, errors="coerce").to_numpy(dtype=float)
-    ref_values = ref[~np.isnan(ref)]
-    edges = np.unique(np.quantile(ref_values, np.linspace(0, 1, bins + 1))) if len(ref_values) else np.array([])
-    inner = edges[1:-1]  # open-ended outer bins: values beyond the reference's range still land somewhere
+    inner = reference_edges(ref[~np.isnan(ref)], bins)
+    return psi_from_counts(bin_counts(ref, inner), bin_counts(cur, inner))
 
-    def shares(values: np.ndarray) -> np.ndarray:
-        missing = np.isnan(values)
-        # right=True: a discrete value equal to an edge shares the bin of the reference values equal to it
-        counts = np.bincount(np.searchsorted(inner, values[~missing], side="left"), minlength=len(inner) + 1)
-        counts = np.append(counts, missing.sum()).astype(float)
-        return np.maximum(counts / max(len(values), 1), EPSILON)
 
-    expected, actual = shares(ref), shares(cur)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+def reference_window(settings: Settings, days: list[date], run_date: date) -> list[date]:
+    """The reference days among ``days`` (those with impressions): after the burn-in, before the run's day, the last
+    ``drift_reference_days`` of them (all when 0)."""
+    earlier = sorted(d for d in days if d < run_date)
+    reference_days = earlier[settings.training.burn_in_days :] or earlier
+    if settings.quality.drift_reference_days:
+        reference_days = reference_days[-settings.quality.drift_reference_days :]
+    return reference_days
 
 
 def drift_report(settings: Settings, run_date: date, marts: Path | None = None) -> dict[str, Any]:
-    """PSI per model feature with its status; the reference and current windows and their sizes."""
-    frame = feature_rows(settings, run_date, marts)
-    days = sorted(d for d in frame["day"].unique() if d < run_date)
-    reference_days = days[settings.training.burn_in_days :] or days
-    if settings.quality.drift_reference_days:
-        reference_days = reference_days[-settings.quality.drift_reference_days :]
-    reference = frame[frame["day"].isin(reference_days)]
-    current = frame[frame["day"] == run_date]
+    """PSI per model feature with its status; the reference and current windows and their sizes. Counted in DuckDB
+    within the step's memory budget (quality.drift_sql); :class:`shoprank.resources.MemoryBudgetError` if even
+    spilling cannot keep it there."""
+    from quality.drift_sql import FeatureCounts, count_bins, create_feature_rows, example_days
+    from shoprank.resources import duckdb_connect, within_budget
+
+    marts = marts or settings.marts_export_dir
     q = settings.quality
+    columns = model_feature_columns()
+    con = duckdb_connect(settings)
+    try:
+        with within_budget(settings, f"check-drift ({run_date})"):
+            days = example_days(con, marts, run_date)
+            reference_days = reference_window(settings, days, run_date)
+            counted: dict[str, FeatureCounts] = {}
+            rows = {"reference": 0, "current": 0}
+            if reference_days:
+                create_feature_rows(con, marts, reference_days, run_date, settings.simulator.categories, columns)
+                counted, rows = count_bins(con, columns, q.drift_bins)
+    finally:
+        con.close()
     features: dict[str, dict[str, Any]] = {}
-    for column in model_feature_columns():
-        if reference.empty or current.empty:
+    for column in columns:
+        if not rows["reference"] or not rows["current"]:
             break
-        value = round(psi(reference[column], current[column], q.drift_bins), 4)
+        c = counted[column]
+        value = round(psi_from_counts(c.reference, c.current), 4)
         status = "block" if value >= q.drift_block_psi else "warn" if value >= q.drift_warn_psi else "ok"
         features[column] = {
             "psi": value,
             "status": status,
-            "reference_mean": _mean(reference[column]),
-            "current_mean": _mean(current[column]),
+            "reference_mean": _round(c.reference_mean),
+            "current_mean": _round(c.current_mean),
         }
     return {
         "run_date": run_date.isoformat(),
         "reference_days": [d.isoformat() for d in reference_days],
-        "reference_rows": len(reference),
-        "current_rows": len(current),
+        "reference_rows": rows["reference"],
+        "current_rows": rows["current"],
         "thresholds": {"warn": q.drift_warn_psi, "block": q.drift_block_psi, "bins": q.drift_bins},
         "features": features,
     }
 
 
-def _mean(values: pd.Series) -> float | None:
-    mean = pd.to_numeric(values, errors="coerce").mean()
-    return None if pd.isna(mean) else round(float(mean), 4)
+def _round(mean: float | None) -> float | None:
+    return None if mean is None or np.isnan(mean) else round(mean, 4)
 
 
 def report_path(settings: Settings, run_date: date) -> Path:

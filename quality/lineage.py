@@ -8,7 +8,8 @@ parquet files (or a mart frame) and hands back one row per entity or per user-it
 - the funnel: each user-item pair purchased on the run day, with the impressions and clicks of that pair up to the
   first purchase, in the run day's partition and ``lookback`` earlier ones;
 - creation: each item with events on the run day, its first event and its creation time;
-- the mart funnel: each user-item pair of ``training_examples`` with a purchase label, clicks vs purchases.
+- the mart funnel: each user-item pair of ``training_examples`` purchased in the run's partitions, clicks vs
+  purchases over all its partitions (a SQL relation the mart gate validates in DuckDB).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from shoprank.resources import duckdb_connect
+from shoprank.settings import Settings
+
 # Per entity table: its key and the attributes a later partition may not change (a price may, within bounds).
 ENTITY_KEYS = {"items": "item_id", "users": "user_id", "sellers": "seller_id"}
 IMMUTABLE = {
@@ -28,11 +32,9 @@ IMMUTABLE = {
 }
 
 
-def _connect(memory_limit: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    con.execute(f"set memory_limit = '{memory_limit}'")
-    return con
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Within the step's memory budget (memory_limit, spilling under the home), UTC."""
+    return duckdb_connect(settings)
 
 
 def _files(paths: Sequence[Path]) -> str:
@@ -41,7 +43,7 @@ def _files(paths: Sequence[Path]) -> str:
     return f"[{quoted}]"
 
 
-def catalogue_changes(table: str, today: pd.DataFrame, earlier: Sequence[Path], memory_limit: str) -> pd.DataFrame:
+def catalogue_changes(table: str, today: pd.DataFrame, earlier: Sequence[Path], settings: Settings) -> pd.DataFrame:
     """Entities of ``today`` (the run day's partition) already defined in the ``earlier`` partitions' files.
 
     One row per redefined entity: its key, the previous partition (``previous_dt``), each immutable attribute
@@ -54,7 +56,7 @@ def catalogue_changes(table: str, today: pd.DataFrame, earlier: Sequence[Path], 
         columns.append("price_ratio")
     if not earlier or today.empty:
         return today.iloc[0:0].reindex(columns=columns)
-    con = _connect(memory_limit)
+    con = _connect(settings)
     con.register("today", today)
     # dt comes from the partition folder's name (hive partitioning), as dbt's sources read it
     read = f"read_parquet({_files(earlier)}, hive_partitioning = true, union_by_name = true)"
@@ -74,7 +76,7 @@ def catalogue_changes(table: str, today: pd.DataFrame, earlier: Sequence[Path], 
     return frame
 
 
-def purchase_funnel(today: Sequence[Path], lookback: Sequence[Path], memory_limit: str) -> pd.DataFrame:
+def purchase_funnel(today: Sequence[Path], lookback: Sequence[Path], settings: Settings) -> pd.DataFrame:
     """One row per user-item pair purchased in ``today``'s files: impressions and clicks of the pair up to its
     first purchase, counted in ``today`` and the ``lookback`` files (earlier partitions of events).
 
@@ -87,7 +89,7 @@ def purchase_funnel(today: Sequence[Path], lookback: Sequence[Path], memory_limi
         if lookback
         else ""
     )
-    con = _connect(memory_limit)
+    con = _connect(settings)
     frame = con.execute(
         f"""
         with day as (select user_id, item_id, event_type, event_ts from read_parquet({_files(today)})),
@@ -111,10 +113,10 @@ def purchase_funnel(today: Sequence[Path], lookback: Sequence[Path], memory_limi
     return frame
 
 
-def item_first_events(today: Sequence[Path], items: Sequence[Path], memory_limit: str) -> pd.DataFrame:
+def item_first_events(today: Sequence[Path], items: Sequence[Path], settings: Settings) -> pd.DataFrame:
     """One row per item with events in ``today``'s files: its first event there and its creation time (the latest
     ``created_ts`` any of the ``items`` files gives it). Items no file defines are left to the known-ids check."""
-    con = _connect(memory_limit)
+    con = _connect(settings)
     frame = con.execute(
         f"""
         with firsts as (
@@ -134,16 +136,12 @@ def item_first_events(today: Sequence[Path], items: Sequence[Path], memory_limit
     return frame
 
 
-def user_item_funnel(examples: pd.DataFrame) -> pd.DataFrame:
-    """Per user-item pair of ``training_examples`` with at least one purchase label: clicks and purchases."""
-    con = duckdb.connect()
-    con.register("examples", examples[["user_id", "item_id", "label_click", "label_purchase"]])
-    frame = con.execute(
-        """
+def user_item_funnel_sql(window: str, history: str) -> str:
+    """A relation: per user-item pair with a purchase label in ``window`` (the run's partitions of
+    ``training_examples``), its clicks and purchases over ``history`` (all partitions: a click days before counts)."""
+    return f"""(
         select user_id, item_id, sum(label_click)::bigint as clicks, sum(label_purchase)::bigint as purchases
-        from examples group by user_id, item_id having sum(label_purchase) > 0
-        order by user_id, item_id
-        """
-    ).df()
-    con.close()
-    return frame
+        from {history}
+        where (user_id, item_id) in (select user_id, item_id from {window} where label_purchase > 0)
+        group by user_id, item_id having sum(label_purchase) > 0
+    )"""

@@ -49,8 +49,7 @@ def score_drift(settings: Settings, run_date: date) -> dict[str, Any]:
 
     champion = load_champion(settings)
     reference = pd.read_parquet(champion.metadata["holdout_path"])
-    current = feature_rows(settings, run_date)
-    current = current[current["day"] == run_date]
+    current = feature_rows(settings, run_date, days=[run_date])
     if current.empty:
         raise ValueError(f"no impressions on {run_date} to score")
     # the served score (the bundle's objective), as the gate judged it

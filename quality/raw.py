@@ -207,7 +207,7 @@ def _derived_batches(
     partition was read and matches the contract's columns (otherwise its schema failure says enough)."""
     from quality.raw_suites import changes_suite, contract_columns, funnel_suite, item_created_suite
 
-    q, limit, partition = settings.quality, settings.warehouse_memory_limit, f"dt={run_date.isoformat()}"
+    q, partition = settings.quality, f"dt={run_date.isoformat()}"
     start, yesterday = date.min, run_date - timedelta(days=1)
     ok = {
         t: part
@@ -229,19 +229,22 @@ def _derived_batches(
             add(
                 table,
                 f"raw.{table}.changes",
-                partial(catalogue_changes, table, ok[table].frame, earlier, limit),
+                partial(catalogue_changes, table, ok[table].frame, earlier, settings),
                 partial(changes_suite, table, q.max_price_change_ratio),
             )
     if "events" in ok:
         today = ok["events"].files
         first = run_date - timedelta(days=q.funnel_lookback_days)
         lookback = [p for _, p in _history(settings, "events", first, yesterday, failures)]
-        add("events", "raw.events.funnel", partial(purchase_funnel, today, lookback, limit), funnel_suite)
+        add("events", "raw.events.funnel", partial(purchase_funnel, today, lookback, settings), funnel_suite)
         items = [p for _, p in _history(settings, "items", start, yesterday, failures)]
         items += ok["items"].files if "items" in ok else []
         if items:
             add(
-                "events", "raw.events.item_created", partial(item_first_events, today, items, limit), item_created_suite
+                "events",
+                "raw.events.item_created",
+                partial(item_first_events, today, items, settings),
+                item_created_suite,
             )
     return batches, frames
 

@@ -5,7 +5,8 @@ about invariants the downstream steps rely on (keys, label domains, rate ranges)
 has its own gate, :mod:`quality.drift`). With a :class:`MartContext` the suites also check freshness
 (the newest snapshot is the run's day + 1) and row counts against raw; ``point_in_time_suite`` checks that no
 snapshot counts events of its own day or later (no label leakage). :data:`DERIVED_MART_SUITES` check facts of a
-frame derived from a mart (per user-item pair: clicks >= purchases in ``training_examples``).
+relation derived from a mart in SQL (per user-item pair: clicks >= purchases in ``training_examples``). The suites
+are evaluated in DuckDB (quality.sql_expectations): use expectations that module knows.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
-import pandas as pd
 
-from quality.lineage import user_item_funnel
+from quality.lineage import user_item_funnel_sql
 
 
 class SuiteDraft:
@@ -146,7 +146,7 @@ def point_in_time_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
 
     A snapshot that counts more impressions than happened before its timestamp has read its own day or later:
     features that leak the labels of the impressions they are joined to (a cheap, exact-direction proxy for the
-    per-row check; see quality.validate.point_in_time_frame).
+    per-row check; see quality.validate.point_in_time_table).
     """
     suite = SuiteDraft("marts.point_in_time")
     suite.add_expectation(
@@ -159,8 +159,9 @@ def point_in_time_suite(ctx: MartContext | None = None) -> gx.ExpectationSuite:
 
 
 def user_item_funnel_suite() -> gx.ExpectationSuite:
-    """Over :func:`quality.lineage.user_item_funnel` (user-item pairs of ``training_examples`` with a
-    purchase label): a pair never has more purchases than clicks, which would inflate the CVR features."""
+    """Over :func:`quality.lineage.user_item_funnel_sql` (user-item pairs of ``training_examples`` with a
+    purchase label in the run's partitions): a pair never has more purchases than clicks, which would inflate the
+    CVR features."""
     suite = SuiteDraft("marts.user_item_funnel")
     suite.add_expectation(
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="clicks", column_B="purchases", or_equal=True)
@@ -168,11 +169,13 @@ def user_item_funnel_suite() -> gx.ExpectationSuite:
     return suite.build()
 
 
-# derived table -> (its frame from the marts' frames, suite factory): validated next to the marts
-DERIVED_MART_SUITES: dict[
-    str, tuple[Callable[[dict[str, pd.DataFrame]], pd.DataFrame], Callable[[], gx.ExpectationSuite]]
-] = {
-    "user_item_funnel": (lambda frames: user_item_funnel(frames["training_examples"]), user_item_funnel_suite),
+# derived table -> (its SQL relation from the marts' relations by name, suite factory): validated next to the marts.
+# "training_examples" holds the run's partitions, "training_examples__all" every partition (history a check needs).
+DERIVED_MART_SUITES: dict[str, tuple[Callable[[dict[str, str]], str], Callable[[], gx.ExpectationSuite]]] = {
+    "user_item_funnel": (
+        lambda marts: user_item_funnel_sql(marts["training_examples"], marts["training_examples__all"]),
+        user_item_funnel_suite,
+    ),
 }
 
 # mart name -> suite factory (fresh objects per run: a suite belongs to one GX context)

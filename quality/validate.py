@@ -1,9 +1,12 @@
-"""Run the mart suites and keep their results.
+"""Run the mart suites in DuckDB and keep their results.
 
-The marts are read from the parquet files dbt exported to the build area (``settings.marts_build_dir``: the
-candidate, which only ``publish`` hands to Feast, training and serving, and only once every gate passed) and
-validated through the file-backed GX context of quality.runner: results and Data Docs go to
-``settings.quality_dir``, with the fingerprint of the build judged (publish checks it).
+The marts are read where dbt exported them, the build area (``settings.marts_build_dir``: the candidate, which only
+``publish`` hands to Feast, training and serving, and only once every gate passed), restricted to the partitions the
+run rewrote (quality.mart_sql.first_unjudged_day): feature days from the first unjudged day to the run's day + 1,
+impression days from the day before it to the run's day. The GX suites (quality.suites) are evaluated as DuckDB
+aggregates (quality.sql_expectations), so no mart is loaded into memory; only what a check needs of the past is
+read beyond the window (raw impressions before each snapshot, the clicks of a pair purchased in the window).
+Results and Data Docs go to ``settings.quality_dir`` with the fingerprint of the build judged (publish checks it).
 """
 
 from __future__ import annotations
@@ -11,124 +14,106 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from quality.runner import DataQualityError
 from quality.suites import MART_SUITES
 from shoprank.gate_records import marts_results_path
 from shoprank.settings import Settings, apply_runtime_env
 
+if TYPE_CHECKING:
+    import duckdb
+
 log = logging.getLogger(__name__)
 
-__all__ = ["DataQualityError", "read_mart", "validate_frames", "validate_marts"]
-
-
-def read_mart(settings: Settings, name: str) -> pd.DataFrame:
-    """A mart of the current build (the candidate the gates judge)."""
-    path = settings.marts_build_dir / f"{name}.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"mart {name!r} not found at {path}: build the warehouse first")
-    return pd.read_parquet(path)
-
-
-def _failures(suite_name: str, table: str, result: Any) -> list[dict[str, Any]]:
-    failed = []
-    for r in result.results:
-        if r.success:
-            continue
-        config = r.expectation_config
-        details = r.result or {}
-        sample = details.get("partial_unexpected_list") or details.get("observed_value")
-        failed.append(
-            {
-                "suite": suite_name,
-                "table": table,
-                "expectation": config.type,
-                "kwargs": {k: v for k, v in config.kwargs.items() if k != "batch_id"},
-                "unexpected_count": details.get("unexpected_count"),
-                "sample": sample[:5] if isinstance(sample, list) else sample,
-                "exception": (r.exception_info or {}).get("exception_message")
-                if isinstance(r.exception_info, dict)
-                else None,
-            }
-        )
-    return failed
-
-
-def validate_frames(frames: dict[str, pd.DataFrame]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Validate ``{mart name: frame}`` with the matching suites; returns (JSON-able results, failures)."""
-    import great_expectations as gx  # heavy import (~4 s): only when validating
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm noise in task logs
-    source = context.data_sources.add_pandas(name="marts")
-    results: dict[str, Any] = {}
-    failures: list[dict[str, Any]] = []
-    for table, frame in frames.items():
-        suite = context.suites.add(MART_SUITES[table]())
-        batch = source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe(f"{table}_all")
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{table}_validation", data=batch, suite=suite)
-        )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{table}_checkpoint",
-                validation_definitions=[definition],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
-            )
-        )
-        checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame})
-        for suite_result in checkpoint_result.run_results.values():
-            results[table] = suite_result.to_json_dict()
-            failures.extend(_failures(suite.name, table, suite_result))
-    return results, failures
-
-
-def raw_impressions(settings: Settings, run_date: date) -> pd.DataFrame:
-    """Timestamps of the raw impressions in the partitions up to the run's day (what the marts were built from)."""
-    frames = []
-    for folder in sorted((settings.raw_dir / "events").glob("dt=*")):
-        if folder.name.removeprefix("dt=") > run_date.isoformat():
-            continue
-        for path in sorted(folder.glob("*.parquet")):
-            table = pq.read_table(path, columns=["event_type", "event_ts"])
-            frames.append(table.to_pandas())
-    if not frames:
-        return pd.DataFrame({"event_ts": pd.Series([], dtype="datetime64[us, UTC]")})
-    events = pd.concat(frames, ignore_index=True)
-    return events.loc[events["event_type"] == "impression", ["event_ts"]]
-
-
-def point_in_time_frame(frames: dict[str, pd.DataFrame], impressions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (mart, snapshot): impressions the snapshot counts, and raw impressions strictly before it."""
-    times = np.sort(impressions["event_ts"].to_numpy(dtype="datetime64[us]"))
-    rows = []
-    for mart, column in (("user_features", "user_impressions_30d"), ("item_features", "item_impressions_7d")):
-        per_snapshot = frames[mart].groupby("feature_ts")[column].sum()
-        for feature_ts, counted in per_snapshot.items():
-            cutoff = pd.Timestamp(feature_ts).tz_convert("UTC").tz_localize(None).to_datetime64()
-            before = int(np.searchsorted(times, cutoff, side="left"))
-            rows.append(
-                {
-                    "mart": mart,
-                    "feature_ts": feature_ts,
-                    "feature_impressions": int(counted),
-                    "raw_impressions_before": before,
-                }
-            )
-    return pd.DataFrame(rows, columns=["mart", "feature_ts", "feature_impressions", "raw_impressions_before"])
+__all__ = ["DataQualityError", "validate_marts"]
 
 
 def results_path(settings: Settings, run_date: date) -> Path:
     return marts_results_path(settings, run_date)
+
+
+def _between(first: date | None, last: date | None) -> str:
+    """A predicate on ``dt`` (a date) keeping ``first..last``; ``true`` when unbounded."""
+    terms = [f"dt >= date '{first}'" if first else "", f"dt <= date '{last}'" if last else ""]
+    return " and ".join(t for t in terms if t) or "true"
+
+
+def _label(first: date | None, last: date) -> str:
+    return f"dt={first}..{last}" if first else "all"
+
+
+def define_relations(
+    con: duckdb.DuckDBPyConnection, settings: Settings, run_date: date, first: date | None
+) -> dict[str, str]:
+    """Views over the build's marts, restricted to the run's partitions (``first`` None: all of them), plus
+    ``training_examples__all`` (every partition: the history a funnel check needs). Returns the partition label of
+    each view."""
+    from quality.mart_sql import mart_source
+
+    impressions_from = first - timedelta(days=1) if first else None
+    windows = {
+        "user_features": (first, run_date + timedelta(days=1)),
+        "item_features": (first, run_date + timedelta(days=1)),
+        "training_examples": (impressions_from, run_date),
+    }
+    labels = {}
+    for name in MART_SUITES:
+        low, high = windows[name]
+        bounded = _between(low, high) if first else "true"
+        source = mart_source(settings.marts_build_dir, name)
+        con.execute(f"create or replace view {name} as select * from {source} where {bounded}")
+        labels[name] = _label(low, high)
+    source = mart_source(settings.marts_build_dir, "training_examples")
+    con.execute(f"create or replace view training_examples__all as select * from {source}")
+    return labels
+
+
+def raw_impression_count(con: duckdb.DuckDBPyConnection, settings: Settings, first: date | None, last: date) -> int:
+    """Impressions in the raw event partitions ``first..last`` (all up to ``last`` when ``first`` is None)."""
+    from quality.mart_sql import files_list, raw_partition_files
+
+    files = raw_partition_files(settings, "events", first, last)
+    if not files:
+        return 0
+    query = (
+        f"select count(*) from read_parquet({files_list(files)}, union_by_name = true) where event_type = 'impression'"
+    )
+    ((count,),) = con.execute(query).fetchall()
+    return int(count)
+
+
+def point_in_time_table(con: duckdb.DuckDBPyConnection, settings: Settings, run_date: date) -> str:
+    """Table ``point_in_time``: one row per (mart, snapshot) of the window, the impressions the snapshot counts and
+    the raw impressions strictly before it (every raw partition up to the run's day: the history it needs)."""
+    from quality.mart_sql import files_list, raw_partition_files
+
+    files = raw_partition_files(settings, "events", None, run_date)
+    impressions = (
+        f"select event_ts from read_parquet({files_list(files)}, union_by_name = true) where event_type = 'impression'"
+        if files
+        else "select cast(null as timestamptz) as event_ts where false"
+    )
+    con.execute(
+        f"""
+        create or replace temp table point_in_time as
+        with snapshots as (
+            select 'user_features' as mart, feature_ts, sum(user_impressions_30d)::bigint as feature_impressions
+            from user_features group by feature_ts
+            union all
+            select 'item_features', feature_ts, sum(item_impressions_7d)::bigint from item_features group by feature_ts
+        ),
+        per_ts as (select event_ts, count(*) as n from ({impressions}) group by event_ts),
+        before as (select event_ts, sum(n) over (order by event_ts) as upto from per_ts)
+        select s.mart, s.feature_ts, s.feature_impressions, coalesce(b.upto, 0)::bigint as raw_impressions_before
+        from snapshots s asof left join before b on s.feature_ts > b.event_ts
+        order by s.mart, s.feature_ts
+        """
+    )
+    return "point_in_time"
 
 
 def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
@@ -137,32 +122,50 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
     Every mart Feast reads gets its suite (keys, ranges, freshness, row count against raw) and the snapshots get
     the point-in-time suite (no label leakage). Raises :class:`DataQualityError` naming the suite, table, failed
     expectations and sample values when any expectation fails (the results file and Data Docs are written first
-    either way). Returns a summary.
+    either way); :class:`shoprank.resources.MemoryBudgetError` when DuckDB cannot stay within the step's memory
+    budget even spilling. Returns a summary.
     """
-    from quality.runner import Batch, failure_lines, run_batches
+    from quality.mart_sql import first_unjudged_day
+    from quality.runner import SqlBatch, failure_lines, run_sql_batches
     from quality.suites import DERIVED_MART_SUITES, MartContext, point_in_time_suite
     from shoprank.gate_records import build_fingerprint
+    from shoprank.resources import duckdb_connect, within_budget
 
     started = time.perf_counter()
     apply_runtime_env(settings)
     judged = build_fingerprint(settings)  # before reading: a build changed after this point is not publishable
-    frames = {name: read_mart(settings, name) for name in MART_SUITES}
-    impressions = raw_impressions(settings, run_date)
-    ctx = MartContext(run_date=run_date, raw_impressions=len(impressions))
-    batches = [Batch(name, frame, partial(MART_SUITES[name], ctx)) for name, frame in frames.items()]
-    batches.append(Batch("point_in_time", point_in_time_frame(frames, impressions), point_in_time_suite))
-    batches += [Batch(name, derive(frames), suite) for name, (derive, suite) in DERIVED_MART_SUITES.items()]
-    results, failures = run_batches(settings, "marts", run_date.isoformat(), batches)
+    first = first_unjudged_day(settings, run_date)
+    con = duckdb_connect(settings)
+    try:
+        with within_budget(settings, f"validate-marts ({run_date})"):
+            labels = define_relations(con, settings, run_date, first)
+            impressions_from = first - timedelta(days=1) if first else None
+            ctx = MartContext(
+                run_date=run_date, raw_impressions=raw_impression_count(con, settings, impressions_from, run_date)
+            )
+            batches = [SqlBatch(name, name, partial(MART_SUITES[name], ctx), labels[name]) for name in MART_SUITES]
+            pit = point_in_time_table(con, settings, run_date)
+            batches.append(SqlBatch("point_in_time", pit, point_in_time_suite, labels["user_features"]))
+            relations = {"training_examples": "training_examples", "training_examples__all": "training_examples__all"}
+            batches += [
+                SqlBatch(name, derive(relations), suite, labels["training_examples"])
+                for name, (derive, suite) in DERIVED_MART_SUITES.items()
+            ]
+            results, failures = run_sql_batches(settings, "marts", run_date.isoformat(), con, batches)
+    finally:
+        con.close()
     elapsed = round(time.perf_counter() - started, 2)
     settings.quality_dir.mkdir(parents=True, exist_ok=True)
     out = results_path(settings, run_date)
     by_table = {result["table"]: result for result in results.values()}
+    window = {"first_feature_day": first.isoformat() if first else None, "partitions": labels}
     payload = {
         "run_date": run_date.isoformat(),
         "success": not failures,
         "elapsed_s": elapsed,
         "build_fingerprint": judged,
         "raw_impressions": ctx.raw_impressions,
+        "window": window,
         "failures": failures,
         "results": by_table,
     }
@@ -172,6 +175,7 @@ def validate_marts(settings: Settings, run_date: date) -> dict[str, Any]:
         "success": not failures,
         "elapsed_s": elapsed,
         "results_path": str(out),
+        "window": window,
         "tables": {
             table: {
                 "rows": result["rows"],

@@ -405,7 +405,7 @@ def test_a_gate_that_crashes_leaves_a_failed_result_never_a_stale_pass(
 ) -> None:
     assert validate_raw(home, RUN_DATE)["success"]
     # A setting DuckDB rejects: the gate itself breaks (not the data), after the previous run's pass was written.
-    monkeypatch.setenv("SHOPRANK_WAREHOUSE_MEMORY_LIMIT", home.warehouse_memory_limit)  # restored after the test
+    monkeypatch.setenv("SHOPRANK_DUCKDB_MEMORY_LIMIT", home.duckdb_memory_limit)  # restored after the test
     home.warehouse_memory_limit = "a lot"
     with pytest.raises(Exception, match="Memory") as error:
         validate_raw(home, RUN_DATE)
