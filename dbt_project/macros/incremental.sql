@@ -88,6 +88,40 @@
 {% endmacro %}
 
 
+{% macro raw_partitions(relation, table, first_day) %}
+    {#- The raw source `relation` of `table`, only the partitions from first_day (a SQL date literal) on. Callers
+        also filter on dt: that is all PostgreSQL needs (raw.<table> is a table with a dt column). -#}
+    {{- return(adapter.dispatch('raw_partitions')(relation, table, first_day)) -}}
+{% endmacro %}
+
+
+{% macro default__raw_partitions(relation, table, first_day) %}
+    {{- return(relation) -}}
+{% endmacro %}
+
+
+{% macro duckdb__raw_partitions(relation, table, first_day) %}
+    {#- read_parquet over the source's glob opens every file whatever the query filters (union_by_name reads each
+        file's schema), so list the files with DuckDB's glob(), which opens none, and read only the window's. -#}
+    {%- if not execute -%}
+        {{- return(relation) -}}
+    {%- endif -%}
+    {%- set pattern = env_var('SHOPRANK_RAW_DIR') ~ '/' ~ table ~ '/*/*.parquet' -%}
+    {%- set files = run_query(
+        "select file from glob('" ~ (pattern | replace("'", "''")) ~ "') "
+        ~ "where try_cast(regexp_extract(file, 'dt=([0-9-]+)', 1) as date) >= " ~ first_day ~ " order by file"
+    ).columns[0].values() -%}
+    {%- if files | length == 0 -%}
+        {{- return(relation) -}}  {#- nothing in the window: the whole source, which the dt filter empties -#}
+    {%- endif -%}
+    {%- set quoted = [] -%}
+    {%- for file in files -%}
+        {%- do quoted.append("'" ~ (file | replace("'", "''")) ~ "'") -%}
+    {%- endfor -%}
+    {{- return('read_parquet([' ~ quoted | join(', ') ~ '], hive_partitioning = true, union_by_name = true)') -}}
+{% endmacro %}
+
+
 {% macro get_where_subquery(relation) -%}
     {#- dbt's `where` test config, with two placeholders, so the daily run's tests read a few days rather than
         whole tables (every day on a full build):
@@ -112,6 +146,9 @@
     {%- endif -%}
     {%- if execute and where and '__run_events__' in where -%}
         {%- set first_day = events_start() -%}
+        {%- if first_day -%}
+            {%- set relation = raw_partitions(relation, relation.identifier, first_day) -%}
+        {%- endif -%}
         {%- set where = where | replace('__run_events__', 'dt >= ' ~ first_day if first_day else 'true') -%}
     {%- endif -%}
     {%- if where -%}
@@ -143,3 +180,4 @@
 {% macro default__export_mart(order_by, latest_only) %}
     {#- Feast's file sources and serving read the DuckDB target's exports; other warehouses are queried in place. -#}
 {% endmacro %}
+

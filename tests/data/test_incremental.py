@@ -14,11 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from producers.simulator import simulate
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
 from warehouse.build import EXPORTED_MARTS, build_warehouse
 
-from .conftest import RUN_DATE, tiny_settings
+from .conftest import RUN_DATE, TINY, tiny_settings
 
 DAYS = [RUN_DATE - timedelta(days=2), RUN_DATE - timedelta(days=1), RUN_DATE]
 
@@ -180,3 +181,28 @@ def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path)
         assert (settings.marts_build_dir / f"{name}.parquet").read_bytes() == (
             source.marts_build_dir / f"{name}.parquet"
         ).read_bytes(), name
+
+
+def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, tmp_path: Path) -> None:
+    """A ten-day history built up to D-1; then every raw event partition older than D's run needs (its first
+    rewritten day D-1, and the retrieval marts' 7 days up to D) is replaced by garbage bytes: D's run, its tests
+    included, still succeeds, and its marts equal one run of D over the intact data (a run that re-read all history
+    fails on the first garbage file; one that read it from elsewhere would differ)."""
+    history = TINY.model_copy(update={"days": 10})
+    day = history.start_date + timedelta(days=9)
+    intact = Settings(home=tmp_path / "intact", simulator=history)
+    simulate(intact, day)
+    _build_models(intact, day)
+    settings = Settings(home=tmp_path / "home", simulator=history)
+    _land_raw_up_to(intact.raw_dir, settings.raw_dir, day - timedelta(days=1))
+    _build_models(settings, day - timedelta(days=1))
+    _land_raw_up_to(intact.raw_dir, settings.raw_dir, day)
+    old_days = [day - timedelta(days=n) for n in (9, 8, 7)]
+    for old_day in old_days:
+        partition_path(settings.raw_dir, "events", old_day).write_bytes(b"not a parquet file")
+
+    build_warehouse(settings, day)
+
+    assert [name for name in EXPORTED_MARTS if _exports(settings)[name] != _exports(intact)[name]] == []
+    # The old days are in the marts: their features came from the first run, not re-read.
+    assert _mart(settings, "training_examples")["dt"].min() == old_days[0]

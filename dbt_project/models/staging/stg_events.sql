@@ -5,9 +5,11 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'events') }}
     {%- if first_day %}
+    select * from {{ raw_partitions(source('raw', 'events'), 'events', first_day) }}
     where dt >= {{ first_day }}
+    {%- else %}
+    select * from {{ source('raw', 'events') }}
     {%- endif %}
 
 ),
