@@ -19,11 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from quality.drift import check_drift
 from quality.raw import validate_raw
 from quality.runner import DataQualityError
 from quality.validate import validate_marts
-
 from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings
 

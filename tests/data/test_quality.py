@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from quality.validate import DataQualityError, validate_marts
 
+from quality.validate import DataQualityError, validate_marts
 from shoprank.settings import Settings
 
 from .conftest import RUN_DATE
@@ -48,3 +48,35 @@ def test_corrupted_marts_fail_with_names_and_values(copied_home: Settings) -> No
     assert ("training_examples", "expect_column_values_to_be_unique") in failed
     results = json.loads((copied_home.quality_dir / f"marts-{RUN_DATE}.json").read_text())
     assert results["success"] is False
+
+
+def test_the_next_day_judges_only_the_partitions_its_run_rewrote(copied_home: Settings) -> None:
+    """With the day before passed, the gate judges feature days D..D+1 and impression days D-1..D: a fault in an
+    older partition was the earlier gate's to catch; the same fault in the run's partitions still fails."""
+    from datetime import timedelta
+
+    copied_home.quality.build_data_docs = False
+    day_before = RUN_DATE - timedelta(days=1)
+    copied_home.quality_dir.mkdir(parents=True, exist_ok=True)
+    (copied_home.quality_dir / f"marts-{day_before}.json").write_text(json.dumps({"success": True}))
+    marts = copied_home.marts_build_dir
+    users = pd.read_parquet(marts / "user_features.parquet")
+    old = users["dt"] < RUN_DATE
+    users.loc[users.index[old][:3], "user_ctr_30d"] = 1.7
+    users.to_parquet(marts / "user_features.parquet", index=False)
+
+    summary = validate_marts(copied_home, RUN_DATE)
+    next_day = RUN_DATE + timedelta(days=1)
+    assert summary["window"]["partitions"] == {
+        "training_examples": f"dt={day_before}..{RUN_DATE}",
+        "item_features": f"dt={RUN_DATE}..{next_day}",
+        "user_features": f"dt={RUN_DATE}..{next_day}",
+    }
+    assert summary["tables"]["user_features"]["rows"] == int((~old).sum())
+    examples = pd.read_parquet(marts / "training_examples.parquet", columns=["dt"])
+    assert summary["tables"]["training_examples"]["rows"] == int((examples["dt"] >= day_before).sum())
+
+    users.loc[users.index[~old][:3], "user_ctr_30d"] = 1.7
+    users.to_parquet(marts / "user_features.parquet", index=False)
+    with pytest.raises(DataQualityError, match=f"user_features dt={RUN_DATE}..{next_day}.*1.7"):
+        validate_marts(copied_home, RUN_DATE)

@@ -1,0 +1,103 @@
+"""The drift gate counts in DuckDB (quality.drift_sql) and gets what the pandas reference gets on the same marts.
+
+The reference: feature rows as training sees them (quality.drift.feature_rows: pandas joins and
+add_derived_features), then quality.drift.psi per feature. Same bin edges, same counts per bin, same PSI and means,
+on the clean tiny world and on one with drift and missing values the gate must see.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quality.drift import bin_counts, drift_report, feature_rows, psi, reference_edges, reference_window
+from quality.drift_sql import count_bins, create_feature_rows
+from shoprank.ranking_features import model_feature_columns
+from shoprank.resources import duckdb_connect
+from shoprank.settings import Settings
+
+from .conftest import RUN_DATE
+
+DAY_START = pd.Timestamp(RUN_DATE.isoformat(), tz="UTC")
+
+
+def pandas_reference(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = feature_rows(settings, RUN_DATE, settings.marts_build_dir)
+    days = reference_window(settings, sorted(frame["day"].unique()), RUN_DATE)
+    return frame[frame["day"].isin(days)], frame[frame["day"] == RUN_DATE]
+
+
+def perturb(settings: Settings) -> None:
+    """Run-day prices of half the items x5 (drift), a third of the run day's user snapshots gone (missing users:
+    affinity 0, price ratio NaN) and some CTRs NaN."""
+    path = settings.marts_build_dir / "item_features.parquet"
+    items = pd.read_parquet(path)
+    today = items["feature_ts"] == DAY_START
+    items.loc[today & (items.index % 2 == 0), "item_price"] *= 5
+    items.to_parquet(path, index=False)
+    path = settings.marts_build_dir / "user_features.parquet"
+    users = pd.read_parquet(path)
+    users = users[~((users["feature_ts"] == DAY_START) & (users.index % 3 == 0))]
+    users.loc[users.index % 7 == 0, "user_ctr_30d"] = np.nan
+    users.to_parquet(path, index=False)
+
+
+@pytest.mark.parametrize("world", ["clean", "perturbed"])
+@pytest.mark.parametrize("reference_days", [1, 0])
+def test_sql_drift_equals_the_pandas_reference(copied_home: Settings, world: str, reference_days: int) -> None:
+    settings = copied_home
+    settings.quality.drift_reference_days = reference_days
+    if world == "perturbed":
+        perturb(settings)
+    reference, current = pandas_reference(settings)
+    assert len(reference) and len(current)
+    columns = model_feature_columns()
+    bins = settings.quality.drift_bins
+
+    con = duckdb_connect(settings)
+    days = sorted({d for d in reference["day"]})
+    create_feature_rows(con, settings.marts_build_dir, days, RUN_DATE, settings.simulator.categories, columns)
+    counted, rows = count_bins(con, columns, bins)
+    con.close()
+    assert rows == {"reference": len(reference), "current": len(current)}
+
+    report = drift_report(settings, RUN_DATE, settings.marts_build_dir)
+    assert report["reference_days"] == [d.isoformat() for d in days]
+    assert (report["reference_rows"], report["current_rows"]) == (len(reference), len(current))
+    for column in columns:
+        ref = pd.to_numeric(reference[column], errors="coerce").to_numpy(dtype=float)
+        cur = pd.to_numeric(current[column], errors="coerce").to_numpy(dtype=float)
+        inner = reference_edges(ref[~np.isnan(ref)], bins)
+        sql = counted[column]
+        assert np.array_equal(sql.edges, inner), column
+        assert np.array_equal(sql.reference, bin_counts(ref, inner)), column
+        assert np.array_equal(sql.current, bin_counts(cur, inner)), column
+        expected = psi(reference[column], current[column], bins)
+        assert report["features"][column]["psi"] == round(expected, 4), column
+        assert report["features"][column]["reference_mean"] == pytest.approx(round(np.nanmean(ref), 4), abs=1e-4)
+        assert report["features"][column]["current_mean"] == pytest.approx(round(np.nanmean(cur), 4), abs=1e-4)
+    if world == "perturbed":
+        assert report["features"]["item_price"]["psi"] > 0.25
+        assert np.isnan(current["price_to_user_avg"]).any() and (current["user_category_affinity"] == 0).any()
+
+
+def test_reference_edges_are_order_statistics_whatever_the_float_rounding() -> None:
+    """Ranks ceil(n * i / bins) - 1 in integers: n * 0.1 * 3 rounding (0.30000000000000004) never picks a
+    neighbour, and an edge is always a reference value (a discrete value on an edge shares its reference bin)."""
+    values = np.arange(10, dtype=float)  # n * i / bins is an integer for every i
+    assert list(reference_edges(values, 10)) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert list(reference_edges(np.array([0.0, 0, 0, 1, 1, 2]), 4)) == [1.0]
+    assert len(reference_edges(np.array([]), 10)) == 0
+    rng = np.random.default_rng(3)
+    for n in (7, 99, 1000, 1001):
+        values = rng.integers(0, 5, size=n).astype(float)
+        assert set(reference_edges(values, 10)) <= set(values)
+
+
+def test_no_reference_day_leaves_the_report_empty(copied_home: Settings) -> None:
+    first_day = RUN_DATE - timedelta(days=copied_home.simulator.days - 1)
+    report = drift_report(copied_home, first_day, copied_home.marts_build_dir)
+    assert report["features"] == {} and report["reference_days"] == []
