@@ -1,0 +1,188 @@
+"""`make bench-stream`: the real-time path's throughput and freshness. Printed, never asserted. Runs in the bench
+home (var/bench; the pipeline runs there first when it has no model), Redis from settings.services, under a key
+prefix of its own (deleted at the end).
+
+- the worker: events/s folded and pushed to the online store, from a stream filled beforehand (no HTTP), per
+  batch size (target 20,000 events/s);
+- POST /events into the stream: events/s over loopback HTTP, batches of ``serving.max_events_per_call``;
+- freshness, per profile (embedded: in the service; redis: service -> stream -> worker): from POST /events
+  answering for a click to the user's online session row showing it, read as /rank reads it (the same Feast online
+  read of the champion's user views plus the session view); target p99 < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from benchmarks.common import bench_settings, has_model, line, run_pipeline, serving
+
+
+def _event(user: str, item: str, event_type: str = "click") -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "event_ts": datetime.now(UTC),
+        "event_type": event_type,
+        "user_id": user,
+        "item_id": item,
+    }
+
+
+def _with_streaming(settings: Any, **fields: Any) -> Any:
+    return settings.model_copy(update={"streaming": settings.streaming.model_copy(update=fields)})
+
+
+def _cleanup(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis()
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+def bench_worker(settings: Any, events: int, users: int, batch: int) -> tuple[float, Any]:
+    """Events/s of StreamWorker.run over a stream filled beforehand."""
+    from serving.event_stream import StreamKeys, encode_event, xadd_all
+    from serving.stream_worker import StreamWorker
+
+    prefix = f"bench-worker-{uuid.uuid4().hex[:8]}"
+    local = _with_streaming(settings, key_prefix=prefix, batch_size=batch, block_ms=50)
+    worker = StreamWorker(local)
+    keys = StreamKeys(prefix)
+    try:
+        for start in range(0, events, 10_000):
+            rows = [encode_event(_event(f"u{i % users:06d}", f"i{i % 1000:06d}")) for i in range(start, start + 10_000)]
+            xadd_all(worker.client, keys, rows, maxlen=events * 2)
+        started = time.perf_counter()
+        stats = worker.run(max_idle_batches=1)
+        elapsed = time.perf_counter() - started - local.streaming.block_ms / 1000  # the final empty read
+        return stats.counted / elapsed, stats
+    finally:
+        _cleanup(prefix)
+
+
+def bench_intake(base: str, seconds: float, per_call: int, users: int) -> float:
+    """Events/s accepted by POST /events (two clients)."""
+
+    def client(_: int) -> int:
+        done = 0
+        stop = time.monotonic() + seconds
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while time.monotonic() < stop:
+                batch = [_event(f"u{i % users:06d}", f"i{i % 1000:06d}") for i in range(per_call)]
+                body = {"events": [{**e, "event_ts": e["event_ts"].isoformat()} for e in batch]}
+                http.post("/events", json=body).raise_for_status()
+                done += per_call
+        return done
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        return sum(pool.map(client, range(2))) / seconds
+
+
+def bench_freshness(settings: Any, base: str, clicks: int) -> list[float]:
+    """Milliseconds from POST /events answering for a click to the online session row counting it."""
+    from serving.online_features import OnlineFeatureReader
+    from shoprank.feature_store import get_feature_store
+
+    store = get_feature_store(settings)
+    reader = OnlineFeatureReader(store, "ranker_v4", settings.simulator.categories)
+    out = []
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for n in range(clicks):
+            user = f"fresh-{uuid.uuid4().hex[:10]}"
+            event = _event(user, f"i{n % 100:06d}")
+            http.post("/events", json={"events": [{**event, "event_ts": event["event_ts"].isoformat()}]})
+            started = time.perf_counter()
+            deadline = started + 10
+            while (reader.user_features(user).get("sess_clicks") or 0) < 1 and time.perf_counter() < deadline:
+                time.sleep(0.002)
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _drained(settings: Any, seconds: float = 300.0) -> None:
+    import redis
+
+    from serving.event_stream import StreamKeys
+
+    client, stream = redis.Redis(), StreamKeys(settings.streaming.key_prefix).stream
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        groups: Any = client.xinfo_groups(stream)
+        if groups and groups[0]["lag"] == 0 and groups[0]["pending"] == 0:
+            return
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def worker_thread(settings: Any) -> Iterator[None]:
+    from serving.stream_worker import StreamWorker
+
+    worker = StreamWorker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop.set()
+        thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="events through the worker per batch size")
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[500, 2000, 5000])
+    parser.add_argument("--seconds", type=float, default=10.0, help="POST /events load per measurement")
+    parser.add_argument("--clicks", type=int, default=100, help="freshness samples per profile")
+    args = parser.parse_args()
+
+    from benchmarks.common import fmt_quantiles
+    from feature_repo.materialize import apply_feature_repo
+
+    settings = bench_settings()
+    print(f"bench home: {settings.home_dir}", flush=True)
+    if not has_model(settings):
+        from producers.simulator import simulate
+
+        simulate(settings, settings.default_run_date)
+        run_pipeline(settings)
+    apply_feature_repo(settings)  # the session view and its push source
+
+    print("stream benchmark", flush=True)
+    for batch in args.batches:
+        rate, stats = bench_worker(settings, args.events, args.users, batch)
+        line(f"worker: {args.events:,} events, batches of {batch}", f"{rate:,.0f} events/s ({stats.batches} batches)")
+
+    prefix = f"bench-stream-{uuid.uuid4().hex[:8]}"
+    redis_env = {"SHOPRANK_STREAMING__MODE": "redis", "SHOPRANK_STREAMING__KEY_PREFIX": prefix}
+    redis_settings = _with_streaming(settings, mode="redis", key_prefix=prefix)
+    try:
+        with serving(settings, env=redis_env) as base:
+            per_call = settings.serving.max_events_per_call
+            rate = bench_intake(base, args.seconds, per_call, args.users)
+            line(f"POST /events -> stream ({per_call} per call, 2 clients)", f"{rate:,.0f} events/s")
+            with worker_thread(redis_settings):
+                _drained(redis_settings)  # the intake's events first: freshness is measured on an idle stream
+                fresh = bench_freshness(settings, base, args.clicks)
+            line("freshness, redis: click -> online row (p50/p95/p99)", fmt_quantiles(fresh))
+    finally:
+        _cleanup(prefix)
+    with serving(settings, env={"SHOPRANK_STREAMING__MODE": "embedded"}) as base:
+        fresh = bench_freshness(settings, base, args.clicks)
+        line("freshness, embedded: click -> online row (p50/p95/p99)", fmt_quantiles(fresh))
+
+
+if __name__ == "__main__":
+    main()
