@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data data-movielens data-import bench-history bench-serving replay docs quarantine services-up services-down stream-worker bench-stream system-deps clean
+.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving replay docs quarantine services-up services-down stream-worker bench-stream system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latenc
 
 bench-data: setup ## data-scale figures: simulate 1M and 10M events (time, peak RSS), dbt build on 10M vs raw DuckDB
 	@$(BIN)/python -m benchmarks.bench_data $(BENCH_DATA_ARGS)
+
+bench-scale: setup ## every `shoprank run` step as its own process at 1M and 10M events (+ next day): wall, CPU, peak RSS
+	@$(BIN)/python -m benchmarks.bench_scale $(BENCH_SCALE_ARGS)
 
 data-movielens: setup ## fetch MovieLens-100K (recbole wheel; never committed) and map it onto the raw contract
 	@export SHOPRANK_HOME="$${SHOPRANK_HOME:-$(CURDIR)/var/movielens}" \
