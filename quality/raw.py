@@ -30,6 +30,7 @@ from quality.lineage import ENTITY_KEYS, catalogue_changes, item_first_events, p
 from quality.quarantine import quarantine_partition, quarantine_path, raw_partition_dir
 from quality.runner import Batch, DataQualityError, failure_lines, run_batches
 from shoprank.raw_contract import TABLES
+from shoprank.resources import within_budget
 from shoprank.settings import Settings, apply_runtime_env
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,8 @@ def _derived_batches(
     # The files were read and their schemas checked above: a DuckDB error here is a fault of the gate or its
     # settings, not of the data, so it propagates (validate_raw records it as an error, quarantining nothing).
     def add(table: str, suite: str, build: Any, make_suite: Any) -> None:
-        frames[suite] = frame = build()
+        with within_budget(settings, f"validate-raw ({suite}, {partition})"):
+            frames[suite] = frame = build()
         batches.append(Batch(table, frame, make_suite, partition))
 
     for table in ENTITY_KEYS:

@@ -6,6 +6,7 @@ cannot even spill its way through, raises "Out of Memory", and the step says whi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from quality.drift import check_drift
+from quality.raw import validate_raw
 from quality.validate import validate_marts
 from shoprank.resources import MemoryBudgetError
 from shoprank.settings import Settings
@@ -53,3 +55,14 @@ def test_the_cli_step_exits_with_the_budget_in_its_message(copied_home: Settings
     )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "MemoryBudgetError" in done.stderr and f"memory_budget_gib = {TINY_BUDGET}" in done.stderr
+
+
+def test_the_raw_gate_records_a_budget_error_not_a_data_failure(copied_home: Settings) -> None:
+    """Out of budget is the gate's own error (status error, nothing quarantined), and it names the setting."""
+    copied_home.quality.build_data_docs = False
+    copied_home.resources.memory_budget_gib = TINY_BUDGET
+    with pytest.raises(MemoryBudgetError, match="memory_budget_gib"):
+        validate_raw(copied_home, RUN_DATE)
+    result = json.loads((copied_home.quality_dir / f"raw-{RUN_DATE}.json").read_text())
+    assert result["status"] == "error" and "memory_budget_gib" in result["error"]
+    assert not copied_home.quarantine_dir.exists()
