@@ -3,8 +3,8 @@
 The item universe and its popularity come from the item_features mart (``<marts>/item_features.parquet``, the
 file Feast's item view reads offline), keeping each item's latest snapshot (max ``feature_ts``) and ranking by
 ``POPULARITY_FEATURE`` (ties by item_id). It is loaded once when the service starts; co-visitation, category
-affinity, trending and new-item pools (docs/architecture.md) replace it later. The same popularity scores are the fallback
-ranking when the online store or the model is unavailable.
+affinity, trending and new-item pools (serving/candidates.py) come first. The same popularity scores are the
+fallback ranking when the online store or the model is unavailable.
 """
 
 from __future__ import annotations
