@@ -15,9 +15,9 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
-from quality.quarantine import app as quarantine_app
 
 from orchestration import pipeline
+from quality.quarantine import app as quarantine_app
 from shoprank.settings import get_settings
 
 app = typer.Typer(help="ShopRank: e-commerce ranking, from raw events to a served feed.", no_args_is_help=True)
