@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality.drift import check_drift
-from quality.validate import validate_marts
 
 from producers.simulator import SCHEMAS, partition_path
+from quality.drift import check_drift
+from quality.validate import validate_marts
 from shoprank.settings import Settings, get_settings
 from warehouse.build import WarehouseBuildError, build_warehouse
 from warehouse.publish import PublishError, publish, read_manifest

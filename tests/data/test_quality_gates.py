@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quality.drift import psi
-from quality.runner import DataQualityError
 from typer.testing import CliRunner
 
 from orchestration import pipeline
 from orchestration.cli import app
+from quality.drift import psi
+from quality.runner import DataQualityError
 from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings, apply_runtime_env, get_settings
 
