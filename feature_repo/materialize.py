@@ -81,11 +81,27 @@ def materialize(settings: Settings, start: datetime, end: datetime) -> dict[str,
 
 
 def materialize_for_run(settings: Settings, run_date: date) -> dict[str, Any]:
-    """Materialize the run's whole simulated window, up to the snapshot stamped the day after run_date.
+    """Load the run's new feature rows, up to the snapshot stamped the day after run_date.
 
     The marts' last snapshot (feature_ts = run_date + 1 day, 00:00 UTC) holds features as of the end of the run's
-    day: the one serving should see.
+    day: the one serving should see. The online store keeps each entity's newest row, so a view already loaded up
+    to some snapshot (Feast's registry records each view's materialized intervals) needs only the rows from that
+    snapshot on (less the overlap): the daily run loads its own two feature days, not the history, and an entity
+    absent from them keeps its online row. A view never materialized in this home loads the whole simulated
+    window, as a first run always did.
     """
-    first_day = run_date - timedelta(days=settings.simulator.days - 1)
+    store = get_feature_store(settings)
     end = day_start(run_date + timedelta(days=1))
-    return materialize(settings, day_start(first_day), end)
+    first_run_start = day_start(run_date - timedelta(days=settings.simulator.days - 1))
+    starts: dict[datetime, list[str]] = {}
+    for name in views_to_materialize(settings, store):
+        loaded = store.get_feature_view(name).most_recent_end_time
+        start = first_run_start if loaded is None else min(loaded.astimezone(UTC), end)
+        starts.setdefault(start, []).append(name)
+    windows: dict[str, list[str]] = {}
+    for start, names in sorted(starts.items()):
+        window_start = start - MATERIALIZE_OVERLAP
+        store.materialize(start_date=window_start, end_date=end, feature_views=names)
+        log.info("feast materialize %s: [%s, %s]", names, window_start.isoformat(), end.isoformat())
+        windows[window_start.isoformat()] = names
+    return {"start": min(windows, default=None), "end": end.isoformat(), "feature_views_by_start": windows}
