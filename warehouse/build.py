@@ -99,6 +99,7 @@ def build_warehouse(
 
     apply_runtime_env(settings)
     settings.ensure_dirs()
+    settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)  # the profile's temp_directory: DuckDB spills there
     raw_load = None
     if settings.dbt_target_name == "postgres":
         from shoprank.databases import ensure_postgres_database
