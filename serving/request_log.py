@@ -40,6 +40,12 @@ REQUEST_SCHEMA = pa.schema(
         ("degraded_reasons", pa.string()),
         ("n_candidates", pa.int64()),
         ("latency_ms", pa.float64()),
+        # online experiments (serving/experiments/): nullable, None outside any experiment
+        ("experiment", pa.string()),
+        ("arm", pa.string()),
+        ("assignments", pa.string()),  # JSON {experiment: arm}
+        ("interleaved", pa.string()),  # "tagA|tagB" for an interleaving arm
+        ("interleave_teams", pa.string()),  # JSON {item_id: "A"|"B"}, the shown items' contributors
     ]
 )
 

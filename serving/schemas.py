@@ -113,6 +113,9 @@ class RankedItem(ApiModel):
     rank: int = Field(ge=1)
     reason: str = Field(description="Why the item is here: 'model', 'popular-fallback' or the last rule that moved it.")
     reasons: list[str] = Field(default_factory=list, description="Every rule that moved the item, in order.")
+    ranker: str | None = Field(
+        None, description="In an interleaved slate: the ranker that contributed the item, 'A' or 'B' (see interleaved)."
+    )
 
 
 class RankResponse(ApiModel):
@@ -124,6 +127,14 @@ class RankResponse(ApiModel):
     degraded: bool = Field(description="True when a fallback was used; degraded_reasons says which.")
     degraded_reasons: list[str] = Field(default_factory=list)
     items: list[RankedItem]
+    experiment: str | None = Field(
+        None, description="The running experiment the user is in (serving/experiments.yaml)."
+    )
+    arm: str | None = Field(None, description="The user's arm in that experiment (a hash of user id and salt).")
+    assignments: dict[str, str] = Field(default_factory=dict, description="The user's arm in every running experiment.")
+    interleaved: list[str | None] | None = Field(
+        None, description="An interleaving arm's two model tags, [A, B]; each item's ranker names its contributor."
+    )
 
 
 class ExplainedItem(RankedItem):
@@ -150,6 +161,9 @@ class ModelInfo(ApiModel):
     load_error: str | None = None
     rules_version: str | None = None
     item_cache_snapshot: str | None = None
+    experiments_version: str | None = None
+    experiments: list[str] = Field(default_factory=list, description="The experiments declared (running or not).")
+    experiments_error: str | None = Field(None, description="Why the experiments file was refused (none run).")
 
 
 class ReloadResponse(ApiModel):

@@ -43,6 +43,9 @@ from serving import metrics
 from serving.candidates import split_known
 from serving.event_stream import StreamPublisher
 from serving.events import load_user_ids, screen_events
+from serving.experiments.interleaving import seed_of, team_draft
+from serving.experiments.routing import Route, experiment_columns
+from serving.experiments.routing import route as route_request
 from serving.item_cache import newest_mtime, published_sources
 from serving.logs import configure_service_logging
 from serving.online_features import OnlineFeatureReader
@@ -75,7 +78,7 @@ from serving.schemas import (
     ReloadResponse,
 )
 from serving.sessions import EmbeddedSessions
-from serving.state import ServingState, load_items, load_state, needs_titles, reopen_reader
+from serving.state import ServingState, load_items, load_state, reopen_reader, served_item_views
 from shoprank.ranking_features import category_share_columns
 from shoprank.settings import apply_runtime_env, get_settings
 
@@ -159,7 +162,7 @@ class RankingService:
     @bentoml.api(route="/explain")
     def explain(self, request: RankRequest, /) -> ExplainResponse:
         """The /rank answer with, per item, its features, the model's per-feature contributions and the rules."""
-        ranking = self._rank(request, log_request=False)
+        ranking = self._rank(request, log_request=False, interleave=False)
         state = self.state
         contributions = _contributions(state, ranking.matrix, ranking.top)
         columns = state.champion.feature_columns if state.champion else []
@@ -223,11 +226,58 @@ class RankingService:
         categories = items.column("item_category_id", items.rows(item_ids))
         return {i: int(c) for i, c in zip(item_ids, categories, strict=True) if np.isfinite(c)}
 
-    def _rank(self, request: RankRequest, log_request: bool = True) -> _Ranking:
+    def _rank(self, request: RankRequest, log_request: bool = True, interleave: bool = True) -> _Ranking:
+        """Rank under the user's experiment arms (serving/experiments/routing.py): one consistent state for the
+        whole request, even if a reload swaps it meanwhile. /explain (``interleave`` False) explains arm A."""
         started = time.perf_counter()
-        state = self.state  # one consistent bundle for the whole request, even if a reload swaps it meanwhile
+        request = request.model_copy(update={"request_id": request.request_id or uuid.uuid4().hex})
+        route = route_request(self.state, request.user_id, datetime.now(UTC))
+        if not route.apply_rules:
+            request = request.model_copy(update={"apply_rules": False})
+        if route.interleave is None:
+            return self._rank_with(route.state, request, started, log_request, route)
+        if not interleave:
+            return self._rank_with(route.interleave[0], request, started, log_request, route)
+        return self._rank_interleaved(request, route, started, log_request)
+
+    def _rank_interleaved(self, request: RankRequest, route: Route, started: float, log_request: bool) -> _Ranking:
+        """Team-draft interleaving of arm A's and arm B's rankings; every item says which ranker gave it."""
+        assert route.interleave is not None and route.interleave_tags is not None
+        a, b = (self._rank_with(state, request, started, False, route, observe=False) for state in route.interleave)
+        by_id = {i.item_id: i for i in b.response.items} | {i.item_id: i for i in a.response.items}
+        merged = team_draft(
+            [i.item_id for i in a.response.items],
+            [i.item_id for i in b.response.items],
+            request.k,
+            seed_of(str(request.request_id), request.user_id),
+        )
+        items = [
+            by_id[item_id].model_copy(update={"rank": rank + 1, "ranker": team})
+            for rank, (item_id, team) in enumerate(zip(merged.items, merged.teams, strict=True))
+        ]
+        reasons = list(dict.fromkeys(a.response.degraded_reasons + b.response.degraded_reasons))
+        response = a.response.model_copy(
+            update={
+                "items": items,
+                "degraded": bool(reasons),
+                "degraded_reasons": reasons,
+                "interleaved": [a.response.model_version, b.response.model_version],
+            }
+        )
+        self._observe(request, response, a.slate, a.top, len(a.slate), started, log_request, route)
+        return replace(a, response=response)
+
+    def _rank_with(
+        self,
+        state: ServingState,
+        request: RankRequest,
+        started: float,
+        log_request: bool,
+        route: Route,
+        observe: bool = True,
+    ) -> _Ranking:
         cfg = self.settings.serving
-        request_id = request.request_id or uuid.uuid4().hex
+        request_id = str(request.request_id)
         reasons: list[str] = []
         n_categories = state.n_categories(self.settings)
 
@@ -321,8 +371,12 @@ class RankingService:
             degraded=bool(reasons),
             degraded_reasons=reasons,
             items=items,
+            experiment=route.experiment,
+            arm=route.arm,
+            assignments=route.assignments,
         )
-        self._observe(request, response, slate, top, len(candidates), started, log_request)
+        if observe:
+            self._observe(request, response, slate, top, len(candidates), started, log_request, route)
         # the matrix rows follow the slate only when no rule removed items; explain re-indexes by item id
         if matrix is not None and len(slate) != len(candidates):
             keep = np.asarray([c not in slate.removed for c in candidates], dtype=bool)
@@ -338,6 +392,7 @@ class RankingService:
         n_candidates: int,
         started: float,
         log_request: bool,
+        route: Route,
     ) -> None:
         """Metrics and the request log; never fails the request."""
         try:
@@ -377,6 +432,7 @@ class RankingService:
                 "degraded_reasons": ",".join(response.degraded_reasons),
                 "n_candidates": n_candidates,
                 "latency_ms": (time.perf_counter() - started) * 1000,
+                **experiment_columns(route, response),
             }
             self.request_log.log(record, impressions)
         except Exception:
@@ -415,11 +471,9 @@ class RankingService:
                     continue
                 with self._reload_lock:
                     rules, reader = self.state.rules, self.state.reader
+                    views, titles = served_item_views(self.state.champion, reader, self.state.arm_models)
                     items, popularity, retrieval = load_items(
-                        self.settings,
-                        rules.exploration.new_seller_days if rules else 14.0,
-                        reader.item_views if reader else (),
-                        needs_titles(self.state.champion),
+                        self.settings, rules.exploration.new_seller_days if rules else 14.0, views, titles
                     )
                     user_ids = load_user_ids(self.settings.marts_export_dir)
                     current = self.state
@@ -518,6 +572,9 @@ class RankingService:
             load_error=state.load_error,
             rules_version=state.rules.version if state.rules else None,
             item_cache_snapshot=state.items.snapshot_ts,
+            experiments_version=state.experiments.version if state.experiments else None,
+            experiments=[e.name for e in state.experiments.experiments] if state.experiments else [],
+            experiments_error=state.experiments_error,
         )
 
     @info_app.get("/ready-details")

@@ -14,12 +14,13 @@ import pandas as pd
 
 from serving.candidates import RetrievalIndex
 from serving.events import load_user_ids
+from serving.experiments.config import ExperimentConfigError, ExperimentsConfig, load_experiments
 from serving.item_cache import ItemCache, ItemView
 from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
-from shoprank.model_bundle import ModelBundle, load_champion
+from shoprank.model_bundle import ModelBundle, load_bundle, load_champion
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.settings import Settings
 
@@ -38,6 +39,12 @@ class ServingState:
     user_ids: frozenset[str] = frozenset()
     load_error: str | None = None
     errors: tuple[str, ...] = ()
+    # Running experiments (serving/experiments.yaml) and what their arms serve with, loaded beside the champion:
+    # per model tag its bundle and reader, per rules file its rules. An invalid file: no experiment, the error kept.
+    experiments: ExperimentsConfig | None = None
+    arm_models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = field(default_factory=dict)
+    arm_rules: dict[str, RulesConfig] = field(default_factory=dict)
+    experiments_error: str | None = None
 
     def n_categories(self, settings: Settings) -> int:
         return self.champion.n_categories if self.champion else settings.simulator.categories
@@ -77,6 +84,17 @@ def _one_thread(champion: ModelBundle) -> None:
         set_params = getattr(model, "set_params", None)
         if callable(set_params):
             set_params(n_jobs=1)
+
+
+def served_item_views(
+    champion: ModelBundle | None,
+    reader: OnlineFeatureReader | None,
+    arm_models: dict[str, tuple[ModelBundle, OnlineFeatureReader]],
+) -> tuple[list[ItemView], bool]:
+    """The item-side views and whether titles are needed for every model served: the champion and the arms'."""
+    readers = [r for r in [reader, *(r for _, r in arm_models.values())] if r is not None]
+    views = list({view.name: view for r in readers for view in r.item_views}.values())
+    return views, any(needs_titles(m) for m in [champion, *(m for m, _ in arm_models.values())])
 
 
 def load_items(
@@ -140,11 +158,20 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
     except Exception as exc:
         errors.append(f"rules: {_error(exc)}")
         log.exception("rules file %s invalid; keeping the previous rules", settings.rules_file)
-    new_seller_days = rules.exploration.new_seller_days if rules else 14.0
+    experiments: ExperimentsConfig | None = None
+    arm_models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = {}
+    arm_rules: dict[str, RulesConfig] = {}
+    experiments_error: str | None = None
     try:
-        items, popularity, retrieval = load_items(
-            settings, new_seller_days, reader.item_views if reader else (), needs_titles(champion)
-        )
+        experiments, arm_models, arm_rules = load_experiment_arms(settings, champion, reader)
+    except Exception as exc:
+        experiments_error = _error(exc)
+        errors.append(f"experiments: {experiments_error}")
+        log.error("experiments file %s refused; serving without experiments: %s", settings.experiments_file, exc)
+    new_seller_days = rules.exploration.new_seller_days if rules else 14.0
+    views, titles = served_item_views(champion, reader, arm_models)
+    try:
+        items, popularity, retrieval = load_items(settings, new_seller_days, views, titles)
     except Exception as exc:
         errors.append(f"items: {_error(exc)}")
         log.exception("item_features mart unreadable")
@@ -167,4 +194,54 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         user_ids=user_ids,
         load_error=load_error,
         errors=tuple(errors),
+        experiments=experiments,
+        arm_models=arm_models,
+        arm_rules=arm_rules,
+        experiments_error=experiments_error,
     )
+
+
+CHAMPION = "champion"  # an arm's model_tag / interleave entry meaning "the serving champion"
+
+
+def load_experiment_arms(
+    settings: Settings, champion: ModelBundle | None, reader: OnlineFeatureReader | None
+) -> tuple[ExperimentsConfig, dict[str, tuple[ModelBundle, OnlineFeatureReader]], dict[str, RulesConfig]]:
+    """The experiments file, every model an arm names (with its feature reader, checked servable) and every rules
+    file. A tag the model store does not know, or an unreadable rules file, refuses the whole file naming the field."""
+    import bentoml
+
+    from shoprank.feature_store import get_feature_store
+
+    config = load_experiments(settings.experiments_file)
+    models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = {}
+    for tag, where in config.model_tags().items():
+        if tag == CHAMPION:
+            if champion is None or reader is None:
+                raise ExperimentConfigError(f"{where}: no champion is serving")
+            models[tag] = (champion, reader)
+            continue
+        try:
+            bento_model = bentoml.models.get(tag)
+        except Exception as exc:
+            raise ExperimentConfigError(f"{where}: unknown model tag {tag!r} ({type(exc).__name__})") from None
+        if champion is not None and reader is not None and str(bento_model.tag) == champion.tag:
+            models[tag] = (champion, reader)
+            continue
+        bundle = load_bundle(bento_model)
+        _one_thread(bundle)
+        arm_reader = OnlineFeatureReader(get_feature_store(settings), bundle.feature_service, bundle.n_categories)
+        check_servable(bundle, arm_reader)
+        models[tag] = (bundle, arm_reader)
+    rules: dict[str, RulesConfig] = {}
+    for i, experiment in enumerate(config.experiments):
+        for j, arm in enumerate(experiment.arms):
+            if arm.rules_file is not None and str(arm.rules_file) not in rules:
+                path = arm.rules_file if arm.rules_file.is_absolute() else settings.project_root / arm.rules_file
+                try:
+                    rules[str(arm.rules_file)] = load_rules(path)
+                except Exception as exc:
+                    raise ExperimentConfigError(
+                        f"experiments.{i}.arms.{j}.rules_file: {path}: {type(exc).__name__}: {exc}"
+                    ) from None
+    return config, models, rules

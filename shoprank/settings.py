@@ -130,6 +130,8 @@ class ServingSettings(BaseModel):
     admin_token: SecretStr | None = None
     # The one versioned business-rules file (None: <project_root>/serving/rules.yaml).
     rules_path: Path | None = None
+    # The versioned experiments file (None: <project_root>/serving/experiments.yaml; missing file: no experiment).
+    experiments_path: Path | None = None
     # Seconds between checks of the marts' files for a newer snapshot (item cache, retrieval); 0: only on reload.
     cache_refresh_seconds: float = Field(60.0, ge=0)
     # Request/impression logs: flushed to parquet when this many rows are buffered, or after this many seconds.
@@ -435,6 +437,12 @@ class Settings(BaseSettings):
     def rules_file(self) -> Path:
         """The ranking service's business rules (serving/rules.yaml unless settings.serving.rules_path)."""
         return self.serving.rules_path or self.project_root / "serving" / "rules.yaml"
+
+    @property
+    def experiments_file(self) -> Path:
+        """The ranking service's A/B tests and interleavings (serving/experiments.yaml unless
+        settings.serving.experiments_path)."""
+        return self.serving.experiments_path or self.project_root / "serving" / "experiments.yaml"
 
     @property
     def airflow_home(self) -> Path:
