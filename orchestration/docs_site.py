@@ -11,7 +11,6 @@ Every file is served from one of a few fixed roots taken from the settings; a pa
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ def site_roots(settings: Settings) -> dict[str, Path]:
         "dbt-docs": docs["dbt docs"].parent,
         "candidates": settings.home_dir / "models" / "candidates",
         "monitoring": settings.home_dir / "monitoring",
+        "quality": settings.quality_dir,  # the gates' JSON results (the dashboard's timeline links them)
+        "decisions": settings.home_dir / "models" / "decisions",
     }
 
 
@@ -43,18 +44,12 @@ def resolve_file(root: Path, relative: str) -> Path | None:
     return target if target.is_file() else None
 
 
-def _champion(settings: Settings) -> str | None:
-    path = settings.home_dir / "models" / "registry.json"
-    try:
-        return json.loads(path.read_text()).get("champion")
-    except (OSError, ValueError):
-        return None
-
-
 def index_html(settings: Settings) -> str:
-    """The landing page: what has been built, newest first, as links relative to this page."""
+    """The landing page: the dashboard (orchestration/dashboard_page.py), then what has been built, newest first,
+    as links relative to this page."""
+    from orchestration.dashboard_page import render
+
     roots = site_roots(settings)
-    champion = _champion(settings)
 
     def link(href: str, label: str, exists: bool, hint: str) -> str:
         if exists:
@@ -67,7 +62,7 @@ def index_html(settings: Settings) -> str:
     ]
     reports = [
         link(f"candidates/{day.name}/report.html", f"{day.name} evaluation report", True, "")
-        + (f" <small>({html.escape(day.name)} card: <a href='candidates/{day.name}/card.json'>json</a>)</small>")
+        + (f" <small>({html.escape(day.name)} card: <a href='candidates/{day.name}/candidate.json'>json</a>)</small>")
         for day in sorted(roots["candidates"].glob("*"), reverse=True)
         if (day / "report.html").is_file()
     ]
@@ -80,7 +75,7 @@ def index_html(settings: Settings) -> str:
         for day in sorted(roots["monitoring"].glob("*"), reverse=True)
         if day.is_dir()
     ]
-    sections: list[tuple[str, list[Any]]] = [
+    sections: list[tuple[str, list[str]]] = [
         ("Data quality and lineage", docs),
         (
             "Evaluation reports (one per training day)",
@@ -88,13 +83,7 @@ def index_html(settings: Settings) -> str:
         ),
         ("Monitoring (shoprank_monitor)", monitoring or ["<li>none yet</li>"]),
     ]
-    body = "".join(f"<h2>{title}</h2><ul>{''.join(items)}</ul>" for title, items in sections)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>ShopRank docs</title></head><body>"
-        f"<h1>ShopRank docs</h1><p>Profile <b>{html.escape(settings.profile)}</b>, home "
-        f"<code>{html.escape(str(settings.home_dir))}</code>; champion model: "
-        f"<b>{html.escape(champion or 'none yet')}</b>.</p>{body}</body></html>"
-    )
+    return render(settings, sections)
 
 
 def create_docs_app(settings: Settings, authenticate: Callable[..., Any]) -> Any:

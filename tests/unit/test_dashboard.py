@@ -1,0 +1,173 @@
+"""The operator's dashboard data, read from a hand-made home: each day's gates, the champion, NDCG and drift series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestration.dashboard import (
+    champion,
+    drift_series,
+    ndcg_series,
+    online_series,
+    quarantined,
+    timeline,
+)
+from orchestration.docs_site import index_html
+from shoprank.settings import Settings
+
+D1, D2, D3 = "2026-01-05", "2026-01-06", "2026-01-07"
+TAG = "shoprank_ranker:abc"
+
+
+def _write(path: Path, body: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body))
+
+
+def _failure(table: str, expectation: str) -> dict[str, Any]:
+    return {"suite": f"raw.{table}", "table": table, "partition": f"dt={D2}", "expectation": expectation}
+
+
+def _drift(day: str, psi: float, blocked: list[str]) -> dict[str, Any]:
+    status = "block" if blocked else "ok"
+    return {
+        "run_date": day,
+        "success": not blocked,
+        "blocked": blocked,
+        "warned": [],
+        "features": {"item_ctr_7d": {"psi": psi, "status": status}, "user_clicks_30d": {"psi": 0.01}},
+    }
+
+
+def _home(tmp_path: Path) -> Settings:
+    """Day 1 promoted; day 2 raw events quarantined; day 3 blocked by drift."""
+    settings = Settings(home=tmp_path)
+    quality = settings.quality_dir
+    _write(quality / f"raw-{D1}.json", {"run_date": D1, "success": True, "status": "passed", "notes": []})
+    _write(quality / f"marts-{D1}.json", {"run_date": D1, "success": True, "failures": []})
+    _write(quality / f"drift-{D1}.json", _drift(D1, 0.02, []))
+    _write(
+        quality / f"raw-{D2}.json",
+        {
+            "run_date": D2,
+            "success": False,
+            "status": "failed",
+            "quarantined": {"events": str(settings.quarantine_dir / "events" / f"dt={D2}")},
+            "failures": [_failure("events", "expect_column_values_to_be_unique")],
+        },
+    )
+    _write(
+        settings.quarantine_dir / "events" / f"dt={D2}" / "validation.json",
+        {
+            "quarantined_at": "2026-01-07T01:00:00+00:00",
+            "failures": [_failure("events", "expect_column_values_to_be_unique")],
+        },
+    )
+    _write(quality / f"raw-{D3}.json", {"run_date": D3, "success": True, "status": "passed", "notes": []})
+    _write(quality / f"marts-{D3}.json", {"run_date": D3, "success": True, "failures": []})
+    _write(quality / f"drift-{D3}.json", _drift(D3, 0.41, ["item_ctr_7d"]))
+
+    snapshot = settings.marts_snapshots_dir / f"{D1}-0123456789ab"
+    _write(snapshot / "manifest.json", {"run_date": D1, "snapshot": snapshot.name, "published_at": "t", "files": {}})
+    settings.marts_export_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.marts_export_dir.symlink_to(snapshot)
+
+    candidate = settings.home_dir / "models" / "candidates" / D1
+    metrics = {"model_ndcg@10": 0.5, "popularity_ndcg@10": 0.31, "oracle_ndcg@10": 0.59}
+    _write(candidate / "candidate.json", {"run_date": D1, "feature_service": "ranker_v3", "metrics": metrics})
+    _write(candidate / "registered.json", {"tag": TAG})
+    _write(
+        settings.home_dir / "models" / "decisions" / f"{D1}__shoprank_ranker_abc.json",
+        {
+            "challenger": TAG,
+            "champion": None,
+            "promoted": True,
+            "reasons": ["no champion yet: the challenger must beat the popularity baseline"],
+            "metrics": {"challenger_ndcg@10": 0.5},
+            "decided_at": "2026-01-06T02:00:00+00:00",
+        },
+    )
+    _write(
+        settings.home_dir / "models" / "registry.json",
+        {"champion": TAG, "stack": [TAG], "events": [{"action": "promote", "tag": TAG, "at": "x", "reasons": ["ok"]}]},
+    )
+    _write(
+        settings.home_dir / "monitoring" / D1 / "online_metrics.json",
+        {"requests": 120, "degraded_share": 0.05, "latency_ms": {"p50": 11.0, "p95": 40.0}, "new_item_share": 0.1},
+    )
+    return settings
+
+
+def test_timeline_shows_each_gate_s_outcome_with_its_reason(tmp_path: Path):
+    runs = {run.day: run.gates for run in timeline(_home(tmp_path))}
+
+    assert list(runs) == [D3, D2, D1]  # newest first
+    assert {name: g.status for name, g in runs[D1].items()} == dict.fromkeys(
+        ("raw", "marts", "drift", "publish", "promotion"), "passed"
+    )
+    assert f"snapshot {D1}-0123456789ab (serving now)" in runs[D1]["publish"].reason
+    assert TAG in runs[D1]["promotion"].reason
+
+    assert runs[D2]["raw"].status == "quarantined"
+    assert "events: expect_column_values_to_be_unique" in runs[D2]["raw"].reason
+    assert runs[D2]["marts"].status == "not run" and runs[D2]["promotion"].status == "not run"
+
+    assert runs[D3]["drift"].status == "refused"
+    assert "item_ctr_7d (PSI 0.41)" in runs[D3]["drift"].reason
+    assert runs[D3]["publish"].status == "not run" and "drift gate did not pass" in runs[D3]["publish"].reason
+
+
+def test_a_refused_promotion_shows_the_failing_comparison(tmp_path: Path):
+    settings = _home(tmp_path)
+    _write(
+        settings.home_dir / "models" / "decisions" / f"{D3}__shoprank_ranker_def.json",
+        {
+            "challenger": "shoprank_ranker:def",
+            "champion": TAG,
+            "promoted": False,
+            "reasons": ["ndcg@10 0.4000 vs champion 0.5000 (needs > 0.5050): FAIL", "slice new_item: pass"],
+            "metrics": {"challenger_ndcg@10": 0.4, "champion_ndcg@10": 0.5},
+            "decided_at": "2026-01-08T02:00:00+00:00",
+        },
+    )
+    promotion = {run.day: run.gates["promotion"] for run in timeline(settings)}[D3]
+    assert promotion.status == "refused"
+    assert promotion.reason == f"kept {TAG}: ndcg@10 0.4000 vs champion 0.5000 (needs > 0.5050): FAIL"
+
+
+def test_champion_series_and_quarantine(tmp_path: Path):
+    settings = _home(tmp_path)
+
+    best = champion(settings)
+    assert best is not None and best["tag"] == TAG and best["run_date"] == D1
+    assert best["card"]["feature_service"] == "ranker_v3"
+
+    assert ndcg_series(settings) == [
+        {"day": D1, "challenger": 0.5, "popularity": 0.31, "oracle": 0.59, "champion": None, "promoted": True}
+    ]
+    assert drift_series(settings)["item_ctr_7d"] == [(D1, 0.02), (D3, 0.41)]
+    assert online_series(settings)[0]["requests"] == 120
+    [entry] = quarantined(settings)
+    assert (entry["table"], entry["dt"]) == ("events", D2)
+    assert "expect_column_values_to_be_unique" in entry["reason"]
+
+
+def test_an_empty_home_renders_and_a_damaged_result_shows_as_an_error(tmp_path: Path):
+    settings = Settings(home=tmp_path)
+    assert timeline(settings) == [] and champion(settings) is None
+    index_html(settings)  # nothing built yet: the page still renders
+    _write(settings.quality_dir / f"raw-{D1}.json", {})
+    (settings.quality_dir / f"raw-{D1}.json").write_text("{not json")
+    [run] = timeline(settings)
+    assert run.gates["raw"].status == "error" and f"raw-{D1}.json" in run.gates["raw"].reason
+
+
+def test_the_page_shows_the_timeline_charts_and_quarantine(tmp_path: Path):
+    page = index_html(_home(tmp_path))
+    assert "champion model: <b>shoprank_ranker:abc</b>" in page
+    assert "class='gate quarantined'" in page and "class='gate refused'" in page
+    assert "item_ctr_7d (PSI 0.41)" in page
+    assert page.count("<svg") >= 3  # NDCG, drift and online charts, inline
+    assert "href='quality/drift-2026-01-07.json'" in page
