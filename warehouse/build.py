@@ -2,7 +2,11 @@
 
 The marts are incremental tables in the DuckDB warehouse, rewritten per day partition (delete+insert on ``dt``): a
 run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
-days alone. After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
+days alone. A run reads only what those partitions need (dbt_project/macros/incremental.sql: run_start): the raw
+event partitions from its first rewritten day (at most 7 days back, for the retrieval marts) go into the
+incremental daily aggregates ``int_*_daily``, which the 30-day windows read; older raw partitions are never
+opened, and the data tests check the rewritten partitions only. A first run or ``full_refresh`` reads everything.
+After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
 the build area the gates judge. Feast, training and serving read the published marts (``settings.marts_export_dir``),
 which only the `publish` step updates, after the last gate (warehouse.publish).
 """
