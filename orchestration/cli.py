@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestration import pipeline
+from orchestration.progress import stage
 from quality.quarantine import app as quarantine_app
 from shoprank.settings import get_settings
 
@@ -52,7 +53,10 @@ def _step_command(name: str) -> None:
     step = pipeline.STEPS[name]
 
     def command(run_date: RunDate = None) -> None:
-        _print(step(_run_date(run_date)))
+        day = _run_date(run_date)
+        with stage(name):
+            result = step(day)
+        _print(result)
 
     command.__doc__ = (step.__doc__ or f"Run the {name} step.").strip().splitlines()[0]
     app.command(name)(command)
@@ -78,7 +82,10 @@ def simulate(
     if events is not None:  # through the settings object, so every reader of the sizes agrees
         os.environ["SHOPRANK_SIMULATOR__EVENTS"] = str(events)
         get_settings.cache_clear()
-    _print(pipeline.simulate(_run_date(run_date)))
+    day = _run_date(run_date)
+    with stage("simulate"):
+        result = pipeline.simulate(day)
+    _print(result)
 
 
 @app.command("import-interactions")
@@ -159,8 +166,12 @@ def rollback(reason: Annotated[str, typer.Option(help="why (recorded in the regi
 
 @app.command("run")
 def run_all(run_date: RunDate = None) -> None:
-    """Run every pipeline step in order, without Airflow."""
-    _print(pipeline.run_all(_run_date(run_date)))
+    """Run every pipeline step in order, without Airflow (pipeline.run_all's order, one progress stage per step)."""
+    day, results = _run_date(run_date), {}
+    for number, (name, step) in enumerate(pipeline.STEPS.items(), start=1):
+        with stage(name, number, len(pipeline.STEPS)):
+            results[name] = step(day)
+    _print(results)
 
 
 @app.command("monitor")
@@ -172,6 +183,26 @@ def monitor(
     if name not in pipeline.MONITORS:
         raise typer.BadParameter(f"unknown monitor {name!r}; choose one of {', '.join(pipeline.MONITORS)}")
     _print(pipeline.MONITORS[name](_run_date(run_date)))
+
+
+@app.command("status")
+def status() -> None:
+    """The home's state in a table: latest raw day, quarantine, published snapshot, champion, gates, service."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from orchestration.dashboard import status as home_status
+
+    table = Table(title="ShopRank status", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for what, value in home_status(get_settings()):
+        table.add_row(what, Text(value))  # Text: a reason's brackets are not rich markup
+    # Off a terminal rich would wrap at 80 columns; a wider table keeps one row per line in logs and pipes.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command("models")

@@ -303,3 +303,55 @@ def latest_raw_day(settings: Settings) -> str | None:
     """The newest day with a raw events partition."""
     days = sorted(p.name.removeprefix("dt=") for p in (settings.raw_dir / "events").glob("dt=*") if p.is_dir())
     return days[-1] if days else None
+
+
+def service_state(settings: Settings, timeout: float = 2.0) -> str:
+    """Whether the ranking service answers at settings.serving.base_url: ready, up but not ready, or unreachable."""
+    import httpx
+
+    url = settings.serving.base_url
+    try:
+        ready = httpx.get(f"{url}/readyz", timeout=timeout)
+    except httpx.HTTPError as err:
+        return f"unreachable at {url} ({type(err).__name__})"
+    if ready.status_code == 200:
+        return f"ready at {url}"
+    return f"up at {url}, not ready (/readyz {ready.status_code}: see /ready-details)"
+
+
+def status(settings: Settings, days: int = 3) -> list[tuple[str, str]]:
+    """``shoprank status``: the home's state as (what, value) rows, for a table."""
+    held = quarantined(settings)
+    current = [m for m in snapshots(settings) if m["current"]]
+    best = champion(settings)
+    k = settings.training.ndcg_k
+    if best is None:
+        champion_text = "none yet"
+    else:
+        ndcg = ((best["card"] or {}).get("metrics") or {}).get(f"model_ndcg@{k}")
+        trained = f", trained {best['run_date']}" if best["run_date"] else ""
+        champion_text = best["tag"] + trained + (f", holdout NDCG@{k} {ndcg:.4f}" if ndcg is not None else "")
+    rows = [
+        ("home", f"{settings.home_dir} (profile {settings.profile})"),
+        ("latest raw day", latest_raw_day(settings) or "none"),
+        (
+            "quarantined partitions",
+            "; ".join(f"{q['table']} dt={q['dt']}" for q in held) if held else "none",
+        ),
+        (
+            "published snapshot",
+            f"{current[-1].get('snapshot')} (published {current[-1].get('published_at')})" if current else "none",
+        ),
+        ("champion", champion_text),
+    ]
+    for run in timeline(settings, days):
+        cells = []
+        for gate in GATES:
+            outcome = run.gates[gate]
+            cells.append(
+                f"{gate} {outcome.status}"
+                + (f" ({outcome.reason[:80]})" if outcome.status in (REFUSED, QUARANTINED, ERROR) else "")
+            )
+        rows.append((f"gates {run.day}", ", ".join(cells)))
+    rows.append(("ranking service", service_state(settings)))
+    return rows

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from typer.testing import CliRunner
+
 from orchestration.dashboard import (
     champion,
     drift_series,
@@ -15,7 +18,8 @@ from orchestration.dashboard import (
     timeline,
 )
 from orchestration.docs_site import index_html
-from shoprank.settings import Settings
+from shoprank.settings import Settings, get_settings
+from tests.support.processes import free_port
 
 D1, D2, D3 = "2026-01-05", "2026-01-06", "2026-01-07"
 TAG = "shoprank_ranker:abc"
@@ -171,3 +175,27 @@ def test_the_page_shows_the_timeline_charts_and_quarantine(tmp_path: Path):
     assert "item_ctr_7d (PSI 0.41)" in page
     assert page.count("<svg") >= 3  # NDCG, drift and online charts, inline
     assert "href='quality/drift-2026-01-07.json'" in page
+
+
+def test_status_table_names_quarantine_champion_refusals_and_an_unreachable_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from orchestration.cli import app
+
+    monkeypatch.setenv("SHOPRANK_HOME", str(tmp_path))
+    monkeypatch.setenv("SHOPRANK_SERVING__PORT", str(free_port()))  # nothing listens there
+    get_settings.cache_clear()
+    try:
+        _home(tmp_path)
+        result = CliRunner().invoke(app, ["status"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines() if "│" in line
+    }
+    assert rows["quarantined partitions"] == f"events dt={D2}"
+    assert rows["champion"] == f"{TAG}, trained {D1}, holdout NDCG@10 0.5000"
+    assert rows["published snapshot"].startswith(f"{D1}-0123456789ab")
+    assert rows[f"gates {D3}"].startswith("raw passed, marts passed, drift refused (blocked: item_ctr_7d (PSI 0.41))")
+    assert rows["ranking service"].startswith("unreachable at http://127.0.0.1:")
