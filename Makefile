@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving replay docs quarantine services-up services-down stream-worker bench-stream system-deps clean
+.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,16 @@ rank: setup ## ask the running service for a feed (USER_ID=u000001)
 models: setup ## list registered models with their holdout metrics
 	@$(BIN)/shoprank models
 
+status: setup ## the home's state: latest raw day, quarantine, published snapshot, champion, last gates, service
+	@$(STACK_ENV); $(BIN)/shoprank status
+
+# Feast's web UI reads the registry the active profile's feature_store yaml names (feast-apply writes it).
+FEAST_UI_PORT ?= 8888
+FEAST_YAML = $(shell $(BIN)/python -c 'from shoprank.feature_store import feature_store_yaml; from shoprank.settings import get_settings; print(feature_store_yaml(get_settings()))' 2>/dev/null)
+feast-ui: setup ## Feast's web UI for the active profile's registry on http://127.0.0.1:8888 (FEAST_UI_PORT to change)
+	@echo "==> [feast-ui] $(FEAST_YAML) on http://127.0.0.1:$(FEAST_UI_PORT) (Ctrl-C stops it)"
+	@$(STACK_ENV); $(BIN)/feast -c feature_repo -f "$(FEAST_YAML)" ui --host 127.0.0.1 --port $(FEAST_UI_PORT)
+
 promote: setup ## champion/challenger gate on the run's challenger (TAG=name:version to pick one, FORCE=1 to override)
 	@$(STACK_ENV); $(BIN)/shoprank promote --run-date $(RUN_DATE) $(if $(TAG),--tag $(TAG)) $(if $(FORCE),--force)
 
@@ -124,6 +134,9 @@ data-import: setup ## import any interactions table (INPUT=file MAPPING=mapping.
 
 bench-history: setup ## build-warehouse time on 10 years of daily imported interactions (BENCH_HISTORY_ARGS=...)
 	@$(BIN)/python -m benchmarks.bench_history $(BENCH_HISTORY_ARGS)
+
+bench-retrieval: setup ## recall@100/@500 of holdout clicks: today's retrieval vs text + learned recall (var/bench-retrieval)
+	@$(BIN)/python -m benchmarks.bench_retrieval $(BENCH_RETRIEVAL_ARGS)
 
 bench-serving: setup ## print /rank p50/p95/p99 + throughput at 500 candidates vs the naive Feast path and the model alone
 	@$(BIN)/python -m benchmarks.bench_serving $(BENCH_ARGS)

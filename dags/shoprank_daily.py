@@ -27,6 +27,10 @@ Tasks, in order (each safe to re-run for its day):
 - `publish`: copies the build, judged by both gates, into `<home>/warehouse/snapshots/<day>-<hash>/` with a
   manifest and atomically points `<home>/warehouse/marts` (what Feast, training and serving read) at it; marks the
   marts asset updated. It refuses a build the gates did not pass on. Until it runs, the previous snapshot serves.
+- `build_retrieval`: builds the recall indexes from the published snapshot and the catalogue (bm25s over titles
+  and category words; item2vec over the training window's clicks in a faiss index) into
+  `<home>/retrieval/<day>/` and points `<home>/retrieval/CURRENT` at it; serving loads it (a failed load keeps the
+  previous index).
 - `feast_apply`: registers entities, feature views (user, item, seller, on-demand) and the feature services.
 - `materialize`: loads the run's feature window into the online store (keyed on the run's day).
 - `train`: point-in-time training set (Feast historical retrieval), XGBoost LambdaMART + CTR/CVR models with early

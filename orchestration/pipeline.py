@@ -101,6 +101,13 @@ def publish(run_date: date) -> dict[str, Any]:
     return publish_build(_settings(), run_date)
 
 
+def build_retrieval(run_date: date) -> dict[str, Any]:
+    """Build the recall indexes from the published snapshot: bm25s over titles, item2vec + faiss over clicks."""
+    from retrieval.build import build_retrieval as build_indexes
+
+    return build_indexes(_settings(), run_date)
+
+
 def train(run_date: date) -> dict[str, Any]:
     """Train the ranker on a point-in-time training set; write a candidate with holdout metrics."""
     from training.train import train_ranker
@@ -143,6 +150,7 @@ STEPS = {
     "validate-marts": validate_marts,
     "check-drift": check_drift,
     "publish": publish,
+    "build-retrieval": build_retrieval,
     "feast-apply": feast_apply,
     "materialize": materialize,
     "train": train,

@@ -8,6 +8,12 @@ Sources (the retrieval marts, as of the serving snapshot; a missing file leaves 
 - ``retrieval_trending``: items trending per category (the user's categories first), then globally;
 - new items (item_is_new in the item cache), best smoothed CTR first;
 - popularity (item_clicks_7d) fills whatever is left.
+With a recall index (shoprank/recall.py, built by the `build-retrieval` step) two more sources:
+- ``text`` (a search with a query): BM25 matches of the query over titles and category words, first, with
+  ``recall.text_share`` of the budget; the query's category (query analysis) then filters every other source, and
+  popularity fills from that category before the whole catalogue;
+- ``embedding``: item2vec neighbours of the user's vector (mean of their recent clicks, else their category shares),
+  ``recall.embedding_share`` of the budget, after co-visitation.
 Each source gets a share of the budget in that order; unused budget falls through to the next source.
 """
 
@@ -21,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from serving.item_cache import ItemCache
+from shoprank.recall import RecallIndex
+from shoprank.settings import RecallSettings
 
 SOURCE_SHARES = {"covisitation": 0.35, "category": 0.3, "trending": 0.1, "new": 0.1}
 
@@ -54,6 +62,7 @@ class RetrievalIndex:
     user_recent: dict[object, list[str]] = field(default_factory=dict)
     trending_by_category: dict[object, list[str]] = field(default_factory=dict)
     trending: list[str] = field(default_factory=list)
+    item_category: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, cache: ItemCache, marts_dir: Path) -> RetrievalIndex:
@@ -65,9 +74,11 @@ class RetrievalIndex:
         ids = np.asarray(cache.all_ids(), dtype=object)
         popular_order = np.lexsort((ids, -clicks))
         by_category: dict[int, list[str]] = {}
+        item_category: dict[str, int] = {}
         for position in popular_order:
             if np.isfinite(category[position]):
                 by_category.setdefault(int(category[position]), []).append(str(ids[position]))
+                item_category[str(ids[position])] = int(category[position])
         new_order = [p for p in np.lexsort((ids, -ctr)) if is_new[p]]
         trending = _read(
             marts_dir / "retrieval_trending.parquet", ["item_id", "category_id", "trend_score", "trend_rank"]
@@ -100,12 +111,20 @@ class RetrievalIndex:
                 "trend_rank",
             ),
             trending=list(dict.fromkeys(str(i) for i in trending_all)),
+            item_category=item_category,
         )
 
     def retrieve(
-        self, user_id: str, category_shares: Sequence[float] | None, n: int
+        self,
+        user_id: str,
+        category_shares: Sequence[float] | None,
+        n: int,
+        query: str | None = None,
+        recall: RecallIndex | None = None,
+        cfg: RecallSettings | None = None,
     ) -> tuple[list[str], dict[str, str]]:
         """Up to ``n`` distinct candidate ids and, per id, the source that brought it."""
+        cfg = cfg or RecallSettings()
         picked: dict[str, str] = {}
 
         def take(ids: Sequence[str] | list[str], budget: int, source: str) -> None:
@@ -115,15 +134,38 @@ class RetrievalIndex:
                     return
                 picked.setdefault(item_id, source)
 
+        text = recall.text if recall is not None else None
+        query_category: int | None = None
+        if query and text is not None:
+            take(text.search(query, n), int(cfg.text_share * n), "text")
+            query_category = text.query_category(query)
+
+        def in_query_category(ids: Sequence[str]) -> Sequence[str]:
+            if query_category is None:
+                return ids
+            return [i for i in ids if self.item_category.get(i) == query_category]
+
         recent = self.user_recent.get(user_id, [])
         neighbours: list[str] = []
         # interleave rank by rank across seeds, so every recent item contributes its best neighbours first
         if recent:
             lists = [self.covisitation.get(item, []) for item in recent]
             neighbours = [lst[r] for r in range(max(map(len, lists), default=0)) for lst in lists if r < len(lst)]
-        take(neighbours, int(SOURCE_SHARES["covisitation"] * n), "covisitation")
+        take(in_query_category(neighbours), int(SOURCE_SHARES["covisitation"] * n), "covisitation")
+        embeddings = recall.embeddings if recall is not None else None
+        if embeddings is not None:
+            vector = embeddings.user_vector(recent, category_shares)
+            if vector is not None:
+                # a category filter keeps about 1/categories of the neighbours: ask for more
+                wanted = n if query_category is None else n * max(len(self.popular_by_category), 1)
+                take(
+                    in_query_category(embeddings.neighbours(vector, wanted)), int(cfg.embedding_share * n), "embedding"
+                )
         top_categories: list[int] = []
-        if category_shares is not None:
+        if query_category is not None:
+            top_categories = [query_category]
+            take(self.popular_by_category.get(query_category, []), int(SOURCE_SHARES["category"] * n), "category")
+        elif category_shares is not None:
             shares = np.nan_to_num(np.asarray(category_shares, dtype=float))
             if shares.sum() > 0:
                 top_categories = [int(c) for c in np.argsort(-shares, kind="stable") if shares[c] > 0]
@@ -133,7 +175,9 @@ class RetrievalIndex:
                         self.popular_by_category.get(c, []), int(np.ceil(budget * shares[c] / shares.sum())), "category"
                     )
         trending = [i for c in top_categories[:3] for i in self.trending_by_category.get(c, [])] + self.trending
-        take(trending, int(SOURCE_SHARES["trending"] * n), "trending")
-        take(self.new_items, int(SOURCE_SHARES["new"] * n), "new-item")
+        take(in_query_category(trending), int(SOURCE_SHARES["trending"] * n), "trending")
+        take(in_query_category(self.new_items), int(SOURCE_SHARES["new"] * n), "new-item")
+        if query_category is not None:
+            take(self.popular_by_category.get(query_category, []), n, "popular")
         take(self.popular, n, "popular")
         return list(picked), picked

@@ -118,6 +118,23 @@ class TrainingSettings(BaseModel):
     gate: GateSettings = GateSettings()
 
 
+class RecallSettings(BaseModel):
+    """Learned and text recall (retrieval/ builds the indexes, serving/candidates.py uses them)."""
+
+    # item2vec (gensim Word2Vec over each user's click sequence in the published training window)
+    embedding_dim: int = Field(32, ge=2)
+    window: int = Field(5, ge=1)
+    epochs: int = Field(20, ge=1)
+    seed: int = 7
+    # "flat": exact inner product (faiss IndexFlatIP); "hnsw": approximate, for catalogues of millions of items.
+    ann: Literal["flat", "hnsw"] = "flat"
+    # Index versions kept under <home>/retrieval/ (the served one included).
+    versions_kept: int = Field(3, ge=2)
+    # Shares of the candidate budget: learned neighbours on the feed; text matches on a search with a query.
+    embedding_share: float = Field(0.25, ge=0, le=1)
+    text_share: float = Field(0.5, ge=0, le=1)
+
+
 class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -314,6 +331,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    recall: RecallSettings = RecallSettings()
     streaming: StreamingSettings = StreamingSettings()
     # How user sessions are cut and bounded (shoprank/session.py): SHOPRANK_SESSION__GAP_SECONDS, ...
     session: SessionConfig = SessionConfig()
@@ -406,6 +424,11 @@ class Settings(BaseSettings):
     def model_store_dir(self) -> Path:
         """BENTOML_HOME: the local model store."""
         return self.home_dir / "bentoml"
+
+    @property
+    def recall_dir(self) -> Path:
+        """Recall indexes (text, item embeddings) per day: <recall_dir>/<day>/, CURRENT names the served one."""
+        return self.home_dir / "retrieval"
 
     @property
     def quality_dir(self) -> Path:

@@ -82,6 +82,7 @@ def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(
         "validate_marts",
         "check_drift",
         "publish",
+        "build_retrieval",
         "feast_apply",
         "materialize",
         "train",

@@ -1,0 +1,191 @@
+"""Build the day's recall indexes from the published snapshot and the catalogue (the `build-retrieval` step).
+
+- text: a bm25s index over each item's title plus its category's words (the words that point to one category:
+  P(category | word) >= 0.5), and the word -> category shares serving uses to analyse a query;
+- embeddings: item2vec (gensim Word2Vec, skip-gram) over each user's clicks in the published training window, in
+  time order; L2-normalised vectors in a faiss inner-product index (exact ``flat``, or ``hnsw``).
+The catalogue is the raw items table (latest row per item) restricted to the items the published item_features
+mart knows (what serving can rank). Written to a temporary directory, renamed to ``<recall_dir>/<day>/``, then
+``CURRENT`` is replaced: serving sees the previous version or the complete new one. Format: shoprank/recall.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprank import recall
+from shoprank.settings import RecallSettings, Settings
+
+CATEGORY_WORD_SHARE = 0.5  # a word is its category's when at least this share of the items with it are in it
+MIN_WORD_SHARE = 0.05  # query analysis ignores a word's categories below this share
+
+
+def catalogue(settings: Settings) -> pd.DataFrame:
+    """item_id, category_id, title: the latest raw row of every item the published item_features mart knows."""
+    marts = settings.marts_export_dir.resolve()
+    known = pd.read_parquet(marts / "item_features.parquet", columns=["item_id"])["item_id"].astype(str).unique()
+    items = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "category_id", "title", "dt"])
+    items["item_id"] = items["item_id"].astype(str)
+    latest = items.sort_values(["item_id", "dt"]).drop_duplicates("item_id", keep="last")
+    return latest[latest["item_id"].isin(set(known))][["item_id", "category_id", "title"]].reset_index(drop=True)
+
+
+def click_sequences(settings: Settings) -> list[list[str]]:
+    """Each user's clicked items in time order, over the published training window."""
+    examples = pd.read_parquet(
+        settings.marts_export_dir.resolve() / "training_examples.parquet",
+        columns=["user_id", "item_id", "event_ts", "label_click"],
+    )
+    clicks = examples[examples["label_click"] > 0].sort_values(["user_id", "event_ts"])
+    grouped = clicks.groupby("user_id", sort=True)["item_id"]
+    return [[str(i) for i in items] for _, items in grouped if len(items) > 1]
+
+
+def word_category_shares(items: pd.DataFrame) -> dict[str, dict[int, float]]:
+    """word -> {category: share of the catalogue's items carrying the word that are in the category}."""
+    counts: dict[str, Counter[int]] = defaultdict(Counter)
+    for title, category in zip(items["title"], items["category_id"], strict=True):
+        for word in set(recall.tokenize(title)):
+            counts[word][int(category)] += 1
+    shares = {}
+    for word, per_category in counts.items():
+        total = sum(per_category.values())
+        kept = {c: n / total for c, n in per_category.items() if n / total >= MIN_WORD_SHARE}
+        if kept:
+            shares[word] = kept
+    return shares
+
+
+def text_documents(items: pd.DataFrame, shares: dict[str, dict[int, float]]) -> list[list[str]]:
+    """Per item: its title's words, then its category's words (so a query for the category finds all of it)."""
+    category_words: dict[int, list[str]] = defaultdict(list)
+    for word, per_category in sorted(shares.items()):
+        for category, share in per_category.items():
+            if share >= CATEGORY_WORD_SHARE:
+                category_words[category].append(word)
+    return [
+        recall.tokenize(title) + category_words.get(int(category), [])
+        for title, category in zip(items["title"], items["category_id"], strict=True)
+    ]
+
+
+def build_text(items: pd.DataFrame, out: Path) -> dict[str, Any]:
+    import bm25s
+
+    if items.empty:
+        return {"items": 0}
+    shares = word_category_shares(items)
+    retriever = bm25s.BM25()
+    retriever.index(text_documents(items, shares), show_progress=False)
+    retriever.save(str(out / recall.TEXT_DIR), show_progress=False)
+    np.save(out / recall.TEXT_ITEMS, items["item_id"].to_numpy(dtype=str), allow_pickle=False)
+    (out / recall.WORD_CATEGORIES).write_text(json.dumps(shares, sort_keys=True))
+    return {"items": len(items), "words": len(shares)}
+
+
+def ann_index(vectors: np.ndarray, kind: str) -> Any:
+    """A faiss inner-product index over ``vectors``: exact (flat) or HNSW (searched with a generous efSearch)."""
+    import faiss
+
+    dim = vectors.shape[1]
+    index: Any
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        index.hnsw.efSearch = 256
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def item_vectors(sequences: list[list[str]], cfg: RecallSettings) -> tuple[np.ndarray, np.ndarray]:
+    """item2vec: (item ids, L2-normalised float32 vectors) from click sequences."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(
+        sequences,
+        vector_size=cfg.embedding_dim,
+        window=cfg.window,
+        min_count=1,
+        sg=1,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        workers=1,  # one worker: the same data and seed give the same vectors
+    )
+    ids = np.asarray(model.wv.index_to_key, dtype=str)
+    vectors = model.wv.vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return ids, vectors / np.where(norms > 0, norms, 1.0)
+
+
+def build_embeddings(items: pd.DataFrame, sequences: list[list[str]], cfg: RecallSettings, out: Path) -> dict:
+    import faiss
+
+    known = set(items["item_id"])
+    sequences = [s for s in ([i for i in seq if i in known] for seq in sequences) if len(s) > 1]
+    if not sequences:
+        return {"items": 0}
+    ids, vectors = item_vectors(sequences, cfg)
+    categories = items.set_index("item_id")["category_id"].reindex(ids).fillna(-1).to_numpy(dtype=np.int64)
+    faiss.write_index(ann_index(vectors, cfg.ann), str(out / recall.EMBEDDING_INDEX))
+    np.save(out / recall.EMBEDDING_ITEMS, ids, allow_pickle=False)
+    np.save(out / recall.EMBEDDING_VECTORS, vectors, allow_pickle=False)
+    np.save(out / recall.EMBEDDING_CATEGORIES, categories, allow_pickle=False)
+    return {"items": len(ids), "sequences": len(sequences), "dim": int(vectors.shape[1]), "ann": cfg.ann}
+
+
+def build_retrieval(settings: Settings, run_date: date) -> dict[str, Any]:
+    """Build and publish the run's recall indexes; returns what was built and how long each part took."""
+    root = settings.recall_dir
+    root.mkdir(parents=True, exist_ok=True)
+    version = run_date.isoformat()
+    tmp = root / f".{version}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        started = time.perf_counter()
+        items = catalogue(settings)
+        text = build_text(items, tmp)
+        text["seconds"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        embeddings = build_embeddings(items, click_sequences(settings), settings.recall, tmp)
+        embeddings["seconds"] = round(time.perf_counter() - started, 3)
+        manifest: dict[str, Any] = {
+            "version": version,
+            "text": text if text["items"] else None,
+            "embeddings": embeddings if embeddings["items"] else None,
+            "marts_snapshot": settings.marts_export_dir.resolve().name,
+        }
+        (tmp / recall.MANIFEST).write_text(json.dumps(manifest, indent=2))
+        target = root / version
+        if target.exists():  # a re-run of the day: replace it whole
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    pointer = root / f".{recall.CURRENT}.tmp-{os.getpid()}"
+    pointer.write_text(version)
+    os.replace(pointer, root / recall.CURRENT)
+    manifest["pruned"] = _prune(root, version, settings.recall.versions_kept)
+    manifest["path"] = str(target)
+    return manifest
+
+
+def _prune(root: Path, keep: str, kept: int) -> list[str]:
+    """Delete the oldest versions beyond ``kept`` (never the served one)."""
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    old = [v for v in versions[:-kept] if v != keep]
+    for name in old:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return old

@@ -1,0 +1,168 @@
+"""Recall indexes: the on-disk format the retrieval stage writes (retrieval/build.py) and serving reads.
+
+A version is a directory ``<settings.recall_dir>/<day>/`` holding
+- ``text/``: a bm25s index over each item's title and its category's words, plus ``text_items.npy`` (doc -> item id)
+  and ``word_categories.json`` (word -> share of the catalogue's items with that word per category: query analysis);
+- ``embeddings.faiss`` + ``embedding_items.npy`` + ``embedding_vectors.npy`` + ``embedding_categories.npy``: item2vec
+  vectors (L2-normalised, so inner product = cosine) and their faiss index;
+- ``manifest.json``, written last: a directory without it is incomplete and never loaded.
+``<recall_dir>/CURRENT`` names the version to serve; it is replaced atomically once the version is complete.
+Both halves are optional (a catalogue without clicks has no embeddings); a missing half is ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+TEXT_DIR = "text"
+TEXT_ITEMS = "text_items.npy"
+WORD_CATEGORIES = "word_categories.json"
+EMBEDDING_INDEX = "embeddings.faiss"
+EMBEDDING_ITEMS = "embedding_items.npy"
+EMBEDDING_VECTORS = "embedding_vectors.npy"
+EMBEDDING_CATEGORIES = "embedding_categories.npy"
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str | None) -> list[str]:
+    """Lowercased alphanumeric words ("Smart Sleeping-Bag" -> smart, sleeping, bag): titles and queries alike."""
+    return _WORD.findall(text.lower()) if text else []
+
+
+class RecallIndexError(ValueError):
+    """A recall index version that cannot be served (incomplete or unreadable), naming the path."""
+
+
+@dataclass(frozen=True)
+class TextIndex:
+    """BM25 over item titles + category words, and the word -> category shares that analyse a query."""
+
+    retriever: Any  # bm25s.BM25
+    item_ids: np.ndarray
+    word_categories: dict[str, dict[int, float]]
+
+    def query_category(self, query: str | None) -> int | None:
+        """The category the query's words point to most (summed per-word shares), None for unknown words."""
+        votes: dict[int, float] = {}
+        for word in tokenize(query):
+            for category, share in self.word_categories.get(word, {}).items():
+                votes[category] = votes.get(category, 0.0) + share
+        return max(sorted(votes), key=votes.__getitem__) if votes else None
+
+    def search(self, query: str | None, n: int) -> list[str]:
+        """Up to ``n`` items whose text matches the query, best BM25 score first (ties by item id order)."""
+        vocab = self.retriever.vocab_dict
+        words = [w for w in tokenize(query) if w in vocab]
+        if not words or n <= 0:
+            return []
+        scores = np.asarray(self.retriever.get_scores(words))
+        hits = np.flatnonzero(scores > 0)
+        top = hits[np.lexsort((hits, -scores[hits]))][:n]
+        return [str(i) for i in self.item_ids[top]]
+
+
+@dataclass(frozen=True)
+class EmbeddingIndex:
+    """Item vectors and their nearest-neighbour index; a user is the mean of their recent items' vectors, or for
+    a user without clicks the category centroids weighted by their category shares."""
+
+    index: Any  # faiss.Index over ``vectors`` (inner product)
+    item_ids: np.ndarray
+    vectors: np.ndarray  # float32, one L2-normalised row per item
+    categories: np.ndarray  # category id per item (-1: unknown)
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.positions:
+            object.__setattr__(self, "positions", {str(i): p for p, i in enumerate(self.item_ids)})
+
+    def user_vector(self, recent: Sequence[str], category_shares: Sequence[float] | None) -> np.ndarray | None:
+        rows = [self.positions[i] for i in recent if i in self.positions]
+        if rows:
+            vector = self.vectors[rows].mean(axis=0)
+        elif category_shares is not None:
+            shares = np.nan_to_num(np.asarray(category_shares, dtype=np.float32))
+            vector = np.zeros(self.vectors.shape[1], dtype=np.float32)
+            for category in np.flatnonzero(shares > 0):
+                members = self.categories == category
+                if members.any():
+                    vector += shares[category] * self.vectors[members].mean(axis=0)
+        else:
+            return None
+        norm = float(np.linalg.norm(vector))
+        return (vector / norm).astype(np.float32) if norm > 0 else None
+
+    def neighbours(self, vector: np.ndarray, n: int) -> list[str]:
+        """The ``n`` items nearest to ``vector`` (inner product), nearest first."""
+        n = min(n, len(self.item_ids))
+        if n <= 0:
+            return []
+        _, found = self.index.search(vector.reshape(1, -1).astype(np.float32), n)
+        return [str(self.item_ids[p]) for p in found[0] if p >= 0]
+
+
+@dataclass(frozen=True)
+class RecallIndex:
+    """One loaded version (``version`` = its day); the empty index serves nothing."""
+
+    version: str | None = None
+    text: TextIndex | None = None
+    embeddings: EmbeddingIndex | None = None
+
+
+def current_version(recall_dir: Path) -> str | None:
+    pointer = recall_dir / CURRENT
+    return pointer.read_text().strip() or None if pointer.exists() else None
+
+
+def load_recall_index(recall_dir: Path) -> RecallIndex:
+    """The version CURRENT names (the empty index when nothing was built yet); raises :class:`RecallIndexError` on a
+    version that is incomplete or unreadable, so the caller keeps what it serves."""
+    version = current_version(recall_dir)
+    if version is None:
+        return RecallIndex()
+    path = recall_dir / version
+    if not (path / MANIFEST).exists():
+        raise RecallIndexError(f"recall index {path} is incomplete (no {MANIFEST})")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        return RecallIndex(
+            version=version,
+            text=_load_text(path) if manifest.get("text") else None,
+            embeddings=_load_embeddings(path) if manifest.get("embeddings") else None,
+        )
+    except Exception as exc:
+        raise RecallIndexError(f"recall index {path} unreadable: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_text(path: Path) -> TextIndex:
+    import bm25s
+
+    retriever = bm25s.BM25.load(str(path / TEXT_DIR), show_progress=False)
+    shares = json.loads((path / WORD_CATEGORIES).read_text())
+    return TextIndex(
+        retriever=retriever,
+        item_ids=np.load(path / TEXT_ITEMS, allow_pickle=False),
+        word_categories={w: {int(c): float(s) for c, s in cats.items()} for w, cats in shares.items()},
+    )
+
+
+def _load_embeddings(path: Path) -> EmbeddingIndex:
+    import faiss
+
+    index = faiss.read_index(str(path / EMBEDDING_INDEX))
+    vectors = np.load(path / EMBEDDING_VECTORS, allow_pickle=False)
+    items = np.load(path / EMBEDDING_ITEMS, allow_pickle=False)
+    if index.ntotal != len(vectors) or len(items) != len(vectors):
+        raise RecallIndexError(f"{path}: {index.ntotal} indexed vectors, {len(vectors)} vectors, {len(items)} items")
+    return EmbeddingIndex(index=index, item_ids=items, vectors=vectors, categories=np.load(path / EMBEDDING_CATEGORIES))
