@@ -339,5 +339,23 @@ def replay(
     typer.echo(format_table(table))
 
 
+experiment_app = typer.Typer(help="Online experiments (serving/experiments.yaml): status and the report.")
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("status")
+def experiment_status() -> None:
+    """The declared experiments: layer, salt, arms and shares, window, running now (the file validated)."""
+    from orchestration.experiments import status as experiments_status
+
+    _print(experiments_status(get_settings()))
+
+
+@experiment_app.command("report")
+def experiment_report(run_date: RunDate = None) -> None:
+    """Analyse every experiment through the day; write the HTML report (what the shoprank_experiments DAG runs)."""
+    _print(pipeline.experiments_report(_run_date(run_date)))
+
+
 if __name__ == "__main__":
     app()

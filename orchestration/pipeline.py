@@ -203,6 +203,13 @@ MONITORS = {
 }
 
 
+def experiments_report(run_date: date) -> dict[str, Any]:
+    """Analyse every experiment of serving/experiments.yaml through the day; HTML report under the home."""
+    from orchestration.experiments import experiment_report
+
+    return experiment_report(_settings(), run_date)
+
+
 def run_all(run_date: date) -> dict[str, Any]:
     """Run every step in order, outside Airflow (the DAG runs the same functions as tasks)."""
     results = {}

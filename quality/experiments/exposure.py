@@ -133,3 +133,26 @@ def _pre_period(con: duckdb.DuckDBPyConnection, files: list[str], start: datetim
         """,
         {"from": start - timedelta(days=pre_days), "start": start},
     ).df()[columns]
+
+
+def guardrails(
+    con: duckdb.DuckDBPyConnection, logs_dir: Path, experiment: str, start: datetime, stop: datetime
+) -> pd.DataFrame:
+    """Per arm: requests, p50/p99 latency (ms) and the share of degraded answers, from the requests log."""
+    files = _files(logs_dir / "requests")
+    if not files:
+        return pd.DataFrame(columns=["arm", "requests", "latency_p50_ms", "latency_p99_ms", "degraded_share"])
+    return con.execute(
+        f"""
+        select arm, count(*) as requests, quantile_cont(latency_ms, 0.5) as latency_p50_ms,
+               quantile_cont(latency_ms, 0.99) as latency_p99_ms, avg(degraded::int) as degraded_share
+        from (
+            select json_extract_string(assignments, '$."' || $experiment || '"') as arm, latency_ms, degraded
+            from {_scan(files)}
+            where assignments is not null and request_ts::timestamptz >= $start and request_ts::timestamptz < $stop
+        )
+        where arm is not null
+        group by arm order by arm
+        """,
+        {"experiment": experiment, "start": start, "stop": stop},
+    ).df()

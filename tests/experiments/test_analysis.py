@@ -54,7 +54,13 @@ def _event(kind: str, user: str, item: str, request_id: str | None, price: float
 
 @pytest.fixture
 def logs(tmp_path: Path) -> Path:
-    log = RequestLogger(tmp_path / "logs", buffer_rows=10_000, flush_seconds=3600)
+    write_logs(tmp_path / "logs", tmp_path / "raw" / "events")
+    return tmp_path
+
+
+def write_logs(logs_dir: Path, raw_events_dir: Path) -> None:
+    """Hand-made logs: u1, u2 in control, u3, u4 in treat (interleaved), u5 in both."""
+    log = RequestLogger(logs_dir, buffer_rows=10_000, flush_seconds=3600)
     items = ["i1", "i2", "i3", "i4"]
     _request(log, "r1", "u1", "control", items)
     _request(log, "r2", "u1", "control", items)
@@ -76,7 +82,7 @@ def logs(tmp_path: Path) -> Path:
         ]
     )
     log.close()
-    raw = tmp_path / "raw" / "events" / "dt=2026-11-29"
+    raw = raw_events_dir / "dt=2026-11-29"
     raw.mkdir(parents=True)
     pre = pd.DataFrame(
         [
@@ -87,7 +93,6 @@ def logs(tmp_path: Path) -> Path:
     )
     pre["event_ts"] = pd.to_datetime(pre["event_ts"], utc=True)
     pre.to_parquet(raw / "part-0.parquet", index=False)
-    return tmp_path
 
 
 def test_exposures_and_outcomes_per_user_from_the_logs(logs: Path) -> None:
