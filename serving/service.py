@@ -78,8 +78,9 @@ from serving.schemas import (
     ReloadResponse,
 )
 from serving.sessions import EmbeddedSessions
-from serving.state import ServingState, load_items, load_state, reopen_reader, served_item_views
+from serving.state import ServingState, load_items, load_recall, load_state, reopen_reader, served_item_views
 from shoprank.ranking_features import category_share_columns
+from shoprank.recall import current_version
 from shoprank.settings import apply_runtime_env, get_settings
 
 log = logging.getLogger("shoprank.serving")
@@ -303,7 +304,14 @@ class RankingService:
             candidates = dedupe(request.candidate_ids)
         else:
             shares = None if cold else [user_values[c] for c in category_share_columns(n_categories)]
-            candidates, sources = state.retrieval.retrieve(request.user_id, shares, cfg.default_candidate_count)
+            candidates, sources = state.retrieval.retrieve(
+                request.user_id,
+                shares,
+                cfg.default_candidate_count,
+                query=request.query if request.surface == "search" else None,
+                recall=state.recall,
+                cfg=self.settings.recall,
+            )
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
         candidates, unknown = split_known(candidates, state.items)
@@ -463,6 +471,7 @@ class RankingService:
         interval = self.settings.serving.cache_refresh_seconds
         while True:
             time.sleep(interval)
+            self._refresh_recall()
             try:
                 loaded = self.state.items
                 sources = published_sources(self.settings.marts_export_dir, loaded.sources)
@@ -489,6 +498,20 @@ class RankingService:
                 log.info("item cache refreshed: %d items (snapshot %s)", len(items), items.snapshot_ts)
             except Exception:
                 log.exception("item cache refresh failed; keeping the current cache")
+
+    def _refresh_recall(self) -> None:
+        """Load the recall index once CURRENT names another version (the build-retrieval step ran); a failed load
+        keeps the one serving."""
+        try:
+            if current_version(self.settings.recall_dir) == self.state.recall.version:
+                return
+            with self._reload_lock:
+                recall, error = load_recall(self.settings, self.state.recall)
+                if error is None:
+                    self.state = replace(self.state, recall=recall)
+                    log.info("recall index %s loaded", recall.version)
+        except Exception:
+            log.exception("recall index refresh failed; keeping version %s", self.state.recall.version)
 
     def _read_user(self, state: ServingState, user_id: str) -> dict[str, Any]:
         """The user's online features. A failed read reopens the online store and reads once more: a connection to

@@ -22,6 +22,7 @@ from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
 from shoprank.model_bundle import ModelBundle, load_bundle, load_champion
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
+from shoprank.recall import RecallIndex, load_recall_index
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.serving")
@@ -34,6 +35,8 @@ class ServingState:
     items: ItemCache = field(default_factory=ItemCache.empty)
     popularity: PopularityIndex = field(default_factory=PopularityIndex)
     retrieval: RetrievalIndex = field(default_factory=RetrievalIndex)
+    # Text and learned recall (the build-retrieval step's indexes); empty until one is built.
+    recall: RecallIndex = field(default_factory=RecallIndex)
     rules: RulesConfig | None = None
     # The users the published user_features mart knows (POST /events flags others).
     user_ids: frozenset[str] = frozenset()
@@ -115,6 +118,15 @@ def load_items(
     return items, popularity, RetrievalIndex.build(items, marts)
 
 
+def load_recall(settings: Settings, previous: RecallIndex) -> tuple[RecallIndex, str | None]:
+    """The recall index CURRENT names, or ``previous`` with the error when it cannot be loaded."""
+    try:
+        return load_recall_index(settings.recall_dir), None
+    except Exception as exc:
+        log.exception("recall index unreadable; keeping version %s", previous.version)
+        return previous, _error(exc)
+
+
 def reopen_reader(settings: Settings, reader: OnlineFeatureReader) -> OnlineFeatureReader:
     """The same feature service on a freshly opened feature store: a new online-store connection (an SQLite
     connection whose file was truncated or replaced keeps failing, even once the file is back)."""
@@ -179,6 +191,9 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
             items, popularity, retrieval = previous.items, previous.popularity, previous.retrieval
         else:
             items, popularity, retrieval = ItemCache.empty(), PopularityIndex(), RetrievalIndex()
+    recall, recall_error = load_recall(settings, previous.recall if previous is not None else RecallIndex())
+    if recall_error:
+        errors.append(f"recall: {recall_error}")
     try:
         user_ids = load_user_ids(settings.marts_export_dir)
     except Exception as exc:
@@ -190,6 +205,7 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         items=items,
         popularity=popularity,
         retrieval=retrieval,
+        recall=recall,
         rules=rules,
         user_ids=user_ids,
         load_error=load_error,
