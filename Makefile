@@ -13,7 +13,7 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream system-deps clean
+.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -106,6 +106,9 @@ stream-worker: setup ## consume the services profile's event stream: session fea
 
 bench-stream: setup ## print /events -> stream -> worker -> online store events/s, and click-to-/rank freshness p50/p99
 	@$(BIN)/python -m benchmarks.bench_stream $(BENCH_STREAM_ARGS)
+
+bench-experiments: setup ## print the experiment analysis on the simulator: A/A false-positive rate, model vs popularity, interleaving vs A/B sample sizes
+	@$(BIN)/python -m benchmarks.bench_experiments $(BENCH_EXPERIMENTS_ARGS)
 
 services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-existing servers are left alone)
 	@bash scripts/services.sh down

@@ -87,6 +87,7 @@ def analyse(
     shares: Mapping[str, float],
     cuped: bool = True,
     srm_alpha: float = 0.001,
+    power: bool = True,
 ) -> Analysis:
     """Compare every arm of ``shares`` (first: the control) with the control on the per-user table ``users``
     (columns: arm, the OUTCOMES and, with ``cuped``, the same with the ``_pre`` suffix)."""
@@ -114,7 +115,7 @@ def analyse(
             continue
         pair = data[data["arm"].isin([control, treatment])]
         result = tt.Experiment(_metrics(cuped), variant="arm").analyze(pair, control=control)
-        power = _mde(pair[pair["arm"] == control], counts[control], counts[treatment], cuped)
+        mde = _mde(pair[pair["arm"] == control], counts[control], counts[treatment], cuped) if power else {}
         metrics = []
         for name, r in result.items():  # type: ignore[union-attr]
             metrics.append(
@@ -128,7 +129,7 @@ def analyse(
                     rel_ci_upper=float(r.rel_effect_size_ci_upper),
                     pvalue=float(r.pvalue),
                     significant=float(r.pvalue) < ALPHA,
-                    rel_mde=power.get(name),
+                    rel_mde=mde.get(name),
                 )
             )
         comparisons.append(
