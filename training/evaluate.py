@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 
-def ndcg_at_k(
+def ndcg_per_group(
     frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
-) -> float:
-    """Mean NDCG@k over groups that have at least one relevant item (exponential gain 2^rel - 1).
+) -> pd.Series:
+    """NDCG@k of each group that has a relevant item (exponential gain 2^rel - 1); empty when none has.
 
     Ties in score are broken by item_id so the figure is reproducible.
     """
@@ -18,7 +18,7 @@ def ndcg_at_k(
     positive_groups = data.groupby(group_column)[label_column].transform("max") > 0
     data = data[positive_groups]
     if data.empty:
-        raise ValueError("no group has a relevant item; NDCG is undefined")
+        return pd.Series(dtype=float)
     gains = np.exp2(data[label_column].to_numpy(dtype=float)) - 1.0
 
     def discounted(order_columns: list[str], ascending: list[bool]) -> pd.Series:
@@ -29,20 +29,29 @@ def ndcg_at_k(
 
     dcg = discounted([group_column, score_column, "item_id"], [True, False, True])
     ideal = discounted([group_column, label_column, "item_id"], [True, False, True])
-    return float((dcg / ideal).mean())
+    return dcg / ideal
 
 
-def revenue_ndcg_at_k(
-    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", price_column: str = "item_price"
+def ndcg_at_k(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
 ) -> float:
-    """NDCG@k with gain = price x purchase (linear): how much realized GMV the order puts on top, over requests
-    with a purchase. The GMV objective's headline metric."""
+    """Mean NDCG@k over groups that have at least one relevant item (:func:`ndcg_per_group`)."""
+    per_group = ndcg_per_group(frame, score_column, k, group_column, label_column)
+    if per_group.empty:
+        raise ValueError("no group has a relevant item; NDCG is undefined")
+    return float(per_group.mean())
+
+
+def revenue_ndcg_per_group(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", price_column: str = "item_price"
+) -> pd.Series:
+    """Revenue NDCG@k (gain = price x purchase, linear) of each group with a purchase; empty when none has."""
     data = frame[[group_column, score_column, "item_id"]].assign(
         _gain=pd.to_numeric(frame[price_column], errors="coerce").fillna(0.0) * frame["label_purchase"]
     )
     data = data[data.groupby(group_column)["_gain"].transform("max") > 0]
     if data.empty:
-        raise ValueError("no group has a purchase; revenue NDCG is undefined")
+        return pd.Series(dtype=float)
 
     def discounted(order: list[str], ascending: list[bool]) -> pd.Series:
         ordered = data.sort_values(order, ascending=ascending, kind="mergesort")
@@ -52,17 +61,28 @@ def revenue_ndcg_at_k(
 
     dcg = discounted([group_column, score_column, "item_id"], [True, False, True])
     ideal = discounted([group_column, "_gain", "item_id"], [True, False, True])
-    return float((dcg / ideal).mean())
+    return dcg / ideal
 
 
-def map_at_k(
-    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
+def revenue_ndcg_at_k(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", price_column: str = "item_price"
 ) -> float:
-    """Mean average precision@k over groups with a relevant item (relevant: label > 0; ties broken by item_id)."""
+    """NDCG@k with gain = price x purchase (linear): how much realized GMV the order puts on top, over requests
+    with a purchase. The GMV objective's headline metric."""
+    per_group = revenue_ndcg_per_group(frame, score_column, k, group_column, price_column)
+    if per_group.empty:
+        raise ValueError("no group has a purchase; revenue NDCG is undefined")
+    return float(per_group.mean())
+
+
+def map_per_group(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
+) -> pd.Series:
+    """Average precision@k of each group with a relevant item (relevant: label > 0; ties broken by item_id)."""
     data = frame[[group_column, label_column, score_column, "item_id"]]
     data = data[data.groupby(group_column)[label_column].transform("max") > 0]
     if data.empty:
-        raise ValueError("no group has a relevant item; MAP is undefined")
+        return pd.Series(dtype=float)
     ordered = data.sort_values([group_column, score_column, "item_id"], ascending=[True, False, True], kind="mergesort")
     relevant = (ordered[label_column].to_numpy() > 0).astype(float)
     rank = ordered.groupby(group_column).cumcount().to_numpy() + 1
@@ -70,7 +90,17 @@ def map_at_k(
     precision_at_hit = np.where((rank <= k) & (relevant > 0), hits / rank, 0.0)
     per_group = pd.DataFrame({"g": ordered[group_column].to_numpy(), "p": precision_at_hit, "r": relevant})
     sums = per_group.groupby("g").agg(p=("p", "sum"), r=("r", "sum"))
-    return float((sums["p"] / np.minimum(sums["r"], k)).mean())
+    return sums["p"] / np.minimum(sums["r"], k)
+
+
+def map_at_k(
+    frame: pd.DataFrame, score_column: str, k: int, group_column: str = "request_id", label_column: str = "relevance"
+) -> float:
+    """Mean average precision@k over groups with a relevant item (:func:`map_per_group`)."""
+    per_group = map_per_group(frame, score_column, k, group_column, label_column)
+    if per_group.empty:
+        raise ValueError("no group has a relevant item; MAP is undefined")
+    return float(per_group.mean())
 
 
 def auc(labels: np.ndarray | pd.Series, scores: np.ndarray | pd.Series) -> float:

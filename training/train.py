@@ -10,22 +10,24 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shoprank.model_bundle import ModelBundle
-from shoprank.ranking_features import POPULARITY_FEATURE, feature_columns_for
+from shoprank.ranking_features import feature_columns_for
 from shoprank.settings import Settings
-from training.dataset import add_slice_flags, build_training_frame, time_split, validation_split
-from training.evaluate import auc, calibration_table, evaluate_holdout, expected_calibration_error
-from training.models import fit_classifier, fit_ranker
-from training.reliability import holdout_warnings, requests_with_click
+from training.budget import chunk_rows
+from training.chunks import Chunk, ChunkedSet, frame_to_chunks, read_chunk, split_days
+from training.holdout_eval import evaluate_holdout_chunks
+from training.pit_dataset import build_chunked_training_set
+from training.reliability import ConstantTracker, summary_warnings
+from training.streaming import fit_classifier_chunks, fit_ranker_chunks
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class CandidateCard:
     holdout_requests: int = 0
     holdout_requests_with_click: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Share of non-clicked fit impressions the CTR model saw (weighted 1/rate); 1.0: no down-sampling.
+    negative_sample_rate: float = 1.0
 
 
 def candidate_dir(settings: Settings, run_date: date) -> Path:
@@ -88,52 +92,10 @@ def code_version(project_root: Path) -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-def _window(frame: pd.DataFrame) -> list[str]:
-    return [str(frame["dt"].min()), str(frame["dt"].max())] if len(frame) else []
-
-
 def json_safe(metrics: dict[str, float]) -> dict[str, float | None]:
     """An undefined metric (NaN, e.g. AUC of a holdout with one class) becomes None: strict JSON and BentoML
     metadata reject NaN and infinities."""
     return {k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()}
-
-
-def add_oracle_scores(settings: Settings, scored: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's hidden truth as two more scores (evaluation only); unchanged when there is no truth."""
-    if not (settings.truth_dir / "params.json").exists():
-        log.info("no simulator truth under %s: oracle metrics skipped", settings.truth_dir)
-        return scored
-    from shoprank.truth import oracle_scores
-
-    return scored.assign(
-        oracle_score=oracle_scores(settings.truth_dir, scored, "p_click"),
-        oracle_purchase_score=oracle_scores(settings.truth_dir, scored, "p_purchase"),
-    )
-
-
-def score_holdout(
-    settings: Settings, bundle: ModelBundle, holdout: pd.DataFrame
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The holdout with every score column evaluated next to each other, and their names."""
-    scored = holdout.assign(
-        model_score=bundle.score(holdout),
-        ranker_score=bundle.ranker_scores(holdout),
-        random_score=np.random.default_rng(settings.training.seed).random(len(holdout)),
-    )
-    columns = {"model": "model_score", "popularity": POPULARITY_FEATURE, "random": "random_score"}
-    if bundle.objective != "ndcg":
-        columns["ranker"] = "ranker_score"
-    p_click = bundle.click_probability(holdout)
-    if p_click is not None:
-        scored["ctr_score"] = p_click
-    p_purchase = bundle.purchase_probability(holdout)
-    if p_purchase is not None:
-        scored["purchase_score"] = p_purchase
-    scored = add_oracle_scores(settings, scored)
-    if "oracle_score" in scored.columns and scored["oracle_score"].notna().all():
-        columns["oracle"] = "oracle_score"
-        columns["oracle_purchase"] = "oracle_purchase_score"
-    return scored, columns
 
 
 def _importance(ranker: Any, feature_columns: list[str]) -> dict[str, float]:
@@ -142,83 +104,109 @@ def _importance(ranker: Any, feature_columns: list[str]) -> dict[str, float]:
     return dict(sorted(named.items(), key=lambda kv: -kv[1]))
 
 
+def training_scratch_dir(settings: Settings, run_date: date) -> Path:
+    """Where the run's training set chunks and scratch files go (deleted once the candidate is written)."""
+    return settings.home_dir / "tmp" / "training" / run_date.isoformat()
+
+
 def train_ranker(settings: Settings, run_date: date) -> dict:
-    """Build the training set, fit ranker + CTR + CVR models with early stopping, evaluate on the holdout next to
-    the baselines and the oracle, and write the candidate with its card and HTML report."""
-    frame = build_training_frame(settings, run_date, settings.training.feature_service)
-    return train_on_frame(settings, run_date, add_slice_flags(settings, frame))
+    """Build the point-in-time training set in chunks (DuckDB over the published marts), fit ranker + CTR + CVR
+    models with early stopping from the chunks, evaluate on the holdout next to the baselines and the oracle, and
+    write the candidate with its card and HTML report."""
+    scratch = training_scratch_dir(settings, run_date)
+    try:
+        chunked = build_chunked_training_set(settings, run_date, settings.training.feature_service, scratch / "set")
+        return train_on_chunks(settings, run_date, chunked, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def train_on_frame(settings: Settings, run_date: date, frame: pd.DataFrame) -> dict:
-    """``train_ranker`` from a built training frame (one row per impression, features, labels, ``dt``).
+def train_on_frame(settings: Settings, run_date: date, frame: pd.DataFrame, rows_per_chunk: int | None = None) -> dict:
+    """``train_ranker`` from a built training frame (one row per impression, features, labels, ``dt``): the frame
+    is written as chunks (``rows_per_chunk`` rows, else sized by the memory budget) and trained on like any run."""
+    scratch = training_scratch_dir(settings, run_date)
+    try:
+        rows = rows_per_chunk or chunk_rows(settings, len(frame.columns))
+        return train_on_chunks(settings, run_date, frame_to_chunks(frame, scratch / "set", rows), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _days(chunks: list[Chunk]) -> list[str]:
+    days = sorted({chunk.day for chunk in chunks})
+    return [str(days[0]), str(days[-1])] if days else []
+
+
+def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scratch: Path) -> dict:
+    """Fit and evaluate from a chunked training set, one chunk in memory at a time.
 
     A small or degenerate holdout never fails training: undefined metrics are None and the card's ``warnings``
     say why the figures are not reliable (training.reliability)."""
     cfg = settings.training
-    train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
-    fit, validation = validation_split(train, cfg.validation_days)
+    fit_days, validation_days, holdout_days = split_days(
+        chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days
+    )
+    fit, validation = chunked.on_days(fit_days), chunked.on_days(validation_days)
+    holdout = chunked.on_days(holdout_days)
     feature_columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
+    missing = [c for c in feature_columns if c not in chunked.columns]
+    if missing:
+        raise KeyError(f"feature columns missing from the training set: {missing}")
 
-    ranker, ranker_params = fit_ranker(cfg, fit, validation, feature_columns)
-    ctr, ctr_params = fit_classifier(cfg, fit, validation, feature_columns, "label_click")
-    clicked = (fit[fit["label_click"] == 1], validation[validation["label_click"] == 1])
-    cvr, cvr_params = fit_classifier(cfg, *clicked, feature_columns, "label_purchase")
+    ranker, ranker_params = fit_ranker_chunks(cfg, fit, validation, feature_columns)
+    ctr, ctr_params = fit_classifier_chunks(cfg, fit, validation, feature_columns, "label_click")
+    cvr, cvr_params = fit_classifier_chunks(cfg, fit, validation, feature_columns, "label_purchase", clicks_only=True)
     if cfg.objective == "gmv" and (ctr is None or cvr is None):
         raise ValueError("objective=gmv needs clicks and purchases in the training days to fit CTR and CVR models")
     bundle = ModelBundle(ranker=ranker, feature_columns=feature_columns, objective=cfg.objective, ctr=ctr, cvr=cvr)
 
-    scored, score_columns = score_holdout(settings, bundle, holdout)
-    metrics = evaluate_holdout(scored, score_columns, k=cfg.ndcg_k)
+    out = candidate_dir(settings, run_date)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate_holdout_chunks(settings, bundle, holdout, out / HOLDOUT_FILE, scratch / "truth")
+    metrics, score_columns = evaluation.metrics, evaluation.score_columns
     k = cfg.ndcg_k
-    if metrics.get(f"oracle_ndcg@{k}"):
-        metrics[f"model_oracle_ratio@{k}"] = metrics[f"model_ndcg@{k}"] / metrics[f"oracle_ndcg@{k}"]
-    calibration: dict[str, list[float]] = {}
-    if "ctr_score" in scored.columns:
-        table = calibration_table(scored["label_click"], scored["ctr_score"])
-        metrics["ctr_ece"] = expected_calibration_error(table)
-        metrics["ctr_auc_click"] = auc(scored["label_click"], scored["ctr_score"])
-        if "purchase_score" in scored.columns:
-            metrics["purchase_auc_purchase"] = auc(scored["label_purchase"], scored["purchase_score"])
-        calibration = {"predicted": table["predicted"].tolist(), "observed": table["observed"].tolist()}
     log.info("holdout metrics: %s", {key: round(v, 4) for key, v in metrics.items() if "slice" not in key})
+    constant = ConstantTracker(feature_columns)
+    for chunk in [*fit, *validation]:
+        constant.add(read_chunk(chunk, feature_columns))
     min_clicked = cfg.gate.min_holdout_requests_with_click
-    warnings = holdout_warnings(scored, score_columns, metrics, train, feature_columns, min_clicked)
+    warnings = summary_warnings(
+        evaluation.summary, metrics, constant.constant(set(chunked.columns)), feature_columns, min_clicked
+    )
     for warning in warnings:
         log.warning("candidate %s: %s", run_date, warning)
 
-    out = candidate_dir(settings, run_date)
-    out.mkdir(parents=True, exist_ok=True)
     ranker.save_model(out / MODEL_FILE)
     for model, name in ((ctr, CTR_MODEL_FILE), (cvr, CVR_MODEL_FILE)):
         (out / name).unlink(missing_ok=True)
         if model is not None:
             model.save_model(out / name)
-    scored.to_parquet(out / HOLDOUT_FILE, index=False)
     card = CandidateCard(
         run_date=run_date.isoformat(),
         feature_service=cfg.feature_service,
         feature_columns=feature_columns,
         n_categories=settings.simulator.categories,
         metrics=json_safe(metrics),
-        train_rows=len(train),
-        holdout_rows=len(holdout),
-        train_window=_window(train),
-        holdout_window=_window(holdout),
-        validation_window=_window(validation),
+        train_rows=sum(chunk.rows for chunk in [*fit, *validation]),
+        holdout_rows=evaluation.summary.rows,
+        train_window=_days([*fit, *validation]),
+        holdout_window=_days(holdout),
+        validation_window=_days(validation),
         params={"ranker": ranker_params, "ctr": ctr_params, "cvr": cvr_params},
         objective=cfg.objective,
         code_version=code_version(settings.project_root),
         holdout_path=str(out / HOLDOUT_FILE),
         report_path=str(out / REPORT_FILE),
         feature_importance=_importance(ranker, feature_columns),
-        calibration=calibration,
-        holdout_requests=int(holdout["request_id"].nunique()),
-        holdout_requests_with_click=requests_with_click(holdout),
+        calibration=evaluation.calibration,
+        holdout_requests=evaluation.summary.requests,
+        holdout_requests_with_click=evaluation.summary.requests_with_click,
         warnings=warnings,
+        negative_sample_rate=cfg.negative_sample_rate,
     )
     from training.report import write_report
 
-    write_report(out / REPORT_FILE, asdict(card), scored, score_columns)
+    write_report(out / REPORT_FILE, asdict(card), evaluation.sample, score_columns)
     (out / CARD_FILE).write_text(json.dumps(asdict(card), indent=2))
     headline = {key: metrics[key] for key in metrics if key.endswith(f"_ndcg@{k}") and not key.startswith("slice_")}
     return {"candidate_dir": str(out), "report": str(out / REPORT_FILE), **json_safe(headline), "warnings": warnings}

@@ -1,0 +1,98 @@
+"""XGBoost fed chunk by chunk (DataIter + QuantileDMatrix) learns what the in-memory fit learns; down-sampling of
+non-clicked impressions keeps clicks, weighs kept negatives 1/rate and is recorded in the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from shoprank.ranking_features import feature_columns_for, model_matrix
+from shoprank.settings import Settings, get_settings
+from tests.model.test_small_data import RUN_DATE, tiny_world
+from training.chunks import frame_to_chunks, split_days
+from training.dataset import time_split, validation_split
+from training.models import fit_classifier, fit_ranker, with_positive_groups
+from training.streaming import ChunkIter, fit_classifier_chunks, fit_ranker_chunks, ranker_loader, sampled_rows
+from training.train import CARD_FILE, candidate_dir, train_on_frame
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Settings, pd.DataFrame]:
+    settings = get_settings().model_copy(update={"home": tmp_path / "home"})
+    small = {"n_estimators": 30, "classifier_n_estimators": 30, "early_stopping_rounds": 10, "min_trees": 5}
+    settings = settings.model_copy(update={"training": settings.training.model_copy(update=small)})
+    return settings, tiny_world(settings, requests_per_day=60, seed=1)
+
+
+def test_chunked_fit_equals_the_in_memory_fit(world: tuple[Settings, pd.DataFrame], tmp_path: Path) -> None:
+    settings, frame = world
+    cfg = settings.training
+    columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
+    chunked = frame_to_chunks(frame, tmp_path / "chunks", rows_per_chunk=97)  # ~20 chunks, days cut in several
+    fit_days, validation_days, _ = split_days(chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days)
+    fit_chunks, validation_chunks = chunked.on_days(fit_days), chunked.on_days(validation_days)
+    assert len(fit_chunks) > len(fit_days)
+    train, holdout = time_split(frame, cfg.holdout_days, cfg.burn_in_days)
+    fit, validation = validation_split(train, cfg.validation_days)
+    matrix = model_matrix(holdout, columns)
+
+    in_memory, memory_params = fit_ranker(cfg, fit, validation, columns)
+    streamed, streamed_params = fit_ranker_chunks(cfg, fit_chunks, validation_chunks, columns)
+    assert streamed_params["n_estimators"] == memory_params["n_estimators"]
+    np.testing.assert_allclose(streamed.predict(matrix), in_memory.predict(matrix), rtol=0, atol=1e-6)
+
+    for label, clicks_only in (("label_click", False), ("label_purchase", True)):
+        rows = (
+            (fit[fit["label_click"] == 1], validation[validation["label_click"] == 1])
+            if clicks_only
+            else (fit, validation)
+        )
+        reference, _ = fit_classifier(cfg, *rows, columns, label)
+        chunked_model, _ = fit_classifier_chunks(cfg, fit_chunks, validation_chunks, columns, label, clicks_only)
+        np.testing.assert_allclose(
+            chunked_model.predict_proba(matrix)[:, 1], reference.predict_proba(matrix)[:, 1], rtol=0, atol=1e-6
+        )
+
+
+def test_query_groups_stay_whole_and_ascend_across_chunks(world: tuple[Settings, pd.DataFrame], tmp_path: Path) -> None:
+    settings, frame = world
+    columns = feature_columns_for(settings.training.feature_service, settings.simulator.categories)
+    chunked = frame_to_chunks(frame, tmp_path / "chunks", rows_per_chunk=33)
+    matrix = xgb.QuantileDMatrix(ChunkIter(chunked.chunks, ranker_loader(columns)))
+    ordered = with_positive_groups(frame.sort_values(["dt", "request_id"], kind="mergesort"))
+    sizes = ordered.groupby("request_id", sort=False).size().to_numpy()
+    assert list(np.diff(matrix.get_uint_info("group_ptr"))) == list(sizes)
+
+
+def test_down_sampling_keeps_clicks_and_weighs_kept_negatives_by_the_inverse_rate(
+    world: tuple[Settings, pd.DataFrame],
+) -> None:
+    _, frame = world
+    kept, weights = sampled_rows(frame, rate=0.25, seed=7)
+    clicked = frame["label_click"] == 1
+    assert set(frame.loc[clicked, "impression_id"]) <= set(kept["impression_id"])
+    negatives = kept["label_click"].to_numpy() == 0
+    assert (weights[negatives] == 4.0).all() and (weights[~negatives] == 1.0).all()
+    share = negatives.sum() / (~clicked).sum()
+    assert 0.18 < share < 0.32
+    again, _ = sampled_rows(frame.sample(frac=1.0, random_state=0), rate=0.25, seed=7)
+    assert set(again["impression_id"]) == set(kept["impression_id"])  # a hash of the impression, not its position
+    whole, ones = sampled_rows(frame, rate=1.0, seed=7)
+    assert len(whole) == len(frame) and (ones == 1.0).all()
+
+
+def test_the_card_records_the_sampling_rate(world: tuple[Settings, pd.DataFrame]) -> None:
+    settings, frame = world
+    training = settings.training.model_copy(update={"negative_sample_rate": 0.5})
+    settings = settings.model_copy(update={"training": training})
+    train_on_frame(settings, RUN_DATE, frame, rows_per_chunk=120)
+    card = json.loads((candidate_dir(settings, RUN_DATE) / CARD_FILE).read_text())
+    assert card["negative_sample_rate"] == 0.5
+    assert card["params"]["ctr"]["negative_sample_rate"] == 0.5
+    assert "negative_sample_rate" not in card["params"]["cvr"]  # clicks only: nothing to sample
+    assert "negative_sample_rate" in (candidate_dir(settings, RUN_DATE) / "report.html").read_text()
