@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ORACLE_COLUMNS = {"oracle": "oracle_score", "oracle_purchase": "oracle_purchase_score"}
 # Rows of the scored holdout kept in memory for the report's score-distribution plot.
 REPORT_SAMPLE_ROWS = 200_000
+SAMPLE_COLUMNS = ("request_id", "relevance", "label_click", "model_score")
 
 
 def add_oracle_scores(settings: Settings, scored: pd.DataFrame, truth_dir: Path | None = None) -> pd.DataFrame:
@@ -133,7 +134,8 @@ def evaluate_holdout_chunks(
             table = pa.Table.from_pandas(scored, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table.cast(writer.schema))
-            samples.append(scored[sampler.random(len(scored)) < share])
+            plotted = [c for c in SAMPLE_COLUMNS if c in scored.columns]
+            samples.append(scored.loc[sampler.random(len(scored)) < share, plotted])
     finally:
         if writer is not None:
             writer.close()

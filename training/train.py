@@ -159,6 +159,10 @@ def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scr
     if cfg.objective == "gmv" and (ctr is None or cvr is None):
         raise ValueError("objective=gmv needs clicks and purchases in the training days to fit CTR and CVR models")
     bundle = ModelBundle(ranker=ranker, feature_columns=feature_columns, objective=cfg.objective, ctr=ctr, cvr=cvr)
+    log.info(
+        "fitted: ranker %s trees, CTR %s, CVR %s",
+        *(p.get("n_estimators") for p in (ranker_params, ctr_params, cvr_params)),
+    )
 
     out = candidate_dir(settings, run_date)
     out.mkdir(parents=True, exist_ok=True)
