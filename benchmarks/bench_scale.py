@@ -102,26 +102,27 @@ def bench_size(
 def table(events: int, results: dict[str, dict[str, Measure]], budget_gib: float) -> None:
     budget_mib = budget_gib * 1024
     labels = list(results)
-    header = "".join(f" | {label:>31}" for label in labels)
-    print(f"\n{events:,} events: wall s / CPU s / peak RSS MiB per step (* above the {budget_gib:g} GiB budget)")
-    print(f"  {'step':<16}{header}")
+    print(
+        f"\n{events:,} events, per step: wall s, CPU s, peak RSS MiB (* above the {budget_gib:g} GiB budget, ! failed)"
+    )
+    print(f"  {'':<16}" + "".join(f" | {label:<28}" for label in labels))
+    print(f"  {'step':<16}" + "".join(f" | {'wall':>7} {'CPU':>7} {'peak MiB':>11} " for _ in labels))
     for step in steps():
         cells = []
         for label in labels:
             m = results[label].get(step)
             if m is None:
-                cells.append(f" | {'-':>31}")
+                cells.append(f" | {'-':>7} {'-':>7} {'-':>11} ")
                 continue
-            mark = "*" if m.peak_mib > budget_mib else " " if m.ok else "!"
-            cells.append(f" | {m.wall:8.1f} {m.cpu:8.1f} {m.peak_mib:11,.0f}{mark}")
+            mark = "!" if not m.ok else "*" if m.peak_mib > budget_mib else " "
+            cells.append(f" | {m.wall:7.1f} {m.cpu:7.1f} {m.peak_mib:11,.0f}{mark}")
         print(f"  {step:<16}{''.join(cells)}")
     totals = []
     for label in labels:
         done = results[label].values()
-        wall, cpu = sum(m.wall for m in done), sum(m.cpu for m in done)
         peak = max((m.peak_mib for m in done), default=0.0)
-        totals.append(f" | {wall:8.1f} {cpu:8.1f} {peak:11,.0f} ")
-    print(f"  {'total (max RSS)':<16}{''.join(totals)}")
+        totals.append(f" | {sum(m.wall for m in done):7.1f} {sum(m.cpu for m in done):7.1f} {peak:11,.0f} ")
+    print(f"  {'total (max)':<16}{''.join(totals)}")
 
 
 def main(argv: list[str] | None = None) -> None:
