@@ -157,5 +157,6 @@ def test_analysis_recovers_a_known_effect_with_cuped_and_flags_srm() -> None:
 def test_interleaving_preference_and_its_binomial_test() -> None:
     result = interleaving_preference(["B"] * 70 + ["A"] * 30 + [None] * 50)
     assert (result.wins_a, result.wins_b, result.ties, result.share_b) == (30, 70, 50, 0.7)
-    assert result.pvalue is not None and result.pvalue < 0.001 and result.ci_lower > 0.5
+    assert result.pvalue is not None and result.pvalue < 0.001
+    assert result.ci_lower is not None and result.ci_lower > 0.5
     assert interleaving_preference([None, None]).share_b is None

@@ -73,7 +73,7 @@ def test_only_running_experiments_assign() -> None:
     ],
 )
 def test_a_bad_file_is_refused_naming_the_field(tmp_path: Path, experiment: dict, field: str) -> None:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     path = tmp_path / "experiments.yaml"
     path.write_text(yaml.safe_dump({"version": "t", "experiments": [experiment]}))
