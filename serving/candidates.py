@@ -12,8 +12,8 @@ With a recall index (shoprank/recall.py, built by the `build-retrieval` step) tw
 - ``text`` (a search with a query): BM25 matches of the query over titles and category words, first, with
   ``recall.text_share`` of the budget; the query's category (query analysis) then filters every other source, and
   popularity fills from that category before the whole catalogue;
-- ``embedding``: item2vec neighbours of the user's vector (mean of their recent clicks, else their category shares),
-  ``recall.embedding_share`` of the budget, after co-visitation.
+- ``embedding``: nearest items to the user's vector (ALS user factors; else the mean of their recent clicks, else
+  their category shares), ``recall.embedding_share`` of the budget, after co-visitation.
 Each source gets a share of the budget in that order; unused budget falls through to the next source.
 """
 
@@ -154,7 +154,7 @@ class RetrievalIndex:
         take(in_query_category(neighbours), int(SOURCE_SHARES["covisitation"] * n), "covisitation")
         embeddings = recall.embeddings if recall is not None else None
         if embeddings is not None:
-            vector = embeddings.user_vector(recent, category_shares)
+            vector = embeddings.user_vector(user_id, recent, category_shares)
             if vector is not None:
                 # a category filter keeps about 1/categories of the neighbours: ask for more
                 wanted = n if query_category is None else n * max(len(self.popular_by_category), 1)

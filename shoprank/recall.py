@@ -3,8 +3,9 @@
 A version is a directory ``<settings.recall_dir>/<day>/`` holding
 - ``text/``: a bm25s index over each item's title and its category's words, plus ``text_items.npy`` (doc -> item id)
   and ``word_categories.json`` (word -> share of the catalogue's items with that word per category: query analysis);
-- ``embeddings.faiss`` + ``embedding_items.npy`` + ``embedding_vectors.npy`` + ``embedding_categories.npy``: item2vec
-  vectors (L2-normalised, so inner product = cosine) and their faiss index;
+- ``embeddings.faiss`` + ``embedding_items.npy`` + ``embedding_vectors.npy`` + ``embedding_categories.npy``: item
+  vectors (ALS item factors, or L2-normalised item2vec vectors) and their inner-product faiss index; with ALS also
+  ``embedding_users.npy`` + ``embedding_user_vectors.npy`` (the user factors of the training window's users);
 - ``manifest.json``, written last: a directory without it is incomplete and never loaded.
 ``<recall_dir>/CURRENT`` names the version to serve; it is replaced atomically once the version is complete.
 Both halves are optional (a catalogue without clicks has no embeddings); a missing half is ``None``.
@@ -30,6 +31,8 @@ EMBEDDING_INDEX = "embeddings.faiss"
 EMBEDDING_ITEMS = "embedding_items.npy"
 EMBEDDING_VECTORS = "embedding_vectors.npy"
 EMBEDDING_CATEGORIES = "embedding_categories.npy"
+EMBEDDING_USERS = "embedding_users.npy"
+EMBEDDING_USER_VECTORS = "embedding_user_vectors.npy"
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -73,20 +76,29 @@ class TextIndex:
 
 @dataclass(frozen=True)
 class EmbeddingIndex:
-    """Item vectors and their nearest-neighbour index; a user is the mean of their recent items' vectors, or for
-    a user without clicks the category centroids weighted by their category shares."""
+    """Item vectors and their nearest-neighbour index. A user is their own vector (ALS user factors), else the mean
+    of their recent items' vectors, else (no clicks) the category centroids weighted by their category shares."""
 
     index: Any  # faiss.Index over ``vectors`` (inner product)
     item_ids: np.ndarray
     vectors: np.ndarray  # float32, one L2-normalised row per item
     categories: np.ndarray  # category id per item (-1: unknown)
+    user_ids: np.ndarray | None = None
+    user_vectors: np.ndarray | None = None
     positions: dict[str, int] = field(default_factory=dict)
+    user_positions: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.positions:
             object.__setattr__(self, "positions", {str(i): p for p, i in enumerate(self.item_ids)})
+        if not self.user_positions and self.user_ids is not None:
+            object.__setattr__(self, "user_positions", {str(u): p for p, u in enumerate(self.user_ids)})
 
-    def user_vector(self, recent: Sequence[str], category_shares: Sequence[float] | None) -> np.ndarray | None:
+    def user_vector(
+        self, user_id: str, recent: Sequence[str], category_shares: Sequence[float] | None
+    ) -> np.ndarray | None:
+        if self.user_vectors is not None and user_id in self.user_positions:
+            return self.user_vectors[self.user_positions[user_id]]
         rows = [self.positions[i] for i in recent if i in self.positions]
         if rows:
             vector = self.vectors[rows].mean(axis=0)
@@ -99,8 +111,7 @@ class EmbeddingIndex:
                     vector += shares[category] * self.vectors[members].mean(axis=0)
         else:
             return None
-        norm = float(np.linalg.norm(vector))
-        return (vector / norm).astype(np.float32) if norm > 0 else None
+        return vector.astype(np.float32) if np.any(vector) else None
 
     def neighbours(self, vector: np.ndarray, n: int) -> list[str]:
         """The ``n`` items nearest to ``vector`` (inner product), nearest first."""
@@ -160,9 +171,20 @@ def _load_text(path: Path) -> TextIndex:
 def _load_embeddings(path: Path) -> EmbeddingIndex:
     import faiss
 
+    # one OpenMP thread: requests already run in parallel, and a single-query search spread over threads spiked
+    # to a 16 ms p99 on the shared 2-core box
+    faiss.omp_set_num_threads(1)
     index = faiss.read_index(str(path / EMBEDDING_INDEX))
     vectors = np.load(path / EMBEDDING_VECTORS, allow_pickle=False)
     items = np.load(path / EMBEDDING_ITEMS, allow_pickle=False)
     if index.ntotal != len(vectors) or len(items) != len(vectors):
         raise RecallIndexError(f"{path}: {index.ntotal} indexed vectors, {len(vectors)} vectors, {len(items)} items")
-    return EmbeddingIndex(index=index, item_ids=items, vectors=vectors, categories=np.load(path / EMBEDDING_CATEGORIES))
+    users = path / EMBEDDING_USERS
+    return EmbeddingIndex(
+        index=index,
+        item_ids=items,
+        vectors=vectors,
+        categories=np.load(path / EMBEDDING_CATEGORIES),
+        user_ids=np.load(users, allow_pickle=False) if users.exists() else None,
+        user_vectors=np.load(path / EMBEDDING_USER_VECTORS, allow_pickle=False) if users.exists() else None,
+    )

@@ -121,8 +121,12 @@ class TrainingSettings(BaseModel):
 class RecallSettings(BaseModel):
     """Learned and text recall (retrieval/ builds the indexes, serving/candidates.py uses them)."""
 
-    # item2vec (gensim Word2Vec over each user's click sequence in the published training window)
+    # Learned recall from each user's clicks in the published training window: implicit ALS (user and item factors)
+    # or item2vec (gensim Word2Vec over the click sequences; window, epochs).
+    model: Literal["als", "item2vec"] = "als"
     embedding_dim: int = Field(32, ge=2)
+    regularization: float = Field(0.05, ge=0)
+    iterations: int = Field(20, ge=1)
     window: int = Field(5, ge=1)
     epochs: int = Field(20, ge=1)
     seed: int = 7
@@ -131,7 +135,7 @@ class RecallSettings(BaseModel):
     # Index versions kept under <home>/retrieval/ (the served one included).
     versions_kept: int = Field(3, ge=2)
     # Shares of the candidate budget: learned neighbours on the feed; text matches on a search with a query.
-    embedding_share: float = Field(0.25, ge=0, le=1)
+    embedding_share: float = Field(0.3, ge=0, le=1)
     text_share: float = Field(0.5, ge=0, le=1)
 
 

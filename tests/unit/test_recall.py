@@ -17,7 +17,7 @@ from retrieval.build import ann_index, build_retrieval
 from serving.candidates import RetrievalIndex
 from serving.state import ServingState, load_recall, load_state
 from shoprank.recall import CURRENT, EMBEDDING_INDEX, load_recall_index
-from shoprank.settings import Settings
+from shoprank.settings import RecallSettings, Settings
 
 DAY = date(2026, 1, 7)
 NOUNS = {0: ["boots", "sneakers"], 1: ["rug", "lamp"], 2: ["kettle", "toaster"]}
@@ -101,8 +101,10 @@ def test_the_ann_index_returns_the_exact_top_k(tmp_path: Path) -> None:
         assert recall == 1.0, kind
 
 
-def test_learned_recall_serves_known_and_unknown_users(settings: Settings) -> None:
-    build_retrieval(settings, DAY)
+@pytest.mark.parametrize("model", ["als", "item2vec"])
+def test_learned_recall_serves_known_and_unknown_users(settings: Settings, model: str) -> None:
+    settings = settings.model_copy(update={"recall": RecallSettings(model=model)})
+    assert build_retrieval(settings, DAY)["embeddings"]["model"] == model
     recall = load_recall_index(settings.recall_dir)
     assert recall.embeddings is not None
     index = retrieval_index()
