@@ -139,9 +139,11 @@
         {%- set spine_relation = api.Relation.create(
             database=spine.database, schema=spine.schema, identifier=spine.alias
         ) -%}
+        {#- a literal, not a subquery: DuckDB then skips the older row groups by their min/max -#}
+        {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
         {%- set where = where | replace(
             '__run_partitions__',
-            column.name ~ ' >= (select min(feature_date) from ' ~ spine_relation ~ ')'
+            column.name ~ " >= date '" ~ (first_day | string)[:10] ~ "'" if first_day is not none else 'true'
         ) -%}
     {%- endif -%}
     {%- if execute and where and '__run_events__' in where -%}

@@ -123,8 +123,8 @@ def test_backfill_rewrites_only_the_partitions_of_its_day(day_by_day: Settings) 
     older = day - timedelta(days=1)
     with duckdb.connect(str(settings.warehouse_path)) as con:
         for name in feature_marts:
-            deleted = con.execute(f"delete from {name} where dt = ?", [older]).fetchone()[0]
-            assert deleted == (before[name]["dt"] == older).sum(), name
+            deleted = con.execute(f"delete from {name} where dt = ?", [older]).fetchone()
+            assert deleted is not None and deleted[0] == (before[name]["dt"] == older).sum(), name
     assert (before["item_features"]["dt"] == older).sum() > 0
     late_impression = _correct_raw_partition(settings, day)
 
