@@ -7,8 +7,8 @@
   top 100 held 0.41 of the next day's feed clicks against 0.15 for item2vec) or item2vec (gensim Word2Vec,
   skip-gram over the clicks in time order, L2-normalised); item vectors in a faiss inner-product index (exact
   ``flat``, or ``hnsw``).
-The catalogue is the raw items table (latest row per item) restricted to the items the published item_features
-mart knows (what serving can rank). Written to a temporary directory, renamed to ``<recall_dir>/<day>/``, then
+The catalogue is the published item_features mart's items (what serving can rank) and categories, titled from the
+raw items table (latest row per item). Written to a temporary directory, renamed to ``<recall_dir>/<day>/``, then
 ``CURRENT`` is replaced: serving sees the previous version or the complete new one. Format: shoprank/recall.py.
 """
 
@@ -34,19 +34,31 @@ MIN_WORD_SHARE = 0.05  # query analysis ignores a word's categories below this s
 
 
 def catalogue(settings: Settings) -> pd.DataFrame:
-    """item_id, category_id, title: the latest raw row of every item the published item_features mart knows."""
+    """item_id, category_id, title of every item the published item_features mart knows (its latest category), with
+    the title of its latest raw row (empty when the raw items table has none)."""
     marts = settings.marts_export_dir.resolve()
-    known = pd.read_parquet(marts / "item_features.parquet", columns=["item_id"])["item_id"].astype(str).unique()
-    items = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "category_id", "title", "dt"])
-    items["item_id"] = items["item_id"].astype(str)
-    latest = items.sort_values(["item_id", "dt"]).drop_duplicates("item_id", keep="last")
-    return latest[latest["item_id"].isin(set(known))][["item_id", "category_id", "title"]].reset_index(drop=True)
+    known = pd.read_parquet(marts / "item_features.parquet", columns=["item_id", "feature_ts", "item_category_id"])
+    known = known.sort_values(["item_id", "feature_ts"]).drop_duplicates("item_id", keep="last")
+    raw = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title", "dt"])
+    titles = raw.sort_values(["item_id", "dt"]).drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
+    titles.index = titles.index.astype(str)
+    items = pd.DataFrame(
+        {
+            "item_id": known["item_id"].astype(str).to_numpy(),
+            "category_id": known["item_category_id"].fillna(-1).astype(int).to_numpy(),
+        }
+    )
+    items["title"] = items["item_id"].map(titles).fillna("").astype(str)
+    return items.sort_values("item_id").reset_index(drop=True)
 
 
 def click_sequences(settings: Settings) -> dict[str, list[str]]:
     """user -> their clicked items in time order, over the published training window."""
+    path = settings.marts_export_dir.resolve() / "training_examples.parquet"
+    if not path.exists():  # no training window published yet: no learned recall
+        return {}
     examples = pd.read_parquet(
-        settings.marts_export_dir.resolve() / "training_examples.parquet",
+        path,
         columns=["user_id", "item_id", "event_ts", "label_click"],
     )
     clicks = examples[examples["label_click"] > 0].sort_values(["user_id", "event_ts"])

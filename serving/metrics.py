@@ -16,3 +16,6 @@ RULE_ACTIONS = Counter(
 )
 RELOADS = Counter("shoprank_model_reloads", "POST /admin/reload outcomes.", labelnames=["outcome"])
 EVENTS = Counter("shoprank_events", "Events posted to POST /events, accepted or rejected.", labelnames=["outcome"])
+RETRIEVED = Counter(
+    "shoprank_retrieved_candidates", "Candidates retrieved for /rank, by the source that brought them.", ["source"]
+)

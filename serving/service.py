@@ -25,6 +25,7 @@ the online store is unavailable the candidates are ranked by popularity (still t
 
 from __future__ import annotations
 
+import collections
 import hmac
 import logging
 import threading
@@ -312,6 +313,8 @@ class RankingService:
                 recall=state.recall,
                 cfg=self.settings.recall,
             )
+            for source, count in collections.Counter(sources.values()).items():
+                metrics.RETRIEVED.labels(source=source).inc(count)
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
         candidates, unknown = split_known(candidates, state.items)

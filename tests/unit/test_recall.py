@@ -40,10 +40,11 @@ def settings(tmp_path: Path) -> Settings:
     settings.ensure_dirs()
     items = catalogue()
     (settings.raw_dir / "items" / f"dt={DAY}").mkdir(parents=True)
-    items.to_parquet(settings.raw_dir / "items" / f"dt={DAY}" / "part-0.parquet")
+    items[["item_id", "title"]].to_parquet(settings.raw_dir / "items" / f"dt={DAY}" / "part-0.parquet")
     marts = settings.marts_export_dir
     marts.mkdir(parents=True)
-    items[["item_id"]].to_parquet(marts / "item_features.parquet")
+    features = items.rename(columns={"category_id": "item_category_id"})[["item_id", "item_category_id"]]
+    features.assign(feature_ts=pd.Timestamp("2026-01-08", tz="UTC")).to_parquet(marts / "item_features.parquet")
     # 40 users, each clicking a run of items of one category, in time order
     rng = np.random.default_rng(0)
     clicks = []
