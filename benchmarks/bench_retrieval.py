@@ -142,6 +142,26 @@ def main() -> None:
         started = time.perf_counter()
         measure(requests, fn, label)
         line(f"{label}: retrieval time", f"{(time.perf_counter() - started) / len(requests) / 4 * 1000:.2f} ms/request")
+
+    # each new source alone (its own first K), on the surface it serves
+    def embedding_alone(request):  # type: ignore[no-untyped-def]
+        emb = recall.embeddings
+        vector = (
+            None
+            if emb is None
+            else emb.user_vector(
+                request.user_id, index.user_recent.get(request.user_id, []), shares.get(request.user_id)
+            )
+        )
+        ids = [] if vector is None else emb.neighbours(vector, n)
+        return ids, dict.fromkeys(ids, "embedding")
+
+    def text_alone(request):  # type: ignore[no-untyped-def]
+        ids = recall.text.search(request.query, n) if recall.text is not None and isinstance(request.query, str) else []
+        return ids, dict.fromkeys(ids, "text")
+
+    measure(requests[requests["surface"] == "feed"], embedding_alone, "embedding alone")
+    measure(requests[requests["surface"] == "search"], text_alone, "text alone")
     timings = []
     for request in requests.head(300).itertuples():
         started = time.perf_counter()
