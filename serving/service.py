@@ -109,6 +109,7 @@ class _Ranking:
     matrix: np.ndarray | None
     model_scores: np.ndarray | None
     sources: dict[str, str]
+    n_candidates: int = 0  # known candidates ranked (before rules removed any)
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -266,7 +267,7 @@ class RankingService:
                 "interleaved": [a.response.model_version, b.response.model_version],
             }
         )
-        self._observe(request, response, a.slate, a.top, len(a.slate), started, log_request, route)
+        self._observe(request, response, a.slate, a.top, a.n_candidates, started, log_request, route)
         return replace(a, response=response)
 
     def _rank_with(
@@ -392,7 +393,7 @@ class RankingService:
         if matrix is not None and len(slate) != len(candidates):
             keep = np.asarray([c not in slate.removed for c in candidates], dtype=bool)
             matrix, model_scores = matrix[keep], model_scores[keep] if model_scores is not None else None
-        return _Ranking(response, slate, top, matrix, model_scores, sources)
+        return _Ranking(response, slate, top, matrix, model_scores, sources, len(candidates))
 
     def _observe(
         self,
