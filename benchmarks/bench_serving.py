@@ -32,6 +32,7 @@ from benchmarks.common import (
 )
 
 N_CANDIDATES = 500
+SEARCH_QUERY = "smart lamp"
 
 
 def _ensure_pipeline_output(settings) -> None:
@@ -49,14 +50,18 @@ def _ensure_pipeline_output(settings) -> None:
 def bench_http(base: str, user_id: str, candidates: list[str], n: int, concurrency: int, seconds: float) -> dict:
     explicit = {"user_id": user_id, "candidate_ids": candidates, "k": 20}
     retrieved = {"user_id": user_id, "k": 20}
+    # a search: with a recall index (build-retrieval) its query's text matches come first
+    searched = {"user_id": user_id, "k": 20, "surface": "search", "query": SEARCH_QUERY}
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(20):  # warm the server's code paths
             client.post("/rank", json=explicit).raise_for_status()
         rank_ms = time_calls(lambda: client.post("/rank", json=explicit).raise_for_status(), n)
         retrieval_ms = time_calls(lambda: client.post("/rank", json=retrieved).raise_for_status(), n)
+        search_ms = time_calls(lambda: client.post("/rank", json=searched).raise_for_status(), n)
     return {
         "rank": rank_ms,
         "retrieval": retrieval_ms,
+        "search": search_ms,
         "throughput": rank_throughput(base, explicit, concurrency, seconds),
     }
 
@@ -133,6 +138,10 @@ def main() -> None:
     line(
         f"POST /rank, {settings.serving.default_candidate_count} retrieved (p50/p95/p99)",
         fmt_quantiles(http["retrieval"]),
+    )
+    line(
+        f"POST /rank, search {SEARCH_QUERY!r}, {settings.serving.default_candidate_count} retrieved (p50/p95/p99)",
+        fmt_quantiles(http["search"]),
     )
     line(f"throughput, {args.concurrency} clients x {args.seconds:.0f} s", f"{http['throughput']:.1f} requests/s")
     if handler:
