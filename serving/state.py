@@ -1,7 +1,8 @@
 """What the service serves with, loaded as one immutable bundle so a reload swaps it atomically.
 
 :func:`load_state` builds a new bundle; on reload, a model that fails to load (corrupt, missing) or a feature
-service the store does not know leaves the previous model, reader and rules in the new bundle, with the error.
+service the store does not know leaves the previous model, reader and rules in the new bundle, with the error;
+so does a recall index version (shoprank/recall.py) that fails to load.
 """
 
 from __future__ import annotations
