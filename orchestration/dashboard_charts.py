@@ -54,10 +54,10 @@ def ndcg_chart(series: list[dict[str, Any]], k: int) -> str:
         if points:
             ax.plot(*zip(*points, strict=True), **style)
 
-    line("oracle", color=GREY, linestyle=":", label="oracle")
+    line("oracle", color=GREY, linestyle=":", marker="^", markersize=4, label="oracle")
     line("challenger", color=BLUE, marker="o", markersize=4, label="challenger (day's model)")
     line("champion", color=GREEN, marker="s", markersize=4, linestyle="--", label="champion, same holdout")
-    line("popularity", color=ORANGE, linestyle="--", label="popularity")
+    line("popularity", color=ORANGE, linestyle="--", marker="v", markersize=4, label="popularity")
     promoted = [
         (i, row["challenger"]) for i, row in zip(x, series, strict=True) if row["promoted"] and row["challenger"]
     ]
@@ -65,7 +65,7 @@ def ndcg_chart(series: list[dict[str, Any]], k: int) -> str:
         ax.scatter(*zip(*promoted, strict=True), s=90, marker="*", color=GREEN, zorder=5, label="promoted")
     ax.set_xticks(x, _days([row["day"] for row in series]))
     ax.set_ylabel(f"NDCG@{k}", fontsize=8)
-    ax.legend(fontsize=7, frameon=False, loc="lower left", ncol=3)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: never over a line
     _style(ax)
     return _svg(fig, "ndcg")
 

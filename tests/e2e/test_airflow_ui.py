@@ -122,11 +122,24 @@ def test_operator_logs_in_and_sees_the_successful_daily_run(daily_run: Settings,
     for step in STEPS:
         assert step.replace("-", "_") in text, f"task {step} not shown"
 
-    # The docs plugin answers the same session (its "ShopRank docs" entry is in the UI's Browse menu).
+    # The docs plugin answers the same session (its "ShopRank docs" entry is in the UI's Browse menu): the dashboard.
+    from selenium.webdriver.common.by import By
+
     browser.get(f"{airflow_ui}/shoprank/")
     docs_text = _page_text(browser, "Evaluation reports")
+    browser.set_window_size(1400, 2600)  # the whole dashboard in one screenshot
     browser.save_screenshot(str(SCREENSHOT_DIR / "airflow-shoprank-docs.png"))
     assert "evaluation report" in docs_text, docs_text[:2000]
+    champion = json.loads((daily_run.home_dir / "models" / "registry.json").read_text())["champion"]
+    for element in ("Champion", champion, "Daily runs", "Holdout NDCG@10", "Feature drift", "Quarantine"):
+        # (the browser's text follows the CSS: card labels are upper case)
+        assert element.lower() in docs_text.lower(), f"{element!r} not on the dashboard: {docs_text[:2000]}"
+    run_day = daily_run.default_run_date.isoformat()
+    [row] = [r for r in browser.find_elements(By.TAG_NAME, "tr") if r.text.startswith(run_day)]
+    badges = [b.text for b in row.find_elements(By.CSS_SELECTOR, ".gate")]
+    # raw, marts, drift (a feature may warn without blocking), publish, promotion
+    assert badges in (["passed"] * 5, ["passed", "passed", "warned", "passed", "passed"]), row.text
+    assert len(browser.find_elements(By.TAG_NAME, "svg")) >= 2  # NDCG and drift charts, drawn server-side
 
 
 def _bearer(settings: Settings, base: str) -> dict[str, str]:
