@@ -32,7 +32,9 @@ section { margin-bottom: 16px; overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; }
-.gate { display: inline-block; border-radius: 10px; padding: 1px 8px; font-size: 12px; font-weight: 600; }
+.gate { display: inline-block; border-radius: 10px; padding: 1px 8px; font-size: 12px; font-weight: 600;
+        white-space: nowrap; }
+td:first-child { white-space: nowrap; }
 .gate.passed { background: #d3f9d8; color: #2b8a3e; } .gate.warned { background: #fff3bf; color: #946300; }
 .gate.refused, .gate.error { background: #ffe3e3; color: #c92a2a; }
 .gate.quarantined { background: #ffe8cc; color: #d9480f; }
