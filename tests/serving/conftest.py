@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -419,6 +420,19 @@ def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[s
             yield url
     except ServerFailedToStart as err:
         pytest.fail(f"bentoml serve: {err}")
+
+
+@contextlib.contextmanager
+def pinned_model_client(world: ServingWorld, tag: str, name: str, **env: str) -> Iterator[httpx.Client]:
+    """An HTTP client on a `bentoml serve` of the world pinned to model ``tag`` (SHOPRANK_MODEL_TAG), with extra
+    ``env``; its log is ``<home>/bentoml-<name>.log``."""
+    settings = world.settings
+    full_env = {**world.env, "SHOPRANK_MODEL_TAG": tag, **env}
+    with (
+        bentoml_server(full_env, settings.project_root, settings.home_dir / f"bentoml-{name}.log") as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        yield http
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ import pytest
 
 from serving.ranking import SESSION_COLUMNS
 from shoprank.raw_contract import SCHEMAS
-from tests.serving.conftest import ServingWorld, bentoml_server, offline_item_features, offline_user_features
+from tests.serving.conftest import ServingWorld, offline_item_features, offline_user_features, pinned_model_client
 from tests.support.processes import free_port
 
 
@@ -193,15 +193,7 @@ def v4_model_tag(serving_world: ServingWorld) -> str:
     return str(saved.tag)
 
 
-@contextlib.contextmanager
-def v4_server(world: ServingWorld, tag: str, name: str, **env: str) -> Iterator[httpx.Client]:
-    settings = world.settings
-    full_env = {**world.env, "SHOPRANK_MODEL_TAG": tag, **env}
-    with (
-        bentoml_server(full_env, settings.project_root, settings.home_dir / f"bentoml-{name}.log") as url,
-        httpx.Client(base_url=url, timeout=30) as http,
-    ):
-        yield http
+v4_server = pinned_model_client
 
 
 def rank_order(http: httpx.Client, user_id: str, candidates: list[str]) -> tuple[list[str], dict[str, Any]]:

@@ -16,7 +16,7 @@ from serving.ranking import build_feature_frame
 from shoprank.model_bundle import load_bundle
 from shoprank.ranking_features import feature_columns_for, model_matrix
 
-from .conftest import ServingWorld, bentoml_server, offline_item_features, offline_user_features
+from .conftest import ServingWorld, offline_item_features, offline_user_features, pinned_model_client
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -65,11 +65,8 @@ def gmv_model_tag(serving_world: ServingWorld) -> str:
 
 @pytest.fixture(scope="module")
 def gmv_client(serving_world: ServingWorld, gmv_model_tag: str) -> Iterator[httpx.Client]:
-    settings = serving_world.settings
-    env = {**serving_world.env, "SHOPRANK_MODEL_TAG": gmv_model_tag, "SHOPRANK_SERVING__LOG_REQUESTS": "false"}
-    log_path = settings.home_dir / "bentoml-serve-gmv.log"
-    with bentoml_server(env, settings.project_root, log_path) as url, httpx.Client(base_url=url, timeout=10) as client:
-        yield client
+    with pinned_model_client(serving_world, gmv_model_tag, "serve-gmv", SHOPRANK_SERVING__LOG_REQUESTS="false") as c:
+        yield c
 
 
 def test_served_order_is_the_bundles_gmv_order(

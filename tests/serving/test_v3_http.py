@@ -15,17 +15,14 @@ import pytest
 from serving.ranking import build_feature_frame
 from shoprank.ranking_features import feature_columns_for, model_matrix, query_title_match, title_words
 
-from .conftest import STALE_PAIR, ServingWorld, bentoml_server, offline_item_features, offline_user_features
+from .conftest import STALE_PAIR, ServingWorld, offline_item_features, offline_user_features, pinned_model_client
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def v3_client(serving_world: ServingWorld, v3_model_tag: str) -> Iterator[httpx.Client]:
-    settings = serving_world.settings
-    env = {**serving_world.env, "SHOPRANK_MODEL_TAG": v3_model_tag, "SHOPRANK_SERVING__LOG_REQUESTS": "false"}
-    log_path = settings.home_dir / "bentoml-serve-v3.log"
-    with bentoml_server(env, settings.project_root, log_path) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with pinned_model_client(serving_world, v3_model_tag, "serve-v3", SHOPRANK_SERVING__LOG_REQUESTS="false") as client:
         yield client
 
 
