@@ -19,17 +19,16 @@ def ndcg_per_group(
     data = data[positive_groups]
     if data.empty:
         return pd.Series(dtype=float)
-    gains = np.exp2(data[label_column].to_numpy(dtype=float)) - 1.0
+    data = data.assign(_gain=np.exp2(data[label_column].to_numpy(dtype=float)) - 1.0)
+    return _discounted_gain(data, group_column, score_column, k) / _discounted_gain(data, group_column, label_column, k)
 
-    def discounted(order_columns: list[str], ascending: list[bool]) -> pd.Series:
-        ordered = data.assign(_gain=gains).sort_values(order_columns, ascending=ascending, kind="mergesort")
-        rank = ordered.groupby(group_column).cumcount() + 1
-        contribution = np.where(rank <= k, ordered["_gain"] / np.log2(rank + 1), 0.0)
-        return pd.Series(contribution, index=ordered.index).groupby(ordered[group_column]).sum()
 
-    dcg = discounted([group_column, score_column, "item_id"], [True, False, True])
-    ideal = discounted([group_column, label_column, "item_id"], [True, False, True])
-    return dcg / ideal
+def _discounted_gain(data: pd.DataFrame, group_column: str, order_column: str, k: int) -> pd.Series:
+    """Per group, the DCG@k of ``_gain`` with rows ordered by ``order_column`` (descending; ties by item_id)."""
+    ordered = data.sort_values([group_column, order_column, "item_id"], ascending=[True, False, True], kind="mergesort")
+    rank = ordered.groupby(group_column).cumcount() + 1
+    contribution = np.where(rank <= k, ordered["_gain"] / np.log2(rank + 1), 0.0)
+    return pd.Series(contribution, index=ordered.index).groupby(ordered[group_column]).sum()
 
 
 def ndcg_at_k(
@@ -52,16 +51,7 @@ def revenue_ndcg_per_group(
     data = data[data.groupby(group_column)["_gain"].transform("max") > 0]
     if data.empty:
         return pd.Series(dtype=float)
-
-    def discounted(order: list[str], ascending: list[bool]) -> pd.Series:
-        ordered = data.sort_values(order, ascending=ascending, kind="mergesort")
-        rank = ordered.groupby(group_column).cumcount() + 1
-        contribution = np.where(rank <= k, ordered["_gain"] / np.log2(rank + 1), 0.0)
-        return pd.Series(contribution, index=ordered.index).groupby(ordered[group_column]).sum()
-
-    dcg = discounted([group_column, score_column, "item_id"], [True, False, True])
-    ideal = discounted([group_column, "_gain", "item_id"], [True, False, True])
-    return dcg / ideal
+    return _discounted_gain(data, group_column, score_column, k) / _discounted_gain(data, group_column, "_gain", k)
 
 
 def revenue_ndcg_at_k(
