@@ -478,24 +478,35 @@ def train_tiny_v3_ranker(settings: Settings, world: ServingWorld, rng: np.random
     return ranker, columns
 
 
+def save_model_beside(
+    world: ServingWorld, suffix: str, ranker: object, feature_service: str, columns: list[str], **extra: object
+) -> str:
+    """Save ``ranker`` as ``<model_name>_<suffix>`` in the world's model store (so ``<model_name>:latest``, what the
+    world's default service loads, stays the v1 model) with the card serving needs; returns its tag.
+    ``custom_objects`` in ``extra`` go to BentoML, the rest into the metadata."""
+    import bentoml
+
+    settings = world.settings
+    custom_objects = extra.pop("custom_objects", None)
+    saved = bentoml.xgboost.save_model(
+        f"{settings.training.model_name}_{suffix}",
+        ranker,
+        labels={"stage": "challenger", "feature_service": feature_service},
+        custom_objects=custom_objects,
+        metadata={
+            "feature_service": feature_service,
+            "feature_columns": columns,
+            "n_categories": settings.simulator.categories,
+            "run_date": datetime.now(UTC).date().isoformat(),
+            **extra,
+        },
+    )
+    return str(saved.tag)
+
+
 @pytest.fixture(scope="session")
 def v3_model_tag(serving_world: ServingWorld) -> str:
     """A ranker_v3 model in the serving world's model store, under its own name so that `<model_name>:latest` (what
     the world's default service loads) stays the v1 model; a service serves it when pinned with SHOPRANK_MODEL_TAG."""
-    import bentoml
-
-    settings = serving_world.settings
-    ranker, columns = train_tiny_v3_ranker(settings, serving_world, np.random.default_rng(3))
-    saved = bentoml.xgboost.save_model(
-        f"{settings.training.model_name}_v3",
-        ranker,
-        labels={"stage": "challenger", "feature_service": "ranker_v3"},
-        metadata={
-            "feature_service": "ranker_v3",
-            "feature_columns": columns,
-            "n_categories": settings.simulator.categories,
-            "metrics": {"ndcg@10": 0.6},
-            "run_date": datetime.now(UTC).date().isoformat(),
-        },
-    )
-    return str(saved.tag)
+    ranker, columns = train_tiny_v3_ranker(serving_world.settings, serving_world, np.random.default_rng(3))
+    return save_model_beside(serving_world, "v3", ranker, "ranker_v3", columns, metrics={"ndcg@10": 0.6})

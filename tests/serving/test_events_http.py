@@ -25,7 +25,13 @@ import pytest
 
 from serving.ranking import SESSION_COLUMNS
 from shoprank.raw_contract import SCHEMAS
-from tests.serving.conftest import ServingWorld, offline_item_features, offline_user_features, pinned_model_client
+from tests.serving.conftest import (
+    ServingWorld,
+    offline_item_features,
+    offline_user_features,
+    pinned_model_client,
+    save_model_beside,
+)
 from tests.support.processes import free_port
 
 
@@ -174,23 +180,8 @@ def train_tiny_v4_ranker(world: ServingWorld, rng: np.random.Generator) -> tuple
 
 @pytest.fixture(scope="module")
 def v4_model_tag(serving_world: ServingWorld) -> str:
-    import bentoml
-
-    settings = serving_world.settings
     ranker, columns = train_tiny_v4_ranker(serving_world, np.random.default_rng(4))
-    saved = bentoml.xgboost.save_model(
-        f"{settings.training.model_name}_v4",
-        ranker,
-        labels={"stage": "challenger", "feature_service": "ranker_v4"},
-        metadata={
-            "feature_service": "ranker_v4",
-            "feature_columns": columns,
-            "n_categories": settings.simulator.categories,
-            "metrics": {"ndcg@10": 0.6},
-            "run_date": datetime.now(UTC).date().isoformat(),
-        },
-    )
-    return str(saved.tag)
+    return save_model_beside(serving_world, "v4", ranker, "ranker_v4", columns, metrics={"ndcg@10": 0.6})
 
 
 v4_server = pinned_model_client

@@ -4,7 +4,6 @@ its CTR and CVR models, not the LambdaMART ranker's score. The served order over
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import bentoml
 import httpx
@@ -16,7 +15,7 @@ from serving.ranking import build_feature_frame
 from shoprank.model_bundle import load_bundle
 from shoprank.ranking_features import feature_columns_for, model_matrix
 
-from .conftest import ServingWorld, offline_item_features, offline_user_features, pinned_model_client
+from .conftest import ServingWorld, offline_item_features, offline_user_features, pinned_model_client, save_model_beside
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,20 +46,10 @@ def gmv_model_tag(serving_world: ServingWorld) -> str:
     ranker = XGBRanker(objective="rank:ndcg", **kwargs).fit(matrix, ranker_label, qid=frame["request_id"])
     ctr = XGBClassifier(**kwargs).fit(matrix, price_label)
     cvr = XGBClassifier(**kwargs).fit(matrix, price_label)
-    saved = bentoml.xgboost.save_model(
-        f"{settings.training.model_name}_gmv",
-        ranker,
-        labels={"stage": "challenger", "feature_service": "ranker_v3"},
-        custom_objects={"ctr_model": ctr, "cvr_model": cvr},
-        metadata={
-            "feature_service": "ranker_v3",
-            "feature_columns": columns,
-            "n_categories": n_categories,
-            "objective": "gmv",
-            "run_date": datetime.now(UTC).date().isoformat(),
-        },
+    custom_objects = {"ctr_model": ctr, "cvr_model": cvr}
+    return save_model_beside(
+        serving_world, "gmv", ranker, "ranker_v3", columns, objective="gmv", custom_objects=custom_objects
     )
-    return str(saved.tag)
 
 
 @pytest.fixture(scope="module")
