@@ -1,0 +1,1 @@
+"""Search relevance labelling: what to label, the labelling tool's API, label aggregation, labeller aids."""
