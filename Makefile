@@ -33,9 +33,13 @@ demo: setup airflow-init ## set up, run shoprank_daily end to end, serve the mod
 system-deps: ## apt-get what the tests drive: chromium + chromedriver (browser test), docker-compose (config check)
 	@bash scripts/system-deps.sh
 
-test: setup system-deps ## set up and run the test suite (real dbt, Feast, Airflow, BentoML), all but the backfill test
-	@echo "==> [test] pytest -m 'not backfill' $(PYTEST_ARGS)"
-	@$(BIN)/pytest -m "not backfill" $(PYTEST_ARGS)
+test: setup system-deps ## set up and run the test suite (real dbt, Feast, Airflow, BentoML), all but the backfill and profile suites
+	@echo "==> [test] pytest -m 'not backfill and not profiles' $(PYTEST_ARGS)"
+	@$(BIN)/pytest -m "not backfill and not profiles" $(PYTEST_ARGS)
+
+test-profiles: setup system-deps services-up ## heavy profile suites: Celery workers, Spark, Dask, the services profile end to end (CI runs it)
+	@echo "==> [test-profiles] pytest -m profiles $(PYTEST_ARGS)"
+	@$(BIN)/pytest -m profiles $(PYTEST_ARGS)
 
 test-backfill: setup ## the 3-day Airflow backfill test on a real scheduler (~12 min; CI runs it after make test)
 	@echo "==> [test-backfill] pytest -m backfill $(PYTEST_ARGS)"
