@@ -274,6 +274,34 @@ class ResourceSettings(BaseModel):
         return max(minimum, int(self.memory_budget_bytes * share) // bytes_per_row)
 
 
+class LabellingSettings(BaseModel):
+    """Relevance labelling for search (labelling/): Label Studio on loopback, what to label each day, crowd QC."""
+
+    # Label Studio runs from its own venv under <home>/labelstudio (never the project's .venv), pinned here.
+    labelstudio_version: str = "1.23.2"
+    host: str = "127.0.0.1"
+    # 0: `make labelstudio` picks a free port and writes it to <home>/labelstudio/url.
+    port: int = Field(0, ge=0)
+    admin_email: str = "labelling-admin@shoprank.local"
+    # Secrets from the environment only (SHOPRANK_LABELLING__ADMIN_PASSWORD / __API_TOKEN); generated when unset.
+    admin_password: SecretStr | None = None
+    api_token: SecretStr | None = None
+    project_title: str = "ShopRank search relevance"
+    # (query, item) pairs sampled per day: stratified share, active-learning picks, gold questions mixed in.
+    daily_budget: int = Field(300, ge=1)
+    active_share: float = Field(0.3, ge=0, le=1)
+    gold_share: float = Field(0.1, ge=0, le=1)
+    # Positions of the ranker's slate the stratified sample spreads over (1-3, 4-10, 11+).
+    position_strata: tuple[int, ...] = (3, 10)
+    # Adaptive overlap: start with this many labels per task, add more (up to the max) only where they disagree.
+    initial_overlap: int = Field(1, ge=1)
+    max_overlap: int = Field(5, ge=1)
+    # A labeller whose accuracy on gold is below this (or whose agreement with the aggregate is near chance) is
+    # flagged careless and down-weighted.
+    careless_gold_accuracy: float = Field(0.45, ge=0, le=1)
+    seed: int = 19
+
+
 class AlertSettings(BaseModel):
     """Where task failures are announced: always a log line and <home>/alerts/alerts.jsonl, optionally a webhook."""
 
@@ -344,6 +372,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     quality: QualitySettings = QualitySettings()
     resources: ResourceSettings = ResourceSettings()
+    labelling: LabellingSettings = LabellingSettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
     @property
@@ -445,6 +474,16 @@ class Settings(BaseSettings):
         return self.home_dir / "quarantine"
 
     @property
+    def labelstudio_dir(self) -> Path:
+        """Label Studio's venv, SQLite database, media and url file (labelling/studio.py)."""
+        return self.home_dir / "labelstudio"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Sampled tasks, exported annotations and aggregated labels: <kind>/dt=YYYY-MM-DD/."""
+        return self.home_dir / "labels"
+
+    @property
     def reports_dir(self) -> Path:
         return self.home_dir / "reports"
 
@@ -470,6 +509,12 @@ class Settings(BaseSettings):
         """The ranking service's A/B tests and interleavings (serving/experiments.yaml unless
         settings.serving.experiments_path)."""
         return self.serving.experiments_path or self.project_root / "serving" / "experiments.yaml"
+
+    @property
+    def experiments_state_file(self) -> Path:
+        """When operators started and stopped each experiment (`shoprank experiment start|stop`): it overrides the
+        declared start/stop; the arms stay in the versioned experiments file."""
+        return self.home_dir / "experiments" / "state.json"
 
     @property
     def airflow_home(self) -> Path:
