@@ -64,6 +64,12 @@ class SimulatorSettings(BaseModel):
     # Target events over the window (`shoprank simulate --events N`): sets requests per day and grows the world.
     # 0 keeps requests_per_day as set.
     events: int = Field(0, ge=0)
+    # Visits (docs/simulator.md): a user's requests come in sessions of this many on average (geometric), a mean
+    # request_gap_seconds apart, the intent switching with probability session_intent_switch per request within a
+    # session. 1: every request a visit of its own, uniform over the day (no session structure).
+    session_requests: float = Field(1.0, ge=1)
+    request_gap_seconds: float = Field(90.0, gt=0)
+    session_intent_switch: float = Field(0.15, ge=0, le=1)
 
 
 class GateSettings(BaseModel):
@@ -137,6 +143,19 @@ class RecallSettings(BaseModel):
     # Shares of the candidate budget: learned neighbours on the feed; text matches on a search with a query.
     embedding_share: float = Field(0.3, ge=0, le=1)
     text_share: float = Field(0.5, ge=0, le=1)
+    # Text index library: bm25s (the default; tantivy measured against it in docs/retrieval.md).
+    text_engine: Literal["bm25s", "tantivy"] = "bm25s"
+    # The funnel (issue 16): with a pre-ranker trained (training/preranker.py), serving retrieves
+    # ``prerank_candidates``, the pre-ranker keeps the best ``prerank_keep`` for the final ranker. prerank=False (or no
+    # pre-ranker): today's path, ``serving.default_candidate_count`` straight to the final ranker.
+    prerank: bool = True
+    prerank_candidates: int = Field(5000, ge=1)
+    prerank_keep: int = Field(500, ge=1)
+    # The pre-ranker: a small LambdaMART over item-side features, the category affinity and the embedding score,
+    # fitted on the last ``prerank_train_days`` days before the holdout with an ALS fitted on the days before them.
+    prerank_trees: int = Field(40, ge=1)
+    prerank_depth: int = Field(4, ge=1)
+    prerank_train_days: int = Field(2, ge=1)
 
 
 class ServingSettings(BaseModel):
@@ -462,6 +481,11 @@ class Settings(BaseSettings):
     def recall_dir(self) -> Path:
         """Recall indexes (text, item embeddings) per day: <recall_dir>/<day>/, CURRENT names the served one."""
         return self.home_dir / "retrieval"
+
+    @property
+    def preranker_dir(self) -> Path:
+        """Pre-rankers per day: <preranker_dir>/<day>/ (model + card), CURRENT names the served one."""
+        return self.home_dir / "models" / "preranker"
 
     @property
     def quality_dir(self) -> Path:
