@@ -10,8 +10,12 @@ Every day new users, sellers and items arrive (cold start: new items start with 
 
 A day
 -----
-Each request belongs to a user and carries a short-term *intent* category: a session anchor drawn from the user's
-affinity at their first request of the day, which drifts to a fresh draw on later requests. 20% of requests are
+Each request belongs to a user and carries a short-term *intent* category: a day anchor drawn from the user's
+affinity at their first request of the day, which drifts to a fresh draw on later visits. With
+``simulator.session_requests`` > 1 a user's requests come in *visits* (sessions): bursts of a few requests a minute or
+two apart, within which the intent persists (it switches to a fresh draw with probability
+``simulator.session_intent_switch`` per request); with 1 every request is a visit of its own, spread uniformly over
+the day (docs/simulator.md). 20% of requests are
 searches whose query is the intent category's noun (sometimes with an adjective), i.e. words of item titles. The
 slate comes from the policy (default: sampling ∝ a noisy popularity, category- and word-boosted for search; or any
 ``policy`` callable scoring sampled candidates). The user clicks with
@@ -376,13 +380,67 @@ class Day:
     counts: dict[str, int]
 
 
-def _intents(rng: np.random.Generator, world: World, req_user: np.ndarray) -> np.ndarray:
-    """Short-term intent per request (rows in time order): the session anchor, or with some chance a new draw."""
+def _intents(
+    rng: np.random.Generator, world: World, req_user: np.ndarray, session: np.ndarray | None = None, switch: float = 0.0
+) -> np.ndarray:
+    """Short-term intent per request (rows in time order).
+
+    Each visit (session) starts on the user's day anchor (their first draw of the day) or, with probability
+    ``intent_drift``, on a fresh draw from their affinity; within a visit each later request keeps the previous
+    request's intent, or with probability ``switch`` moves to a fresh draw. Without sessions every request is a
+    visit of its own (the anchor or a fresh draw, independently per request).
+    """
     cum_aff = np.cumsum(world.affinity[req_user], axis=1)
     draws = (rng.random(len(req_user))[:, None] > cum_aff).sum(axis=1).clip(0, world.n_categories - 1)
     _, first, inverse = np.unique(req_user, return_index=True, return_inverse=True)
     anchor = draws[first[inverse]]
-    return np.where(rng.random(len(req_user)) < PARAMS["intent_drift"], draws, anchor)
+    start = np.where(rng.random(len(req_user)) < PARAMS["intent_drift"], draws, anchor)
+    if session is None:
+        return start
+    # In session order (stable: time order within a visit), the intent is the value at the latest switch point;
+    # a visit's first request is always one, so the running maximum never crosses into the previous visit.
+    order = np.argsort(session, kind="stable")
+    opens = np.ones(len(order), dtype=bool)
+    opens[1:] = session[order][1:] != session[order][:-1]
+    switches = opens | (rng.random(len(order)) < switch)
+    value = np.where(opens, start[order], draws[order])
+    latest = np.maximum.accumulate(np.where(switches, np.arange(len(order)), 0))
+    intent = np.empty_like(start)
+    intent[order] = value[latest]
+    return intent
+
+
+def _requests(
+    rng: np.random.Generator, world: World, eligible: np.ndarray, sim: SimulatorSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(user, second, session) of the day's requests, in time order (session None: one visit per request).
+
+    Without sessions (``session_requests`` 1) requests are spread uniformly over the day, each by a user drawn by
+    activity. With sessions, a visit's user is drawn by activity, it starts uniformly over the day and holds a
+    geometric number of requests (mean ``session_requests``), exponential gaps (mean ``request_gap_seconds``) apart:
+    what browsing looks like, a burst of requests, then nothing for hours.
+    """
+    n_req = sim.requests_per_day
+    weights = world.activity[eligible] / world.activity[eligible].sum()
+    if sim.session_requests <= 1:
+        req_user = eligible[rng.choice(len(eligible), size=n_req, p=weights)]
+        return req_user, np.sort(rng.uniform(0, LAST_REQUEST_SECOND, n_req)), None
+    lengths = rng.geometric(1.0 / sim.session_requests, size=n_req)  # n_req visits always cover n_req requests
+    n_sessions = int(np.searchsorted(np.cumsum(lengths), n_req)) + 1
+    lengths = lengths[:n_sessions]
+    lengths[-1] -= int(lengths.sum()) - n_req
+    session = np.repeat(np.arange(n_sessions), lengths)
+    opens = np.r_[0, np.cumsum(lengths)[:-1]]
+    gaps = rng.exponential(sim.request_gap_seconds, n_req)
+    gaps[opens] = 0.0
+    offset = np.cumsum(gaps)
+    offset -= np.repeat(offset[opens], lengths)  # seconds since the visit's first request
+    duration = np.maximum.reduceat(offset, opens)
+    start = rng.uniform(0, np.maximum(LAST_REQUEST_SECOND - duration, 0.0))  # a visit ends before the cut-off
+    second = np.minimum(np.repeat(start, lengths) + offset, LAST_REQUEST_SECOND)
+    user = eligible[rng.choice(len(eligible), size=n_sessions, p=weights)]
+    order = np.argsort(second, kind="stable")
+    return user[session][order], second[order], session[order]
 
 
 def _slates(
@@ -460,12 +518,10 @@ def _simulate_day(
     n_req = sim.requests_per_day
     stamp = day.strftime("%Y%m%d")
 
-    # Requests: users signed up before today, weighted by activity; in time order.
+    # Requests: users signed up before today, weighted by activity, in visits (sessions) when set; in time order.
     eligible = np.nonzero(world.user_created_day < day_index)[0]
-    user_w = world.activity[eligible]
-    req_user = eligible[rng.choice(len(eligible), size=n_req, p=user_w / user_w.sum())]
-    req_second = np.sort(rng.uniform(0, LAST_REQUEST_SECOND, n_req))
-    intent = _intents(rng, world, req_user)
+    req_user, req_second, req_session = _requests(rng, world, eligible, sim)
+    intent = _intents(rng, world, req_user, req_session, sim.session_intent_switch)
     is_search = rng.random(n_req) < PARAMS["search_share"]
     query_cat = np.where(is_search, intent, -1)
     query_noun = rng.integers(0, 4, n_req)
