@@ -116,6 +116,9 @@ LAST_REQUEST_SECOND = DAY_SECONDS - 3_600  # funnel events (< 1 h later) stay in
 EVENTS_PER_IMPRESSION = 1.07  # impressions plus clicks, carts and purchases, for sizing --events
 # A policy scores candidate rows (request_id, user_id, item_id, surface, query, candidate_rank); higher ranks first.
 Policy = Callable[[pd.DataFrame], np.ndarray]
+# A server answers each request (rows request_id, user_id, surface, query) with the item ids it shows, best first:
+# the closed loop (producers/served_day.py) lets a deployed policy, not the simulator, choose what users see.
+Server = Callable[[pd.DataFrame], list[list[str]]]
 
 
 def category_words(category: int) -> tuple[str, ...]:
@@ -504,6 +507,28 @@ def _rank_with_policy(
     return slot_req[keep], slot_item[keep]
 
 
+def served_slots(slates: list[list[str]], live_items: np.ndarray, slate_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(request_row, item) pairs in rank order from served item ids: ids the world does not hold (or that are not
+    live yet) and repeats are dropped, each slate keeps its first ``slate_size`` items."""
+    live = np.zeros(int(live_items.max()) + 1 if len(live_items) else 0, dtype=bool)
+    live[live_items] = True
+    req_parts, item_parts = [], []
+    for row, slate in enumerate(slates):
+        shown = [x for x in dict.fromkeys(_index_of(i) for i in slate) if 0 <= x < len(live) and live[x]]
+        shown = shown[:slate_size]
+        req_parts.append(np.full(len(shown), row, dtype=np.int64))
+        item_parts.append(np.asarray(shown, dtype=np.int64))
+    if not req_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(req_parts), np.concatenate(item_parts)
+
+
+def _index_of(entity_id: str) -> int:
+    """The entity index behind a simulator id (i000042 -> 42); -1 for an id the simulator did not mint."""
+    digits = str(entity_id)[1:]
+    return int(digits) if digits.isdigit() else -1
+
+
 def _simulate_day(
     sim: SimulatorSettings,
     world: World,
@@ -512,6 +537,7 @@ def _simulate_day(
     stock: np.ndarray,
     ids: dict[str, pa.Array],
     policy: Policy | None = None,
+    server: Server | None = None,
 ) -> Day:
     """Events and hidden impression truth of one day; ``stock`` (start of day) is decremented in place."""
     rng = np.random.default_rng([sim.seed, 1, day_index])
@@ -535,7 +561,17 @@ def _simulate_day(
     req_surface = pa.array(np.where(is_search, "search", "feed").astype(object), type=pa.string())
 
     live_items = np.nonzero(world.item_created_day < day_index)[0]
-    if policy is None:
+    if server is not None:
+        requests = pd.DataFrame(
+            {
+                "request_id": req_ids.to_numpy(zero_copy_only=False),
+                "user_id": ids["users"].take(pa.array(req_user)).to_numpy(zero_copy_only=False),
+                "surface": req_surface.to_numpy(zero_copy_only=False),
+                "query": req_query.to_numpy(zero_copy_only=False),
+            }
+        )
+        slot_req, slot_item = served_slots(server(requests), live_items, sim.slate_size)
+    elif policy is None:
         slot_req, slot_item = _slates(rng, world, live_items, is_search, query_cat, query_noun, sim.slate_size)
     else:
         slot_req, slot_item = _slates(rng, world, live_items, is_search, query_cat, query_noun, 2 * sim.slate_size)
@@ -684,6 +720,18 @@ def _entity_tables(world: World, start: date, day_index: int, ids: dict[str, pa.
     }
 
 
+def world_ids(world: World) -> dict[str, pa.Array]:
+    """Every entity's raw-contract id, by kind (index i is the entity with id number i)."""
+    return {
+        kind: _ids(ID_PREFIX[kind], np.arange(len(created)), ID_WIDTH[kind])
+        for kind, created in (
+            ("users", world.user_created_day),
+            ("sellers", world.seller_created_day),
+            ("items", world.item_created_day),
+        )
+    }
+
+
 def window(settings: Settings, run_date: date) -> list[date]:
     start = run_date - timedelta(days=settings.simulator.days - 1)
     return [start + timedelta(days=k) for k in range(settings.simulator.days)]
@@ -721,14 +769,7 @@ def simulate(settings: Settings, run_date: date, policy: Policy | None = None) -
         raise ValueError(f"the window starts on {days[0]}, before the simulator's start date {sim.start_date}")
     last_index = (run_date - sim.start_date).days
     world = build_world(settings, run_date)
-    ids = {
-        kind: _ids(ID_PREFIX[kind], np.arange(len(created)), ID_WIDTH[kind])
-        for kind, created in (
-            ("users", world.user_created_day),
-            ("sellers", world.seller_created_day),
-            ("items", world.item_created_day),
-        )
-    }
+    ids = world_ids(world)
     raw_dir, truth_dir = settings.raw_dir, settings.truth_dir
     rows = dict.fromkeys(TABLES, 0)
     counts = dict.fromkeys(EVENT_TYPES, 0)
