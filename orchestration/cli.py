@@ -339,7 +339,7 @@ def replay(
     typer.echo(format_table(table))
 
 
-experiment_app = typer.Typer(help="Online experiments (serving/experiments.yaml): status and the report.")
+experiment_app = typer.Typer(help="Online experiments (serving/experiments.yaml): status, start/stop, report.")
 app.add_typer(experiment_app, name="experiment")
 
 
@@ -355,6 +355,47 @@ def experiment_status() -> None:
 def experiment_report(run_date: RunDate = None) -> None:
     """Analyse every experiment through the day; write the HTML report (what the shoprank_experiments DAG runs)."""
     _print(pipeline.experiments_report(_run_date(run_date)))
+
+
+NoReload = Annotated[bool, typer.Option("--no-reload", help="do not ask the running service to reload")]
+
+
+def _experiment_change(action: str, name: str, no_reload: bool, until: str | None = None) -> None:
+    """Start or stop ``name``; an unknown name or a change that cannot apply exits 2 with the reason."""
+    from datetime import datetime
+
+    from orchestration import experiments
+    from serving.experiments.config import ExperimentConfigError
+    from serving.experiments.lifecycle import ExperimentStateError
+
+    settings = get_settings()
+    try:
+        if action == "start":
+            stop_at = datetime.fromisoformat(until) if until else None
+            if stop_at is not None and stop_at.tzinfo is None:
+                raise ExperimentStateError(f"--until needs a time zone (e.g. {until}+00:00), got {until!r}")
+            _print(experiments.start(settings, name, until=stop_at, reload=not no_reload))
+        else:
+            _print(experiments.stop(settings, name, reload=not no_reload))
+    except (ExperimentStateError, ExperimentConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@experiment_app.command("start")
+def experiment_start(
+    name: str,
+    no_reload: NoReload = False,
+    until: Annotated[str | None, typer.Option(help="stop at this ISO time, with zone (default: declared stop)")] = None,
+) -> None:
+    """Start experiment NAME now (recorded under the home; the declared file keeps its arms); reload the service."""
+    _experiment_change("start", name, no_reload, until)
+
+
+@experiment_app.command("stop")
+def experiment_stop(name: str, no_reload: NoReload = False) -> None:
+    """Stop experiment NAME now (its window stays recorded for the report); reload the service."""
+    _experiment_change("stop", name, no_reload)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from shoprank.settings import Settings
 def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """The declared experiments: layer, salt, arms with shares and what they change, window, running now."""
     now = now or datetime.now(UTC)
-    config = load_experiments(settings.experiments_file)
+    config = load_experiments(settings.experiments_file, settings.experiments_state_file)
     return {
         "file": str(settings.experiments_file),
         "version": config.version,
@@ -39,6 +39,29 @@ def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def start(settings: Settings, name: str, until: datetime | None = None, reload: bool = True) -> dict[str, Any]:
+    """Start experiment ``name`` now (recorded in settings.experiments_state_file); ask the service to reload."""
+    from serving.experiments.lifecycle import start_experiment
+
+    result = start_experiment(settings.experiments_file, settings.experiments_state_file, name, until=until)
+    return {**result, "service": _reload(settings) if reload else "not asked"}
+
+
+def stop(settings: Settings, name: str, reload: bool = True) -> dict[str, Any]:
+    """Stop experiment ``name`` now (its window stays recorded for the report); ask the service to reload."""
+    from serving.experiments.lifecycle import stop_experiment
+
+    result = stop_experiment(settings.experiments_file, settings.experiments_state_file, name)
+    return {**result, "service": _reload(settings) if reload else "not asked"}
+
+
+def _reload(settings: Settings) -> Any:
+    """The service reads the state on load: the deploy step's reload (no service running: reported, not failed)."""
+    from serving.deploy import deploy
+
+    return deploy(settings).get("status")
+
+
 def report_dir(settings: Settings) -> Path:
     return settings.reports_dir / "experiments"
 
@@ -52,7 +75,7 @@ def _window(experiment: Experiment, run_date: date) -> tuple[datetime, datetime]
 def experiment_report(settings: Settings, run_date: date, pre_days: int = 7) -> dict[str, Any]:
     """Analyse every declared experiment from its start through ``run_date``; write ``<day>.html``, ``<day>.json``
     and ``index.html`` (the latest) under the report folder. Returns the decisions."""
-    config = load_experiments(settings.experiments_file)
+    config = load_experiments(settings.experiments_file, settings.experiments_state_file)
     reports = []
     with duckdb_connect(settings) as con:
         for experiment in config.experiments:

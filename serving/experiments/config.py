@@ -116,15 +116,21 @@ def _overlap(a: Experiment, b: Experiment) -> bool:
     return not (a_before_b or b_before_a)
 
 
-def load_experiments(path: Path) -> ExperimentsConfig:
-    """The file's experiments; a missing file is an empty config. Invalid: ExperimentConfigError naming the field."""
+def load_experiments(path: Path, state_file: Path | None = None) -> ExperimentsConfig:
+    """The file's experiments; a missing file is an empty config. Invalid: ExperimentConfigError naming the field.
+
+    ``state_file`` (settings.experiments_state_file, written by `shoprank experiment start|stop`): the start/stop
+    operators recorded replace the declared ones before validation, so a start that would overlap another experiment
+    of the same layer is refused like a file that declares it."""
     path = Path(path)
     if not path.exists():
         return ExperimentsConfig(version="none")
     from pydantic import ValidationError
 
+    from serving.experiments.lifecycle import apply_state
+
     try:
-        return ExperimentsConfig.model_validate(yaml.safe_load(path.read_text()))
+        return ExperimentsConfig.model_validate(apply_state(yaml.safe_load(path.read_text()), state_file))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<file>'}: {e['msg']}" for e in exc.errors())
         raise ExperimentConfigError(f"{path.name}: {problems}") from None
