@@ -329,6 +329,20 @@ class AlertSettings(BaseModel):
     timeout_seconds: float = 5.0
 
 
+class LoopSettings(BaseModel):
+    """The closed-loop marketplace (orchestration/loop.py: `shoprank loop`, `make bench-loop`)."""
+
+    days: int = Field(28, ge=1, description="served days after the logged warm-up")
+    # Production retrains daily; the data steps run every day regardless (features, stock, new items).
+    retrain_every_days: int = Field(1, ge=1)
+    # The cold-start prior predicts a new item's CTR / CVR over its first days, from items whose first days ended.
+    prior_first_days: int = Field(3, ge=1)
+    prior_lookback_days: int = Field(60, ge=1)
+    prior_min_items: int = Field(20, ge=1, description="fewer past items: the prior is the catalogue's mean rates")
+    # New-seller survival: a sale within this many days of the seller's arrival.
+    survival_days: int = Field(7, ge=1)
+
+
 class ServicesSettings(BaseModel):
     """Servers of the `services` profile (PostgreSQL, Redis), on loopback unless configured otherwise."""
 
@@ -392,6 +406,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     resources: ResourceSettings = ResourceSettings()
     labelling: LabellingSettings = LabellingSettings()
+    loop: LoopSettings = LoopSettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
     @property
@@ -481,6 +496,16 @@ class Settings(BaseSettings):
     def recall_dir(self) -> Path:
         """Recall indexes (text, item embeddings) per day: <recall_dir>/<day>/, CURRENT names the served one."""
         return self.home_dir / "retrieval"
+
+    @property
+    def cold_start_prior_path(self) -> Path:
+        """Per item, the learned cold-start prior (CTR, CVR) and its history so far (training/cold_start_prior.py)."""
+        return self.home_dir / "models" / "cold_start_prior.parquet"
+
+    @property
+    def loop_dir(self) -> Path:
+        """The closed loop's per-day metrics and reports (orchestration/loop.py)."""
+        return self.home_dir / "loop"
 
     @property
     def preranker_dir(self) -> Path:
