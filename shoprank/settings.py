@@ -72,6 +72,25 @@ class SimulatorSettings(BaseModel):
     session_intent_switch: float = Field(0.15, ge=0, le=1)
 
 
+class OnlineGateSettings(BaseModel):
+    """What an online experiment must show before its winning arm's model is promoted (`shoprank experiment decide`,
+    quality/experiments/decision.py): the primary metric significantly better, no guardrail broken, a sound split,
+    enough users and power."""
+
+    primary_metric: str = "gmv_per_user"
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # Metrics that must not drop significantly (the primary must not be bought with engagement).
+    guardrail_metrics: list[str] = ["ctr", "purchases_per_request"]
+    # Enough power: at 80% power the experiment could detect this relative change of the primary metric.
+    max_rel_mde: float = Field(0.10, gt=0)
+    min_users_per_arm: int = Field(200, ge=1)
+    # Serving guardrails, treatment arm vs control arm, from the requests log.
+    max_latency_p99_ratio: float = Field(1.2, ge=1)
+    max_degraded_share_increase: float = Field(0.01, ge=0)
+    # Users seen in several arms (the split changed mid-experiment) are left out; more than this share: invalid.
+    max_users_in_several_arms_share: float = Field(0.01, ge=0)
+
+
 class GateSettings(BaseModel):
     """Champion/challenger gate: what a challenger must show, on the champion's same holdout, to be promoted."""
 
@@ -85,6 +104,7 @@ class GateSettings(BaseModel):
     # `warnings`) and the gate refuses to promote (FORCE overrides). About 65% of requests get a click: a test-size
     # run (500 requests a day) had 323.
     min_holdout_requests_with_click: int = Field(50, ge=1)
+    online: OnlineGateSettings = OnlineGateSettings()
 
 
 class TrainingSettings(BaseModel):
