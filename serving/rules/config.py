@@ -36,6 +36,27 @@ class SupplyDemandRules(_Section):
     new_seller_min_items: int = Field(1, ge=0)
 
 
+class LearnedExplorationRules(_Section):
+    """Thompson sampling from the learned cold-start prior (serving/rules/learned_exploration.py); off unless set."""
+
+    enabled: bool = False
+    budget: float = Field(0.15, ge=0, le=1)
+    prior_strength: float = Field(30.0, gt=0)
+    cvr_prior_strength: float = Field(5.0, gt=0)
+    graduate_impressions: float = Field(300.0, gt=0)
+
+
+class PacingRules(_Section):
+    """Exposure paced by days of cover (serving/rules/pacing.py); off unless set."""
+
+    enabled: bool = False
+    min_daily_sales: float = Field(0.1, gt=0)
+    horizon_days: float = Field(3.0, gt=0)
+    max_penalty: float = Field(1.0, ge=0)
+    target_cover_days: float = Field(30.0, gt=0)
+    max_boost: float = Field(0.5, ge=0)
+
+
 class MixingRules(_Section):
     surfaces: list[str] = Field(default_factory=lambda: ["feed"])
     min_share: dict[str, float] = Field(default_factory=dict)
@@ -48,6 +69,8 @@ class RulesConfig(BaseModel):
     exploration: ExplorationRules = ExplorationRules()
     supply_demand: SupplyDemandRules = SupplyDemandRules()
     mixing: MixingRules = MixingRules()
+    learned_exploration: LearnedExplorationRules = LearnedExplorationRules()
+    pacing: PacingRules = PacingRules()
 
 
 def load_rules(path: Path) -> RulesConfig:

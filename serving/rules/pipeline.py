@@ -1,11 +1,13 @@
 """The rules in their order: filters and score adjustments first, then the ordering rules over the sorted slate.
 
-1. supply-demand: remove out-of-stock; damp low stock / boost overstock (score adjustments)
+1. supply-demand: remove out-of-stock; damp low stock / boost overstock (score adjustments); pacing by days of
+   cover (continuous: scarce stock damped, overstock boosted)
 2. cold start (users without history): popularity in the segment replaces the model's scores
 3. sort by score
 4. cold start: category diversity; supply-demand: max N per seller in the top k
 5. mixing quotas (feed); minimum exposure for new sellers
 6. exploration for new items / new sellers (Thompson sampling, capped share; the request's seeded RNG)
+7. learned exploration: Thompson sampling from the learned cold-start prior, within its budget
 
 A later rule may undo an earlier one at the margin (an explored item may belong to a capped seller): the order above
 is the priority. Every moved item carries its reasons; removed items are in ``slate.removed``.
@@ -20,7 +22,9 @@ import numpy as np
 
 from serving.rules.cold_start import diversify, explore, popular_in_segment
 from serving.rules.config import RulesConfig
+from serving.rules.learned_exploration import learned_explore
 from serving.rules.mixing import mix_quotas
+from serving.rules.pacing import pace_by_cover
 from serving.rules.slate import Slate, by_score
 from serving.rules.supply_demand import adjust_for_stock, new_seller_exposure, remove_out_of_stock, seller_cap
 
@@ -48,6 +52,8 @@ def apply_rules(slate: Slate, rules: RulesConfig, ctx: RuleContext) -> tuple[Sla
         slate = popular_in_segment(slate, rules.cold_start, ctx.segment_category)
     if sd.enabled:
         slate = adjust_for_stock(slate, sd)
+    if rules.pacing.enabled:
+        slate = pace_by_cover(slate, rules.pacing)
     order = by_score(slate)
     if rules.cold_start.enabled and ctx.cold_user:
         slate, order = diversify(slate, order, rules.cold_start, ctx.k)
@@ -59,4 +65,7 @@ def apply_rules(slate: Slate, rules: RulesConfig, ctx: RuleContext) -> tuple[Sla
         slate, order = new_seller_exposure(slate, order, sd, ctx.k)
     if rules.exploration.enabled:
         slate, order = explore(slate, order, rules.exploration, ctx.k, np.random.default_rng(ctx.seed))
+    if rules.learned_exploration.enabled:
+        rng = np.random.default_rng([ctx.seed, 1])  # its own stream: the draws above stay as they were
+        slate, order = learned_explore(slate, order, rules.learned_exploration, ctx.k, rng)
     return slate, order

@@ -26,6 +26,12 @@ class Slate:
     ctr: np.ndarray
     is_new_item: np.ndarray
     is_new_seller: np.ndarray
+    # The learned cold-start prior (CTR, CVR; NaN when none is trained) and each item's history so far (counts).
+    prior_ctr: np.ndarray
+    prior_cvr: np.ndarray
+    history_impressions: np.ndarray
+    history_clicks: np.ndarray
+    history_purchases: np.ndarray
     reasons: tuple[tuple[str, ...], ...]
     # Items a rule took out of the slate, with why (explain shows them).
     removed: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -58,6 +64,11 @@ class Slate:
                 "ctr",
                 "is_new_item",
                 "is_new_seller",
+                "prior_ctr",
+                "prior_cvr",
+                "history_impressions",
+                "history_clicks",
+                "history_purchases",
             )
         }
         dropped = {str(self.item_ids[p]): (*self.reasons[p], reason) for p in np.flatnonzero(~keep)}
@@ -94,6 +105,11 @@ def make_slate(
     ctr: np.ndarray | None = None,
     is_new_item: np.ndarray | None = None,
     is_new_seller: np.ndarray | None = None,
+    prior_ctr: np.ndarray | None = None,
+    prior_cvr: np.ndarray | None = None,
+    history_impressions: np.ndarray | None = None,
+    history_clicks: np.ndarray | None = None,
+    history_purchases: np.ndarray | None = None,
 ) -> Slate:
     """A slate with neutral defaults for anything not given (tests and the service build it the same way)."""
     n = len(item_ids)
@@ -113,6 +129,11 @@ def make_slate(
         ctr=arr(ctr, 0.05, float),
         is_new_item=arr(is_new_item, False, bool),
         is_new_seller=arr(is_new_seller, False, bool),
+        prior_ctr=arr(prior_ctr, np.nan, float),
+        prior_cvr=arr(prior_cvr, np.nan, float),
+        history_impressions=arr(history_impressions, 0.0, float),
+        history_clicks=arr(history_clicks, 0.0, float),
+        history_purchases=arr(history_purchases, 0.0, float),
         reasons=tuple(() for _ in range(n)),
     )
 
