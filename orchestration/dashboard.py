@@ -355,3 +355,45 @@ def status(settings: Settings, days: int = 3) -> list[tuple[str, str]]:
         rows.append((f"gates {run.day}", ", ".join(cells)))
     rows.append(("ranking service", service_state(settings)))
     return rows
+
+
+def experiments(settings: Settings, now: Any = None) -> dict[str, Any]:
+    """The online experiments (``shoprank experiment status``: serving/experiments.yaml with the operators' starts and
+    stops), each marked running or not, with the latest daily report's verdict on it and that report's link
+    (relative to the docs site). ``error`` holds why the file could not be read (the service then serves without
+    experiments)."""
+    from orchestration.experiments import status as experiments_status
+
+    reports = sorted(_experiment_reports(settings).glob("????-??-??.json"))
+    latest = _read(reports[-1]) if reports else None
+    verdicts = {e.get("name"): e.get("decision") for e in (latest or {}).get("experiments", []) if "name" in e}
+    answer: dict[str, Any] = {
+        "report": f"experiments/{reports[-1].stem}.html" if reports else None,
+        "report_day": reports[-1].stem if reports else None,
+        "experiments": [],
+        "error": None,
+    }
+    try:
+        declared = experiments_status(settings, now)
+    except (OSError, ValueError) as err:  # ExperimentConfigError is a ValueError naming the field
+        return {**answer, "error": str(err)}
+    for experiment in declared["experiments"]:
+        answer["experiments"].append(
+            {
+                "name": experiment["name"],
+                "layer": experiment["layer"],
+                "running": experiment["running"],
+                "start": experiment["start"],
+                "stop": experiment["stop"],
+                "arms": [f"{arm['name']} {arm['share']:.0%}" for arm in experiment["arms"]],
+                "verdict": verdicts.get(experiment["name"]),
+            }
+        )
+    return answer
+
+
+def _experiment_reports(settings: Settings) -> Path:
+    """Where `shoprank experiment report` writes (orchestration.experiments.report_dir)."""
+    from orchestration.experiments import report_dir
+
+    return report_dir(settings)

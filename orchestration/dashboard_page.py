@@ -126,6 +126,26 @@ def _online_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr><tr>{''.join(f'<td>{_fmt(v)}</td>' for v in cells.values())}</tr></table>"
 
 
+def _experiments(settings: Settings) -> str:
+    found = data.experiments(settings)
+    report = found["report"]
+    link = f"<p><a href='{_e(report)}'>Experiments report of {_e(found['report_day'])}</a></p>" if report else ""
+    if found["error"]:
+        return f"<p><span class='gate error'>error</span> {_e(found['error'])}</p>{link}"
+    if not found["experiments"]:
+        return f"<p class='sub'>No experiment declared in serving/experiments.yaml.</p>{link}"
+    rows = "".join(
+        f"<tr><td><b>{_e(e['name'])}</b></td><td>{_e(e['layer'])}</td>"
+        f"<td><span class='gate {'passed' if e['running'] else 'not-run'}'>"
+        f"{'running' if e['running'] else 'not running'}</span></td>"
+        f"<td>{_e(e['start'] or 'open')} &rarr; {_e(e['stop'] or 'open')}</td><td>{_e(', '.join(e['arms']))}</td>"
+        f"<td>{_e(e['verdict'] or 'no report yet')}</td></tr>"
+        for e in found["experiments"]
+    )
+    head = "<tr><th>experiment</th><th>layer</th><th>now</th><th>window (UTC)</th><th>arms</th><th>verdict</th></tr>"
+    return f"<table>{head}{rows}</table>{link}"
+
+
 def _section(title: str, body: str, note: str = "") -> str:
     note = f"<p class='sub'>{note}</p>" if note else ""
     return f"<section><h2>{_e(title)}</h2>{note}{body}</section>"
@@ -160,6 +180,7 @@ def render(settings: Settings, links: list[tuple[str, list[str]]], last: int = 1
         _section(f"Holdout NDCG@{k}", ndcg, "Each day's challenger, the champion on the same holdout (from the gate)."),
         _section("Feature drift", drift or "<p class='sub'>No drift report yet.</p>"),
         _section("Online metrics", online_chart(online_rows) + _online_table(online_rows)),
+        _section("Experiments", _experiments(settings), "serving/experiments.yaml; `shoprank experiment report`."),
         _section("Quarantine", quarantine, "Release a fixed partition: <code>shoprank quarantine release</code>."),
         *(_section(title, f"<ul>{''.join(items)}</ul>") for title, items in links),
     ]

@@ -20,6 +20,7 @@ from shoprank.settings import Settings
 
 def site_roots(settings: Settings) -> dict[str, Path]:
     """URL segment -> folder served under it (whether or not it has been built yet)."""
+    from orchestration.experiments import report_dir as experiments_report_dir
     from orchestration.quality_docs import docs_paths
 
     docs = docs_paths(settings)
@@ -30,6 +31,7 @@ def site_roots(settings: Settings) -> dict[str, Path]:
         "monitoring": settings.home_dir / "monitoring",
         "quality": settings.quality_dir,  # the gates' JSON results (the dashboard's timeline links them)
         "decisions": settings.home_dir / "models" / "decisions",
+        "experiments": experiments_report_dir(settings),  # `shoprank experiment report`
     }
 
 

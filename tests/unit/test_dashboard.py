@@ -199,3 +199,78 @@ def test_status_table_names_quarantine_champion_refusals_and_an_unreachable_serv
     assert rows["published snapshot"].startswith(f"{D1}-0123456789ab")
     assert rows[f"gates {D3}"].startswith("raw passed, marts passed, drift refused (blocked: item_ctr_7d (PSI 0.41))")
     assert rows["ranking service"].startswith("unreachable at http://127.0.0.1:")
+
+
+EXPERIMENTS_YAML = """
+version: "t.1"
+experiments:
+  - name: rules-on-off
+    layer: rules
+    salt: s1
+    start: 2026-01-01T00:00:00Z
+    arms:
+      - {name: control, share: 0.5}
+      - {name: no-rules, share: 0.5, rules: false}
+  - name: old-test
+    layer: other
+    salt: s2
+    start: 2025-01-01T00:00:00Z
+    stop: 2025-02-01T00:00:00Z
+    arms:
+      - {name: control, share: 0.5}
+      - {name: treatment, share: 0.5, rules: false}
+"""
+
+
+def _with_experiments(tmp_path: Path) -> Settings:
+    """The hand-made home, plus an experiments file (one running, one over) and the daily report of D1 and D3."""
+    settings = _home(tmp_path)
+    experiments_file = tmp_path / "experiments.yaml"
+    experiments_file.write_text(EXPERIMENTS_YAML)
+    settings.serving.experiments_path = experiments_file
+    reports = settings.reports_dir / "experiments"
+    for day, verdict in ((D1, "no data yet"), (D3, "keep control: no arm wins on GMV per user without a loss")):
+        _write(
+            reports / f"{day}.json", {"run_date": day, "experiments": [{"name": "rules-on-off", "decision": verdict}]}
+        )
+        (reports / f"{day}.html").write_text(f"<h1>experiments {day}</h1>")
+    return settings
+
+
+def test_running_experiments_show_with_the_latest_report_s_verdict_and_link(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    from orchestration.dashboard import experiments
+
+    settings = _with_experiments(tmp_path)
+    found = experiments(settings, now=datetime(2026, 1, 8, tzinfo=UTC))
+    assert found["error"] is None
+    assert found["report"] == f"experiments/{D3}.html"  # the newest day's report
+    by_name = {e["name"]: e for e in found["experiments"]}
+    assert by_name["rules-on-off"]["running"] is True and by_name["old-test"]["running"] is False
+    assert by_name["rules-on-off"]["arms"] == ["control 50%", "no-rules 50%"]
+    assert by_name["rules-on-off"]["verdict"] == "keep control: no arm wins on GMV per user without a loss"
+    assert by_name["old-test"]["verdict"] is None  # not in the report
+
+    page = index_html(settings)
+    assert f"href='experiments/{D3}.html'" in page
+    assert "<b>rules-on-off</b>" in page and "class='gate passed'>running<" in page
+    assert "class='gate not-run'>not running<" in page
+    # The link resolves to the report file under the docs site's experiments root.
+    from orchestration.docs_site import resolve_file, site_roots
+
+    assert (
+        resolve_file(site_roots(settings)["experiments"], f"{D3}.html")
+        == (settings.reports_dir / "experiments" / f"{D3}.html").resolve()
+    )
+
+
+def test_an_invalid_experiments_file_shows_as_an_error_naming_the_field(tmp_path: Path):
+    from orchestration.dashboard import experiments
+
+    settings = _with_experiments(tmp_path)
+    assert settings.serving.experiments_path is not None
+    settings.serving.experiments_path.write_text(EXPERIMENTS_YAML.replace("share: 0.5}", "share: 0.4}", 1))
+    found = experiments(settings)
+    assert found["experiments"] == [] and "shares sum to 0.9" in found["error"], found
+    assert "shares sum to 0.9" in index_html(settings)
