@@ -115,6 +115,13 @@ def train(run_date: date) -> dict[str, Any]:
     return train_ranker(_settings(), run_date)
 
 
+def train_preranker(run_date: date) -> dict[str, Any]:
+    """Train the funnel's pre-ranker on the same point-in-time data; publish it with its card for serving."""
+    from training.preranker import train_preranker as fit_preranker
+
+    return fit_preranker(_settings(), run_date)
+
+
 def register(run_date: date) -> dict[str, Any]:
     """Save the run's candidate model to the model store, as a challenger."""
     from training.registry import register_candidate
@@ -154,6 +161,7 @@ STEPS = {
     "feast-apply": feast_apply,
     "materialize": materialize,
     "train": train,
+    "train-preranker": train_preranker,
     "register": register,
     "promote": promote,
     "deploy": deploy,

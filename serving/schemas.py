@@ -144,6 +144,7 @@ class ExplainedItem(RankedItem):
     )
     model_score: float | None = Field(None, description="The model's score before any rule.")
     retrieval_source: str | None = None
+    prerank_score: float | None = Field(None, description="The pre-ranker's score (None: no pre-ranking stage).")
 
 
 class ExplainResponse(RankResponse):

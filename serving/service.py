@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,7 @@ from serving.experiments.routing import route as route_request
 from serving.item_cache import newest_mtime, published_sources
 from serving.logs import configure_service_logging
 from serving.online_features import OnlineFeatureReader
+from serving.prerank import funnel_for
 from serving.ranking import (
     REASON_MODEL,
     REASON_POPULAR,
@@ -79,7 +80,15 @@ from serving.schemas import (
     ReloadResponse,
 )
 from serving.sessions import EmbeddedSessions
-from serving.state import ServingState, load_items, load_recall, load_state, reopen_reader, served_item_views
+from serving.state import (
+    ServingState,
+    load_items,
+    load_prerank,
+    load_recall,
+    load_state,
+    reopen_reader,
+    served_item_views,
+)
 from shoprank.ranking_features import category_share_columns
 from shoprank.recall import current_version
 from shoprank.settings import apply_runtime_env, get_settings
@@ -92,6 +101,10 @@ FEATURE_STORE_UNAVAILABLE = "feature-store-unavailable"
 FEATURE_FETCH_FAILED = "feature-fetch-failed"
 SCORING_FAILED = "scoring-failed"
 NO_POPULARITY_INDEX = "popularity-index-unavailable"
+# The last pre-ranker load failed: the previous one serves, or (none) today's path without pre-ranking.
+PRERANKER_LOAD_FAILED = "preranker-load-failed"
+# Pre-ranking raised: the first retrieved candidates go to the model, as without a pre-ranker.
+PRERANK_FAILED = "prerank-failed"
 # Why a candidate was dropped before scoring (in /explain's ``removed``): the item cache does not know it.
 UNKNOWN_ITEM = "unknown-item"
 READY_PROBE_USER = "__readyz_probe__"
@@ -110,6 +123,7 @@ class _Ranking:
     model_scores: np.ndarray | None
     sources: dict[str, str]
     n_candidates: int = 0  # known candidates ranked (before rules removed any)
+    prerank_scores: dict[str, float] = field(default_factory=dict)  # every retrieved candidate's, with a pre-ranker
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -188,6 +202,7 @@ class RankingService:
                     contributions=contributions[row] if contributions else {},
                     model_score=_finite(ranking.model_scores[position]) if ranking.model_scores is not None else None,
                     retrieval_source=ranking.sources.get(item.item_id, "request"),
+                    prerank_score=_finite(ranking.prerank_scores.get(item.item_id)),
                 )
             )
         data = ranking.response.model_dump(exclude={"items"})
@@ -302,20 +317,31 @@ class RankingService:
         reasons += session_down  # served without session features: the user's row may be stale
 
         sources: dict[str, str] = {}
+        prerank_scores: dict[str, float] = {}
         if request.candidate_ids is not None:
             candidates = dedupe(request.candidate_ids)
         else:
             shares = None if cold else [user_values[c] for c in category_share_columns(n_categories)]
+            funnel = funnel_for(state.preranker, state.items, state.recall) if self.settings.recall.prerank else None
+            stage_started = time.perf_counter()
             candidates, sources = state.retrieval.retrieve(
                 request.user_id,
                 shares,
-                cfg.default_candidate_count,
+                self.settings.recall.prerank_candidates if funnel is not None else cfg.default_candidate_count,
                 query=request.query if request.surface == "search" else None,
                 recall=state.recall,
                 cfg=self.settings.recall,
             )
+            metrics.STAGE_SECONDS.labels(stage="retrieve").observe(time.perf_counter() - stage_started)
+            metrics.STAGE_CANDIDATES.labels(stage="retrieved").inc(len(candidates))
             for source, count in collections.Counter(sources.values()).items():
                 metrics.RETRIEVED.labels(source=source).inc(count)
+            if state.preranker_error and self.settings.recall.prerank:
+                reasons.append(PRERANKER_LOAD_FAILED)
+            if funnel is not None:
+                candidates, prerank_scores = self._prerank(funnel, request.user_id, shares, candidates, reasons)
+                for source, count in collections.Counter(sources[c] for c in candidates).items():
+                    metrics.PRERANKED.labels(source=source).inc(count)
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
         candidates, unknown = split_known(candidates, state.items)
@@ -325,6 +351,8 @@ class RankingService:
         matrix: np.ndarray | None = None
         model_scores: np.ndarray | None = None
         if state.champion is not None and user_ok and candidates:
+            metrics.STAGE_CANDIDATES.labels(stage="ranked").inc(len(candidates))
+            stage_started = time.perf_counter()
             try:
                 per_row = query_match_columns(
                     state.champion.feature_columns, request.surface, request.query, state.items.titles, rows
@@ -345,6 +373,7 @@ class RankingService:
                 log.exception("scoring failed")
                 reasons.append(SCORING_FAILED)
                 matrix = None
+            metrics.STAGE_SECONDS.labels(stage="rank").observe(time.perf_counter() - stage_started)
         base_reason = REASON_MODEL if model_scores is not None else REASON_POPULAR
         scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
 
@@ -393,7 +422,24 @@ class RankingService:
         if matrix is not None and len(slate) != len(candidates):
             keep = np.asarray([c not in slate.removed for c in candidates], dtype=bool)
             matrix, model_scores = matrix[keep], model_scores[keep] if model_scores is not None else None
-        return _Ranking(response, slate, top, matrix, model_scores, sources, len(candidates))
+        return _Ranking(response, slate, top, matrix, model_scores, sources, len(candidates), prerank_scores)
+
+    def _prerank(
+        self, funnel: Any, user_id: str, shares: Any, candidates: list[str], reasons: list[str]
+    ) -> tuple[list[str], dict[str, float]]:
+        """The funnel's middle stage (serving/prerank.py): the best ``recall.prerank_keep`` retrieved candidates.
+        If it raises, the first ``serving.default_candidate_count`` go on, as without a pre-ranker."""
+        started = time.perf_counter()
+        try:
+            recent = self.state.retrieval.user_recent.get(user_id, [])
+            kept, scores = funnel.keep(user_id, recent, shares, candidates, self.settings.recall.prerank_keep)
+        except Exception:
+            log.exception("pre-ranking failed")
+            reasons.append(PRERANK_FAILED)
+            kept, scores = candidates[: self.settings.serving.default_candidate_count], {}
+        metrics.STAGE_SECONDS.labels(stage="prerank").observe(time.perf_counter() - started)
+        metrics.STAGE_CANDIDATES.labels(stage="preranked").inc(len(kept))
+        return kept, scores
 
     def _observe(
         self,
@@ -476,6 +522,7 @@ class RankingService:
         while True:
             time.sleep(interval)
             self._refresh_recall()
+            self._refresh_preranker()
             try:
                 loaded = self.state.items
                 sources = published_sources(self.settings.marts_export_dir, loaded.sources)
@@ -516,6 +563,21 @@ class RankingService:
                     log.info("recall index %s loaded", recall.version)
         except Exception:
             log.exception("recall index refresh failed; keeping version %s", self.state.recall.version)
+
+    def _refresh_preranker(self) -> None:
+        """Load the pre-ranker once its CURRENT names another version (the train-preranker step ran); a failed load
+        keeps the one serving (or today's path), with the error in the state (responses say preranker-load-failed)."""
+        try:
+            from shoprank.prerank import current_version as preranker_version
+
+            serving = self.state.preranker
+            if preranker_version(self.settings.preranker_dir) == (serving.version if serving else None):
+                return
+            with self._reload_lock:
+                preranker, error = load_prerank(self.settings, self.state.preranker)
+                self.state = replace(self.state, preranker=preranker, preranker_error=error)
+        except Exception:
+            log.exception("pre-ranker refresh failed; keeping the one serving")
 
     def _read_user(self, state: ServingState, user_id: str) -> dict[str, Any]:
         """The user's online features. A failed read reopens the online store and reads once more: a connection to
@@ -688,7 +750,20 @@ def _slate(state: ServingState, candidates: list[str], rows: np.ndarray, items: 
         ctr=np.where(np.isfinite(ctr), ctr, prior),
         is_new_item=(col("item_is_new") == 1) | ~known,
         is_new_seller=state.items.seller_is_new[rows],
+        **_prior_columns(state, candidates),
     )
+
+
+def _prior_columns(state: ServingState, candidates: list[str]) -> dict[str, np.ndarray]:
+    """The learned cold-start prior and history per candidate, for the learned-exploration rule."""
+    looked_up = state.priors.lookup(candidates)
+    return {
+        "prior_ctr": looked_up["prior_ctr"],
+        "prior_cvr": looked_up["prior_cvr"],
+        "history_impressions": looked_up["impressions"],
+        "history_clicks": looked_up["clicks"],
+        "history_purchases": looked_up["purchases"],
+    }
 
 
 def _contributions(state: ServingState, matrix: np.ndarray | None, top: np.ndarray) -> list[dict[str, float]]:

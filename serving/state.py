@@ -2,7 +2,7 @@
 
 :func:`load_state` builds a new bundle; on reload, a model that fails to load (corrupt, missing) or a feature
 service the store does not know leaves the previous model, reader and rules in the new bundle, with the error;
-so does a recall index version (shoprank/recall.py) that fails to load.
+so does a recall index version (shoprank/recall.py) or a pre-ranker (shoprank/prerank.py) that fails to load.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
+from shoprank.item_priors import ItemPriors, load_priors
 from shoprank.model_bundle import ModelBundle, load_bundle, load_champion
+from shoprank.prerank import PreRanker, load_preranker
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.recall import RecallIndex, load_recall_index
 from shoprank.settings import Settings
@@ -38,6 +40,11 @@ class ServingState:
     retrieval: RetrievalIndex = field(default_factory=RetrievalIndex)
     # Text and learned recall (the build-retrieval step's indexes); empty until one is built.
     recall: RecallIndex = field(default_factory=RecallIndex)
+    # The learned cold-start prior and each item's history (training/cold_start_prior.py); empty until trained.
+    priors: ItemPriors = field(default_factory=ItemPriors)
+    # The funnel's pre-ranker (training/preranker.py); None: today's path. Its last load error, if the load failed.
+    preranker: PreRanker | None = None
+    preranker_error: str | None = None
     rules: RulesConfig | None = None
     # The users the published user_features mart knows (POST /events flags others).
     user_ids: frozenset[str] = frozenset()
@@ -128,6 +135,15 @@ def load_recall(settings: Settings, previous: RecallIndex) -> tuple[RecallIndex,
         return previous, _error(exc)
 
 
+def load_prerank(settings: Settings, previous: PreRanker | None) -> tuple[PreRanker | None, str | None]:
+    """The pre-ranker CURRENT names, or ``previous`` (None: no pre-ranking) with the error when it cannot load."""
+    try:
+        return load_preranker(settings.preranker_dir), None
+    except Exception as exc:
+        log.exception("pre-ranker unreadable; keeping %s", previous.version if previous else "no pre-ranking")
+        return previous, _error(exc)
+
+
 def reopen_reader(settings: Settings, reader: OnlineFeatureReader) -> OnlineFeatureReader:
     """The same feature service on a freshly opened feature store: a new online-store connection (an SQLite
     connection whose file was truncated or replaced keeps failing, even once the file is back)."""
@@ -193,8 +209,16 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         else:
             items, popularity, retrieval = ItemCache.empty(), PopularityIndex(), RetrievalIndex()
     recall, recall_error = load_recall(settings, previous.recall if previous is not None else RecallIndex())
+    priors = previous.priors if previous is not None else ItemPriors()
+    try:
+        priors = load_priors(settings.cold_start_prior_path)
+    except Exception as exc:
+        errors.append(f"priors: {_error(exc)}")
     if recall_error:
         errors.append(f"recall: {recall_error}")
+    preranker, preranker_error = load_prerank(settings, previous.preranker if previous is not None else None)
+    if preranker_error:
+        errors.append(f"preranker: {preranker_error}")
     try:
         user_ids = load_user_ids(settings.marts_export_dir)
     except Exception as exc:
@@ -207,6 +231,9 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         popularity=popularity,
         retrieval=retrieval,
         recall=recall,
+        priors=priors,
+        preranker=preranker,
+        preranker_error=preranker_error,
         rules=rules,
         user_ids=user_ids,
         load_error=load_error,
@@ -230,7 +257,7 @@ def load_experiment_arms(
 
     from shoprank.feature_store import get_feature_store
 
-    config = load_experiments(settings.experiments_file)
+    config = load_experiments(settings.experiments_file, settings.experiments_state_file)
     models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = {}
     for tag, where in config.model_tags().items():
         if tag == CHAMPION:

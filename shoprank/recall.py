@@ -18,9 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shoprank.settings import RecallSettings
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -40,6 +43,39 @@ _WORD = re.compile(r"[a-z0-9]+")
 def tokenize(text: str | None) -> list[str]:
     """Lowercased alphanumeric words ("Smart Sleeping-Bag" -> smart, sleeping, bag): titles and queries alike."""
     return _WORD.findall(text.lower()) if text else []
+
+
+Vectors = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def als_vectors(sequences: dict[str, list[str]], cfg: RecallSettings) -> Vectors:
+    """Implicit ALS on the user x item click counts: (item ids, item factors, user ids, user factors)."""
+    import scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    users = sorted(sequences)
+    items = sorted({i for clicked in sequences.values() for i in clicked})
+    column = {item: c for c, item in enumerate(items)}
+    rows = [u for u, user in enumerate(users) for _ in sequences[user]]
+    cols = [column[i] for user in users for i in sequences[user]]
+    # repeated clicks on an item add up (the COO -> CSR conversion sums duplicates)
+    counts = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(items))).tocsr()
+    model = AlternatingLeastSquares(
+        factors=cfg.embedding_dim,
+        regularization=cfg.regularization,
+        iterations=cfg.iterations,
+        random_state=cfg.seed,
+        num_threads=1,
+    )
+    with threadpool_limits(1, "blas"):  # implicit warns that a BLAS thread pool slows its solver down
+        model.fit(counts, show_progress=False)
+    return (
+        np.asarray(items, dtype=str),
+        np.asarray(model.item_factors, dtype=np.float32),
+        np.asarray(users, dtype=str),
+        np.asarray(model.user_factors, dtype=np.float32),
+    )
 
 
 class RecallIndexError(ValueError):

@@ -86,6 +86,7 @@ def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(
         "feast_apply",
         "materialize",
         "train",
+        "train_preranker",
         "register",
         "promote",
         "deploy",

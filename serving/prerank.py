@@ -1,0 +1,85 @@
+"""The funnel's pre-ranking stage: score several thousand retrieved candidates cheaply, keep the best for the model.
+
+With a pre-ranker loaded (shoprank/prerank.py, trained by the `train-preranker` step) and ``recall.prerank`` on,
+a request without candidate ids retrieves ``recall.prerank_candidates`` items; :meth:`Funnel.keep` scores them
+in one vectorised predict over the item cache's rows (ITEM_FEATURES), the user's category shares and the inner
+product of the user's and the items' recall vectors, and passes the best ``recall.prerank_keep`` on, in score
+order. The item-side part (each cache row's features and its row in the recall vectors) is built once per
+(item snapshot, recall version, pre-ranker) and shared by every request on that state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.item_cache import ItemCache
+from shoprank import prerank
+from shoprank.prerank import PreRanker
+from shoprank.ranking_features import ITEM_FEATURES
+from shoprank.recall import RecallIndex
+
+
+@dataclass(frozen=True)
+class Funnel:
+    model: PreRanker
+    items: ItemCache
+    recall: RecallIndex
+    item_features: np.ndarray  # (cache rows + 1, ITEM_FEATURES) float32; the last row (unknown items) all NaN
+    categories: np.ndarray  # item_category_id per cache row
+    vector_rows: np.ndarray  # per cache row, its row of the recall vectors (-1: no vector)
+
+    @classmethod
+    def build(cls, model: PreRanker, items: ItemCache, recall: RecallIndex) -> Funnel:
+        columns = [items.column_index[name] for name in ITEM_FEATURES]
+        features = items.matrix[:, columns].astype(np.float32)
+        vector_rows = np.full(len(items) + 1, -1, dtype=np.int64)
+        if recall.embeddings is not None:
+            positions = recall.embeddings.positions
+            vector_rows[:-1] = [positions.get(str(i), -1) for i in items.ids]
+        category = features[:, ITEM_FEATURES.index("item_category_id")]
+        return cls(model, items, recall, features, category, vector_rows)
+
+    def scores(
+        self, user_id: str, recent: Sequence[str], shares: Sequence[float] | None, rows: np.ndarray
+    ) -> np.ndarray:
+        """The pre-ranker's score of each item cache row in ``rows`` for this user."""
+        embeddings = self.recall.embeddings
+        embedding = np.full(len(rows), np.nan, dtype=np.float32)
+        if embeddings is not None:
+            user = embeddings.user_vector(user_id, recent, shares)
+            vector_rows = self.vector_rows[rows]
+            has = vector_rows >= 0
+            embedding = prerank.embedding_scores(user, embeddings.vectors[np.maximum(vector_rows, 0)], has)
+        affinity = prerank.category_affinity(None if shares is None else np.asarray(shares), self.categories[rows])
+        return self.model.score(prerank.prerank_matrix(self.item_features[rows], affinity, embedding))
+
+    def keep(
+        self, user_id: str, recent: Sequence[str], shares: Sequence[float] | None, candidates: list[str], n: int
+    ) -> tuple[list[str], dict[str, float]]:
+        """The best ``n`` candidates by pre-rank score (ties: retrieval order) and every candidate's score."""
+        if not candidates:
+            return [], {}
+        scores = self.scores(user_id, recent, shares, self.items.rows(candidates))
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [candidates[p] for p in order], dict(zip(candidates, scores.tolist(), strict=True))
+
+
+_lock = threading.Lock()
+_built: list[Funnel] = []  # the last funnel built: requests on the same state reuse it
+
+
+def funnel_for(model: PreRanker | None, items: ItemCache, recall: RecallIndex) -> Funnel | None:
+    """The funnel over this pre-ranker, item snapshot and recall version (None without a pre-ranker)."""
+    if model is None:
+        return None
+    with _lock:
+        if _built and _built[0].model is model and _built[0].items is items and _built[0].recall is recall:
+            return _built[0]
+    funnel = Funnel.build(model, items, recall)
+    with _lock:
+        _built[:] = [funnel]
+    return funnel

@@ -1,0 +1,191 @@
+"""Train the pre-ranker (shoprank/prerank.py) on the final ranker's point-in-time data: the `train-preranker` step.
+
+Rows: the point-in-time training set of the impressions (training.pit_dataset, the same DuckDB join and Feast rule
+as the final ranker's; feature service ranker_v1, which holds every item-side column and the category affinity).
+The embedding score must be out of sample, as it is when serving scores tomorrow's requests with today's index:
+the pre-ranker is fitted on the last ``recall.prerank_train_days`` days before the holdout, each row scored with an
+implicit ALS fitted on the clicks of the days before those; the holdout rows with an ALS fitted on every day before
+the holdout. Model: a small LambdaMART (``prerank_trees`` trees of depth ``prerank_depth``) grouped by request.
+Written to a temporary directory, renamed to ``<preranker_dir>/<day>/``, then ``CURRENT`` is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprank import prerank
+from shoprank.recall import EmbeddingIndex, als_vectors
+from shoprank.settings import Settings
+from training.chunks import Chunk, read_chunk, split_days
+from training.evaluate import auc, ndcg_at_k
+from training.pit_dataset import build_chunked_training_set
+from training.train import code_version, json_safe
+
+log = logging.getLogger(__name__)
+
+FEATURE_SERVICE = "ranker_v1"  # its columns include every pre-ranker feature but the embedding score
+LEARNING_RATE = 0.2
+
+
+def click_log(settings: Settings) -> pd.DataFrame:
+    """Every click of the published training examples: user_id, item_id, event_ts, dt."""
+    path = settings.marts_export_dir.resolve() / "training_examples.parquet"
+    examples = pd.read_parquet(path, columns=["user_id", "item_id", "event_ts", "label_click", "dt"])
+    clicks = examples[examples["label_click"] > 0].drop(columns="label_click")
+    clicks = clicks.assign(user_id=clicks["user_id"].astype(str), item_id=clicks["item_id"].astype(str))
+    return clicks.assign(dt=pd.to_datetime(clicks["dt"]).dt.date)
+
+
+def embedding_column(frame: pd.DataFrame, clicks: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """Each row's user x item inner product under an ALS fitted on ``clicks`` (NaN without vectors), the user's
+    vector chosen as serving chooses it: their factors, else their category shares' centroid."""
+    out = np.full(len(frame), np.nan, dtype=np.float32)
+    ordered = clicks.sort_values(["user_id", "event_ts"])
+    sequences = {str(u): list(items) for u, items in ordered.groupby("user_id", sort=True)["item_id"]}
+    if not any(len(seq) > 1 for seq in sequences.values()):
+        return out
+    ids, vectors, user_ids, user_vectors = als_vectors(sequences, settings.recall)
+    category_of = frame.drop_duplicates("item_id").set_index("item_id")["item_category_id"]
+    categories = pd.to_numeric(category_of.reindex(ids), errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+    index = EmbeddingIndex(None, ids, vectors, categories, user_ids, user_vectors)
+    item_rows = frame["item_id"].astype(str).map(index.positions)
+    has_item = item_rows.notna().to_numpy()
+    item_rows = item_rows.fillna(0).to_numpy(dtype=np.int64)
+    share_columns = prerank_share_columns(frame, settings.simulator.categories)
+    for (user, _day), rows in frame.groupby(["user_id", "dt"], sort=False).indices.items():
+        shares = frame[share_columns].iloc[rows[0]].to_numpy(dtype=float) if share_columns else None
+        user_vec = index.user_vector(str(user), [], shares)
+        out[rows] = prerank.embedding_scores(user_vec, vectors[item_rows[rows]], has_item[rows])
+    return out
+
+
+def prerank_share_columns(frame: pd.DataFrame, n_categories: int) -> list[str]:
+    from shoprank.ranking_features import category_share_columns
+
+    columns = category_share_columns(n_categories)
+    return columns if all(c in frame.columns for c in columns) else []
+
+
+def read_rows(chunks: list[Chunk], n_categories: int) -> pd.DataFrame:
+    from shoprank.ranking_features import category_share_columns
+
+    wanted = ["request_id", "user_id", "item_id", "dt", "relevance", "label_click", *prerank.FEATURES[:-1]]
+    frames = []
+    for chunk in chunks:
+        frame = read_chunk(chunk)
+        frames.append(frame[[c for c in [*wanted, *category_share_columns(n_categories)] if c in frame.columns]])
+    if not frames:
+        return pd.DataFrame(columns=wanted)
+    rows = pd.concat(frames, ignore_index=True)
+    return rows.sort_values(["request_id", "item_id"], kind="mergesort").reset_index(drop=True)
+
+
+def matrix(frame: pd.DataFrame) -> np.ndarray:
+    return frame[prerank.FEATURES].to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def fit(frame: pd.DataFrame, settings: Settings) -> Any:
+    from xgboost import XGBRanker
+
+    cfg = settings.recall
+    model = XGBRanker(
+        objective="rank:ndcg",
+        n_estimators=cfg.prerank_trees,
+        max_depth=cfg.prerank_depth,
+        learning_rate=LEARNING_RATE,
+        tree_method="hist",
+        random_state=settings.training.seed,
+        n_jobs=1,
+    )
+    qid = pd.factorize(frame["request_id"])[0]
+    model.fit(matrix(frame), frame["relevance"].to_numpy(dtype=np.float32), qid=qid)
+    return model
+
+
+def holdout_metrics(frame: pd.DataFrame, scores: np.ndarray, k: int) -> dict[str, float]:
+    """NDCG@k on the holdout's impressions: the pre-ranker, popularity and the embedding score alone; click AUC."""
+    scored = frame.assign(
+        prerank=scores,
+        popularity=frame["item_clicks_7d"].fillna(0.0),
+        embedding=frame[prerank.EMBEDDING_SCORE].fillna(-np.inf),
+    )
+    out = {f"{name}_ndcg@{k}": ndcg_at_k(scored, name, k) for name in ("prerank", "popularity", "embedding")}
+    out["prerank_click_auc"] = auc(scored["label_click"].to_numpy(), scores)
+    out["embedding_coverage"] = float(np.isfinite(frame[prerank.EMBEDDING_SCORE]).mean())
+    return out
+
+
+def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
+    """Fit, evaluate and publish the run's pre-ranker; returns its card."""
+    cfg = settings.training
+    n_categories = settings.simulator.categories
+    scratch = settings.home_dir / "tmp" / "preranker" / run_date.isoformat()
+    try:
+        chunked = build_chunked_training_set(settings, run_date, FEATURE_SERVICE, scratch / "set")
+        fit_days, validation_days, holdout_days = split_days(
+            chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days
+        )
+        train_days = [*fit_days, *validation_days][-settings.recall.prerank_train_days :]
+        train = read_rows(chunked.on_days(train_days), n_categories)
+        holdout = read_rows(chunked.on_days(holdout_days), n_categories)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if train.empty or holdout.empty:
+        raise ValueError(f"pre-ranker needs training and holdout days; the set has {chunked.days}")
+    clicks = click_log(settings)
+    train[prerank.EMBEDDING_SCORE] = embedding_column(train, clicks[clicks["dt"] < train_days[0]], settings)
+    holdout[prerank.EMBEDDING_SCORE] = embedding_column(holdout, clicks[clicks["dt"] < holdout_days[0]], settings)
+    model = fit(train, settings)
+    scores = model.predict(matrix(holdout))
+    metrics = holdout_metrics(holdout, scores, cfg.ndcg_k)
+    gains = model.get_booster().get_score(importance_type="gain")
+    card = {
+        "run_date": run_date.isoformat(),
+        "features": prerank.FEATURES,
+        "feature_service": FEATURE_SERVICE,
+        "train_window": [str(train_days[0]), str(train_days[-1])],
+        "holdout_window": [str(holdout_days[0]), str(holdout_days[-1])],
+        "embedding_window_end": {"train": str(train_days[0]), "holdout": str(holdout_days[0])},
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+        "params": {k: v for k, v in model.get_params().items() if v is not None and k != "missing"},
+        "metrics": json_safe(metrics),
+        "feature_importance": {prerank.FEATURES[int(f[1:])]: float(v) for f, v in sorted(gains.items())},
+        "code_version": code_version(settings.project_root),
+    }
+    target = publish(settings.preranker_dir, run_date.isoformat(), model, card, settings.recall.versions_kept)
+    log.info("pre-ranker %s: %s", run_date, {k: round(v, 4) for k, v in metrics.items()})
+    return {"path": str(target), **card}
+
+
+def publish(root: Path, version: str, model: Any, card: dict[str, Any], kept: int) -> Path:
+    """Write the version beside the others, card last, then point CURRENT at it; prune the oldest."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{version}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        model.save_model(tmp / prerank.MODEL_FILE)
+        (tmp / prerank.CARD_FILE).write_text(json.dumps(card, indent=2))
+        target = root / version
+        if target.exists():  # a re-run of the day: replace it whole
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    pointer = root / f".{prerank.CURRENT}.tmp-{os.getpid()}"
+    pointer.write_text(version)
+    os.replace(pointer, root / prerank.CURRENT)
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in [v for v in versions[:-kept] if v != version]:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return target
