@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
@@ -349,6 +350,28 @@ def session_user_features(
     return out
 
 
+def _per_category(values: Mapping[str, Any], columns: list[str], n: int, category: np.ndarray) -> np.ndarray:
+    """The value of each row's category column: one request (scalars) indexes a vector of the user's categories;
+    a training frame (one value per row) picks from the (n, categories) matrix."""
+    if np.ndim(values[columns[0]]) == 0:  # the pushed row's columns are all scalars or all per-row
+        return np.array([np.nan if values[c] is None else values[c] for c in columns], dtype=float)[category]
+    return _floats(values, columns, n)[np.arange(n), category]
+
+
+def _member(items: list[str], values: Mapping[str, Any], column: str) -> np.ndarray:
+    """1.0 where the row's item is in its space-separated item list (one set per distinct list, hashed lookups)."""
+    raw = values[column]
+    if isinstance(raw, str) or raw is None:
+        listed = set((raw or "").split())
+        if not listed:
+            return np.zeros(len(items))
+        return np.fromiter(map(listed.__contains__, items), bool, len(items)).astype(float)
+    lists = _item_lists(values, column, len(items))
+    codes, uniques = pd.factorize(pd.Series(lists, dtype=object))
+    sets = [set(u.split()) for u in uniques]
+    return np.fromiter((i in sets[k] for i, k in zip(items, codes.tolist(), strict=True)), float, len(items))
+
+
 def candidate_session_features(
     user_values: Mapping[str, Any],
     item_category: Any,
@@ -359,27 +382,27 @@ def candidate_session_features(
     n_categories: int,
 ) -> dict[str, np.ndarray]:
     """The per-candidate model columns (``session_candidate``): rows are candidates, user values scalars (one
-    request) or one per row (a training frame). Unknown categories (NaN, out of range) get no category signal."""
-    items = [str(i) for i in np.atleast_1d(np.asarray(item_id, dtype=object))]
+    request) or one per row (a training frame). Unknown categories (NaN, out of range) get no category signal.
+
+    Vectorised: the category columns are one index into the user's per-category values, the item columns one set
+    lookup per candidate (no per-candidate string search)."""
+    items = np.atleast_1d(np.asarray(item_id, dtype=object)).tolist()
+    if items and not isinstance(items[0], str):
+        items = [str(i) for i in items]
     n = len(items)
     now_ts = _now(now, n)
     active = _active(user_values, now_ts, config)
     category = np.broadcast_to(np.asarray(item_category, dtype=float), (n,))
     known = ~np.isnan(category) & (category >= 0) & (category < n_categories)
     cat = np.where(known, category, 0).astype(int)
-    rows = np.arange(n)
-    cat_clicks = np.nan_to_num(_floats(user_values, cat_clicks_columns(n_categories), n))[rows, cat]
+    cat_clicks = np.nan_to_num(_per_category(user_values, cat_clicks_columns(n_categories), n, cat))
     cat_clicks = np.where(known & active, cat_clicks, 0.0)
     clicks = np.nan_to_num(np.broadcast_to(np.asarray(user_values["sess_clicks"], dtype=float), (n,))) * active
-    cat_last = _floats(user_values, cat_last_click_columns(n_categories), n)[rows, cat]
-    clicked = _item_lists(user_values, "sess_clicked_items", n)
-    shown = _item_lists(user_values, "sess_shown_items", n)
-    was_clicked = np.fromiter((f" {i} " in f" {c} " for i, c in zip(items, clicked, strict=True)), float, n)
-    was_shown = np.fromiter((f" {i} " in f" {s} " for i, s in zip(items, shown, strict=True)), float, n)
+    cat_last = _per_category(user_values, cat_last_click_columns(n_categories), n, cat)
     return {
         "session_cat_clicks": cat_clicks,
         "session_cat_click_share": np.divide(cat_clicks, clicks, out=np.zeros(n), where=clicks > 0),
         "seconds_since_cat_click": np.where(known & active, now_ts - cat_last, np.nan),
-        "session_item_clicked": was_clicked * active,
-        "session_item_shown_no_click": was_shown * active,
+        "session_item_clicked": _member(items, user_values, "sess_clicked_items") * active,
+        "session_item_shown_no_click": _member(items, user_values, "sess_shown_items") * active,
     }
