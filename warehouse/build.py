@@ -7,7 +7,8 @@ event partitions from its first rewritten day (at most 7 days back, for the retr
 incremental daily aggregates ``int_*_daily``, which the 30-day windows read; older raw partitions are never
 opened, and the data tests check the rewritten partitions only. A first run or ``full_refresh`` reads everything.
 After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
-the build area the gates judge. Feast, training and serving read the published marts (``settings.marts_export_dir``),
+the build area the gates judge (on the PostgreSQL target, warehouse.pg_export writes the same files after the build).
+Feast, training and serving read the published marts (``settings.marts_export_dir``),
 which only the `publish` step updates, after the last gate (warehouse.publish).
 """
 
@@ -143,9 +144,15 @@ def build_warehouse(
             f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or result.exception}",
             failures,
         )
+    exports = None
+    if settings.dbt_target_name == "postgres":  # the marts to the build area, as DuckDB's post-hooks write them
+        from warehouse.pg_export import export_marts_from_postgres
+
+        exports = export_marts_from_postgres(settings)
     return {
         "run_date": run_date.isoformat() if run_date else None,
         "elapsed_s": round(elapsed, 2),
+        "exports": exports,
         "statuses": statuses,
         "resource_types": resource_types,
         "nodes": sum(statuses.values()),

@@ -179,7 +179,22 @@
 {% endmacro %}
 
 
+{% macro postgres__export_mart(order_by, latest_only) %}
+    {#- PostgreSQL writes no parquet: record the export's query (same rows, same order as DuckDB's) in
+        <schema>._mart_exports; warehouse/pg_export.py streams each recorded query to the same build-area file after
+        the build, so Feast, training and serving read the same files on either target. -#}
+    {%- set query -%}
+        select * from {{ this }}
+        {%- if latest_only %} where {{ latest_only }} = (select max({{ latest_only }}) from {{ this }}){% endif %}
+        order by {{ order_by }}
+    {%- endset -%}
+    create table if not exists {{ this.schema }}._mart_exports (mart text primary key, query text not null);
+    insert into {{ this.schema }}._mart_exports (mart, query) values ('{{ this.identifier }}', '{{ query | replace("'", "''") }}')
+    on conflict (mart) do update set query = excluded.query
+{% endmacro %}
+
+
 {% macro default__export_mart(order_by, latest_only) %}
-    {#- Feast's file sources and serving read the DuckDB target's exports; other warehouses are queried in place. -#}
+    {#- Other warehouses are queried in place. -#}
 {% endmacro %}
 

@@ -131,3 +131,17 @@ def test_marts_equal_the_duckdb_build(warehouse: dict, postgres_warehouse: tuple
                 pd.testing.assert_series_equal(pd.to_datetime(have, utc=True).astype(want.dtype), want, obj=name)
             else:  # text and dates
                 assert have.tolist() == want.tolist(), f"{name}.{column}"
+
+
+def test_exported_marts_equal_the_duckdb_exports(warehouse: dict, postgres_warehouse: tuple[Settings, dict]) -> None:
+    """The PostgreSQL build writes the same build-area files as DuckDB's post-hooks: same rows, order and types, so
+    Feast, training and serving need no DuckDB file on this target (warehouse/pg_export.py)."""
+    duckdb_marts: Path = warehouse["settings"].marts_build_dir
+    settings, result = postgres_warehouse
+    assert set(result["build"]["exports"]["marts"]) == set(EXPORTED_MARTS)
+    for name in EXPORTED_MARTS:
+        expected = pd.read_parquet(duckdb_marts / f"{name}.parquet")
+        got = pd.read_parquet(settings.marts_build_dir / f"{name}.parquet")
+        assert len(got) == result["build"]["exports"]["marts"][name] > 0, name
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, obj=name)
+    assert not settings.warehouse_path.exists()  # no DuckDB file was written
