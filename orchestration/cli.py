@@ -398,5 +398,40 @@ def experiment_stop(name: str, no_reload: NoReload = False) -> None:
     _experiment_change("stop", name, no_reload)
 
 
+@experiment_app.command("decide")
+def experiment_decide(name: str, run_date: RunDate = None) -> None:
+    """Apply the decision rule to NAME's analysis through the day; a clear winner's model is promoted through the
+    gate and registry; the decision (or refusal) is recorded with its numbers and reasons."""
+    from orchestration.experiments import decide
+    from serving.experiments.lifecycle import ExperimentStateError
+
+    try:
+        _print(decide(get_settings(), name, _run_date(run_date)))
+    except ExperimentStateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("loop")
+def loop(
+    policy: Annotated[str, typer.Option(help="model-only | rules | learned | oracle")],
+    days: Annotated[int | None, typer.Option(help="served days after the warm-up (default: settings.loop.days)")] = (
+        None
+    ),
+    retrain_every: Annotated[
+        int | None, typer.Option(help="retrain every N days (default: settings.loop.retrain_every_days, 1)")
+    ] = None,
+) -> None:
+    """Closed-loop marketplace: simulated users see what POLICY serves, the daily pipeline retrains on it; the
+    run's long-run metrics (GMV, coverage, new-seller survival, ...) go to <home>/loop/POLICY/."""
+    from orchestration.loop import run_loop
+
+    try:
+        _print(run_loop(policy, days, retrain_every, echo=lambda line: typer.echo(line, err=True)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,164 @@
+"""The closed-loop marketplace: `shoprank loop --days 28 --policy NAME` (thin: the parts live in their stages).
+
+1. Warm-up: the logging simulator writes the history window ending at ``settings.default_run_date`` and the daily
+   pipeline runs on it (the same step functions as production: gates, dbt, Feast, training, the champion gate).
+2. Each served day D after it: the simulated users' requests go to the policy (orchestration/loop_policies.py;
+   for the service's policies, the RankingService's own /rank path in process), their clicks and purchases on the
+   served slates become D's raw partitions (producers/served_day.py), and the daily pipeline runs on D: every step
+   of ``pipeline.STEPS`` except ``simulate`` (the served day replaced it) and ``deploy`` (the in-process service
+   reloads instead of being called over HTTP), plus the cold-start prior. ``feast-apply`` runs at the warm-up
+   only (the feature repo does not change within a run). train, train-preranker, register and promote run every
+   ``loop.retrain_every_days`` days (production: every day); on the other days the champion keeps serving while
+   features, stock and the catalogue refresh daily.
+3. Metrics per day and over the run (orchestration/loop_metrics.py) go to ``<home>/loop/<policy>/``.
+
+The seed and sizes are the simulator's settings: two policies run in two homes face the same users, requests,
+arrivals and restocks; only what they serve (and so what sells out and what the models learn) differs. The oracle
+serves from the hidden truth and needs no pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from orchestration import pipeline
+from orchestration.loop_metrics import day_items, summarize
+from orchestration.loop_policies import POLICIES, SERVICE_POLICIES, oracle_server, service_server, write_policy_rules
+from shoprank.settings import Settings, apply_runtime_env, get_settings
+
+log = logging.getLogger(__name__)
+
+RETRAIN_STEPS = ("train", "train-preranker", "register", "promote")
+WARM_UP_ONLY = ("feast-apply",)
+NOT_IN_LOOP = ("simulate", "deploy")
+
+
+def configure(home: Path | None, rules_path: Path | None) -> Settings:
+    """The process's settings for a loop: its home and rules file, no request logs (the simulator writes the raw
+    events) and no background cache refresh (the loop reloads the service after each day's pipeline)."""
+    if home is not None:
+        os.environ["SHOPRANK_HOME"] = str(home)
+    if rules_path is not None:
+        os.environ["SHOPRANK_SERVING__RULES_PATH"] = str(rules_path)
+    os.environ["SHOPRANK_SERVING__LOG_REQUESTS"] = "false"
+    os.environ["SHOPRANK_SERVING__CACHE_REFRESH_SECONDS"] = "0"
+    get_settings.cache_clear()
+    settings = get_settings()
+    settings.ensure_dirs()
+    apply_runtime_env(settings)
+    return settings
+
+
+def daily_steps(day: date, retrain: bool, warm_up: bool) -> dict[str, float]:
+    """Run the day's pipeline steps (see the module docstring); returns seconds per step."""
+    timings: dict[str, float] = {}
+    for name, step in pipeline.STEPS.items():
+        if name in NOT_IN_LOOP or (name in WARM_UP_ONLY and not warm_up) or (name in RETRAIN_STEPS and not retrain):
+            continue
+        started = time.perf_counter()
+        step(day)
+        timings[name] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    pipeline_prior(day)
+    timings["cold-start-prior"] = round(time.perf_counter() - started, 1)
+    return timings
+
+
+def pipeline_prior(day: date) -> dict[str, Any]:
+    """The cold-start prior for ``day`` (training/cold_start_prior.py)."""
+    from training.cold_start_prior import train_cold_start_prior
+
+    return train_cold_start_prior(get_settings(), day)
+
+
+def run_loop(
+    policy: str,
+    days: int | None = None,
+    retrain_every: int | None = None,
+    home: Path | None = None,
+    rules_overrides: dict | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run ``policy`` for ``days`` served days after the warm-up; returns the run's summary (also written)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    started = time.perf_counter()
+    settings = configure(home, None)
+    days = days or settings.loop.days
+    retrain_every = retrain_every or settings.loop.retrain_every_days
+    out_dir = settings.loop_dir / policy
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if policy in SERVICE_POLICIES:
+        rules_path = write_policy_rules(settings, policy, out_dir / "rules.yaml", rules_overrides)
+        settings = configure(None, rules_path)
+    warm = settings.default_run_date
+    echo(f"loop {policy}: {days} served days after {warm}; pipeline daily, retraining every {retrain_every} day(s)")
+    pipeline.simulate(warm)
+    if policy in SERVICE_POLICIES:
+        timings = daily_steps(warm, retrain=True, warm_up=True)
+        echo(f"warm-up {warm}: pipeline {sum(timings.values()):.0f} s")
+
+    from producers.served_day import simulate_served_day
+    from producers.simulator import build_world
+
+    service = None
+    if policy in SERVICE_POLICIES:
+        from serving.service import RankingService
+
+        service = RankingService()
+    k = settings.simulator.slate_size
+    frames = []
+    for n in range(1, days + 1):
+        day = warm + timedelta(days=n)
+        day_started = time.perf_counter()
+        if service is not None:
+            server = service_server(service, apply_rules=policy != "model-only", k=k)
+        else:
+            server = _oracle_for(settings, day, k)
+        result = simulate_served_day(settings, day, server)
+        served_s = time.perf_counter() - day_started
+        frames.append(day_items(settings, day))
+        purchases = result["events"]["purchase"]
+        line = f"day {n:>2} {day}: ctr {result['ctr']:.4f}, purchases {purchases}, served {served_s:.0f} s"
+        if service is not None:
+            timings = daily_steps(day, retrain=n % retrain_every == 0, warm_up=False)
+            service.reload()
+            line += f", pipeline {sum(timings.values()):.0f} s" + (" (retrained)" if n % retrain_every == 0 else "")
+        echo(line)
+    items = pd.concat(frames, ignore_index=True)
+    items.to_parquet(out_dir / "items_by_day.parquet", index=False)
+    last = warm + timedelta(days=days)
+    world = build_world(settings, last)
+    summary = {
+        "policy": policy,
+        "served_days": days,
+        "first_day": (warm + timedelta(days=1)).isoformat(),
+        "retrain_every_days": retrain_every,
+        "rules_version": service.state.rules.version if service is not None and service.state.rules else None,
+        **summarize(settings, world, items, warm + timedelta(days=1), last),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    echo(f"loop {policy}: cumulative GMV {summary['cumulative_gmv']:.0f} in {summary['wall_seconds']:.0f} s")
+    return summary
+
+
+def _oracle_for(settings: Settings, day: date, k: int) -> Callable[[pd.DataFrame], list[list[str]]]:
+    """The oracle reads the day's stock after restocking, so it is built when the day's inventory is written."""
+    from producers.simulator import build_world
+
+    world = build_world(settings, day)
+
+    def serve(requests: pd.DataFrame) -> list[list[str]]:
+        return oracle_server(settings, world, day, k)(requests)
+
+    return serve
