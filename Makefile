@@ -12,6 +12,10 @@ STACK_ENV = eval "$$($(BIN)/shoprank env)"
 # The demo processes this day; Airflow stamps the run with the next day (see dags/shoprank_daily.py).
 RUN_DATE ?= $(shell $(BIN)/python -c 'from shoprank.settings import get_settings; print(get_settings().default_run_date)' 2>/dev/null)
 PYTEST_ARGS ?=
+# PROFILE=local|services|cluster picks the settings profile of every target (as SHOPRANK_PROFILE does).
+ifdef PROFILE
+export SHOPRANK_PROFILE := $(PROFILE)
+endif
 
 .PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments system-deps clean
 
@@ -71,7 +75,7 @@ dag-test: airflow-init ## run shoprank_daily once in-process with `airflow dags 
 backfill: setup ## re-run shoprank_daily for days START..END (YYYY-MM-DD, inclusive) via Airflow's backfill; `make airflow` running, DAG unpaused
 	@$(STACK_ENV); $(BIN)/shoprank backfill --start "$(START)" --end "$(END)"
 
-airflow: airflow-init ## start Airflow (UI on 127.0.0.1:8080, scheduler, LocalExecutor); login required
+airflow: airflow-init ## start Airflow (UI on 127.0.0.1:8080, scheduler, LocalExecutor; PROFILE=cluster: CeleryExecutor, 2 workers); login required
 	@bash scripts/airflow.sh
 
 serve: setup ## serve the latest registered ranker on 127.0.0.1 (BentoML; Swagger UI at /)

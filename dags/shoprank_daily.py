@@ -129,16 +129,15 @@ def load_raw(logical_date=None) -> dict:
 def build_warehouse_group():
     """The dbt models as one cosmos task each, then the cross-model tests; None without a manifest."""
     settings = get_settings()
-    group = ops.dbt_task_group(settings, group_id="build_warehouse", operator_args={})
+    dbt = {"pool": ops.DBT_POOL, "queue": ops.step_queue(settings, "build-warehouse")}
+    group = ops.dbt_task_group(settings, group_id="build_warehouse", operator_args={"queue": dbt["queue"]})
     if group is None:
         return None
     first, last = list(group.get_roots()), list(group.get_leaves())
     with group:
         if settings.dbt_target_name == "postgres":
-            task(load_raw, task_id="load_raw", pool=ops.DBT_POOL, doc_md=load_raw.__doc__)() >> first
-        tests = task(
-            run_cross_model_tests, task_id="cross_model_tests", pool=ops.DBT_POOL, doc_md=run_cross_model_tests.__doc__
-        )()
+            task(load_raw, task_id="load_raw", doc_md=load_raw.__doc__, **dbt)() >> first
+        tests = task(run_cross_model_tests, task_id="cross_model_tests", doc_md=run_cross_model_tests.__doc__, **dbt)()
     last >> tests
     return group
 
@@ -161,6 +160,7 @@ def shoprank_daily() -> None:
         current = build_warehouse_group() if step == "build-warehouse" else None
         if current is None:
             options: dict = {"retries": 0} if step in QUALITY_GATES else {}
+            options["queue"] = ops.step_queue(get_settings(), step)  # Celery routes by it; LocalExecutor ignores it
             if step in STEP_ASSETS:  # downstream DAGs are scheduled on these
                 options["outlets"] = [Asset(STEP_ASSETS[step])]
             doc = STEPS[step].__doc__

@@ -28,6 +28,16 @@ DBT_POOL_SLOTS = 1
 log = logging.getLogger(__name__)
 
 
+def step_queue(settings: Settings, step: str) -> str:
+    """The Celery queue a daily-DAG step runs on (the LocalExecutor ignores queues): dbt on the queue whose one
+    worker runs one task at a time (the warehouse's single writer), the model fits on the training queue."""
+    if step == "build-warehouse":
+        return settings.airflow.dbt_queue
+    if step == "train" or step.startswith("train-"):
+        return settings.airflow.training_queue
+    return settings.airflow.default_queue
+
+
 def ensure_airflow_login(settings: Settings) -> str:
     """Write Airflow's simple-auth password file; return the admin password.
 
@@ -62,7 +72,7 @@ def init_airflow(settings: Settings) -> dict[str, str]:
     dbt pool, and the dbt manifest the daily DAG renders its per-model tasks from."""
     settings.ensure_dirs()
     ensure_airflow_login(settings)
-    if settings.profile == "services":
+    if settings.profile in ("services", "cluster"):  # the metadata DB (and Celery's results) on PostgreSQL
         ensure_postgres_database(settings, settings.services.airflow_database)
     env = {**os.environ, **settings.runtime_env()}
     airflow = str(Path(sys.executable).with_name("airflow"))
@@ -83,6 +93,27 @@ def init_airflow(settings: Settings) -> dict[str, str]:
         "dbt_pool": f"{DBT_POOL} ({DBT_POOL_SLOTS} slot)",
         "dbt_manifest": str(manifest),
     }
+
+
+def celery_worker_commands(settings: Settings) -> list[list[str]]:
+    """The CeleryExecutor's two workers (`make airflow PROFILE=cluster` starts them): one on the dbt queue running a
+    single task at a time, one on the default and training queues. Both on loopback: no log server (the API server
+    reads task logs from the shared Airflow home)."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    worker = [airflow, "celery", "worker", "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+    other_queues = dict.fromkeys([settings.airflow.default_queue, settings.airflow.training_queue])
+    return [
+        [*worker, "--queues", settings.airflow.dbt_queue, "--concurrency", "1", "--celery-hostname", "dbt@%h"],
+        [
+            *worker,
+            "--queues",
+            ",".join(other_queues),
+            "--concurrency",
+            str(settings.airflow.worker_concurrency),
+            "--celery-hostname",
+            "main@%h",
+        ],
+    ]
 
 
 # ---- dbt through astronomer-cosmos -------------------------------------------------------------------------------
@@ -239,15 +270,18 @@ def cross_model_tests(settings: Settings) -> list[str]:
 
 
 def run_cross_model_tests(run_date: date) -> dict[str, Any]:
-    """The daily DAG's last dbt task: the tests spanning two models, once every model of the run is built."""
+    """The daily DAG's last dbt task: the tests spanning two models, once every model of the run is built (on the
+    PostgreSQL target, build_warehouse then exports the marts to the build area, as DuckDB's post-hooks did)."""
     from shoprank.settings import get_settings
     from warehouse.build import build_warehouse
+    from warehouse.pg_export import export_marts_from_postgres
 
     settings = get_settings()
     tests = cross_model_tests(settings)
-    if not tests:
-        return {"run_date": run_date.isoformat(), "tests": 0}
-    return build_warehouse(settings, run_date, select=" ".join(tests))
+    if tests:
+        return build_warehouse(settings, run_date, select=" ".join(tests))
+    exports = export_marts_from_postgres(settings) if settings.dbt_target_name == "postgres" else None
+    return {"run_date": run_date.isoformat(), "tests": 0, "exports": exports}
 
 
 # ---- backfill ----------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make airflow`: Airflow's API server (UI), scheduler, DAG processor and triggerer, in the foreground; Ctrl-C stops all.
+# `make airflow`: Airflow's API server (UI), scheduler, DAG processor and triggerer (and, on the cluster profile's
+# CeleryExecutor, two Celery workers), in the foreground; Ctrl-C stops all.
 # Not `airflow standalone`: its log servers listen on every interface (ports 8793/8794). With the LocalExecutor the
 # API server reads task logs from the local disk, so the log servers are skipped and everything stays on loopback.
 set -euo pipefail
@@ -19,6 +20,16 @@ pids+=($!)
 airflow scheduler --skip-serve-logs > "$LOG_DIR/scheduler.log" 2>&1 & pids+=($!)
 airflow dag-processor > "$LOG_DIR/dag-processor.log" 2>&1 & pids+=($!)
 airflow triggerer --skip-serve-logs > "$LOG_DIR/triggerer.log" 2>&1 & pids+=($!)
+# CeleryExecutor (the cluster profile): its two workers, as orchestration/airflow_ops.celery_worker_commands says.
+if [ "$AIRFLOW__CORE__EXECUTOR" = "CeleryExecutor" ]; then
+    n=0
+    while IFS= read -r command; do
+        n=$((n + 1)); eval "$command" > "$LOG_DIR/celery-worker-$n.log" 2>&1 & pids+=($!)
+    done < <($BIN/python -c 'import shlex; from orchestration.airflow_ops import celery_worker_commands as c
+from shoprank.settings import get_settings
+print("\n".join(shlex.join(command) for command in c(get_settings())))')
+    echo "==> [airflow] CeleryExecutor: $n workers (broker $AIRFLOW__CELERY__BROKER_URL)"
+fi
 
 echo "==> [airflow] starting (logs: $LOG_DIR)"
 for _ in $(seq 1 90); do

@@ -263,6 +263,19 @@ class AirflowSettings(BaseModel):
     # Where task processes reach the API server; defaults to http://host:port (set it when they differ, e.g. in
     # containers where the API server listens on 0.0.0.0 under its own host name).
     base_url: str | None = None
+    # None: CeleryExecutor on the cluster profile, LocalExecutor otherwise.
+    executor: Literal["LocalExecutor", "CeleryExecutor"] | None = None
+    # CeleryExecutor queues the daily DAG routes its tasks to (the LocalExecutor ignores them). `make airflow
+    # PROFILE=cluster` starts one worker on dbt_queue running one task at a time (the warehouse has a single
+    # writer) and one on default_queue + training_queue running worker_concurrency tasks at once.
+    default_queue: str = "default"
+    dbt_queue: str = "dbt"
+    training_queue: str = "training"
+    worker_concurrency: int = Field(2, ge=1)
+    # Celery's broker is the services' Redis (this db); every key it writes starts with celery_key_prefix (tests use
+    # their own). Results go to the metadata database on PostgreSQL.
+    celery_redis_db: int = Field(1, ge=0)
+    celery_key_prefix: str = "shoprank:celery:"
 
 
 class QualitySettings(BaseModel):
@@ -489,7 +502,8 @@ class Settings(BaseSettings):
 
     @property
     def dbt_target_name(self) -> str:
-        return self.dbt_target or {"local": "duckdb", "services": "duckdb", "cluster": "spark"}[self.profile]
+        # The services profile builds on PostgreSQL and exports the marts to the same files (warehouse.pg_export).
+        return self.dbt_target or {"local": "duckdb", "services": "postgres", "cluster": "spark"}[self.profile]
 
     @property
     def dbt_artifacts_dir(self) -> Path:
@@ -663,7 +677,8 @@ class Settings(BaseSettings):
                 "AIRFLOW__API__HOST": self.airflow.host,
                 "AIRFLOW__API__PORT": str(self.airflow.port),
                 "AIRFLOW__API__BASE_URL": self.airflow.base_url or f"http://{self.airflow.host}:{self.airflow.port}",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.airflow_executor,
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.airflow.default_queue,
                 # The scheduler's LocalExecutor forks task processes from a forkserver that has already imported the
                 # stack, so a task does not spend seconds importing dbt, GX, Feast or XGBoost again (one dbt task per
                 # model makes that overhead count). A module that fails to import is skipped, not fatal.
@@ -680,13 +695,26 @@ class Settings(BaseSettings):
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_passwords_file),
             }
         )
-        if self.profile == "services":
+        if self.profile in ("services", "cluster"):
             database = self.services.airflow_database
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.services.postgres_url(database)
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.services.postgres_url(
                 database, driver="postgresql+psycopg_async"
             )
+        if self.airflow_executor == "CeleryExecutor":
+            services = self.services
+            env["AIRFLOW__CELERY__BROKER_URL"] = (
+                f"redis://{services.redis_host}:{services.redis_port}/{self.airflow.celery_redis_db}"
+            )
+            env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"] = self.airflow.celery_key_prefix
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + services.postgres_url(services.airflow_database)
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.airflow.worker_concurrency)
         return env
+
+    @property
+    def airflow_executor(self) -> str:
+        """Airflow's executor: settings.airflow.executor, else CeleryExecutor on the cluster profile."""
+        return self.airflow.executor or ("CeleryExecutor" if self.profile == "cluster" else "LocalExecutor")
 
 
 def apply_runtime_env(settings: Settings) -> None:
