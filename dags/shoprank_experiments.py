@@ -7,7 +7,13 @@ user against the control (tea-tasting, CUPED on the pre-period, 95% intervals, M
 check, guardrails (latency, degraded share) and, for interleaving arms, the preference share with a binomial test.
 Writes `<home>/reports/experiments/<day>.html` (and `index.html`, the latest) with the decision rule's verdict.
 
-The task calls `orchestration.pipeline.experiments_report`; `shoprank experiment report --run-date D` runs it alone.
+Then decides every experiment that stopped by that day and has no decision yet (quality/experiments/decision.py:
+GMV per user significantly better, no guardrail broken, SRM ok, enough power): a winning arm's model is promoted
+through the gate's online path into the registry; shipped or refused, the decision is written with its numbers
+under `<home>/reports/experiments/decisions/`. Running experiments are not decided (no acting on daily peeks).
+
+The tasks call `orchestration.pipeline.experiments_report` and `orchestration.experiments.decide_day`;
+`shoprank experiment report|decide` run them alone.
 """
 
 from __future__ import annotations
@@ -45,7 +51,14 @@ def shoprank_experiments() -> None:
 
         return pipeline.experiments_report(pipeline.run_date_for(logical_date))
 
-    experiments_report()
+    @task(task_id="experiments_decide")
+    def experiments_decide(logical_date=None) -> dict:
+        """Decide every experiment that stopped by the run's day: promote a clear winner's model, or record why not."""
+        from orchestration import experiments, pipeline
+
+        return experiments.decide_day(pipeline.run_date_for(logical_date))
+
+    experiments_report() >> experiments_decide()
 
 
 shoprank_experiments()

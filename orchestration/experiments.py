@@ -117,3 +117,91 @@ def _empty() -> Any:
     import pandas as pd
 
     return pd.DataFrame()
+
+
+def decide(settings: Settings, name: str, run_date: date) -> dict[str, Any]:
+    """Apply the online decision rule (quality/experiments/decision.py) to ``name``'s analysis in the day's report
+    (written first if missing); a winning arm's model goes through the gate's online path into the registry
+    (training/gate.py promote_online). The decision, shipped or refused, with its numbers and reasons, is written
+    to ``<reports>/experiments/decisions/<day>__<name>.json``."""
+    from quality.experiments.decision import decide as apply_rule
+    from serving.experiments.lifecycle import ExperimentStateError
+    from shoprank.model_bundle import champion_tag
+    from training.gate import promote_online
+
+    config = load_experiments(settings.experiments_file, settings.experiments_state_file)
+    experiment = next((e for e in config.experiments if e.name == name), None)
+    if experiment is None:
+        declared = sorted(e.name for e in config.experiments) or "none"
+        raise ExperimentStateError(f"unknown experiment {name!r}: {settings.experiments_file} declares {declared}")
+    path = report_dir(settings) / f"{run_date}.json"
+    if not path.exists():
+        experiment_report(settings, run_date)
+    recorded = next(r for r in json.loads(path.read_text())["experiments"] if r["name"] == name)
+    verdict = apply_rule(recorded, settings.training.gate.online)
+    arms = {arm.name: arm for arm in experiment.arms}
+    # The arm that won, or (refused) every treatment arm serving its own model: the registry records the refusal.
+    arm = arms[verdict.arm] if verdict.arm else None
+    tag = arm.model_tag if arm else None
+    reasons = list(verdict.reasons)
+    if verdict.ship and (arm is None or arm.interleave or tag in (None, CHAMPION)):
+        reasons.append(
+            f"refused: arm {verdict.arm} serves no model of its own (it changes rules or interleaves): nothing to "
+            "promote; change the rules file by review, or run an A/B arm with model_tag"
+        )
+        verdict.ship, verdict.refusal = False, "arm_serves_no_model"
+    others = [a.model_tag for a in experiment.arms[1:] if a.model_tag is not None and a.model_tag != CHAMPION]
+    tags = [tag] if verdict.ship and tag else others
+    label = f"experiment-{name}-{run_date}"
+    gate = [
+        promote_online(
+            settings, str(t), verdict.ship, reasons, verdict.numbers, label, experiment.start, verdict.refusal
+        )
+        for t in tags
+    ]
+    record = {
+        **verdict.to_dict(),
+        "reasons": reasons,
+        "run_date": str(run_date),
+        "file_version": config.version,
+        "model_tag": tag if verdict.ship else None,
+        "promoted": any(g["promoted"] for g in gate),
+        "gate": gate,
+        "champion": champion_tag(settings),
+    }
+    out = report_dir(settings) / "decisions"
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / f"{run_date}__{name}.json"
+    record_path.write_text(json.dumps(record, indent=2, default=str))
+    return {**record, "decision_path": str(record_path)}
+
+
+def decide_finished(settings: Settings, run_date: date) -> dict[str, Any]:
+    """Decide every experiment that stopped by the end of ``run_date`` and has no decision yet (the
+    shoprank_experiments DAG's task after the report). Running experiments are not decided: acting on a daily
+    peek at a running test inflates its false-positive rate; `shoprank experiment decide NAME` is the operator's
+    explicit call."""
+    config = load_experiments(settings.experiments_file, settings.experiments_state_file)
+    end = datetime.combine(run_date + timedelta(days=1), time(), tzinfo=UTC)
+    decided = report_dir(settings) / "decisions"
+    results = {}
+    for experiment in config.experiments:
+        if experiment.stop is None or experiment.stop > end or experiment.start is None:
+            continue
+        if any(decided.glob(f"*__{experiment.name}.json")):
+            continue
+        record = decide(settings, experiment.name, run_date)
+        results[experiment.name] = {k: record[k] for k in ("ship", "arm", "promoted", "refusal", "decision_path")}
+    return {"run_date": str(run_date), "decided": results}
+
+
+def decide_day(run_date: date) -> dict[str, Any]:
+    """decide_finished with the process's settings (what the DAG task calls)."""
+    from shoprank.settings import apply_runtime_env, get_settings
+
+    settings = get_settings()
+    apply_runtime_env(settings)
+    return decide_finished(settings, run_date)
+
+
+CHAMPION = "champion"  # an arm's model_tag meaning the serving champion (serving/state.py)

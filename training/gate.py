@@ -216,3 +216,72 @@ def promote(settings: Settings, challenger_tag: str, force: bool = False, label:
     path = out / f"{label or 'manual'}__{decision.challenger.replace(':', '_')}.json"
     path.write_text(json.dumps(asdict(decision), indent=2))
     return {**asdict(decision), "decision_path": str(path), "serving": registry.champion_tag(settings)}
+
+
+# ---- the online path: a model that won an experiment (quality/experiments/decision.py decided) -------------------
+CHAMPION_CHANGED = "champion_changed_during_experiment"
+NOT_SERVABLE = "model_not_servable"
+
+
+def promote_online(
+    settings: Settings,
+    challenger_tag: str,
+    won: bool,
+    evidence: list[str],
+    metrics: dict[str, Any],
+    label: str,
+    experiment_start: datetime | None = None,
+    refusal: str | None = None,
+) -> dict[str, Any]:
+    """Promote ``challenger_tag`` on online evidence, through the same registry and decision records as
+    :func:`promote`: the experiment replaces the offline comparison (it measured users, not a holdout), but the
+    model must still load from the store, and the champion must be the one the control arm served (no promotion
+    since ``experiment_start``). ``won`` False records a refusal (code ``refusal``) with ``evidence`` as its reasons.
+    ``metrics``: the experiment's numbers, nested; recorded flat (``arm.metric.key``)."""
+    apply_runtime_env(settings)
+    import bentoml
+
+    champion = registry.champion_tag(settings)
+    reasons = list(evidence)
+    try:
+        tag = str(bentoml.models.get(challenger_tag).tag)
+        load_bundle(bentoml.models.get(tag))
+    except Exception as exc:
+        tag, won, refusal = challenger_tag, False, NOT_SERVABLE
+        reasons.append(f"refused: {challenger_tag} does not load from the model store ({type(exc).__name__}: {exc})")
+    changed = [
+        e
+        for e in registry.read_registry(settings).get("events", [])
+        if e.get("action") == "promote" and experiment_start and datetime.fromisoformat(e["at"]) >= experiment_start
+    ]
+    if won and champion == tag:
+        won = False
+        reasons.append("already the champion")
+    elif won and changed:
+        won, refusal = False, CHAMPION_CHANGED
+        reasons.append(
+            f"refused: the champion changed during the experiment ({changed[-1]['tag']} at {changed[-1]['at']}): "
+            "the control arm did not serve today's champion; rerun the experiment"
+        )
+    decision = Decision(tag, champion, won, reasons, _flat(metrics), refusal=None if won else refusal)
+    if won:
+        registry.set_champion(settings, tag, reasons)
+        log.info("online gate: PROMOTE %s over %s: %s", tag, champion, reasons[-1])
+    elif champion != tag:
+        registry.record_refusal(settings, tag, reasons)
+    out = settings.home_dir / "models" / "decisions"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{label}__{tag.replace(':', '_')}.json"
+    path.write_text(json.dumps(asdict(decision), indent=2, default=str))
+    return {**asdict(decision), "decision_path": str(path), "serving": registry.champion_tag(settings)}
+
+
+def _flat(numbers: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """Nested numbers as one level of ``a.b.c`` keys; only numbers (None kept), other values left out."""
+    flat: dict[str, float | None] = {}
+    for key, value in numbers.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            flat[f"{prefix}{key}"] = None if value is None or not math.isfinite(value) else float(value)
+    return flat
