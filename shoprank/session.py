@@ -295,6 +295,8 @@ SESSION_CANDIDATE_COLUMNS = [
 
 def _floats(values: Mapping[str, Any], columns: list[str], n: int) -> np.ndarray:
     """Columns as an (n, len(columns)) float matrix (missing values NaN), broadcasting scalars."""
+    if all(np.ndim(values[c]) == 0 for c in columns):  # one request: one row, broadcast (a read-only view)
+        return np.broadcast_to(np.array([values[c] for c in columns], dtype=float), (n, len(columns)))
     return np.column_stack([np.broadcast_to(np.asarray(values[c], dtype=float), (n,)) for c in columns]).reshape(
         n, len(columns)
     )
