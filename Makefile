@@ -17,7 +17,7 @@ ifdef PROFILE
 export SHOPRANK_PROFILE := $(PROFILE)
 endif
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments system-deps clean
+.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -117,6 +117,9 @@ bench-stream: setup ## print /events -> stream -> worker -> online store events/
 
 bench-experiments: setup ## print the experiment analysis on the simulator: A/A false-positive rate, model vs popularity, interleaving vs A/B sample sizes
 	@$(BIN)/python -m benchmarks.bench_experiments $(BENCH_EXPERIMENTS_ARGS)
+
+bench-loop: setup ## closed-loop marketplace: model-only vs rules vs learned cold start vs oracle over 28 days (table, HTML report, run time)
+	@$(BIN)/python -m benchmarks.bench_loop $(BENCH_LOOP_ARGS)
 
 services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-existing servers are left alone)
 	@bash scripts/services.sh down

@@ -1,0 +1,93 @@
+"""`make bench-loop`: the four policies over N served days of the closed-loop marketplace (orchestration/loop.py).
+Printed, never asserted.
+
+Each policy runs as its own `shoprank loop` process in its own home under ``--out`` with the same seed and small
+world (so they face the same users, requests, arrivals and restocks), ``--jobs`` at a time. Then the table (with
+regret against the oracle and the issue's acceptance checks against model-only), the HTML report with the charts
+(cumulative GMV, coverage, new-seller survival) and the bench's own run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from orchestration.loop_policies import POLICIES
+from orchestration.loop_report import format_table, load_run, verdicts, with_regret, write_report
+
+# A small world: one policy's day (serving + the daily steps) takes well under a minute on a quiet 2-core box.
+SMALL_WORLD = {
+    "SHOPRANK_SIMULATOR__DAYS": "5",
+    "SHOPRANK_SIMULATOR__USERS": "400",
+    "SHOPRANK_SIMULATOR__SELLERS": "40",
+    "SHOPRANK_SIMULATOR__ITEMS": "300",
+    "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
+    "SHOPRANK_TRAINING__N_ESTIMATORS": "80",
+    "SHOPRANK_QUALITY__DRIFT_BLOCK_PSI": "1.0",
+    "SHOPRANK_QUALITY__BUILD_DATA_DOCS": "false",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--retrain-every", type=int, default=7, help="days between retrainings (production: 1)")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--jobs", type=int, default=2, help="policies run at once")
+    parser.add_argument("--out", type=Path, default=None, help="a directory for the homes and the report")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="shoprank-bench-loop-"))
+    policies = [p for p in args.policies.split(",") if p]
+    started = time.perf_counter()
+    print(
+        f"bench-loop: {', '.join(policies)} over {args.days} served days, pipeline daily, retraining every "
+        f"{args.retrain_every} days (production retrains daily), world {SMALL_WORLD}, homes under {out}",
+        flush=True,
+    )
+    pending = list(policies)
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    failed = []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            policy = pending.pop(0)
+            home = out / policy
+            home.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, **SMALL_WORLD, "SHOPRANK_HOME": str(home)}
+            log = (out / f"{policy}.log").open("w")
+            command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", policy]
+            command += ["--days", str(args.days), "--retrain-every", str(args.retrain_every)]
+            running[policy] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+            print(f"  started {policy} (log {out / f'{policy}.log'})", flush=True)
+        time.sleep(5)
+        for policy, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()  # type: ignore[attr-defined]
+                del running[policy]
+                status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+                if process.returncode:
+                    failed.append(policy)
+                print(f"  {policy} {status} at {time.perf_counter() - started:.0f} s", flush=True)
+    runs = {p: load_run(out / p / "loop" / p) for p in policies if p not in failed}
+    summaries = with_regret({p: s for p, (s, _) in runs.items()})
+    print()
+    print(format_table(summaries))
+    print()
+    for name, checks in verdicts(summaries).items():
+        print(f"{name}: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in checks.items()))
+    elapsed = time.perf_counter() - started
+    note = (
+        f"{len(summaries)} policies x {args.days} served days; pipeline daily, retraining every {args.retrain_every} "
+        f"days; world {SMALL_WORLD}; bench run time {elapsed:.0f} s"
+    )
+    report = write_report(out / "loop-report.html", summaries, {p: items for p, (_, items) in runs.items()}, note)
+    print(f"\nreport: {report}")
+    print(f"bench-loop run time: {elapsed:.0f} s" + (f" (failed: {', '.join(failed)})" if failed else ""))
+
+
+if __name__ == "__main__":
+    main()
