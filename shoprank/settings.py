@@ -263,6 +263,10 @@ class AirflowSettings(BaseModel):
     # Where task processes reach the API server; defaults to http://host:port (set it when they differ, e.g. in
     # containers where the API server listens on 0.0.0.0 under its own host name).
     base_url: str | None = None
+    # How the daily DAG runs dbt. "build": one task, the whole `dbt build` (the CLI's function; a failure names its
+    # model or test in the log, and clearing the task rebuilds the day). "model": one cosmos task per model along
+    # dbt's lineage (a retry starts at the failed model), at the price of a task start per model (`make bench-dag`).
+    dbt_tasks: Literal["build", "model"] = "build"
     # None: CeleryExecutor on the cluster profile, LocalExecutor otherwise.
     executor: Literal["LocalExecutor", "CeleryExecutor"] | None = None
     # CeleryExecutor queues the daily DAG routes its tasks to (the LocalExecutor ignores them). `make airflow
@@ -640,6 +644,8 @@ class Settings(BaseSettings):
                 "SHOPRANK_HOME": str(self.home_dir),
                 "SHOPRANK_PROJECT_ROOT": str(self.project_root),
                 "SHOPRANK_RAW_DIR": str(self.raw_dir),
+                # The service's request and impression logs: dbt's experiment_* models read them.
+                "SHOPRANK_SERVING_LOGS_DIR": str(self.serving_logs_dir),
                 "SHOPRANK_WAREHOUSE_PATH": str(self.warehouse_path),
                 # Read by dbt_project/profiles.yml (not SHOPRANK_WAREHOUSE_MEMORY_LIMIT: that is the override
                 # setting, and exporting the derived value under it would pin it for later settings objects).
