@@ -1,0 +1,129 @@
+"""The closed-loop marketplace at the test sizes: served days, the loop's determinism, the cold-start prior's
+point-in-time training. Real simulator, real parquet partitions, real DuckDB; the service's policies run in
+`make bench-loop` (a day of the daily pipeline takes longer than this file's budget)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from orchestration.cli import app
+from orchestration.loop import run_loop
+from producers.served_day import MissingStock, simulate_served_day
+from producers.simulator import simulate
+from shoprank.item_priors import load_priors
+from shoprank.raw_contract import partition_path
+from shoprank.settings import Settings, get_settings
+from training.cold_start_prior import train_cold_start_prior, training_frame
+
+LOOP_ENV = (
+    "SHOPRANK_HOME",
+    "SHOPRANK_SERVING__RULES_PATH",
+    "SHOPRANK_SERVING__LOG_REQUESTS",
+    "SHOPRANK_SERVING__CACHE_REFRESH_SECONDS",
+)
+
+
+@pytest.fixture
+def loop_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """run_loop points the process's settings at its home: put them back afterwards."""
+    for key in LOOP_ENV:
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
+    yield
+    get_settings.cache_clear()
+
+
+def _home(tmp_path: Path, name: str) -> Settings:
+    settings = get_settings().model_copy(update={"home": tmp_path / name})
+    settings.ensure_dirs()
+    return settings
+
+
+def _warm_up(settings: Settings) -> date:
+    simulate(settings, settings.default_run_date)
+    return settings.default_run_date
+
+
+def _last_live(settings: Settings, day: date) -> list[str]:
+    stock = pd.read_parquet(partition_path(settings.raw_dir, "inventory", day))
+    return sorted(stock["item_id"])[-20:]
+
+
+def test_the_served_slates_not_the_simulators_become_the_days_impressions(tmp_path: Path) -> None:
+    settings = _home(tmp_path, "served")
+    day = _warm_up(settings) + timedelta(days=1)
+    seen: list[pd.DataFrame] = []
+
+    def server(requests: pd.DataFrame) -> list[list[str]]:
+        seen.append(requests)
+        chosen = _last_live(settings, day)[::-1]  # the newest items, newest first: not the logging policy's pick
+        return [["i999999", *chosen, chosen[0]] for _ in range(len(requests))]  # unknown and repeated ids drop
+
+    summary = simulate_served_day(settings, day, server)
+    events = pd.read_parquet(partition_path(settings.raw_dir, "events", day))
+    impressions = events[events["event_type"] == "impression"]
+    chosen = _last_live(settings, day)[::-1]
+    assert summary["events"]["impression"] == len(seen[0]) * len(chosen) == len(impressions)
+    assert set(impressions["request_id"]) == set(seen[0]["request_id"])
+    for _, slate in impressions.sort_values(["request_id", "position"]).groupby("request_id"):
+        assert list(slate["item_id"]) == chosen and list(slate["position"]) == list(range(1, len(chosen) + 1))
+    clicked = events[events["event_type"] == "click"]
+    assert set(clicked["item_id"]) <= set(chosen) and len(clicked) > 0
+
+
+def test_a_served_day_needs_the_day_befores_stock(tmp_path: Path) -> None:
+    settings = _home(tmp_path, "cold")
+    with pytest.raises(MissingStock, match="simulate up to"):
+        simulate_served_day(settings, settings.default_run_date + timedelta(days=1), lambda r: [[]] * len(r))
+
+
+def test_the_loop_is_deterministic_for_a_seed(tmp_path: Path, loop_env: None) -> None:
+    first = run_loop("oracle", days=3, home=tmp_path / "a", echo=lambda _: None)
+    second = run_loop("oracle", days=3, home=tmp_path / "b", echo=lambda _: None)
+    for summary in (first, second):
+        summary.pop("wall_seconds")
+    assert first == second
+    assert first["served_days"] == 3 and first["purchases"] > 0 and first["oos_impressions"] == 0
+    day = date.fromisoformat(first["first_day"]) + timedelta(days=2)
+    a, b = (pd.read_parquet(partition_path(home / "raw", "events", day)) for home in (tmp_path / "a", tmp_path / "b"))
+    pd.testing.assert_frame_equal(a, b)
+    written = json.loads((tmp_path / "a" / "loop" / "oracle" / "summary.json").read_text())
+    assert written["cumulative_gmv"] == first["cumulative_gmv"]
+
+
+def test_the_cold_start_prior_never_sees_an_items_own_future(tmp_path: Path) -> None:
+    settings = _home(tmp_path, "prior")
+    warm = _warm_up(settings)
+    prior_day = warm + timedelta(days=1)
+    before = training_frame(settings, prior_day)
+    train_cold_start_prior(settings, prior_day)
+    table_before = load_priors(settings.cold_start_prior_path).table
+    # The run's day and the next happen (served by a fixed slate): nothing dated on or after prior_day may count.
+    for n in (1, 2):
+        day = warm + timedelta(days=n)
+        simulate_served_day(settings, day, lambda r, d=day: [_last_live(settings, d)] * len(r))
+    after = training_frame(settings, prior_day)
+    pd.testing.assert_frame_equal(before, after)
+    train_cold_start_prior(settings, prior_day)
+    pd.testing.assert_frame_equal(table_before, load_priors(settings.cold_start_prior_path).table)
+    # Every example's first days ended before the run's day; items still in them are not examples.
+    ends = pd.to_datetime(before["created_ts"], utc=True) + pd.Timedelta(days=settings.loop.prior_first_days)
+    assert len(before) > 0 and (ends <= pd.Timestamp(prior_day.isoformat(), tz="UTC")).all()
+    later = training_frame(settings, warm + timedelta(days=3))
+    assert len(later) > len(before)  # days later, the newer items' first days are over and they join
+
+
+def test_the_loop_command_names_the_policies(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["loop", "--policy", "nope", "--days", "1"])
+    assert result.exit_code == 2
+    assert "model-only" in result.output and "oracle" in result.output
