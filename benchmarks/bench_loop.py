@@ -38,11 +38,22 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--retrain-every", type=int, default=7, help="days between retrainings (production: 1)")
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="an extra run NAME=POLICY:SECTION.KEY=VALUE,... (e.g. lean=learned:mixing.enabled=false)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="policies run at once")
     parser.add_argument("--out", type=Path, default=None, help="a directory for the homes and the report")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="shoprank-bench-loop-"))
-    policies = [p for p in args.policies.split(",") if p]
+    runs_to_do = {p: (p, []) for p in args.policies.split(",") if p}
+    for variant in args.variant:
+        name, _, spec = variant.partition("=")
+        policy, _, settings = spec.partition(":")
+        runs_to_do[name] = (policy, [s for s in settings.split(",") if s])
+    policies = list(runs_to_do)
     started = time.perf_counter()
     print(
         f"bench-loop: {', '.join(policies)} over {args.days} served days, pipeline daily, retraining every "
@@ -59,8 +70,10 @@ def main() -> None:
             home.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, **SMALL_WORLD, "SHOPRANK_HOME": str(home)}
             log = (out / f"{policy}.log").open("w")
-            command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", policy]
+            kind, rule_settings = runs_to_do[policy]
+            command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", kind, "--name", policy]
             command += ["--days", str(args.days), "--retrain-every", str(args.retrain_every)]
+            command += [arg for setting in rule_settings for arg in ("--rule", setting)]
             running[policy] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
             print(f"  started {policy} (log {out / f'{policy}.log'})", flush=True)
         time.sleep(5)

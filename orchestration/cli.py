@@ -421,13 +421,19 @@ def loop(
     retrain_every: Annotated[
         int | None, typer.Option(help="retrain every N days (default: settings.loop.retrain_every_days, 1)")
     ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option(help="a rules setting for this run, SECTION.KEY=VALUE (repeatable)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the run's name (default: the policy), for a rules variant")] = None,
 ) -> None:
     """Closed-loop marketplace: simulated users see what POLICY serves, the daily pipeline retrains on it; the
-    run's long-run metrics (GMV, coverage, new-seller survival, ...) go to <home>/loop/POLICY/."""
-    from orchestration.loop import run_loop
+    run's long-run metrics (GMV, coverage, new-seller survival, ...) go to <home>/loop/NAME/."""
+    from orchestration.loop import parse_rule_settings, run_loop
 
     try:
-        _print(run_loop(policy, days, retrain_every, echo=lambda line: typer.echo(line, err=True)))
+        overrides = parse_rule_settings(rule or [])
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+        _print(run_loop(policy, days, retrain_every, rules_overrides=overrides, echo=echo, name=name))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

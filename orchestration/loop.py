@@ -87,21 +87,27 @@ def run_loop(
     home: Path | None = None,
     rules_overrides: dict | None = None,
     echo: Callable[[str], None] = print,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``policy`` for ``days`` served days after the warm-up; returns the run's summary (also written)."""
+    """Run ``policy`` for ``days`` served days after the warm-up; returns the run's summary (also written).
+
+    ``rules_overrides`` ({section: {key: value}}) adjust the policy's rules file; ``name`` (default: the policy)
+    names the run's output directory and its row in the comparison, for such a variant."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     started = time.perf_counter()
     settings = configure(home, None)
     days = days or settings.loop.days
     retrain_every = retrain_every or settings.loop.retrain_every_days
-    out_dir = settings.loop_dir / policy
+    name = name or policy
+    out_dir = settings.loop_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
     if policy in SERVICE_POLICIES:
         rules_path = write_policy_rules(settings, policy, out_dir / "rules.yaml", rules_overrides)
         settings = configure(None, rules_path)
     warm = settings.default_run_date
-    echo(f"loop {policy}: {days} served days after {warm}; pipeline daily, retraining every {retrain_every} day(s)")
+    cadence = f"pipeline daily, retraining every {retrain_every} day(s)"
+    echo(f"loop {name} ({policy}): {days} served days after {warm}; {cadence}")
     pipeline.simulate(warm)
     if policy in SERVICE_POLICIES:
         timings = daily_steps(warm, retrain=True, warm_up=True)
@@ -139,7 +145,7 @@ def run_loop(
     last = warm + timedelta(days=days)
     world = build_world(settings, last)
     summary = {
-        "policy": policy,
+        "policy": name,
         "served_days": days,
         "first_day": (warm + timedelta(days=1)).isoformat(),
         "retrain_every_days": retrain_every,
@@ -148,7 +154,7 @@ def run_loop(
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    echo(f"loop {policy}: cumulative GMV {summary['cumulative_gmv']:.0f} in {summary['wall_seconds']:.0f} s")
+    echo(f"loop {name}: cumulative GMV {summary['cumulative_gmv']:.0f} in {summary['wall_seconds']:.0f} s")
     return summary
 
 
@@ -162,3 +168,17 @@ def _oracle_for(settings: Settings, day: date, k: int) -> Callable[[pd.DataFrame
         return oracle_server(settings, world, day, k)(requests)
 
     return serve
+
+
+def parse_rule_settings(settings: list[str]) -> dict[str, dict[str, Any]]:
+    """``["pacing.max_boost=0.3", ...]`` -> ``{"pacing": {"max_boost": 0.3}}`` (values read as YAML scalars)."""
+    import yaml  # type: ignore[import-untyped]
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot or not section or not field:
+            raise ValueError(f"a rules setting is SECTION.KEY=VALUE, got {item!r}")
+        out.setdefault(section, {})[field] = yaml.safe_load(value)
+    return out
