@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from quality.experiments.report import ExperimentReport, render
 from serving.experiments.config import Experiment, load_experiments
 from shoprank.resources import duckdb_connect
 from shoprank.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def status(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def experiment_report(settings: Settings, run_date: date, pre_days: int = 7) -> 
     config = load_experiments(settings.experiments_file, settings.experiments_state_file)
     reports = []
     with duckdb_connect(settings) as con:
+        models = exposure_models(con, settings)
         for experiment in config.experiments:
             start, stop = _window(experiment, run_date)
             window = f"{start:%Y-%m-%d %H:%M} to {stop:%Y-%m-%d %H:%M} UTC"
@@ -85,7 +89,14 @@ def experiment_report(settings: Settings, run_date: date, pre_days: int = 7) -> 
                 reports.append(ExperimentReport(experiment.name, window, None, None, _empty(), 0, "not started"))
                 continue
             exposed = exposures(
-                con, settings.serving_logs_dir, settings.raw_dir / "events", experiment.name, start, stop, pre_days
+                con,
+                settings.serving_logs_dir,
+                settings.raw_dir / "events",
+                experiment.name,
+                start,
+                stop,
+                pre_days,
+                models,
             )
             shares = {arm.name: arm.share for arm in experiment.arms}
             analysis = analyse(exposed.users, experiment.name, shares) if len(exposed.users) else None
@@ -105,12 +116,40 @@ def experiment_report(settings: Settings, run_date: date, pre_days: int = 7) -> 
     page = render(reports, f"ShopRank experiments, {run_date} (serving/experiments.yaml {config.version})")
     (folder / f"{run_date}.html").write_text(page)
     (folder / "index.html").write_text(page)
-    summary = {"run_date": str(run_date), "experiments": [r.to_dict() for r in reports]}
+    source = f"dbt models {models}.experiment_*" if models else "the service's logs (warehouse models not built)"
+    summary = {"run_date": str(run_date), "exposures_from": source, "experiments": [r.to_dict() for r in reports]}
     (folder / f"{run_date}.json").write_text(json.dumps(summary, indent=2, default=str))
     return {
         "report": str(folder / f"{run_date}.html"),
+        "exposures_from": source,
         "decisions": {r.name: r.decision() for r in reports},
     }
+
+
+EXPOSURE_MODELS = ("experiment_exposures", "experiment_outcomes")
+
+
+def exposure_models(con: Any, settings: Settings) -> str | None:
+    """The schema of dbt's exposure and outcome views in the warehouse, attached read-only as ``warehouse``; None
+    (the analysis then reads the logs itself) when the warehouse is missing or busy (a dbt build holds DuckDB's
+    write lock), a view is missing, or a view was built before the service logged anything (an empty select)."""
+    import duckdb
+
+    if not settings.warehouse_path.exists() or settings.dbt_target_name != "duckdb":
+        return None
+    try:
+        con.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
+        views = con.execute(
+            "select schema_name, view_name, sql from duckdb_views() where database_name = 'warehouse' "
+            "and view_name in $names",
+            {"names": list(EXPOSURE_MODELS)},
+        ).fetchall()
+    except duckdb.Error as exc:
+        log.warning("experiments: warehouse not readable (%s); reading the service's logs directly", exc)
+        return None
+    if len(views) != len(EXPOSURE_MODELS) or any("read_parquet" not in sql for _, _, sql in views):
+        return None
+    return f"warehouse.{views[0][0]}"
 
 
 def _empty() -> Any:

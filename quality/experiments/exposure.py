@@ -1,9 +1,13 @@
-"""Exposures and outcomes of an experiment, in DuckDB SQL over the service's logs (no dbt model yet).
+"""Exposures and outcomes of an experiment: the warehouse's dbt models, or the same SQL over the service's logs.
 
 - exposure: the requests log (``<serving_logs>/requests/``) rows assigned to the experiment (its arm in the JSON
-  ``assignments``), between start and stop;
+  ``assignments``), between start and stop: dbt's ``experiment_exposures``;
 - outcome: the events of the same request ids (impressions logged by the service, clicks and purchases reported
-  to POST /events with the request id), in the events log (``<serving_logs>/events/``);
+  to POST /events with the request id), in the events log (``<serving_logs>/events/``): dbt's
+  ``experiment_outcomes``;
+With ``models`` (the schema holding those views, e.g. the attached warehouse's) the analysis reads them; without,
+the inline SQL below over the logs (a home whose warehouse has not been built). tests/experiments/
+test_exposure_models.py proves the two give the same per-user table.
 - pre-period (the CUPED covariates): the user's events in the ``pre_days`` before start, from the raw events and
   the events log.
 A user seen in more than one arm (the file changed mid-experiment) is left out and counted.
@@ -45,27 +49,47 @@ def exposures(
     start: datetime,
     stop: datetime,
     pre_days: int = 7,
+    models: str | None = None,
 ) -> Exposures:
     request_files = _files(logs_dir / "requests")
     event_files = _files(logs_dir / "events")
     empty = pd.DataFrame(columns=["user_id", "arm", *OUTCOMES, *(f"{c}{PRE}" for c in OUTCOMES)])
     if not request_files:
         return Exposures(empty, pd.DataFrame(columns=["request_id", "clicks_a", "clicks_b", "winner"]), 0)
-    con.execute(
-        f"""
-        create or replace temp table exposed as
-        select request_id, user_id, request_ts, interleave_teams,
-               json_extract_string(assignments, '$."' || $experiment || '"') as arm
-        from {_scan(request_files)}
-        where assignments is not null and request_ts::timestamptz >= $start and request_ts::timestamptz < $stop
-          and json_extract_string(assignments, '$."' || $experiment || '"') is not null
-        """,
-        {"experiment": experiment, "start": start, "stop": stop},
-    )
+    window = {"experiment": experiment, "start": start, "stop": stop}
+    if models:
+        con.execute(
+            f"""
+            create or replace temp table exposed as
+            select request_id, user_id, request_ts, interleave_teams, arm from {models}.experiment_exposures
+            where experiment = $experiment and request_ts >= $start and request_ts < $stop
+            """,
+            window,
+        )
+    else:
+        con.execute(
+            f"""
+            create or replace temp table exposed as
+            select request_id, user_id, request_ts, interleave_teams,
+                   json_extract_string(assignments, '$."' || $experiment || '"') as arm
+            from {_scan(request_files)}
+            where assignments is not null and request_ts::timestamptz >= $start and request_ts::timestamptz < $stop
+              and json_extract_string(assignments, '$."' || $experiment || '"') is not null
+            """,
+            window,
+        )
     events = _scan(event_files) if event_files else "(select null::varchar as request_id limit 0)"
     con.execute(f"create or replace temp view logged_events as select * from {events}")
-    con.execute(
-        """
+    if models:
+        con.execute(
+            f"""
+            create or replace temp view outcome as
+            select * from {models}.experiment_outcomes where request_id in (select request_id from exposed)
+            """
+        )
+    else:
+        con.execute(
+            """
         create or replace temp view outcome as
         select request_id,
                count(*) filter (where event_type = 'impression') as impressions,
@@ -75,7 +99,7 @@ def exposures(
         from logged_events where request_id in (select request_id from exposed)
         group by request_id
         """
-    )
+        )
     per_user = con.execute(
         """
         with per_request as (
