@@ -48,7 +48,7 @@ def with_preranker(serving_world: ServingWorld) -> Iterator[Settings]:
 
 
 def _counter(text: str, name: str, label: str) -> float:
-    pattern = rf'^{name}_total\{{[^}}]*{label}[^}}]*\}} ([0-9.e+]+)$'
+    pattern = rf"^{name}_total\{{[^}}]*{label}[^}}]*\}} ([0-9.e+]+)$"
     return sum(float(v) for v in re.findall(pattern, text, flags=re.MULTILINE))
 
 
