@@ -29,6 +29,8 @@ from benchmarks.common import line
 
 HOME = Path(__file__).resolve().parents[1] / "var" / "bench-retrieval"
 BUILD_STEPS = ("simulate", "validate-raw", "build-warehouse", "validate-marts", "check-drift", "publish")
+# The funnel's part (benchmarks/bench_funnel.py) needs a champion and a pre-ranker on the same day.
+MODEL_STEPS = ("feast-apply", "materialize", "train", "register", "promote")
 
 
 def shoprank(step: str, day: str) -> tuple[float, float]:
@@ -89,8 +91,12 @@ def measure(requests: pd.DataFrame, retrieve, label: str) -> None:  # type: igno
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=0, help="holdout requests to use (0: all)")
+    parser.add_argument("--funnel-requests", type=int, default=300, help="holdout requests the funnel ranks (0: none)")
     args = parser.parse_args()
     os.environ.setdefault("SHOPRANK_HOME", str(HOME))
+    # the funnel part hands the final ranker every retrieved candidate (5,000 by default) as the request's own
+    os.environ.setdefault("SHOPRANK_SERVING__MAX_CANDIDATES", "20000")
+    os.environ.setdefault("SHOPRANK_SERVING__CACHE_REFRESH_SECONDS", "0")
     from shoprank.settings import apply_runtime_env, get_settings
 
     settings = get_settings()
@@ -106,6 +112,15 @@ def main() -> None:
     seconds, rss = shoprank("build-retrieval", day.isoformat())
     print(f"home {settings.home_dir}, indexes of {day}, holdout {holdout_day}")
     line("build-retrieval (own process)", f"{seconds:.1f} s wall, peak RSS {rss:.0f} MiB")
+    if args.funnel_requests:
+        from shoprank.model_bundle import champion_tag
+
+        if champion_tag(settings) is None:
+            for step in MODEL_STEPS:
+                seconds, _ = shoprank(step, day.isoformat())
+                line(f"home: {step}", f"{seconds:.1f} s")
+        seconds, rss = shoprank("train-preranker", day.isoformat())
+        line("train-preranker (own process)", f"{seconds:.1f} s wall, peak RSS {rss:.0f} MiB")
 
     from serving.candidates import RetrievalIndex
     from serving.item_cache import ItemCache
@@ -160,6 +175,10 @@ def main() -> None:
         ids = recall.text.search(request.query, n) if recall.text is not None and isinstance(request.query, str) else []
         return ids, dict.fromkeys(ids, "text")
 
+    if args.funnel_requests:
+        from benchmarks import bench_funnel
+
+        bench_funnel.run(settings, requests, shares, args.funnel_requests)
     measure(requests[requests["surface"] == "feed"], embedding_alone, "embedding alone")
     measure(requests[requests["surface"] == "search"], text_alone, "text alone")
     timings = []

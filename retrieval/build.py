@@ -94,18 +94,39 @@ def text_documents(items: pd.DataFrame, shares: dict[str, dict[int, float]]) -> 
     ]
 
 
-def build_text(items: pd.DataFrame, out: Path) -> dict[str, Any]:
-    import bm25s
-
+def build_text(items: pd.DataFrame, out: Path, engine: str = "bm25s") -> dict[str, Any]:
+    """The text index of ``items`` with ``engine`` (bm25s or tantivy), its doc -> item ids and the word shares."""
     if items.empty:
         return {"items": 0}
     shares = word_category_shares(items)
-    retriever = bm25s.BM25()
-    retriever.index(text_documents(items, shares), show_progress=False)
-    retriever.save(str(out / recall.TEXT_DIR), show_progress=False)
+    documents = text_documents(items, shares)
+    if engine == "tantivy":
+        write_tantivy(documents, out / recall.TANTIVY_DIR)
+    else:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        retriever.index(documents, show_progress=False)
+        retriever.save(str(out / recall.TEXT_DIR), show_progress=False)
     np.save(out / recall.TEXT_ITEMS, items["item_id"].to_numpy(dtype=str), allow_pickle=False)
     (out / recall.WORD_CATEGORIES).write_text(json.dumps(shares, sort_keys=True))
-    return {"items": len(items), "words": len(shares)}
+    return {"items": len(items), "words": len(shares), "engine": engine}
+
+
+def write_tantivy(documents: list[list[str]], path: Path) -> None:
+    """A tantivy index of the documents (their words joined), each storing its row number; one writer thread."""
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field(recall.TANTIVY_FIELD, stored=False)
+    builder.add_integer_field(recall.TANTIVY_DOC, stored=True, indexed=False)
+    path.mkdir(parents=True)
+    index = tantivy.Index(builder.build(), path=str(path))
+    writer = index.writer(heap_size=50_000_000, num_threads=1)
+    for row, words in enumerate(documents):
+        writer.add_document(tantivy.Document(**{recall.TANTIVY_FIELD: " ".join(words), recall.TANTIVY_DOC: row}))
+    writer.commit()
+    writer.wait_merging_threads()
 
 
 def ann_index(vectors: np.ndarray, kind: str) -> Any:
@@ -180,7 +201,7 @@ def build_retrieval(settings: Settings, run_date: date) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         items = catalogue(settings)
-        text = build_text(items, tmp)
+        text = build_text(items, tmp, settings.recall.text_engine)
         text["seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         embeddings = build_embeddings(items, click_sequences(settings), settings.recall, tmp)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 TEXT_DIR = "text"
+TANTIVY_DIR = "text_tantivy"  # the text index when recall.text_engine is tantivy (docs/retrieval.md)
+TANTIVY_FIELD = "body"
+TANTIVY_DOC = "doc"
 TEXT_ITEMS = "text_items.npy"
 WORD_CATEGORIES = "word_categories.json"
 EMBEDDING_INDEX = "embeddings.faiss"
@@ -111,6 +114,20 @@ class TextIndex:
 
 
 @dataclass(frozen=True)
+class TantivyTextIndex(TextIndex):
+    """The same documents in a tantivy index (``retriever`` is the ``tantivy.Index``; each document stores its row of
+    ``item_ids``). tantivy's default tokenizer splits and lowercases as :func:`tokenize` does."""
+
+    def search(self, query: str | None, n: int) -> list[str]:
+        words = tokenize(query)
+        if not words or n <= 0:
+            return []
+        searcher = self.retriever.searcher()
+        hits = searcher.search(self.retriever.parse_query(" ".join(words), [TANTIVY_FIELD]), n).hits
+        return [str(self.item_ids[searcher.doc(address)[TANTIVY_DOC][0]]) for _, address in hits]
+
+
+@dataclass(frozen=True)
 class EmbeddingIndex:
     """Item vectors and their nearest-neighbour index. A user is their own vector (ALS user factors), else the mean
     of their recent items' vectors, else (no clicks) the category centroids weighted by their category shares."""
@@ -185,18 +202,26 @@ def load_recall_index(recall_dir: Path) -> RecallIndex:
         manifest = json.loads((path / MANIFEST).read_text())
         return RecallIndex(
             version=version,
-            text=_load_text(path) if manifest.get("text") else None,
+            text=_load_text(path, manifest["text"].get("engine", "bm25s")) if manifest.get("text") else None,
             embeddings=_load_embeddings(path) if manifest.get("embeddings") else None,
         )
     except Exception as exc:
         raise RecallIndexError(f"recall index {path} unreadable: {type(exc).__name__}: {exc}") from exc
 
 
-def _load_text(path: Path) -> TextIndex:
+def _load_text(path: Path, engine: str = "bm25s") -> TextIndex:
+    shares = json.loads((path / WORD_CATEGORIES).read_text())
+    if engine == "tantivy":
+        import tantivy
+
+        return TantivyTextIndex(
+            retriever=tantivy.Index.open(str(path / TANTIVY_DIR)),
+            item_ids=np.load(path / TEXT_ITEMS, allow_pickle=False),
+            word_categories={w: {int(c): float(s) for c, s in cats.items()} for w, cats in shares.items()},
+        )
     import bm25s
 
     retriever = bm25s.BM25.load(str(path / TEXT_DIR), show_progress=False)
-    shares = json.loads((path / WORD_CATEGORIES).read_text())
     return TextIndex(
         retriever=retriever,
         item_ids=np.load(path / TEXT_ITEMS, allow_pickle=False),

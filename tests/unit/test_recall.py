@@ -16,7 +16,7 @@ import pytest
 from retrieval.build import ann_index, build_retrieval
 from serving.candidates import RetrievalIndex
 from serving.state import ServingState, load_recall, load_state
-from shoprank.recall import CURRENT, EMBEDDING_INDEX, load_recall_index
+from shoprank.recall import CURRENT, EMBEDDING_INDEX, TantivyTextIndex, TextIndex, load_recall_index
 from shoprank.settings import RecallSettings, Settings
 
 DAY = date(2026, 1, 7)
@@ -74,10 +74,13 @@ def retrieval_index() -> RetrievalIndex:
     )
 
 
-def test_a_search_for_an_items_title_words_retrieves_that_item(settings: Settings) -> None:
+@pytest.mark.parametrize("engine", ["bm25s", "tantivy"])
+def test_a_search_for_an_items_title_words_retrieves_that_item(settings: Settings, engine: str) -> None:
+    settings = settings.model_copy(update={"recall": settings.recall.model_copy(update={"text_engine": engine})})
     build_retrieval(settings, DAY)
     recall = load_recall_index(settings.recall_dir)
     assert recall.version == DAY.isoformat() and recall.text is not None
+    assert type(recall.text) is (TantivyTextIndex if engine == "tantivy" else TextIndex)
     # "leather kettle": items 2, 32 (k % 5 == 2, category 2, noun index (k // 3) % 2 == 0)
     assert set(recall.text.search("Leather KETTLE", 2)) == {"i002", "i032"}
     assert recall.text.query_category("leather kettle") == 2
