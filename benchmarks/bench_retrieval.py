@@ -175,6 +175,9 @@ def main() -> None:
         ids = recall.text.search(request.query, n) if recall.text is not None and isinstance(request.query, str) else []
         return ids, dict.fromkeys(ids, "text")
 
+    from benchmarks import bench_text
+
+    bench_text.run(requests, n)
     if args.funnel_requests:
         from benchmarks import bench_funnel
 

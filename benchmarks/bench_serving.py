@@ -10,6 +10,10 @@ In one run, with 500 candidates per request:
   pandas, then predict (what the service did before the item cache);
 - the model alone: ``predict`` on a ready 500-row matrix (one thread, as the service runs it);
 - ratios: /rank p50 over the model-only p50 (the overhead), naive p99 over /rank p99 (the speed-up).
+With ``--funnel`` (or ``--only-funnel``), also /rank with retrieval, today's path vs the funnel's pre-ranker
+(benchmarks/bench_serving_funnel.py).
+With ``--arms`` (or ``--only-arms``), also /rank per arm with an experiment's two models loaded, A/B and
+interleaved (benchmarks/bench_serving_arms.py).
 """
 
 from __future__ import annotations
@@ -116,6 +120,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--arms", action="store_true", help="also time /rank with two experiment arms loaded")
+    parser.add_argument("--only-arms", action="store_true", help="time only /rank with two experiment arms loaded")
+    parser.add_argument("--funnel", action="store_true", help="also time /rank today vs the funnel (pre-ranker)")
+    parser.add_argument("--only-funnel", action="store_true", help="time only /rank today vs the funnel")
     args = parser.parse_args()
 
     settings = bench_settings()
@@ -126,6 +134,24 @@ def main() -> None:
     items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id"])
     candidates = sorted(items["item_id"].unique())[:N_CANDIDATES]
     user_id = "u000001"
+    if args.funnel or args.only_funnel:
+        from benchmarks.bench_serving_funnel import bench_funnel, print_funnel
+
+        user_frame = pd.read_parquet(settings.marts_export_dir / "user_features.parquet", columns=["user_id"])
+        print_funnel(bench_funnel(settings, sorted(user_frame["user_id"].unique()), args.requests), settings)
+        if args.only_funnel:
+            return
+    if args.arms or args.only_arms:
+        from benchmarks.bench_serving_arms import bench_arms, print_arms
+
+        users = sorted(
+            pd.read_parquet(settings.marts_export_dir / "user_features.parquet", columns=["user_id"])[
+                "user_id"
+            ].unique()
+        )
+        print_arms(bench_arms(settings, candidates, users, args.requests), len(candidates))
+        if args.only_arms:
+            return
 
     local = bench_in_process(settings, user_id, candidates, args.requests)
     started = pd.Timestamp.now(tz="UTC")
