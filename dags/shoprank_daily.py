@@ -11,7 +11,11 @@ Tasks, in order (each safe to re-run for its day):
   partition moves to `<home>/quarantine/<table>/dt=<day>/` with its result; the log names suite, table, partition,
   failed expectations and sample rows; nothing downstream runs. Fix it, `shoprank quarantine release --table T
   --dt D`, clear the task.
-- `build_warehouse` (a task group, rendered by astronomer-cosmos from the dbt manifest): one task per dbt model,
+- `build_warehouse`: one task running the whole `dbt build` for the run's day, as `shoprank build-warehouse --run-date`
+  does (settings.airflow.dbt_tasks = "build", the default: a task start per model cost more than the models' work,
+  `make bench-dag`); a failure names its model or test in the log, and clearing the task rebuilds the day.
+  With `SHOPRANK_AIRFLOW__DBT_TASKS=model` it is a task group instead, rendered by astronomer-cosmos from the dbt
+  manifest: one task per dbt model,
   `build_warehouse.<model>_model_build`, running `dbt build --select <model>` (its unit tests, the model, its
   single-model data tests) after the models it reads, as dbt's lineage says; then `build_warehouse.cross_model_tests`
   runs the tests that join two models (`relationships`). dbt exports the marts to the build area
@@ -89,7 +93,8 @@ def _docs_md() -> str:
     from orchestration.quality_docs import docs_paths
 
     links = "\n".join(f"- {name}: `{path}`" for name, path in docs_paths().items())
-    problem = ops.dbt_manifest_problem(get_settings())
+    settings = get_settings()
+    problem = ops.dbt_manifest_problem(settings) if settings.airflow.dbt_tasks == "model" else None
     warning = f"**Warning**: {problem}\n\n" if problem else ""
     browse = (
         "In this UI: **Browse → ShopRank docs** ([/shoprank/](/shoprank/)) serves Data Docs, dbt docs, every "
@@ -127,8 +132,11 @@ def load_raw(logical_date=None) -> dict:
 
 
 def build_warehouse_group():
-    """The dbt models as one cosmos task each, then the cross-model tests; None without a manifest."""
+    """The dbt models as one cosmos task each, then the cross-model tests; None without a manifest or when the
+    settings ask for one `dbt build` task (settings.airflow.dbt_tasks)."""
     settings = get_settings()
+    if settings.airflow.dbt_tasks != "model":
+        return None
     dbt = {"pool": ops.DBT_POOL, "queue": ops.step_queue(settings, "build-warehouse")}
     group = ops.dbt_task_group(settings, group_id="build_warehouse", operator_args={"queue": dbt["queue"]})
     if group is None:
@@ -164,8 +172,10 @@ def shoprank_daily() -> None:
             if step in STEP_ASSETS:  # downstream DAGs are scheduled on these
                 options["outlets"] = [Asset(STEP_ASSETS[step])]
             doc = STEPS[step].__doc__
-            if step == "build-warehouse":  # no manifest: still a working DAG, saying how to get the per-model tasks
-                doc = f"{NO_MANIFEST}\n\n{doc}"
+            if step == "build-warehouse":  # one `dbt build`: the warehouse's one writer, as the per-model tasks
+                options["pool"] = ops.DBT_POOL
+                if get_settings().airflow.dbt_tasks == "model":  # no manifest: say how to get the per-model tasks
+                    doc = f"{NO_MANIFEST}\n\n{doc}"
             current = task(run_step, task_id=step.replace("-", "_"), doc_md=doc, **options)(step=step)
         if previous is not None:
             previous >> current

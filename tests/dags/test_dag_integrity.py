@@ -28,6 +28,20 @@ def dagbag(manifest):
     return DagBag(dag_folder=str(get_settings().dags_dir))
 
 
+@pytest.fixture(scope="module")
+def model_dagbag(manifest):
+    """The DAG folder parsed with one dbt task per model (SHOPRANK_AIRFLOW__DBT_TASKS=model)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SHOPRANK_AIRFLOW__DBT_TASKS", "model")
+        get_settings.cache_clear()
+        try:
+            return DagBag(dag_folder=str(get_settings().dags_dir))
+        finally:
+            get_settings.cache_clear()
+
+
 def _models(manifest: dict) -> dict[str, set[str]]:
     """Model name -> the models it reads, as dbt's lineage says."""
     nodes = manifest["nodes"]
@@ -57,8 +71,21 @@ def test_every_dag_is_tagged_documented_retried_and_not_catching_up(dagbag):
             assert task.execution_timeout is not None, f"{dag_id}.{task.task_id} has no timeout"
 
 
-def test_daily_dag_runs_the_pipeline_steps_in_order_around_the_dbt_group(dagbag):
+def test_daily_dag_runs_one_dbt_build_task_by_default_on_the_dbt_queue_in_the_one_slot_pool(dagbag):
     dag = dagbag.dags["shoprank_daily"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == [step.replace("-", "_") for step in STEPS]
+    build = dag.get_task("build_warehouse")
+    assert build.upstream_task_ids == {"validate_raw"} and build.downstream_task_ids == {"validate_marts"}
+    assert build.pool == ops.DBT_POOL
+    settings = get_settings()
+    assert build.queue == settings.airflow.dbt_queue == ops.step_queue(settings, "build-warehouse")
+    assert dag.get_task("train").queue == settings.airflow.training_queue
+    assert dag.get_task("publish").queue == settings.airflow.default_queue
+
+
+def test_daily_dag_runs_the_pipeline_steps_in_order_around_the_dbt_group(model_dagbag):
+    dag = model_dagbag.dags["shoprank_daily"]
     order = [t.task_id for t in dag.topological_sort()]
     outside = [task_id for task_id in order if not task_id.startswith(f"{GROUP}.")]
     assert outside == [step.replace("-", "_") for step in STEPS if step != "build-warehouse"]
@@ -71,10 +98,10 @@ def test_daily_dag_runs_the_pipeline_steps_in_order_around_the_dbt_group(dagbag)
             assert downstream in dag.get_task(upstream).downstream_task_ids
 
 
-def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(dagbag):
+def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(model_dagbag):
     from orchestration.pipeline import STEP_ASSETS
 
-    dag = dagbag.dags["shoprank_daily"]
+    dag = model_dagbag.dags["shoprank_daily"]
     order = [t.task_id for t in dag.topological_sort() if not t.task_id.startswith(f"{GROUP}.")]
     assert order == [
         "simulate",
@@ -97,8 +124,8 @@ def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(
     assert [outlet.uri for outlet in publish.outlets] == [STEP_ASSETS["publish"]] == ["shoprank://warehouse/marts"]
 
 
-def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(dagbag, manifest):
-    dag = dagbag.dags["shoprank_daily"]
+def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(model_dagbag, manifest):
+    dag = model_dagbag.dags["shoprank_daily"]
     models = _models(manifest)
     task_of = {model: f"{GROUP}.{model}_model_build" for model in models}
     dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith(f"{GROUP}.")}
@@ -108,7 +135,7 @@ def test_one_dbt_task_per_model_following_dbt_lineage_in_the_one_slot_pool(dagba
         task = dag.get_task(task_of[model])
         expected_upstream = {task_of[p] for p in parents} or {"validate_raw"}
         assert task.upstream_task_ids == expected_upstream, model
-        assert task.pool == ops.DBT_POOL
+        assert task.pool == ops.DBT_POOL and task.queue == get_settings().airflow.dbt_queue
         # `dbt build` of the model alone: its unit tests, the model, its single-model tests; the run's day as var.
         assert task.select == f"fqn:{'.'.join(manifest['nodes'][f'model.shoprank.{model}']['fqn'])}"
         assert task.indirect_selection == "cautious"
@@ -146,6 +173,7 @@ def test_without_a_manifest_the_daily_dag_still_parses_and_says_what_to_run(monk
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("SHOPRANK_HOME", str(tmp_path))
+    monkeypatch.setenv("SHOPRANK_AIRFLOW__DBT_TASKS", "model")  # the per-model tasks need the manifest
     get_settings.cache_clear()
     try:
         started = time.perf_counter()
@@ -166,6 +194,7 @@ def test_on_the_postgres_target_the_raw_data_is_loaded_before_the_staging_models
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("SHOPRANK_DBT_TARGET", "postgres")
+    monkeypatch.setenv("SHOPRANK_AIRFLOW__DBT_TASKS", "model")  # one `dbt build` task loads the raw data itself
     get_settings.cache_clear()
     try:
         dag = DagBag(dag_folder=str(get_settings().dags_dir / "shoprank_daily.py")).dags["shoprank_daily"]
