@@ -141,6 +141,13 @@ class TrainingSettings(BaseModel):
     # Share of non-clicked impressions kept for fitting (1.0: all, no sampling). Kept negatives weigh 1/rate in the
     # CTR model; the ranker keeps every row of a clicked request (README, Models). Validation and holdout are whole.
     negative_sample_rate: float = Field(1.0, gt=0, le=1)
+    # At scale (issue 13): when the fit and validation days hold more non-clicked impressions than this, the CTR
+    # model keeps about this many of them (the rate drops below negative_sample_rate, weights stay 1/rate); when
+    # they hold more impressions than max_ranker_rows, the ranker learns from a uniform sample of whole requests of
+    # about that many rows. None: no cap. Default-size worlds stay below both (nothing sampled); the card records
+    # both rates (README, Models).
+    max_fit_negatives: int | None = Field(500_000, ge=1000)
+    max_ranker_rows: int | None = Field(1_000_000, ge=1000)
     gate: GateSettings = GateSettings()
 
 
