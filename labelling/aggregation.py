@@ -116,15 +116,24 @@ def krippendorff_alpha(labels: pd.DataFrame) -> float:
 
 
 def needs_more_labels(
-    labels: pd.DataFrame, weights: pd.Series | None, min_labels: int, max_labels: int, margin: float = 0.34
+    labels: pd.DataFrame,
+    weights: pd.Series | None,
+    min_labels: int,
+    max_labels: int,
+    margin: float = 0.34,
+    min_weight: float = 1.5,
 ) -> list:
-    """Tasks that should get another label: fewer than ``min_labels``, or (below ``max_labels``) labels that
-    disagree, i.e. the weighted winning grade holds less than ``1 - margin`` of the weight."""
+    """Tasks that should get another label (while below ``max_labels``): fewer than ``min_labels``; labels that
+    disagree (the weighted winning grade holds less than ``1 - margin`` of the weight); or, with ``weights``, a
+    winning grade backed by less than ``min_weight`` (one careless or weak labeller's word is not enough; one
+    labeller right 80% of the time on gold weighs log(3 * 0.8 / 0.2) = 2.5)."""
     data = _check(labels)
     w = data["worker"].map(weights).fillna(1.0) if weights is not None else pd.Series(1.0, index=data.index)
     votes = data.assign(w=w.to_numpy()).groupby(["task", "label"])["w"].sum().unstack(fill_value=0.0)
     share = votes.max(axis=1) / votes.sum(axis=1).replace(0, np.nan)
     count = data.groupby("task").size().reindex(votes.index)
     unsure = (share < 1.0 - margin) | share.isna()
+    if weights is not None:
+        unsure |= votes.max(axis=1) < min_weight
     pick = (count < min_labels) | (unsure & (count < max_labels))
     return list(votes.index[pick.to_numpy()])

@@ -326,12 +326,25 @@ def replay(
     seed: Annotated[int, typer.Option(help="seed of the users drawn and their responses")] = 0,
     url: Annotated[str | None, typer.Option(help="service URL (default: settings.serving)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+    experiments: Annotated[
+        bool,
+        typer.Option(
+            "--experiments",
+            help="drive the service's running experiments instead (report clicks/purchases to POST /events), "
+            "then analyse what it logged",
+        ),
+    ] = False,
 ) -> None:
     """Replay simulated users against the running service: model+rules vs model vs popularity, online metrics."""
     from orchestration.replay import format_table
     from orchestration.replay import replay as run_replay
 
     settings = get_settings()
+    if experiments:
+        from orchestration.experiment_replay import replay_experiments
+
+        _print(replay_experiments(settings, url or settings.serving.base_url, n_requests=requests, k=k, seed=seed))
+        return
     table = run_replay(settings, url or settings.serving.base_url, n_requests=requests, k=k, seed=seed)
     if as_json:
         _print(table.reset_index().to_dict(orient="records"))
@@ -437,6 +450,38 @@ def loop(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+labels_app = typer.Typer(help="Relevance labelling for search (Label Studio): sample, import, export, aggregate.")
+app.add_typer(labels_app, name="labels")
+
+
+def _labels_command(name: str, doc: str) -> None:
+    def command(run_date: RunDate = None) -> None:
+        from orchestration.labelling import STEPS as LABEL_STEPS
+
+        _print(LABEL_STEPS[name](_run_date(run_date)))
+
+    command.__doc__ = doc
+    labels_app.command(name)(command)
+
+
+for _name, _doc in (
+    ("sample", "Sample the day's (query, item) pairs to label: stratified, active picks, gold questions."),
+    ("import", "Import the day's tasks into the Label Studio relevance project (pre-labels when a model exists)."),
+    ("simulate", "Simulated labellers answer the day's tasks through Label Studio's API."),
+    ("export", "Export and check the day's annotations from Label Studio."),
+    ("aggregate", "QC and aggregated grades of the day; retrain the relevance model."),
+):
+    _labels_command(_name, _doc)
+
+
+@labels_app.command("studio")
+def labels_studio(action: Annotated[str, typer.Argument(help="install | start | stop")]) -> None:
+    """Label Studio in its own venv under the home: install, start on loopback (admin user + API token), stop."""
+    from orchestration.labelling import studio
+
+    _print(studio(action))
 
 
 if __name__ == "__main__":
