@@ -400,7 +400,7 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
 
 
 @contextlib.contextmanager
-def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
+def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path, ready_timeout: float = 60) -> Iterator[str]:
     """`bentoml serve` on a free loopback port with ``env``; ready when /readyz answers 200; stopped with its
     whole process group on exit.
 
@@ -416,7 +416,7 @@ def bentoml_server(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[s
     command = [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:RankingService"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     try:
-        with background_server(command, f"{url}/readyz", log_path, env=env, cwd=cwd, ready_timeout=60):
+        with background_server(command, f"{url}/readyz", log_path, env=env, cwd=cwd, ready_timeout=ready_timeout):
             yield url
     except ServerFailedToStart as err:
         pytest.fail(f"bentoml serve: {err}")
