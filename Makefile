@@ -17,7 +17,7 @@ ifdef PROFILE
 export SHOPRANK_PROFILE := $(PROFILE)
 endif
 
-.PHONY: help setup demo test test-backfill lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop system-deps clean
+.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio bench-labels system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,7 +41,7 @@ test: setup system-deps ## set up and run the test suite (real dbt, Feast, Airfl
 	@echo "==> [test] pytest -m 'not backfill and not profiles' $(PYTEST_ARGS)"
 	@$(BIN)/pytest -m "not backfill and not profiles" $(PYTEST_ARGS)
 
-test-profiles: setup system-deps services-up ## heavy profile suites: Celery workers, Spark, Dask, the services profile end to end (CI runs it)
+test-profiles: setup system-deps services-up labelstudio-install ## heavy profile suites: Celery workers, Spark, Dask, the services profile end to end (CI runs it)
 	@echo "==> [test-profiles] pytest -m profiles $(PYTEST_ARGS)"
 	@$(BIN)/pytest -m profiles $(PYTEST_ARGS)
 
@@ -103,6 +103,9 @@ promote: setup ## champion/challenger gate on the run's challenger (TAG=name:ver
 rollback: setup ## restore the previous champion (serving picks it up on reload / restart)
 	@$(STACK_ENV); $(BIN)/shoprank rollback
 
+bench-dag: setup services-up ## a day's wall time on shoprank run, the LocalExecutor and the CeleryExecutor, with Airflow's overhead share (BENCH_DAG_ARGS="--events 10000000")
+	@$(BIN)/python -m benchmarks.bench_dag $(BENCH_DAG_ARGS)
+
 bench-train: setup ## training throughput: XGBoost vs LightGBM lambdarank at 1M and 10M rows (BENCH_TRAIN_ARGS=...)
 	@$(BIN)/python -m benchmarks.bench_train $(BENCH_TRAIN_ARGS)
 
@@ -114,6 +117,15 @@ stream-worker: setup ## consume the services profile's event stream: session fea
 
 bench-stream: setup ## print /events -> stream -> worker -> online store events/s, and click-to-/rank freshness p50/p99
 	@$(BIN)/python -m benchmarks.bench_stream $(BENCH_STREAM_ARGS)
+
+labelstudio-install: setup ## install Label Studio (pinned) into its own venv under the home, not .venv (minutes the first time)
+	@$(STACK_ENV); $(BIN)/shoprank labels studio install
+
+labelstudio: labelstudio-install ## start Label Studio on 127.0.0.1 (free port): own SQLite DB under the home, admin user + API token; prints the URL
+	@$(STACK_ENV); $(BIN)/shoprank labels studio start
+
+bench-labels: setup ## print the labelling figures: label accuracy by method and overlap, pre-label speed, routing, active vs random, search NDCG@10 human vs click
+	@$(BIN)/python -m benchmarks.bench_labels $(BENCH_LABELS_ARGS)
 
 bench-experiments: setup ## print the experiment analysis on the simulator: A/A false-positive rate, model vs popularity, interleaving vs A/B sample sizes
 	@$(BIN)/python -m benchmarks.bench_experiments $(BENCH_EXPERIMENTS_ARGS)
