@@ -342,6 +342,8 @@ class LabellingSettings(BaseModel):
 
     # Label Studio runs from its own venv under <home>/labelstudio (never the project's .venv), pinned here.
     labelstudio_version: str = "1.23.2"
+    # Its venv (None: <home>/labelstudio/venv); tests reuse the one `make labelstudio-install` made in the default home.
+    venv: Path | None = None
     host: str = "127.0.0.1"
     # 0: `make labelstudio` picks a free port and writes it to <home>/labelstudio/url.
     port: int = Field(0, ge=0)
