@@ -33,7 +33,9 @@ def _check(labels: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("no labels to aggregate")
     bad = ~labels["label"].isin(range(N_GRADES))
     if bad.any():
-        raise ValueError(f"labels must be grades 0-3; got {sorted(labels.loc[bad, 'label'].unique())[:5]}")
+        raise ValueError(
+            f"labels must be grades 0-3; got {sorted(int(v) for v in labels.loc[bad, 'label'].unique())[:5]}"
+        )
     return labels[["task", "worker", "label"]].astype({"label": int})
 
 

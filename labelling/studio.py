@@ -36,7 +36,7 @@ class Connection:
 
 
 def venv_dir(settings: Settings) -> Path:
-    return settings.labelstudio_dir / "venv"
+    return settings.labelling.venv or settings.labelstudio_dir / "venv"
 
 
 def executable(settings: Settings) -> Path:
