@@ -48,6 +48,9 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=2, help="policies run at once")
     parser.add_argument("--out", type=Path, default=None, help="a directory for the homes and the report")
+    parser.add_argument(
+        "--collect", action="store_true", help="run nothing: summarize the runs under --out over the days they served"
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="shoprank-bench-loop-"))
     runs_to_do = {p: (p, []) for p in args.policies.split(",") if p}
@@ -65,6 +68,9 @@ def main() -> None:
     pending = list(policies)
     running: dict[str, tuple[subprocess.Popen, object]] = {}
     failed = []
+    if args.collect:
+        pending = []
+        _collect(out, policies)
     while pending or running:
         while pending and len(running) < args.jobs:
             policy = pending.pop(0)
@@ -102,6 +108,24 @@ def main() -> None:
     report = write_report(out / "loop-report.html", summaries, {p: items for p, (_, items) in runs.items()}, note)
     print(f"\nreport: {report}")
     print(f"bench-loop run time: {elapsed:.0f} s" + (f" (failed: {', '.join(failed)})" if failed else ""))
+
+
+def _collect(out: Path, names: list[str]) -> None:
+    """Summaries of (possibly unfinished) runs from the raw partitions of the days each one served."""
+    from datetime import timedelta
+
+    from orchestration.loop import write_summary
+    from shoprank.settings import Settings
+
+    for name in names:
+        os.environ.update({**SMALL_WORLD, "SHOPRANK_HOME": str(out / name)})
+        settings = Settings()
+        warm = settings.default_run_date
+        served = 0
+        while (settings.raw_dir / "events" / f"dt={(warm + timedelta(days=served + 1)).isoformat()}").exists():
+            served += 1
+        summary = write_summary(settings, name, warm, served, 0, None)
+        print(f"  {name}: {served} served days collected (cumulative GMV {summary['cumulative_gmv']:.0f})")
 
 
 if __name__ == "__main__":

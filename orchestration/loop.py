@@ -114,7 +114,6 @@ def run_loop(
         echo(f"warm-up {warm}: pipeline {sum(timings.values()):.0f} s")
 
     from producers.served_day import simulate_served_day
-    from producers.simulator import build_world
 
     service = None
     if policy in SERVICE_POLICIES:
@@ -140,21 +139,44 @@ def run_loop(
             service.reload()
             line += f", pipeline {sum(timings.values()):.0f} s" + (" (retrained)" if n % retrain_every == 0 else "")
         echo(line)
-    items = pd.concat(frames, ignore_index=True)
+        write_summary(settings, name, warm, n, retrain_every, None, pd.concat(frames))  # so far: a cut run counts
+    rules_version = service.state.rules.version if service is not None and service.state.rules else None
+    summary = write_summary(settings, name, warm, days, retrain_every, rules_version, pd.concat(frames))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    echo(f"loop {name}: cumulative GMV {summary['cumulative_gmv']:.0f} in {summary['wall_seconds']:.0f} s")
+    return summary
+
+
+def write_summary(
+    settings: Settings,
+    name: str,
+    warm: date,
+    days: int,
+    retrain_every: int,
+    rules_version: str | None,
+    items: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The run's summary and per-day item rows, written under ``<home>/loop/<name>/``; without ``items`` they are
+    read back from the served days' raw partitions (a run stopped early is summarized over the days it served)."""
+    from producers.simulator import build_world
+
+    if items is None:
+        items = pd.concat([day_items(settings, warm + timedelta(days=n)) for n in range(1, days + 1)])
+    out_dir = settings.loop_dir / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = items.reset_index(drop=True)
     items.to_parquet(out_dir / "items_by_day.parquet", index=False)
     last = warm + timedelta(days=days)
-    world = build_world(settings, last)
     summary = {
         "policy": name,
         "served_days": days,
         "first_day": (warm + timedelta(days=1)).isoformat(),
         "retrain_every_days": retrain_every,
-        "rules_version": service.state.rules.version if service is not None and service.state.rules else None,
-        **summarize(settings, world, items, warm + timedelta(days=1), last),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "rules_version": rules_version,
+        **summarize(settings, build_world(settings, last), items, warm + timedelta(days=1), last),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    echo(f"loop {name}: cumulative GMV {summary['cumulative_gmv']:.0f} in {summary['wall_seconds']:.0f} s")
     return summary
 
 

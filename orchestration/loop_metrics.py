@@ -4,8 +4,8 @@ Per day and item (:func:`day_items`): impressions, clicks, purchases, units, GMV
 (stock 0 at the start of the day, the day's inventory partition). Over the run (:func:`summarize`): cumulative GMV
 and purchases, CTR per day, catalogue coverage (share of the live catalogue with >= 1 impression / >= 1 sale), new
 items (listed during the run) reaching the top decile of sales, new-seller survival (a sale within
-``loop.survival_days`` of arrival, for sellers who arrived early enough to be judged), the Gini coefficient of
-impressions over sellers, and out-of-stock impressions.
+``loop.survival_days`` of arrival, for sellers who arrived early enough to be judged and listed an item in time),
+the Gini coefficient of impressions over sellers, and out-of-stock impressions.
 """
 
 from __future__ import annotations
@@ -99,12 +99,17 @@ def summarize(settings: Settings, world: World, items: pd.DataFrame, first: date
 def _new_seller_survival(
     settings: Settings, world: World, items: pd.DataFrame, first_index: int, last_index: int
 ) -> dict[str, Any]:
-    """Sellers arriving during the run with a whole survival window inside it: the share with a sale in it."""
+    """Sellers arriving during the run with a whole survival window inside it and an item listed in time to be
+    served in it: the share with a sale in that window."""
     window = settings.loop.survival_days
     sim = effective_sizes(settings.simulator)
     arrivals = np.flatnonzero(
         (world.seller_created_day >= first_index - 1) & (world.seller_created_day + window <= last_index)
     )
+    # Only sellers with something to sell inside their window: an item listed early enough to be served in it.
+    first_listing = np.full(len(world.seller_created_day), np.iinfo(np.int64).max)
+    np.minimum.at(first_listing, world.item_seller, world.item_created_day)
+    arrivals = arrivals[first_listing[arrivals] + 1 < world.seller_created_day[arrivals] + window]
     sales = items[items["purchases"] > 0]
     seller = world.item_seller[_index(sales["item_id"])]
     day = np.array([(date.fromisoformat(d) - sim.start_date).days for d in sales["day"]], dtype=int)
