@@ -16,6 +16,9 @@ ranker versions ``v1`` (noise sd 2.0) vs ``v3`` (noise sd 1.2).
 (b) model vs popularity: effect and direction per metric;
 (c) v1 vs v3: requests an A/B test needs for 80% power on CTR (from a pilot's standard error) vs a team-draft
     interleaving's requests for 80% power of the binomial test (from the pilot's preference share and ties).
+
+``--live N`` first runs (b) for the trained ranker_v1 vs ranker_v3 and (c) through the live service
+(benchmarks/bench_experiments_live.py), N requests.
 """
 
 from __future__ import annotations
@@ -152,7 +155,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="A/A analyses")
     parser.add_argument("--requests", type=int, default=6000, help="requests per simulated period")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--live", type=int, default=0, help="also v1 vs v3 through the live service, N requests")
+    parser.add_argument("--live-only", action="store_true", help="only the live part")
     args = parser.parse_args()
+    if args.live:
+        from benchmarks.bench_experiments_live import live, print_live
+
+        print_live(live(args.live, args.seed), args.live)
+        if args.live_only:
+            return
+        print("\nOFFLINE (stand-in rankers on the simulator's truth, no service):")
     rng = np.random.default_rng(args.seed)
     world = build_world(Settings(home=tempfile.mkdtemp(prefix="bench-experiments-")))
     policies = rankers(world, rng)
