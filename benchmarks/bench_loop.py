@@ -53,7 +53,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="shoprank-bench-loop-"))
-    runs_to_do = {p: (p, []) for p in args.policies.split(",") if p}
+    runs_to_do: dict[str, tuple[str, list[str]]] = {p: (p, []) for p in args.policies.split(",") if p}
     for variant in args.variant:
         name, _, spec = variant.partition("=")
         policy, _, settings = spec.partition(":")
