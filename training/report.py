@@ -127,6 +127,7 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
             "holdout_requests",
             "holdout_requests_with_click",
             "negative_sample_rate",
+            "ranker_sample_rate",
             "code_version",
         )
     }

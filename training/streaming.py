@@ -8,9 +8,14 @@ its qid continues where the previous chunk's stopped, so groups are never split 
 Impression down-sampling (training.negative_sample_rate < 1): for the CTR model, non-clicked rows of the fit days
 are kept with that probability (a hash of impression_id and the seed, so reproducible) and weigh 1/rate, which keeps
 the model's probabilities calibrated in expectation. The CVR model trains on clicks only (nothing to sample). The
-ranker is not sampled: it already drops requests without a click, and dropping rows inside a slate would change
-the list LambdaMART's pairs and NDCG weights are computed on (XGBoost's ranking weights are per group, so no
-per-row correction exists). Validation and holdout are never sampled.
+ranker never drops rows inside a slate: that would change the list LambdaMART's pairs and NDCG weights are computed
+on (XGBoost's ranking weights are per group, so no per-row correction exists). Validation and holdout are never
+sampled.
+
+At scale both are capped (training.max_fit_negatives, max_ranker_rows): above the cap the CTR model's negative rate
+drops to keep about that many non-clicked rows (still weighted 1/rate), and the ranker keeps a uniform sample of
+whole requests (a hash of request_id; no weights needed, every kept list is whole). Tree building costs about rows
+x trees, so the cap bounds the fits' time and memory while the set grows; default-size worlds stay below both.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ Batch = dict[str, Any]
 
 
 def keep_negatives(impression_ids: pd.Series, rate: float, seed: int) -> np.ndarray:
-    """A reproducible Bernoulli(rate) draw per impression: the same rows are kept on every pass and every run."""
+    """A reproducible Bernoulli(rate) draw per id (impression, or request: every row of a request draws alike): the
+    same rows are kept on every pass and every run."""
     if rate >= 1:
         return np.ones(len(impression_ids), dtype=bool)
     hashed = pd.util.hash_pandas_object(impression_ids.astype(str), index=False, hash_key=f"shoprank{seed:08d}")
@@ -77,11 +83,16 @@ class ChunkIter(xgb.DataIter):
         self._qid_offset = 0
 
 
-def ranker_loader(feature_columns: list[str]) -> Callable[[Chunk, int], Batch | None]:
+def ranker_loader(
+    feature_columns: list[str], request_rate: float = 1.0, seed: int = 0
+) -> Callable[[Chunk, int], Batch | None]:
+    """Batches of the clicked requests of a chunk; with ``request_rate`` < 1 a reproducible sample of them."""
     columns = [*feature_columns, "request_id", "relevance"]
 
     def load(chunk: Chunk, qid_offset: int) -> Batch | None:
         frame = with_positive_groups(read_chunk(chunk, columns))
+        if request_rate < 1:
+            frame = frame[keep_negatives(frame["request_id"], request_rate, seed)].reset_index(drop=True)
         if frame.empty:
             return None
         qid = pd.factorize(frame["request_id"], sort=True)[0].astype(np.int64) + qid_offset
@@ -148,19 +159,35 @@ def _has_rows(chunks: list[Chunk], load: Callable[[Chunk, int], Batch | None]) -
     return any(load(chunk, 0) is not None for chunk in chunks)
 
 
+def capped_rate(rows: int, cap: int | None, rate: float = 1.0) -> float:
+    """The sampling rate that keeps about ``cap`` of ``rows`` (``rate`` when that keeps fewer already)."""
+    if cap is None or rows * rate <= cap:
+        return rate
+    return cap / rows
+
+
+def ranker_request_rate(cfg: TrainingSettings, chunks: list[Chunk]) -> float:
+    """The share of requests the ranker fits on: 1.0 unless the chunks hold more rows than max_ranker_rows."""
+    return capped_rate(sum(chunk.rows for chunk in chunks), cfg.max_ranker_rows)
+
+
 def fit_ranker_chunks(
     cfg: TrainingSettings, fit: list[Chunk], validation: list[Chunk], feature_columns: list[str]
 ) -> tuple[Any, dict[str, Any]]:
-    """LambdaMART (rank:ndcg) grouped by request, as training.models.fit_ranker, fed chunk by chunk."""
-    load = ranker_loader(feature_columns)
+    """LambdaMART (rank:ndcg) grouped by request, as training.models.fit_ranker, fed chunk by chunk; the fit rows
+    are a sample of whole requests above training.max_ranker_rows (module docstring), validation is whole."""
+    rate = ranker_request_rate(cfg, [*fit, *validation])
+    whole = ranker_loader(feature_columns)
+    load = ranker_loader(feature_columns, rate, cfg.seed) if rate < 1 else whole
     if not _has_rows(fit, load):
         raise ValueError("no training request has a click: nothing to learn from")
     params = {"objective": "rank:ndcg", **tree_params(cfg)}
+    sampling = {"request_sample_rate": rate} if rate < 1 else {}
     fit_matrix = _matrix(fit, load)
-    validation = [chunk for chunk in validation if load(chunk, 0) is not None]
+    validation = [chunk for chunk in validation if whole(chunk, 0) is not None]
     n_trees = cfg.n_estimators
     if validation:
-        validation_matrix = _matrix(validation, load, ref=fit_matrix)
+        validation_matrix = _matrix(validation, whole, ref=fit_matrix)
         probe = _fit(
             {**params, "eval_metric": f"ndcg@{cfg.ndcg_k}"},
             fit_matrix,
@@ -172,17 +199,20 @@ def fit_ranker_chunks(
         n_trees = with_tree_floor(picked, cfg.min_trees, cfg.n_estimators)
         if not cfg.refit_on_validation and n_trees == picked:
             model = _as_sklearn(probe, XGBRanker, params, n_trees)
-            return model, {**params, "n_estimators": n_trees, "early_stopped": True}
+            return model, {**params, "n_estimators": n_trees, "early_stopped": True, **sampling}
         del validation_matrix
     # Refit with that many trees on the fit days and (refit_on_validation) the validation days, in request order.
     refit = [*fit, *validation] if cfg.refit_on_validation else fit
     del fit_matrix
     booster = _fit(params, _matrix(refit, load), None, n_trees, cfg.early_stopping_rounds)
-    log.info("ranker: %d trees (early stopping on %d validation chunks)", n_trees, len(validation))
+    log.info(
+        "ranker: %d trees (early stopping on %d validation chunks, request rate %.4g)", n_trees, len(validation), rate
+    )
     return _as_sklearn(booster, XGBRanker, params, n_trees), {
         **params,
         "n_estimators": n_trees,
         "early_stopped": bool(validation),
+        **sampling,
     }
 
 
@@ -199,6 +229,18 @@ def label_classes(chunks: list[Chunk], label: str, clicks_only: bool) -> set[int
     return seen
 
 
+def count_negatives(chunks: list[Chunk]) -> int:
+    """Non-clicked impressions in ``chunks`` (one column read per chunk)."""
+    return sum(int((read_chunk(chunk, ["label_click"])["label_click"] == 0).sum()) for chunk in chunks)
+
+
+def negative_rate(cfg: TrainingSettings, chunks: list[Chunk]) -> float:
+    """negative_sample_rate, lowered to keep about max_fit_negatives of the chunks' non-clicked impressions."""
+    if cfg.max_fit_negatives is None:
+        return cfg.negative_sample_rate
+    return capped_rate(count_negatives(chunks), cfg.max_fit_negatives, cfg.negative_sample_rate)
+
+
 def fit_classifier_chunks(
     cfg: TrainingSettings,
     fit: list[Chunk],
@@ -211,7 +253,7 @@ def fit_classifier_chunks(
     training.models.fit_classifier, fed chunk by chunk; fit rows down-sampled (module docstring)."""
     if len(label_classes([*fit, *validation], label, clicks_only)) < 2:
         return None, {"skipped": f"{label} has a single class"}
-    rate = cfg.negative_sample_rate
+    rate = 1.0 if clicks_only else negative_rate(cfg, [*fit, *validation])
     sampled = classifier_loader(feature_columns, label, clicks_only, rate, cfg.seed)
     whole = classifier_loader(feature_columns, label, clicks_only, 1.0, cfg.seed)
     params = {"objective": "binary:logistic", **tree_params(cfg)}

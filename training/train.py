@@ -65,8 +65,11 @@ class CandidateCard:
     holdout_requests: int = 0
     holdout_requests_with_click: int = 0
     warnings: list[str] = field(default_factory=list)
-    # Share of non-clicked fit impressions the CTR model saw (weighted 1/rate); 1.0: no down-sampling.
+    # Share of non-clicked fit impressions the CTR model saw (weighted 1/rate); 1.0: no down-sampling. Below
+    # training.negative_sample_rate when training.max_fit_negatives capped it.
     negative_sample_rate: float = 1.0
+    # Share of the fit days' requests the ranker learned from (training.max_ranker_rows); 1.0: all.
+    ranker_sample_rate: float = 1.0
 
 
 def candidate_dir(settings: Settings, run_date: date) -> Path:
@@ -206,7 +209,8 @@ def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scr
         holdout_requests=evaluation.summary.requests,
         holdout_requests_with_click=evaluation.summary.requests_with_click,
         warnings=warnings,
-        negative_sample_rate=cfg.negative_sample_rate,
+        negative_sample_rate=ctr_params.get("negative_sample_rate", 1.0),
+        ranker_sample_rate=ranker_params.get("request_sample_rate", 1.0),
     )
     from training.report import write_report
 
