@@ -69,7 +69,7 @@ def _run_logged(command: list[str], env: dict[str, str], log_path: Path, what: s
 
 def init_airflow(settings: Settings) -> dict[str, str]:
     """Everything Airflow needs before it starts: home, login, metadata DB (created on PostgreSQL), migrations, the
-    dbt pool, and the dbt manifest the daily DAG renders its per-model tasks from."""
+    dbt pool, and (with one task per dbt model) the dbt manifest the daily DAG renders those tasks from."""
     settings.ensure_dirs()
     ensure_airflow_login(settings)
     if settings.profile in ("services", "cluster"):  # the metadata DB (and Celery's results) on PostgreSQL
@@ -83,8 +83,10 @@ def init_airflow(settings: Settings) -> dict[str, str]:
         settings.airflow_home / "pools.log",
         f"airflow pools set {DBT_POOL}",
     )
-    # `dbt parse` takes ~10 s: only when the manifest is missing or older than dbt_project/.
-    manifest = parse_dbt_project(settings) if dbt_manifest_problem(settings) else dbt_manifest_path(settings)
+    # `dbt parse` takes ~10 s: only for the per-model dbt tasks, when the manifest is missing or older than dbt_project.
+    manifest: Path | str = "not needed (settings.airflow.dbt_tasks = build)"
+    if settings.airflow.dbt_tasks == "model":
+        manifest = parse_dbt_project(settings) if dbt_manifest_problem(settings) else dbt_manifest_path(settings)
     return {
         "airflow_home": str(settings.airflow_home),
         "metadata_db": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:{settings.airflow_home}/airflow.db"),
