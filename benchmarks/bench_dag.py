@@ -1,0 +1,128 @@
+"""`make bench-dag`: one day's wall time on `shoprank run`, on the LocalExecutor and on the CeleryExecutor (real
+scheduler, `make airflow`'s processes), and the share of the DAG's wall time that is Airflow's overhead.
+
+Each mode processes the same day in a fresh home under var/bench-dag/ (or $SHOPRANK_HOME/bench-dag), so each does
+the same work (the day's first build). The DAG's wall time is the run's start to end as Airflow records it; the
+overhead is that minus `shoprank run`'s wall time, split into time with no task running (scheduling and hand-over
+between tasks) and time inside tasks beyond the step's own work (process start, DAG parse, imports, reporting).
+The CeleryExecutor mode uses the cluster profile with the DuckDB warehouse target, PostgreSQL (its own metadata
+database, dropped after) and Redis (its own key prefix): `make services-up` first. Printed, never asserted; the
+machine may be shared, so the load average is printed with each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import line
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE_DONE = re.compile(r"stage \[\d+/\d+\] (\S+) done in ([0-9.]+) s")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def straight_run(home: Path, overrides: dict[str, str], day: str) -> tuple[float, dict[str, float]]:
+    """`shoprank run --run-date day` in its own process: (wall seconds, seconds per step from its progress log)."""
+    from tests.support.airflow_run import settings_for
+
+    env = {**os.environ, **overrides, **settings_for(overrides).runtime_env()}
+    log = home / "shoprank-run.log"
+    started = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("shoprank")), "run", "--run-date", day],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"shoprank run failed (log {log})")
+    steps = {name: float(seconds) for name, seconds in STAGE_DONE.findall(log.read_text(errors="replace"))}
+    return wall, steps
+
+
+def _report(name: str, timeline, run_wall: float, steps: dict[str, float]) -> None:
+    tasks = len(timeline.tasks)
+    in_tasks = timeline.task_seconds()
+    idle = timeline.idle_seconds()
+    work = sum(steps.values())
+    overhead = timeline.wall_s - run_wall
+    line(
+        f"{name}: wall", f"{timeline.wall_s:.1f} s ({timeline.state}, {tasks} tasks; {timeline.wall_s / run_wall:.2f}x)"
+    )
+    line(f"{name}: overhead vs shoprank run", f"{overhead:.1f} s ({overhead / timeline.wall_s:.0%} of the DAG's wall)")
+    line(f"{name}: no task running", f"{idle:.1f} s ({idle / max(tasks, 1):.1f} s per task)")
+    line(
+        f"{name}: in tasks beyond the steps' work",
+        f"{in_tasks - work:.1f} s ({(in_tasks - work) / max(tasks, 1):.1f} s/task)",
+    )
+    durations = sorted(timeline.durations().items(), key=lambda item: -item[1])
+    line(f"{name}: longest tasks", ", ".join(f"{task} {seconds:.1f} s" for task, seconds in durations[:4]))
+    line(f"{name}: load average", _load())
+
+
+def _drop_database(overrides: dict[str, str], database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from tests.support.airflow_run import settings_for
+
+    url = settings_for(overrides).services.postgres_url("postgres", driver="postgresql")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=0, help="simulated events over the window (0: default size)")
+    parser.add_argument("--modes", default="run,local,celery", help="comma list of run, local, celery")
+    args = parser.parse_args()
+    from tests.support.airflow_run import run_daily_dag, settings_for
+
+    base = Path(os.environ.get("SHOPRANK_HOME", ROOT / "var")) / "bench-dag"
+    shutil.rmtree(base, ignore_errors=True)
+    sizes = {"SHOPRANK_SIMULATOR__EVENTS": str(args.events)} if args.events else {}
+    day = settings_for({}).default_run_date
+    modes = args.modes.split(",")
+    print(f"== bench-dag: day {day}, {args.events or 'default'} events, load {_load()}", flush=True)
+
+    home = base / "run"
+    home.mkdir(parents=True)
+    run_wall, steps = straight_run(home, {**sizes, "SHOPRANK_HOME": str(home)}, day.isoformat())
+    line("shoprank run: wall", f"{run_wall:.1f} s (steps {sum(steps.values()):.1f} s; load {_load()})")
+
+    if "local" in modes:
+        overrides = {**sizes, "SHOPRANK_HOME": str(base / "local"), "SHOPRANK_PROFILE": "local"}
+        _report("LocalExecutor", run_daily_dag(overrides, day), run_wall, steps)
+    if "celery" in modes:
+        suffix = secrets.token_hex(4)
+        overrides = {
+            **sizes,
+            "SHOPRANK_HOME": str(base / "celery"),
+            "SHOPRANK_PROFILE": "cluster",
+            "SHOPRANK_DBT_TARGET": "duckdb",  # the Spark target is the cluster profile's at scale (issue 18 part B)
+            "SHOPRANK_SERVICES__AIRFLOW_DATABASE": f"shoprank_bench_airflow_{suffix}",
+            "SHOPRANK_AIRFLOW__CELERY_KEY_PREFIX": f"shoprank:bench-{suffix}:",
+        }
+        try:
+            _report("CeleryExecutor", run_daily_dag(overrides, day), run_wall, steps)
+        finally:
+            _drop_database(overrides, overrides["SHOPRANK_SERVICES__AIRFLOW_DATABASE"])
+
+
+if __name__ == "__main__":
+    main()
