@@ -20,13 +20,13 @@ from pathlib import Path
 from orchestration.loop_policies import POLICIES
 from orchestration.loop_report import format_table, load_run, verdicts, with_regret, write_report
 
-# A small world (sellers sized so about two arrive a day: survival needs a few judged sellers). The drift gate warns
-# but does not block: switching from the logging policy to a served one moves the impressions' feature
-# distributions by design (user_category_affinity's PSI exceeds 1 on the first served day).
+# A small world: few sellers, so a new seller (about one a day) gets listings of its own and survival can be judged.
+# The drift gate warns but does not block: switching from the logging policy to a served one moves the impressions'
+# feature distributions by design (user_category_affinity's PSI exceeds 1 on the first served day).
 SMALL_WORLD = {
     "SHOPRANK_SIMULATOR__DAYS": "5",
     "SHOPRANK_SIMULATOR__USERS": "400",
-    "SHOPRANK_SIMULATOR__SELLERS": "160",
+    "SHOPRANK_SIMULATOR__SELLERS": "20",
     "SHOPRANK_SIMULATOR__ITEMS": "300",
     "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
     "SHOPRANK_TRAINING__N_ESTIMATORS": "40",
@@ -47,6 +47,12 @@ def main() -> None:
         help="an extra run NAME=POLICY:SECTION.KEY=VALUE,... (e.g. lean=learned:mixing.enabled=false)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="policies run at once")
+    parser.add_argument(
+        "--survival-days",
+        type=int,
+        default=7,
+        help="new-seller survival window (loop.survival_days; runs < 2x it judge few)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="a directory for the homes and the report")
     parser.add_argument(
         "--collect", action="store_true", help="run nothing: summarize the runs under --out over the days they served"
@@ -59,6 +65,7 @@ def main() -> None:
         policy, _, settings = spec.partition(":")
         runs_to_do[name] = (policy, [s for s in settings.split(",") if s])
     policies = list(runs_to_do)
+    extra_env = {"SHOPRANK_LOOP__SURVIVAL_DAYS": str(args.survival_days)}
     started = time.perf_counter()
     print(
         f"bench-loop: {', '.join(policies)} over {args.days} served days, pipeline daily, retraining every "
@@ -70,13 +77,14 @@ def main() -> None:
     failed = []
     if args.collect:
         pending = []
+        os.environ.update(extra_env)
         _collect(out, policies)
     while pending or running:
         while pending and len(running) < args.jobs:
             policy = pending.pop(0)
             home = out / policy
             home.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, **SMALL_WORLD, "SHOPRANK_HOME": str(home)}
+            env = {**os.environ, **SMALL_WORLD, **extra_env, "SHOPRANK_HOME": str(home)}
             log = (out / f"{policy}.log").open("w")
             kind, rule_settings = runs_to_do[policy]
             command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", kind, "--name", policy]
