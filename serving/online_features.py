@@ -22,6 +22,7 @@ import pandas as pd
 
 from serving.item_cache import ItemView
 from shoprank.ranking_features import CATEGORY_KEY
+from shoprank.session import STORED_COLUMN, unpack_row
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -103,6 +104,8 @@ class OnlineFeatureReader:
         proto = self.store.get_online_features(features=refs, entity_rows=rows).proto
         results = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
         out: dict[str, Any] = {name: python_value(results[name].values[0]) for name in self.user_feature_names}
+        if STORED_COLUMN in self.pushed_features:  # the session row is stored packed: its columns, by name
+            out.update(unpack_row(out.pop(STORED_COLUMN)))
         if self.category_refs:  # the snapshot's time: a pushed view's rows are stamped when an event arrived
             snapshot_names = [name for name in self.user_feature_names if name not in self.pushed_features]
             user_ts = max((results[name].event_timestamps[0].seconds for name in snapshot_names), default=0)

@@ -2,7 +2,8 @@
 
 - :func:`fold_events` folds accepted events into users' :class:`~shoprank.session.SessionState` with
   ``shoprank.session.update`` (a re-sent event id is counted once, by the state itself);
-- :func:`push_frame` is the rows pushed: ``user_session_features`` of each changed user, stamped ``feature_ts``;
+- :func:`push_frame` is the rows pushed: ``user_session_features`` of each changed user, packed in one string
+  column, stamped ``feature_ts``;
 - :class:`SessionPusher` writes them with Feast's push API (``store.push(source, rows, to=PushMode.ONLINE)``) on a
   FeatureStore of its own (its own online-store connection, apart from the request path's).
 
@@ -26,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from shoprank.feature_contract import push_views
-from shoprank.session import SessionConfig, SessionEvent, SessionState, pushed_columns, update, user_session_features
+from shoprank.session import (
+    STORED_COLUMN,
+    SessionConfig,
+    SessionEvent,
+    SessionState,
+    pack_row,
+    update,
+    user_session_features,
+)
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
@@ -87,14 +96,11 @@ def fold_events(states: dict[str, SessionState], events: Iterable[SessionEvent],
 def push_frame(
     states: Mapping[str, SessionState], users: Iterable[str], now: datetime, config: SessionConfig, n_categories: int
 ) -> pd.DataFrame:
-    """The rows pushed for ``users``: user_id, the session summary as of ``now``, stamped ``feature_ts`` = now."""
-    dtypes = pushed_columns(n_categories)
-    rows = [
-        {"user_id": user, **user_session_features(states[user], now, config, n_categories=n_categories)}
-        for user in sorted(users)
-    ]
-    frame = pd.DataFrame(rows, columns=["user_id", *dtypes])
-    frame = frame.astype({name: dtype for name, dtype in dtypes.items() if dtype != "string"})
+    """The rows pushed for ``users``: user_id, the session summary as of ``now`` packed in one string
+    (``shoprank.session.pack_row``), stamped ``feature_ts`` = now: one online-store value per user."""
+    ordered = sorted(users)
+    packed = [pack_row(user_session_features(states[u], now, config, n_categories=n_categories)) for u in ordered]
+    frame = pd.DataFrame({"user_id": pd.Series(ordered, dtype=object), STORED_COLUMN: pd.Series(packed, dtype=object)})
     frame[TIMESTAMP_COLUMN] = pd.Timestamp(now).tz_convert("UTC")
     return frame
 

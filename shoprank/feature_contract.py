@@ -201,12 +201,10 @@ def _user_session_features(n_categories: int) -> View:
     return View(
         name="user_session_features",
         entities=("user",),
-        # The session's summary as of its newest event (shoprank/session.py); every model column is derived from it
-        # at request time (the session_user and session_candidate groups), so none is a model column itself.
-        features=tuple(
-            Feature(name, dtype, model=False)  # type: ignore[arg-type]
-            for name, dtype in session.pushed_columns(n_categories).items()
-        ),
+        # The session's summary as of its newest event (shoprank/session.py's pushed columns), stored packed in one
+        # string (session.pack_row: one online-store value per user and write); every model column is derived from
+        # it at request time (the session_user and session_candidate groups), so none is a model column itself.
+        features=(Feature(session.STORED_COLUMN, "string", model=False),),
         description="The user's current session (clicks, carts, recent items, per-category clicks), pushed per event.",
         ttl_days=1,
         source="push",

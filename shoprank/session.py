@@ -20,6 +20,7 @@ session's last ``max_event_ids``) is counted once. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -241,6 +242,22 @@ def pushed_columns(n_categories: int) -> dict[str, str]:
         **dict.fromkeys(cat_last_click_columns(n_categories), "float64"),
         **dict.fromkeys(ITEM_LIST_COLUMNS, "string"),
     }
+
+
+# The pushed row is stored in the online store as ONE string feature, its compact JSON: one online-store value per
+# user and write, not one per column (Feast's SQLite store writes a table row per feature, and 53 per user made the
+# worker write-bound at ~2k events/s). Serving's reader unpacks it into the pushed columns.
+STORED_COLUMN = "sess_row"
+
+
+def pack_row(row: Mapping[str, Any]) -> str:
+    """The pushed row as the stored string (NaN kept as JSON's NaN token, which :func:`unpack_row` reads back)."""
+    return json.dumps(row, separators=(",", ":"))
+
+
+def unpack_row(stored: str | None) -> dict[str, Any]:
+    """The pushed columns from the stored string; {} when the user has no row (no session ever pushed)."""
+    return json.loads(stored) if stored else {}
 
 
 def user_session_features(

@@ -21,6 +21,7 @@ import redis
 
 from serving.event_stream import StreamKeys, encode_event, xadd_all
 from serving.stream_worker import STATE_FIELD, StreamWorker
+from shoprank.session import STORED_COLUMN, unpack_row
 from shoprank.settings import Settings
 from tests.serving.conftest import ServingWorld
 
@@ -49,8 +50,10 @@ def online_session(world: ServingWorld, user_ids: list[str], names: list[str]) -
     from shoprank.feature_store import get_feature_store
 
     store = get_feature_store(world.settings)
-    refs = [f"user_session_features:{name}" for name in names]
-    return store.get_online_features(features=refs, entity_rows=[{"user_id": u} for u in user_ids]).to_dict()
+    ref = f"user_session_features:{STORED_COLUMN}"  # the pushed row, stored packed in one string
+    stored = store.get_online_features(features=[ref], entity_rows=[{"user_id": u} for u in user_ids]).to_dict()
+    rows = [unpack_row(packed) for packed in stored[STORED_COLUMN]]
+    return {name: [row.get(name) for row in rows] for name in names}
 
 
 def test_worker_folds_batches_counts_a_resent_event_once_and_pushes(serving_world: ServingWorld, prefix: str) -> None:
