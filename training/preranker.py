@@ -60,8 +60,18 @@ def embedding_column(frame: pd.DataFrame, clicks: pd.DataFrame, settings: Settin
     item_rows = frame["item_id"].astype(str).map(index.positions)
     has_item = item_rows.notna().to_numpy()
     item_rows = item_rows.fillna(0).to_numpy(dtype=np.int64)
+    # users with factors: one vectorised product (the bulk of the rows)
+    user_rows = frame["user_id"].astype(str).map(index.user_positions)
+    factored = user_rows.notna().to_numpy()
+    if user_vectors is not None and factored.any():
+        both = factored & has_item
+        users = user_rows.to_numpy()[both].astype(np.int64)
+        out[both] = np.einsum("ij,ij->i", user_vectors[users], vectors[item_rows[both]])
+    # the others: their category shares' centroid, per user and day (the shares change daily)
     share_columns = prerank_share_columns(frame, settings.simulator.categories)
-    for (user, _day), rows in frame.groupby(["user_id", "dt"], sort=False).indices.items():
+    unfactored = np.flatnonzero(~factored)
+    for (user, _day), positions in frame.iloc[unfactored].groupby(["user_id", "dt"], sort=False).indices.items():
+        rows = unfactored[positions]
         shares = frame[share_columns].iloc[rows[0]].to_numpy(dtype=float) if share_columns else None
         user_vec = index.user_vector(str(user), [], shares)
         out[rows] = prerank.embedding_scores(user_vec, vectors[item_rows[rows]], has_item[rows])
