@@ -161,10 +161,10 @@ data-import: setup ## import any interactions table (INPUT=file MAPPING=mapping.
 bench-history: setup ## build-warehouse time on 10 years of daily imported interactions (BENCH_HISTORY_ARGS=...)
 	@$(BIN)/python -m benchmarks.bench_history $(BENCH_HISTORY_ARGS)
 
-bench-retrieval: setup ## recall@100/@500 of holdout clicks: today's retrieval vs text + learned recall (var/bench-retrieval)
+bench-retrieval: setup ## recall@100/@500 today vs text + learned recall vs the funnel; pre-ranker recall, NDCG; bm25s vs tantivy
 	@$(BIN)/python -m benchmarks.bench_retrieval $(BENCH_RETRIEVAL_ARGS)
 
-bench-serving: setup ## print /rank p50/p95/p99 + throughput at 500 candidates vs the naive Feast path and the model alone
+bench-serving: setup ## /rank p50/p95/p99 + throughput vs the naive path and the model alone (BENCH_ARGS=--funnel: vs the funnel)
 	@$(BIN)/python -m benchmarks.bench_serving $(BENCH_ARGS)
 
 replay: setup ## replay simulated users against the running service: model+rules vs model vs popularity (REQUESTS=200)
