@@ -101,8 +101,8 @@ def celery_worker_commands(settings: Settings) -> list[list[str]]:
     """The CeleryExecutor's two workers (`make airflow PROFILE=cluster` starts them): one on the dbt queue running a
     single task at a time, one on the default and training queues. Both on loopback: no log server (the API server
     reads task logs from the shared Airflow home)."""
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    worker = [airflow, "celery", "worker", "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+    airflow = [sys.executable, "-m", "orchestration.celery_compat"]  # `airflow`, runnable with celery 5.7
+    worker = [*airflow, "celery", "worker", "--skip-serve-logs", "--without-gossip", "--without-mingle"]
     other_queues = dict.fromkeys([settings.airflow.default_queue, settings.airflow.training_queue])
     return [
         [*worker, "--queues", settings.airflow.dbt_queue, "--concurrency", "1", "--celery-hostname", "dbt@%h"],

@@ -15,6 +15,10 @@ pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
+# On the CeleryExecutor every component runs through orchestration/celery_compat.py (celery 5.7 vs the provider).
+if [ "$AIRFLOW__CORE__EXECUTOR" = "CeleryExecutor" ]; then
+    airflow() { "$BIN/python" -m orchestration.celery_compat "$@"; }
+fi
 airflow api-server --host "$AIRFLOW__API__HOST" --port "$AIRFLOW__API__PORT" --workers 1 > "$LOG_DIR/api-server.log" 2>&1 &
 pids+=($!)
 airflow scheduler --skip-serve-logs > "$LOG_DIR/scheduler.log" 2>&1 & pids+=($!)
