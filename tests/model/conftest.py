@@ -64,18 +64,32 @@ def punch_gaps(marts: Path, views: tuple[str, ...] = GAPPED_VIEWS, share: float 
         mart[~dropped].to_parquet(path, index=False)
 
 
+@contextlib.contextmanager
+def _environment_restored() -> Iterator[None]:
+    """Put the process environment, the working directory and the cached settings back as they were."""
+    saved, cwd = dict(os.environ), os.getcwd()
+    try:
+        yield
+    finally:
+        os.chdir(cwd)  # feast's apply changes directory
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
-def feast_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a home with raw data, published marts and an applied Feast registry (environment set to it)."""
+def feast_world_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a home with raw data, published marts and an applied Feast registry, built once per session.
+
+    The environment points at the home only while it is built: a session-long change would leak WORLD_SIZES into
+    every later test (the serving tests' synthetic world was then built with 5 categories instead of 12)."""
     from feature_repo.materialize import apply_feature_repo
     from producers.simulator import simulate
     from warehouse.build import build_warehouse
     from warehouse.publish import publish_snapshot
 
     home: Path = tmp_path_factory.mktemp("feast-world")
-    saved = dict(os.environ)
-    cwd = os.getcwd()
-    try:
+    with _environment_restored():
         os.environ.update({**WORLD_SIZES, "SHOPRANK_HOME": str(home)})
         get_settings.cache_clear()
         settings = get_settings()
@@ -87,10 +101,15 @@ def feast_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         punch_gaps(settings.marts_export_dir)
         with _fresh_feature_repo_modules():
             apply_feature_repo(settings)
-            os.chdir(cwd)  # feast's apply changes directory
-            yield settings
-    finally:
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(saved)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def feast_world(feast_world_home: Settings) -> Iterator[Settings]:
+    """The world, with the environment (and Feast's repo modules, which read the settings when imported) pointed at
+    it for one test module, then restored."""
+    with _environment_restored(), _fresh_feature_repo_modules():
+        os.environ.update({**WORLD_SIZES, "SHOPRANK_HOME": str(feast_world_home.home_dir)})
         get_settings.cache_clear()
+        apply_runtime_env(feast_world_home)
+        yield feast_world_home
