@@ -122,7 +122,7 @@ def run_daily_dag(overrides: dict[str, str], run_date: date, timeout_s: float = 
 
     base = f"http://127.0.0.1:{port}"
     script = ["bash", str(PROJECT_ROOT / "scripts" / "airflow.sh")]
-    with background_server(script, f"{base}/api/v2/version", logs / "airflow.log", env=env, ready_timeout=300):
+    with background_server(script, f"{base}/api/v2/version", logs / "airflow.log", env=env, ready_timeout=900):
         credentials = {"username": settings.airflow.admin_user, "password": ensure_airflow_login(settings)}
         token = httpx.post(f"{base}/auth/token", json=credentials, timeout=30).raise_for_status().json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
