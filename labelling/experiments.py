@@ -50,7 +50,7 @@ def accuracy_by_overlap(
         labels = session.run(pd.concat([tasks, gold]), gold_grades, overlap, overlap)
         quality = labeller_quality(labels, gold_grades, CARELESS_GOLD_ACCURACY)
         real = labels[~labels["task"].isin(gold_grades.index)]
-        row = {"overlap": overlap}
+        row: dict[str, float] = {"overlap": overlap}
         for method in METHODS:
             row[method] = _accuracy(aggregate(real, method, quality["weight"]), truth)
         rows.append(row)
@@ -149,13 +149,14 @@ def routing(pairs: pd.DataFrame, n_tasks: int = 400, seed: int = 0, overlap: int
 
 def active_vs_random(
     pairs: pd.DataFrame,
-    target_auc: float = 0.97,
+    targets: tuple[float, ...] = (0.95, 0.97),
     batch: int = 20,
     max_labels: int = 600,
     seeds: tuple[int, ...] = (0, 1, 2),
 ) -> pd.DataFrame:
-    """Labels (one label per pair, a crowd with 20% careless labellers) needed until the relevance model reaches
-    ``target_auc`` against the true relevance on a held-out set, sampling at random vs by active learning."""
+    """Labels (one label per pair, a crowd with 20% careless labellers) needed until the relevance model first
+    reaches each AUC in ``targets`` against the true relevance on held-out pairs, sampling at random vs by active
+    learning; NaN where a run did not reach it within ``max_labels``."""
     rows = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -165,8 +166,7 @@ def active_vs_random(
         for arm in ("random", "active"):
             session = Session(make_crowd(20, 0.2, seed), seed, CARELESS_GOLD_ACCURACY)
             labelled: list[int] = []
-            reached = None
-            curve = []
+            curve: list[tuple[int, float]] = []
             model: RelevanceModel | None = None
             while len(labelled) < max_labels:
                 rest = pool.drop(index=labelled)
@@ -179,10 +179,10 @@ def active_vs_random(
                 got = session.labels.drop_duplicates("task").set_index("task")["label"]
                 y = got.reindex(pool.loc[labelled, "pair_id"]).to_numpy()
                 model = RelevanceModel.fit(x_pool.loc[labelled], y, seed=seed)
-                score = auc(model, x_test, test["true_grade"].to_numpy())
-                curve.append(score)
-                if score >= target_auc and reached is None:
-                    reached = len(labelled)
-                    break
-            rows.append({"seed": seed, "arm": arm, "labels_to_target": reached, "last_auc": curve[-1]})
+                curve.append((len(labelled), auc(model, x_test, test["true_grade"].to_numpy())))
+            row: dict[str, object] = {"seed": seed, "arm": arm, "final_auc": curve[-1][1]}
+            for target in targets:
+                reached = [n for n, score in curve if score >= target]
+                row[f"labels_to_auc_{target}"] = reached[0] if reached else float("nan")
+            rows.append(row)
     return pd.DataFrame(rows)

@@ -73,13 +73,13 @@ def _credentials(settings: Settings) -> dict[str, str]:
     path = settings.labelstudio_dir / "credentials.json"
     cfg = settings.labelling
     stored = json.loads(path.read_text()) if path.exists() else {}
+    password = cfg.admin_password.get_secret_value() if cfg.admin_password else stored.get("password")
+    token = cfg.api_token.get_secret_value() if cfg.api_token else stored.get("token")
     creds = {
         "email": cfg.admin_email,
-        "password": cfg.admin_password.get_secret_value() if cfg.admin_password else stored.get("password"),
-        "token": cfg.api_token.get_secret_value() if cfg.api_token else stored.get("token"),
+        "password": str(password or secrets.token_urlsafe(16)),
+        "token": str(token or secrets.token_hex(20)),
     }
-    creds["password"] = creds["password"] or secrets.token_urlsafe(16)
-    creds["token"] = creds["token"] or secrets.token_hex(20)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(creds))
     path.chmod(0o600)
