@@ -213,6 +213,17 @@ def models() -> None:
     _print(list_models(get_settings()))
 
 
+@app.command("feast-ui")
+def feast_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8888) -> None:
+    """Feast's own web UI on 127.0.0.1 for the active profile's registry (`make feast-ui`); Ctrl-C stops it."""
+    from orchestration.feast_ui import feast_ui_command
+
+    settings = get_settings()
+    command = feast_ui_command(settings, port)
+    typer.echo(f"==> feast ui ({command[4]}) on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
+    os.execve(command[0], command, {**os.environ, **settings.runtime_env()})  # the UI replaces this process
+
+
 @app.command("env")
 def env() -> None:
     """Print `export` lines for the paths and switches every tool needs (for `eval` in a shell)."""
@@ -334,12 +345,25 @@ def replay(
             "then analyse what it logged",
         ),
     ] = False,
+    baseline_url: Annotated[
+        str | None,
+        typer.Option(
+            help="replay with feedback instead: visits whose clicks and purchases go to POST /events, the service at "
+            "--url (session features, v4) against this one (e.g. pinned to v3); --requests counts visits",
+        ),
+    ] = None,
 ) -> None:
     """Replay simulated users against the running service: model+rules vs model vs popularity, online metrics."""
     from orchestration.replay import format_table
     from orchestration.replay import replay as run_replay
 
     settings = get_settings()
+    if baseline_url:
+        from orchestration.session_replay import replay_with_feedback
+
+        feedback = replay_with_feedback(settings, url or settings.serving.base_url, baseline_url, requests, k, seed)
+        typer.echo(feedback.to_string(float_format=lambda x: f"{x:.4f}"))
+        return
     if experiments:
         from orchestration.experiment_replay import replay_experiments
 
