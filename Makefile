@@ -92,10 +92,8 @@ status: setup ## the home's state: latest raw day, quarantine, published snapsho
 
 # Feast's web UI reads the registry the active profile's feature_store yaml names (feast-apply writes it).
 FEAST_UI_PORT ?= 8888
-FEAST_YAML = $(shell $(BIN)/python -c 'from shoprank.feature_store import feature_store_yaml; from shoprank.settings import get_settings; print(feature_store_yaml(get_settings()))' 2>/dev/null)
 feast-ui: setup ## Feast's web UI for the active profile's registry on http://127.0.0.1:8888 (FEAST_UI_PORT to change)
-	@echo "==> [feast-ui] $(FEAST_YAML) on http://127.0.0.1:$(FEAST_UI_PORT) (Ctrl-C stops it)"
-	@$(STACK_ENV); $(BIN)/feast -c feature_repo -f "$(FEAST_YAML)" ui --host 127.0.0.1 --port $(FEAST_UI_PORT)
+	@$(BIN)/shoprank feast-ui --port $(FEAST_UI_PORT)
 
 promote: setup ## champion/challenger gate on the run's challenger (TAG=name:version to pick one, FORCE=1 to override)
 	@$(STACK_ENV); $(BIN)/shoprank promote --run-date $(RUN_DATE) $(if $(TAG),--tag $(TAG)) $(if $(FORCE),--force)
