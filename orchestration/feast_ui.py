@@ -1,5 +1,5 @@
-"""Feast's own web UI over the active profile's registry, on loopback: the command `make feast-ui` runs, as the
-browser test (tests/e2e/test_feast_ui.py) starts it."""
+"""Feast's own web UI over the active profile's registry, on loopback: the command `make feast-ui` /
+`shoprank feast-ui` run and the browser test (tests/e2e/test_feast_ui.py) starts, built in one place."""
 
 from __future__ import annotations
 
