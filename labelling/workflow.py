@@ -104,9 +104,10 @@ def import_tasks(settings: Settings, run_date: date, prelabels: bool = True) -> 
         project_id = _project(client, settings)
         ids = client.import_tasks(project_id, shown[list(SHOWN)].to_dict("records")) if len(shown) else {}
         model = load_model(settings) if prelabels else None
-        if model is not None and len(shown):
-            x = features(shown)
-            for pair_id, grade, score in zip(shown["pair_id"], model.suggest(x), model.predict(x), strict=True):
+        suggestable = shown[shown["gold_grade"].isna()] if "gold_grade" in shown else shown
+        if model is not None and len(suggestable):  # never on gold: it would measure the model, not the labeller
+            x = features(suggestable)
+            for pair_id, grade, score in zip(suggestable["pair_id"], model.suggest(x), model.predict(x), strict=True):
                 client.add_prediction(ids[pair_id], int(grade), float(score), "relevance-model")
     added = pd.DataFrame({"pair_id": list(ids), "task_id": list(ids.values()), "day": run_date.isoformat()})
     all_ids = pd.concat([known, added], ignore_index=True)
