@@ -2,7 +2,8 @@
 scheduler, DAG processor, triggerer, and the Celery workers on the CeleryExecutor), and its timeline from the API.
 
 Used by the Celery test (tests/e2e/test_celery_executor.py) and `make bench-dag`. The scheduler runs with
-`use_job_schedule = False`: it starts the run triggered here and creates no scheduled one for today.
+`use_job_schedule = False`: it starts the run triggered here (through the API, once it answers) and creates no
+scheduled one for today.
 """
 
 from __future__ import annotations
@@ -117,8 +118,6 @@ def run_daily_dag(overrides: dict[str, str], run_date: date, timeout_s: float = 
     logs = settings.home_dir / "logs" / "airflow-run"
     logical = (run_date + timedelta(days=1)).isoformat()
     _airflow(["dags", "reserialize"], env, logs / "reserialize.log")
-    _airflow(["dags", "unpause", DAG_ID], env, logs / "unpause.log")
-    _airflow(["dags", "trigger", DAG_ID, "--logical-date", logical], env, logs / "trigger.log")
 
     base = f"http://127.0.0.1:{port}"
     script = ["bash", str(PROJECT_ROOT / "scripts" / "airflow.sh")]
@@ -126,6 +125,16 @@ def run_daily_dag(overrides: dict[str, str], run_date: date, timeout_s: float = 
         credentials = {"username": settings.airflow.admin_user, "password": ensure_airflow_login(settings)}
         token = httpx.post(f"{base}/auth/token", json=credentials, timeout=30).raise_for_status().json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
+        # Unpaused and triggered only now: a task started before the API server answers fails to reach it.
+        httpx.patch(
+            f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=headers, timeout=60
+        ).raise_for_status()
+        httpx.post(
+            f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
+            json={"logical_date": f"{logical}T00:00:00Z"},
+            headers=headers,
+            timeout=60,
+        ).raise_for_status()
         deadline = time.monotonic() + timeout_s
         while True:
             runs = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, timeout=30).raise_for_status()
