@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from producers.simulator import World, build_world, click_logit, position_bias, purchase_given_click
+from producers.simulator import PARAMS, World, build_world, click_logit, position_bias, purchase_given_click
 from serving.item_cache import ItemCache
 from shoprank.exposure import gini
 from shoprank.settings import Settings
@@ -56,12 +56,16 @@ def _index(item_or_user_id: str) -> int | None:
 
 
 def simulate_response(
-    world: World, user: int, items: list[int], rng: np.random.Generator
+    world: World, user: int, items: list[int], rng: np.random.Generator, intent: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(clicked, purchased) for a slate shown in this order to ``user``, from the simulator's hidden truth."""
+    """(clicked, purchased) for a slate shown in this order to ``user``, from the simulator's hidden truth; with an
+    ``intent`` category, its items get the simulator's ``w_intent`` (a feed request of a visit with that intent)."""
     users = np.full(len(items), user)
     idx = np.asarray(items, dtype=int)
-    p_click = 1 / (1 + np.exp(-click_logit(world, users, idx))) * position_bias(np.arange(1, len(idx) + 1))
+    logit = click_logit(world, users, idx)
+    if intent is not None:
+        logit = logit + PARAMS["w_intent"] * (world.item_category[idx] == intent)
+    p_click = 1 / (1 + np.exp(-logit)) * position_bias(np.arange(1, len(idx) + 1))
     p_cart, p_buy = purchase_given_click(world, users, idx)
     draws = rng.random((2, len(idx)))
     clicked = draws[0] < p_click

@@ -285,3 +285,34 @@ def test_default_sizes_fill_every_slate_of_every_day(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, simulator=SimulatorSettings())  # not the suite-wide test sizes
     summary = simulate(settings, RUN_DATE)
     assert summary["events"]["impression"] == 7 * 2000 * 20
+
+
+def _visit_gaps(settings: Settings) -> tuple[pd.DataFrame, float]:
+    """Requests (user, time, intent) of a simulated window, and the share following the same user's previous
+    request within 30 minutes."""
+    simulate(settings, RUN_DATE)
+    truth = pd.read_parquet(settings.truth_dir / "impressions").drop_duplicates("request_id")
+    events = _read(settings, "events")
+    first = events[events["event_type"] == "impression"].groupby("request_id")["event_ts"].min()
+    requests = truth.assign(ts=truth["request_id"].map(first)).sort_values(["user_id", "ts"])
+    gap = requests.groupby("user_id")["ts"].diff().dt.total_seconds()
+    return requests.assign(gap=gap), float((gap < 1800).mean())
+
+
+def test_visits_cluster_requests_in_time_and_keep_the_intent(tmp_path: Path) -> None:
+    spread, spread_share = _visit_gaps(_settings(tmp_path / "spread"))
+    visits, visit_share = _visit_gaps(
+        Settings(
+            home=tmp_path / "visits",
+            simulator=SimulatorSettings(**{**TINY, "days": 3}, session_requests=4.0, session_intent_switch=0.1),
+        )
+    )
+    assert len(visits) == len(spread)  # the same number of requests, arranged in visits
+    assert visit_share > 0.6 > 0.2 > spread_share, (visit_share, spread_share)
+    # Within a visit (a request minutes after the previous one) the intent mostly stays; across hours it drifts.
+    close = visits[visits["gap"] < 600]
+    same = (close["intent_category"] == visits.groupby("user_id")["intent_category"].shift().loc[close.index]).mean()
+    assert same > 0.8, same
+    far = spread[spread["gap"] > 3600]
+    drift = (far["intent_category"] == spread.groupby("user_id")["intent_category"].shift().loc[far.index]).mean()
+    assert drift < 0.75, drift
