@@ -4,8 +4,8 @@
   ``shoprank.session.update`` (a re-sent event id is counted once, by the state itself);
 - :func:`push_frame` is the rows pushed: ``user_session_features`` of each changed user, packed in one string
   column, stamped ``feature_ts``;
-- :class:`SessionPusher` writes them with Feast's push API (``store.push(source, rows, to=PushMode.ONLINE)``) on a
-  FeatureStore of its own (its own online-store connection, apart from the request path's).
+- :class:`SessionPusher` writes them to the push source's view with Feast's ``write_to_online_store`` (one write per
+  batch) on a FeatureStore of its own (its own online-store connection, apart from the request path's).
 
 The services profile's worker (serving/stream_worker.py) keeps the states in Redis; the local profile's
 :class:`EmbeddedSessions` keeps them in the service's memory and pushes from a background thread, so `make demo`
@@ -133,10 +133,12 @@ class SessionPusher:
         self.source = view.stream_source.name
 
     def push(self, frame: pd.DataFrame) -> None:
-        from feast.data_source import PushMode
+        """One online-store write (one transaction on SQLite, one pipeline on Redis) for every row of ``frame``.
 
+        ``write_to_online_store`` on the push source's one view is what ``store.push(source, ...)`` does for it,
+        without listing every feature view of the registry per call (a fixed ~0.4 s per batch on a loaded box)."""
         if len(frame):
-            self.store.push(self.source, frame, to=PushMode.ONLINE)
+            self.store.write_to_online_store(SESSION_VIEW, frame, allow_registry_cache=True)
 
 
 class EmbeddedSessions:
