@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoprank.feature_contract import push_views
-from shoprank.feature_store import get_feature_store
+from shoprank.feature_store import get_feature_store, use_budgeted_offline_engine
+from shoprank.resources import within_budget
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
@@ -74,8 +75,10 @@ def materialize(settings: Settings, start: datetime, end: datetime) -> dict[str,
     Keyed on the caller's data interval (not on "now"), so re-running an interval writes the same values.
     """
     store = get_feature_store(settings)
+    use_budgeted_offline_engine(settings)
     window_start = start - MATERIALIZE_OVERLAP
-    store.materialize(start_date=window_start, end_date=end, feature_views=views_to_materialize(settings, store))
+    with within_budget(settings, "feast materialize"):
+        store.materialize(start_date=window_start, end_date=end, feature_views=views_to_materialize(settings, store))
     log.info("feast materialize: [%s, %s]", window_start.isoformat(), end.isoformat())
     return {"start": window_start.isoformat(), "end": end.isoformat()}
 
@@ -91,6 +94,7 @@ def materialize_for_run(settings: Settings, run_date: date) -> dict[str, Any]:
     window, as a first run always did.
     """
     store = get_feature_store(settings)
+    use_budgeted_offline_engine(settings)
     end = day_start(run_date + timedelta(days=1))
     first_run_start = day_start(run_date - timedelta(days=settings.simulator.days - 1))
     starts: dict[datetime, list[str]] = {}
@@ -101,7 +105,8 @@ def materialize_for_run(settings: Settings, run_date: date) -> dict[str, Any]:
     windows: dict[str, list[str]] = {}
     for start, names in sorted(starts.items()):
         window_start = start - MATERIALIZE_OVERLAP
-        store.materialize(start_date=window_start, end_date=end, feature_views=names)
+        with within_budget(settings, f"feast materialize {names}"):
+            store.materialize(start_date=window_start, end_date=end, feature_views=names)
         log.info("feast materialize %s: [%s, %s]", names, window_start.isoformat(), end.isoformat())
         windows[window_start.isoformat()] = names
     return {"start": min(windows, default=None), "end": end.isoformat(), "feature_views_by_start": windows}

@@ -26,6 +26,26 @@ def feature_store_yaml(settings: Settings) -> Path:
     return profiled if settings.profile != "local" and profiled.exists() else settings.feature_repo_dir / YAML_FILE
 
 
+def use_budgeted_offline_engine(settings: Settings) -> None:
+    """Make the step's budgeted DuckDB connection (shoprank.resources) the engine of Feast's DuckDB offline store.
+
+    That store runs its queries on ibis's default backend, which ibis otherwise opens without a memory limit or
+    spill directory: materialize and historical retrieval then grew past the step's budget and failed with DuckDB's
+    own message. One connection per budget and spill directory, reused by later stores of the process."""
+    import ibis
+
+    from shoprank.resources import duckdb_connect
+
+    key = (settings.duckdb_memory_limit, str(settings.duckdb_temp_dir))
+    if _OFFLINE_ENGINE.get("key") == key:
+        return
+    ibis.options.default_backend = ibis.duckdb.from_connection(duckdb_connect(settings))
+    _OFFLINE_ENGINE["key"] = key
+
+
+_OFFLINE_ENGINE: dict[str, tuple[str, str]] = {}
+
+
 def get_feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 

@@ -19,7 +19,11 @@ from shoprank.settings import Settings
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["MemoryBudgetError", "budget_note", "duckdb_connect", "within_budget"]
+__all__ = ["MemoryBudgetError", "budget_error", "budget_note", "duckdb_connect", "out_of_memory", "within_budget"]
+
+# How DuckDB words a query that could not stay within memory_limit (its OutOfMemoryException's message); tools that
+# run DuckDB for us (dbt-duckdb, Feast's offline store through ibis) pass only the text on.
+OUT_OF_MEMORY = "Out of Memory Error"
 
 
 class MemoryBudgetError(RuntimeError):
@@ -54,6 +58,19 @@ def duckdb_connect(
     return con
 
 
+def out_of_memory(text: str) -> bool:
+    """Whether an error's text is DuckDB's "Out of Memory" (as dbt or ibis pass it on)."""
+    return OUT_OF_MEMORY in text
+
+
+def budget_error(settings: Settings, what: str, said: str) -> MemoryBudgetError:
+    """The error of ``what`` running out of memory within the budget; ``said``: the engine's own first line."""
+    return MemoryBudgetError(
+        f"{what} ran out of memory within its {budget_note(settings)}: raise the budget, or give the step a "
+        f"machine with more memory. DuckDB said: {said}"
+    )
+
+
 @contextmanager
 def within_budget(settings: Settings, what: str) -> Iterator[None]:
     """Turn DuckDB's "Out of Memory" inside the block into a :class:`MemoryBudgetError` naming ``what`` and the
@@ -63,7 +80,4 @@ def within_budget(settings: Settings, what: str) -> Iterator[None]:
     try:
         yield
     except duckdb.OutOfMemoryException as error:
-        raise MemoryBudgetError(
-            f"{what} ran out of memory within its {budget_note(settings)}: raise the budget, or give the step a "
-            f"machine with more memory. DuckDB said: {str(error).splitlines()[0]}"
-        ) from error
+        raise budget_error(settings, what, str(error).splitlines()[0]) from error

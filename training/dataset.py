@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from shoprank.feature_store import get_feature_store
+from shoprank.feature_store import get_feature_store, use_budgeted_offline_engine
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
+from shoprank.resources import within_budget
 from shoprank.settings import Settings
 from training.session_dataset import add_session_features, retrieval_features
 
@@ -82,12 +83,14 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
     """One row per impression with the features as they were at the impression's timestamp."""
     examples = load_examples(settings, run_date)
     store = get_feature_store(settings)
+    use_budgeted_offline_engine(settings)
     entity_df = examples.rename(columns={"event_ts": "event_timestamp"})
     entity_df["event_timestamp"] = pd.to_datetime(entity_df["event_timestamp"], utc=True)
     entity_df = with_item_keys(settings, entity_df, service_item_keys(store, feature_service))
-    features = store.get_historical_features(
-        entity_df=entity_df, features=retrieval_features(store, feature_service)
-    ).to_df()
+    with within_budget(settings, "feast historical retrieval"):
+        features = store.get_historical_features(
+            entity_df=entity_df, features=retrieval_features(store, feature_service)
+        ).to_df()
     if len(features) != len(entity_df):
         raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
     if set(QUERY_FEATURES) & set(feature_columns_for(feature_service, settings.simulator.categories)):

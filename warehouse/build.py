@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.feature_contract import exported_views
+from shoprank.resources import MemoryBudgetError, budget_error, out_of_memory
 from shoprank.settings import Settings, apply_runtime_env
 
 MARTS = ("user_features", "item_features", "training_examples")
@@ -48,6 +49,19 @@ class WarehouseBuildError(RuntimeError):
     def __init__(self, message: str, failures: list[tuple[str, str, str]] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+
+
+class WarehouseBudgetError(WarehouseBuildError, MemoryBudgetError):
+    """dbt build ran out of DuckDB memory even spilling: the message names settings.resources.memory_budget_gib."""
+
+
+def _budget_failure(settings: Settings, run_date: date | None, texts: list[str]) -> WarehouseBudgetError | None:
+    """The budget error when any of ``texts`` (dbt's node messages, its exception) is DuckDB's "Out of Memory"."""
+    said = next((line for text in texts for line in text.splitlines() if out_of_memory(line)), None)
+    if said is None:
+        return None
+    message = str(budget_error(settings, f"dbt build for run_date={run_date}", said.strip()))
+    return WarehouseBudgetError(message)
 
 
 def _release_duckdb() -> None:
@@ -124,21 +138,28 @@ def build_warehouse(
     elapsed = time.perf_counter() - started
 
     if result.exception is not None and result.result is None:
-        raise WarehouseBuildError(f"dbt build could not run: {result.exception}") from result.exception
+        over = _budget_failure(settings, run_date, [str(result.exception)])
+        raise over or WarehouseBuildError(f"dbt build could not run: {result.exception}") from result.exception
 
     statuses: dict[str, int] = {}
     resource_types: dict[str, int] = {}
     failures: list[tuple[str, str, str]] = []
+    messages: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(node_result.status)
         statuses[status] = statuses.get(status, 0) + 1
         resource_type = str(node_result.node.resource_type)
         resource_types[resource_type] = resource_types.get(resource_type, 0) + 1
         if status in ("error", "fail", "runtime error"):
+            messages.append(node_result.message or "")
             message = (node_result.message or "").strip().splitlines()
             failures.append((node_result.node.unique_id, status, message[0] if message else ""))
 
     if failures or not result.success:
+        over = _budget_failure(settings, run_date, [*messages, str(result.exception or "")])
+        if over is not None:
+            over.failures = failures
+            raise over
         detail = "; ".join(f"{node} [{status}] {message}" for node, status, message in failures)
         raise WarehouseBuildError(
             f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or result.exception}",

@@ -38,3 +38,24 @@ def test_chunk_rows_fit_a_share_of_the_budget():
     assert resources.chunk_rows(2**40) == 1000  # never below the minimum
     with pytest.raises(ValueError, match="bytes_per_row"):
         resources.chunk_rows(0)
+
+
+def test_feasts_offline_engine_is_the_budgeted_connection(tmp_path):
+    """Feast's DuckDB offline store runs on ibis's default backend: materialize and historical retrieval use the
+    step's capped, spilling connection, not an unlimited one of ibis's own."""
+    import ibis
+
+    from shoprank.feature_store import use_budgeted_offline_engine
+
+    settings = Settings(home=tmp_path / "home", resources={"memory_budget_gib": 0.5})
+    use_budgeted_offline_engine(settings)
+    limit, temp = (
+        ibis.get_backend()
+        .raw_sql("select current_setting('memory_limit'), current_setting('temp_directory')")
+        .fetchall()[0]
+    )
+    assert limit == "307.0 MiB" and temp == str(tmp_path / "home" / "tmp" / "duckdb")
+    bigger = Settings(home=tmp_path / "home", resources={"memory_budget_gib": 1.0})
+    use_budgeted_offline_engine(bigger)  # another budget in the same process: a new connection
+    limit = ibis.get_backend().raw_sql("select current_setting('memory_limit')").fetchall()[0][0]
+    assert limit == "614.0 MiB"
