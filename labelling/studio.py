@@ -55,7 +55,8 @@ def install(settings: Settings) -> Path:
     if marker.exists() and executable(settings).exists():
         return executable(settings)
     settings.labelstudio_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run([*_uv(), "venv", "--python", sys.executable, str(venv_dir(settings))], check=True)
+    if not (venv_dir(settings) / "bin" / "python").exists():
+        subprocess.run([*_uv(), "venv", "--python", sys.executable, str(venv_dir(settings))], check=True)
     env = {**os.environ, "VIRTUAL_ENV": str(venv_dir(settings))}
     subprocess.run([*_uv(), "pip", "install", f"label-studio=={version}"], check=True, env=env)
     marker.touch()
