@@ -50,6 +50,7 @@ class ArmComparison:
     treatment: str
     users: dict[str, int]
     metrics: list[MetricResult]
+    cuped: list[str] = field(default_factory=list)  # the metrics CUPED adjusted (those with a varying pre-period)
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,18 @@ class Analysis:
         raise KeyError(treatment)
 
 
-def _metrics(cuped: bool, **power: Any) -> dict[str, Any]:
-    def cov(name: str) -> str | None:
-        return f"{name}{PRE}" if cuped else None
+def _metrics(cuped: bool | set[str], **power: Any) -> dict[str, Any]:
+    """The metrics; ``cuped`` True adjusts each on its pre-period columns, a set only those whose pre-period columns
+    are all in it (a constant covariate, e.g. no pre-period at all, makes CUPED divide by a zero variance: NaN)."""
+
+    def covs(*names: str) -> list[str | None]:
+        use = cuped if isinstance(cuped, bool) else all(n in cuped for n in names)
+        return [f"{n}{PRE}" if use else None for n in names]
 
     return {
-        "ctr": tt.RatioOfMeans("clicks", "impressions", cov("clicks"), cov("impressions"), **power),
-        "purchases_per_request": tt.RatioOfMeans("purchases", "requests", cov("purchases"), cov("requests"), **power),
-        "gmv_per_user": tt.Mean("gmv", cov("gmv"), **power),
+        "ctr": tt.RatioOfMeans("clicks", "impressions", *covs("clicks", "impressions"), **power),
+        "purchases_per_request": tt.RatioOfMeans("purchases", "requests", *covs("purchases", "requests"), **power),
+        "gmv_per_user": tt.Mean("gmv", *covs("gmv"), **power),
     }
 
 
@@ -114,8 +119,11 @@ def analyse(
         if not counts[treatment] or not counts[control]:
             continue
         pair = data[data["arm"].isin([control, treatment])]
-        result = tt.Experiment(_metrics(cuped), variant="arm").analyze(pair, control=control)
-        mde = _mde(pair[pair["arm"] == control], counts[control], counts[treatment], cuped) if power else {}
+        # CUPED needs covariates that vary: with no pre-period (new users, a fresh service) a metric's pre columns
+        # are constant and it is analysed unadjusted.
+        adjusted = {c for c in OUTCOMES if pair[f"{c}{PRE}"].var() > 0} if cuped else set()
+        result = tt.Experiment(_metrics(adjusted), variant="arm").analyze(pair, control=control)
+        mde = _mde(pair[pair["arm"] == control], counts[control], counts[treatment], adjusted) if power else {}
         metrics = []
         for name, r in result.items():  # type: ignore[union-attr]
             metrics.append(
@@ -133,12 +141,18 @@ def analyse(
                 )
             )
         comparisons.append(
-            ArmComparison(control, treatment, {control: counts[control], treatment: counts[treatment]}, metrics)
+            ArmComparison(
+                control,
+                treatment,
+                {control: counts[control], treatment: counts[treatment]},
+                metrics,
+                [name for name, metric in _metrics(adjusted).items() if metric.numer_covariate is not None],
+            )
         )
     return Analysis(experiment, counts, srm_pvalue, srm_pvalue >= srm_alpha, comparisons)
 
 
-def _mde(control: pd.DataFrame, n_control: int, n_treatment: int, cuped: bool) -> dict[str, float]:
+def _mde(control: pd.DataFrame, n_control: int, n_treatment: int, cuped: bool | set[str]) -> dict[str, float]:
     """Relative MDE per metric at 80% power from the control's variance (tea-tasting's solve_power)."""
     if n_control < 2:
         return {}

@@ -160,3 +160,22 @@ def test_interleaving_preference_and_its_binomial_test() -> None:
     assert result.pvalue is not None and result.pvalue < 0.001
     assert result.ci_lower is not None and result.ci_lower > 0.5
     assert interleaving_preference([None, None]).share_b is None
+
+
+def test_without_a_pre_period_the_metrics_are_analysed_unadjusted() -> None:
+    # a fresh service: no user has a pre-period, every covariate is 0; CUPED would divide by a zero variance
+    rng = np.random.default_rng(11)
+    n = 4000
+    arm = np.where(np.arange(n) % 2 == 0, "control", "treat")
+    impressions = rng.poisson(30, n) + 1
+    clicks = rng.binomial(impressions, np.where(arm == "treat", 0.12, 0.10))
+    users = pd.DataFrame({"arm": arm, "requests": impressions // 10 + 1, "impressions": impressions, "clicks": clicks})
+    users["purchases"] = rng.binomial(clicks, 0.2)
+    users["gmv"] = users["purchases"] * 20.0
+    for column in ("requests", "impressions", "clicks", "purchases", "gmv"):
+        users[f"{column}_pre"] = 0
+    result = analyse(users, "exp", {"control": 0.5, "treat": 0.5})
+    ctr = result.metric("treat", "ctr")
+    assert np.isfinite([ctr.rel_effect, ctr.rel_ci_lower, ctr.rel_ci_upper, ctr.pvalue]).all()
+    assert ctr.significant and ctr.rel_ci_lower < 0.2 < ctr.rel_ci_upper  # the true lift is +20%
+    assert result.comparisons[0].cuped == []
