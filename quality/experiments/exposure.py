@@ -116,7 +116,7 @@ def exposures(
     per_user = per_user[per_user["n_arms"] == 1].drop(columns="n_arms")
     pre = _pre_period(con, [*event_files, *(_files(raw_events_dir) if raw_events_dir else [])], start, pre_days)
     users = per_user.merge(pre, on="user_id", how="left")
-    users[[f"{c}{PRE}" for c in OUTCOMES]] = users[[f"{c}{PRE}" for c in OUTCOMES]].fillna(0)
+    users[[f"{c}{PRE}" for c in OUTCOMES]] = users[[f"{c}{PRE}" for c in OUTCOMES]].astype("float64").fillna(0)
     requests = con.execute(
         """
         with clicks as (
