@@ -181,6 +181,9 @@ def main() -> None:
     line("speed-up: naive p50 / /rank p50 (over HTTP)", f"{naive_p50 / rank_p50:.1f}x")
     line("speed-up: naive p99 / /rank p99 (over HTTP)", f"{naive_p99 / rank_p99:.1f}x")
     line("target: /rank p99 < 20 ms", "met" if rank_p99 < 20 else "NOT met")
+    from benchmarks.bench_session_read import print_session_read
+
+    print_session_read(settings, candidates)  # what a v4 champion's session columns add to each /rank
 
 
 if __name__ == "__main__":

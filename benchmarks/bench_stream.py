@@ -2,8 +2,9 @@
 home (var/bench; the pipeline runs there first when it has no model), Redis from settings.services, under a key
 prefix of its own (deleted at the end).
 
-- the worker: events/s folded and pushed to the online store, from a stream filled beforehand (no HTTP), per
-  batch size (target 20,000 events/s);
+- the worker: events/s folded and written to the online store (SQLite: local profile; Redis: services profile),
+  from a stream filled beforehand (no HTTP), per batch size, for the simulator's event mix and for the worst case
+  (every event another user's); wall time and per CPU-second of the worker (target 20,000 events/s);
 - POST /events into the stream: events/s over loopback HTTP, batches of ``serving.max_events_per_call``;
 - freshness, per profile (embedded: in the service; redis: service -> stream -> worker): from POST /events
   answering for a click to the user's online session row showing it, read as /rank reads it (the same Feast online
@@ -91,6 +92,33 @@ def bench_worker(settings: Any, rows: list[dict[str, Any]], batch: int) -> tuple
         return stats.entries / elapsed, stats.entries / (time.process_time() - cpu), stats
     finally:
         _cleanup(prefix)
+
+
+@contextlib.contextmanager
+def redis_online_store(settings: Any) -> Iterator[Any]:
+    """The services profile's online store for the worker: Feast on Redis (keys end with a project of this run's
+    own, deleted after) and its registry in a PostgreSQL database of this run's own (dropped after)."""
+    import psycopg
+    from psycopg import sql
+
+    from feature_repo.materialize import apply_feature_repo
+    from shoprank.databases import ensure_postgres_database
+    from shoprank.feature_store import get_feature_store
+    from shoprank.settings import apply_runtime_env
+
+    name = f"bench_online_{uuid.uuid4().hex[:8]}"
+    services = settings.services.model_copy(update={"feast_registry_database": name})
+    redis_settings = settings.model_copy(update={"profile": "services", "feast_project": name, "services": services})
+    ensure_postgres_database(redis_settings, name)
+    try:
+        apply_feature_repo(redis_settings)
+        yield redis_settings
+        get_feature_store(redis_settings).teardown()
+    finally:
+        apply_runtime_env(settings)
+        admin = settings.services.postgres_url("postgres", driver="postgresql")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def bench_intake(base: str, seconds: float, per_call: int, users: int) -> float:
@@ -188,13 +216,15 @@ def main() -> None:
         "simulated": simulated_events(settings, args.events),
         f"round-robin {args.users:,} users": round_robin_events(args.events, args.users),
     }
-    for mix, rows in mixes.items():
-        for batch in args.batches:
-            rate, per_cpu, stats = bench_worker(settings, rows, batch)
-            line(
-                f"worker, {mix}: {len(rows):,} events, batches of {batch}",
-                f"{rate:,.0f} events/s wall, {per_cpu:,.0f} per CPU-s ({stats.pushed_users:,} user rows written)",
-            )
+    for store_name, store in (("sqlite", contextlib.nullcontext(settings)), ("redis", redis_online_store(settings))):
+        with store as store_settings:
+            for mix, rows in mixes.items():
+                for batch in args.batches:
+                    rate, per_cpu, stats = bench_worker(store_settings, rows, batch)
+                    line(
+                        f"worker -> {store_name} online store, {mix}: {len(rows):,} events, batches of {batch}",
+                        f"{rate:,.0f} events/s wall, {per_cpu:,.0f} per CPU-s ({stats.pushed_users:,} user rows)",
+                    )
 
     prefix = f"bench-stream-{uuid.uuid4().hex[:8]}"
     redis_env = {"SHOPRANK_STREAMING__MODE": "redis", "SHOPRANK_STREAMING__KEY_PREFIX": prefix}
