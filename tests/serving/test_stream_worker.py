@@ -147,3 +147,62 @@ def test_worker_stopped_mid_stream_and_restarted_loses_and_repeats_nothing(
     assert sum(state["counts"][1] for state in states) == total
     online = online_session(serving_world, users, ["sess_clicks"])["sess_clicks"]
     assert online == [state["counts"][1] for state in states]
+
+
+@pytest.fixture
+def redis_online(serving_world: ServingWorld, prefix: str) -> Iterator[Settings]:
+    """The services profile's online store: Feast on the real Redis (keys end with this test's own Feast project)
+    and its registry in a PostgreSQL database of this test's own; the repo applied there."""
+    import psycopg
+    from psycopg import sql
+
+    from feature_repo.materialize import apply_feature_repo
+    from shoprank.databases import ensure_postgres_database
+    from shoprank.feature_store import get_feature_store
+    from shoprank.settings import apply_runtime_env
+
+    name = prefix.replace("-", "_")
+    base = worker_settings(serving_world, prefix)
+    settings = base.model_copy(
+        update={
+            "profile": "services",
+            "feast_project": name,
+            "services": base.services.model_copy(update={"feast_registry_database": name}),
+        }
+    )
+    ensure_postgres_database(settings, name)
+    try:
+        apply_feature_repo(settings)
+        yield settings
+        store = get_feature_store(settings)
+        store.teardown()  # the project's Redis keys
+    finally:
+        apply_runtime_env(serving_world.settings)  # the profile's env back for the other tests
+        with psycopg.connect(settings.services.postgres_url("postgres", driver="postgresql"), autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def test_worker_writes_the_redis_online_store_in_one_write_per_batch(
+    serving_world: ServingWorld, redis_online: Settings, prefix: str
+) -> None:
+    from shoprank.feature_store import get_feature_store
+
+    client, keys = redis.Redis(), StreamKeys(prefix)
+    users = [f"u{i:06d}" for i in range(60, 90)]
+    events = [click(f"r-{i}", users[i % 30], f"i{i % 40:06d}") for i in range(300)]
+    xadd_all(client, keys, events, maxlen=10_000)
+    worker = StreamWorker(
+        redis_online.model_copy(update={"streaming": redis_online.streaming.model_copy(update={"batch_size": 120})})
+    )
+    stats = worker.run(max_idle_batches=1)
+    assert (stats.counted, stats.batches, stats.pushed_users) == (300, 3, 90), stats  # 30 users written per batch
+    assert client.xpending(keys.stream, "session-worker")["pending"] == 0
+    store = get_feature_store(redis_online)
+    assert type(store.config.online_store).__name__ == "RedisOnlineStoreConfig"
+    ref = f"user_session_features:{STORED_COLUMN}"
+    stored = store.get_online_features(features=[ref], entity_rows=[{"user_id": u} for u in users]).to_dict()
+    rows = [unpack_row(packed) for packed in stored[STORED_COLUMN]]
+    assert [row["sess_clicks"] for row in rows] == [10] * 30
+    assert set(rows[0]["sess_clicked_items"].split()) == {"i000000", "i000010", "i000020", "i000030"}
+    # Nothing went to the local profile's SQLite online store.
+    assert online_session(serving_world, users[:1], ["sess_clicks"])["sess_clicks"] == [None]
