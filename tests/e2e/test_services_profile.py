@@ -1,8 +1,10 @@
-"""The whole daily DAG on the `services` profile, against real servers on loopback: Airflow's metadata DB on
-PostgreSQL, Feast's registry on PostgreSQL and its online store on Redis.
+"""The whole daily DAG on the `services` profile, against real servers on loopback: the warehouse built by dbt on
+PostgreSQL (marts exported to the same parquet files, warehouse/pg_export.py), Airflow's metadata DB on PostgreSQL,
+Feast's registry on PostgreSQL and its online store on Redis; its model equals a DuckDB run's on the same data.
 
 The test owns its databases (fresh names) and its Feast project (Redis keys are scoped by project), and removes
-them afterwards, so runs never collide with each other or with anything else on the servers.
+them afterwards, so runs never collide with each other or with anything else on the servers. Without the servers it
+fails and says `make services-up`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,51 @@ import pytest
 
 from shoprank.settings import Settings
 
-pytestmark = pytest.mark.e2e
+# Two whole runs (the DAG on PostgreSQL, `shoprank run` on DuckDB): `make test-profiles`.
+pytestmark = [pytest.mark.e2e, pytest.mark.profiles, pytest.mark.timeout(3600)]
 
 BIN = Path(sys.executable).parent
+
+# A small marketplace whose runs still pass the gates and train (as tests/e2e/test_backfill.py): both runs use it.
+SIZES = {
+    "SHOPRANK_SIMULATOR__USERS": "300",
+    "SHOPRANK_SIMULATOR__ITEMS": "200",
+    "SHOPRANK_SIMULATOR__SELLERS": "20",
+    "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
+    "SHOPRANK_TRAINING__N_ESTIMATORS": "40",
+    # A world this small drifts from day to day; the drift gate has its own tests, this one compares two engines.
+    "SHOPRANK_QUALITY__DRIFT_BLOCK_PSI": "10",
+}
+
+
+def _require_servers(settings: Settings) -> None:
+    import psycopg
+    import redis
+
+    services = settings.services
+    try:
+        psycopg.connect(services.postgres_url("postgres", driver="postgresql"), connect_timeout=5).close()
+        redis.Redis(host=services.redis_host, port=services.redis_port, socket_timeout=5).ping()
+    except (psycopg.OperationalError, redis.exceptions.ConnectionError) as error:
+        pytest.fail(f"the services profile needs PostgreSQL and Redis on loopback ({error}): run `make services-up`")
+
+
+def _start_duckdb_run(home: Path, day: str) -> subprocess.Popen[bytes]:
+    """`shoprank run` of the same day on the local profile (DuckDB warehouse), in its own home, in the background."""
+    settings = Settings(profile="local", home=home)
+    env = {**os.environ, **SIZES, **settings.runtime_env()}
+    log = (home / "run.log").open("wb")
+    return subprocess.Popen(
+        [str(BIN / "shoprank"), "run", "--run-date", day], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _holdout_metrics(home: Path, day: str) -> dict[str, float]:
+    import json
+
+    card = json.loads((home / "models" / "candidates" / day / "candidate.json").read_text())
+    # The model's own metrics (overall and per slice); the baselines' are not the model.
+    return {name: value for name, value in card["metrics"].items() if name.startswith("model_") or "_model_" in name}
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +76,12 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
 
     suffix = secrets.token_hex(4)
     overrides = {
+        **SIZES,
         "SHOPRANK_PROFILE": "services",
         "SHOPRANK_HOME": str(tmp_path_factory.mktemp("services-home")),
         "SHOPRANK_SERVICES__AIRFLOW_DATABASE": f"shoprank_test_airflow_{suffix}",
         "SHOPRANK_SERVICES__FEAST_REGISTRY_DATABASE": f"shoprank_test_feast_{suffix}",
+        "SHOPRANK_SERVICES__WAREHOUSE_DATABASE": f"shoprank_test_warehouse_{suffix}",
         "SHOPRANK_FEAST_PROJECT": f"shoprank_test_{suffix}",
     }
     settings = Settings(
@@ -45,11 +91,18 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
         services={
             "airflow_database": overrides["SHOPRANK_SERVICES__AIRFLOW_DATABASE"],
             "feast_registry_database": overrides["SHOPRANK_SERVICES__FEAST_REGISTRY_DATABASE"],
+            "warehouse_database": overrides["SHOPRANK_SERVICES__WAREHOUSE_DATABASE"],
         },
     )
+    _require_servers(settings)
     env = {**os.environ, **overrides}
     env.update(settings.runtime_env())
     admin = settings.services.postgres_url("postgres", driver="postgresql")
+    databases = (
+        settings.services.airflow_database,
+        settings.services.feast_registry_database,
+        settings.services.warehouse_database,
+    )
     try:
         from shoprank.databases import ensure_postgres_database
 
@@ -67,26 +120,38 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
             ],
             env=env,
             capture_output=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
         with psycopg.connect(admin, autocommit=True) as conn:
-            for database in (settings.services.airflow_database, settings.services.feast_registry_database):
+            for database in databases:
                 conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
 
 
-def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run):
+def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run, tmp_path):
     settings, env = services_run
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
+    assert settings.dbt_target_name == "postgres"
+    day = settings.default_run_date.isoformat()
     logical = (settings.default_run_date + timedelta(days=1)).isoformat()
-    run = subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", "shoprank_daily", logical],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    duckdb_home = tmp_path / "duckdb-home"
+    duckdb_home.mkdir()
+    duckdb_run = _start_duckdb_run(duckdb_home, day)
+    try:
+        run = subprocess.run(
+            [str(BIN / "airflow"), "dags", "test", "shoprank_daily", logical],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        duckdb_returncode = duckdb_run.wait(timeout=1500)
+    finally:
+        if duckdb_run.poll() is None:
+            duckdb_run.kill()
+            duckdb_run.wait()
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+    assert duckdb_returncode == 0, (duckdb_home / "run.log").read_text(errors="replace")[-5000:]
     state = subprocess.run(
         [str(BIN / "airflow"), "dags", "state", "shoprank_daily", logical], env=env, capture_output=True, text=True
     )
@@ -123,3 +188,11 @@ def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run):
     assert store_type == "redis" and int(impressions) > 0
     examples = pd.read_parquet(settings.marts_export_dir / "training_examples.parquet")
     assert len(examples) > 0
+
+    # The marts came from PostgreSQL (no DuckDB warehouse was written) and the model equals the DuckDB run's:
+    # same raw data -> same marts -> same training set -> same holdout metrics.
+    assert not settings.warehouse_path.exists() and (duckdb_home / "warehouse" / "shoprank.duckdb").exists()
+    metrics, expected = _holdout_metrics(settings.home_dir, day), _holdout_metrics(duckdb_home, day)
+    assert metrics.keys() == expected.keys() and "model_ndcg@10" in metrics
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
