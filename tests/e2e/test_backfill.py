@@ -29,11 +29,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.backfill, pytest.mark.timeout(2400)]
 
 BIN = Path(sys.executable).parent
 DAG_ID = "shoprank_daily"
-RUN_TIMEOUT_S = 2100  # three DAG runs one after the other, ~37 tasks each (27 of them dbt, one at a time)
+RUN_TIMEOUT_S = 2100  # three DAG runs one after the other, 14 tasks each (dbt one `dbt build` task)
 
 
 # The smallest marketplace whose runs still pass the gates, train and promote (the test's time is mostly per-task
-# overhead: 37 tasks a day, each its own process). Both homes use it.
+# overhead: 14 tasks a day, each its own process). Both homes use it.
 SIZES = {
     "SHOPRANK_SIMULATOR__USERS": "200",
     "SHOPRANK_SIMULATOR__ITEMS": "150",
