@@ -60,12 +60,13 @@ class Funnel:
     def keep(
         self, user_id: str, recent: Sequence[str], shares: Sequence[float] | None, candidates: list[str], n: int
     ) -> tuple[list[str], dict[str, float]]:
-        """The best ``n`` candidates by pre-rank score (ties: retrieval order) and every candidate's score."""
+        """The best ``n`` candidates by pre-rank score (ties: retrieval order) and their scores (for /explain)."""
         if not candidates:
             return [], {}
         scores = self.scores(user_id, recent, shares, self.items.rows(candidates))
         order = np.argsort(-scores, kind="stable")[:n]
-        return [candidates[p] for p in order], dict(zip(candidates, scores.tolist(), strict=True))
+        kept = [candidates[p] for p in order]
+        return kept, dict(zip(kept, scores[order].tolist(), strict=True))
 
 
 _lock = threading.Lock()

@@ -123,7 +123,7 @@ class _Ranking:
     model_scores: np.ndarray | None
     sources: dict[str, str]
     n_candidates: int = 0  # known candidates ranked (before rules removed any)
-    prerank_scores: dict[str, float] = field(default_factory=dict)  # every retrieved candidate's, with a pre-ranker
+    prerank_scores: dict[str, float] = field(default_factory=dict)  # the kept candidates', with a pre-ranker
 
 
 @bentoml.asgi_app(info_app, path="/")

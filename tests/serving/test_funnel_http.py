@@ -14,9 +14,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from serving.prerank import funnel_for
+from serving.ranking import user_vector
 from serving.schemas import RankRequest
 from serving.service import PRERANKER_LOAD_FAILED, RankingService
 from shoprank import prerank
+from shoprank.ranking_features import category_share_columns
 from shoprank.settings import Settings
 from training.preranker import publish
 
@@ -84,10 +87,23 @@ def test_the_model_sees_the_preranker_best_candidates(with_preranker: Settings, 
     service.settings = service.settings.model_copy(
         update={"recall": service.settings.recall.model_copy(update={"prerank_candidates": 150, "prerank_keep": 30})}
     )
-    ranking = service._rank(RankRequest(user_id=serving_world.user_ids[2], k=100, apply_rules=False))
-    assert ranking.n_candidates == 30 and len(ranking.prerank_scores) == 150
-    best = sorted(ranking.prerank_scores.values(), reverse=True)[29]
-    assert all(ranking.prerank_scores[item.item_id] >= best for item in ranking.response.items)
+    user = serving_world.user_ids[2]
+    ranking = service._rank(RankRequest(user_id=user, k=100, apply_rules=False))
+    assert ranking.n_candidates == 30 and len(ranking.prerank_scores) == 30
+    # the 150 retrieved, scored by the same funnel: the model ranked exactly the best 30 of them
+    state = service.state
+    n_categories = state.n_categories(service.settings)
+    assert state.reader is not None
+    cold, values = user_vector(service._read_user(state, user), n_categories, state.reader.user_feature_names)
+    shares = None if cold else [values[c] for c in category_share_columns(n_categories)]
+    retrieved, _ = state.retrieval.retrieve(user, shares, 150, recall=state.recall, cfg=service.settings.recall)
+    funnel = funnel_for(state.preranker, state.items, state.recall)
+    assert funnel is not None and len(retrieved) == 150
+    recent = state.retrieval.user_recent.get(user, [])
+    scores = funnel.scores(user, recent, shares, state.items.rows(retrieved))
+    best = {retrieved[p] for p in np.argsort(-scores, kind="stable")[:30]}
+    assert {item.item_id for item in ranking.response.items} == best
+    assert all(ranking.prerank_scores[i] == pytest.approx(float(scores[retrieved.index(i)])) for i in best)
 
 
 def test_a_preranker_that_fails_to_load_leaves_the_previous_one_serving(
