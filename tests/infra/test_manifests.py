@@ -76,3 +76,154 @@ def test_compose_refuses_to_start_without_its_secrets():
     )
     assert done.returncode != 0
     assert "POSTGRES_PASSWORD" in done.stderr
+
+
+# ---- the cluster profile: the same processes as `make airflow PROFILE=cluster`, settings by their real names ----
+
+AIRFLOW_COMPONENTS = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+COMPOSE_SECRETS = {"POSTGRES_PASSWORD": "x", "AIRFLOW_ADMIN_PASSWORD": "x", "SERVING_ADMIN_TOKEN": "x"}
+
+
+def _deployments(name: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in _documents(INFRA / "k8s" / name) if d["kind"] == "Deployment"}
+
+
+def _after_compat(command: list[str] | str) -> list[str]:
+    """The airflow arguments of a process run as `python -m orchestration.celery_compat <args>`."""
+    import shlex
+
+    words = shlex.split(command) if isinstance(command, str) else command
+    return words[words.index("orchestration.celery_compat") + 1 :]
+
+
+def _cluster_settings(monkeypatch: pytest.MonkeyPatch):
+    """Settings as a cluster pod sees them: built from the ConfigMap's variables."""
+    from shoprank.settings import Settings
+
+    for key, value in _documents(INFRA / "k8s" / "config.yaml")[0]["data"].items():
+        monkeypatch.setenv(key, str(value))
+    return Settings()
+
+
+def _rendered_compose(profile: str) -> dict:
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is installed by `make test` (scripts/system-deps.sh)"
+    env = {**os.environ, **COMPOSE_SECRETS, "SHOPRANK_PROFILE": profile, "COMPOSE_PROFILES": profile}
+    done = subprocess.run(
+        [compose, "-f", str(INFRA / "docker-compose.yaml"), "config"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def _setting_exists(variable: str) -> bool:
+    """Whether SHOPRANK_A__B names settings field a.b (pydantic-settings: prefix SHOPRANK_, nested with __)."""
+    from pydantic import BaseModel
+
+    from shoprank.settings import Settings
+
+    model: type[BaseModel] = Settings
+    parts = variable.removeprefix("SHOPRANK_").lower().split("__")
+    for depth, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if depth < len(parts) - 1:
+            annotation = field.annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                return False
+            model = annotation
+    return True
+
+
+def test_setting_lookup_tells_a_real_setting_from_a_misspelt_one():
+    assert _setting_exists("SHOPRANK_AIRFLOW__WORKER_CONCURRENCY")
+    assert not _setting_exists("SHOPRANK_AIRFLOW__WORKERS_CONCURRENCY")
+    assert not _setting_exists("SHOPRANK_PROFILE__X")
+
+
+def test_every_shoprank_variable_the_manifests_set_is_a_setting():
+    import re
+
+    config = INFRA / "k8s" / "config.yaml"
+    variables = set(_documents(config)[0]["data"])
+    variables |= set(re.findall(r"--from-literal=(SHOPRANK_\w+)=", config.read_text()))  # the Secret's keys
+    for path in sorted((INFRA / "k8s").glob("*.yaml")):
+        variables |= set(re.findall(r"key: (SHOPRANK_\w+)", path.read_text()))  # secretKeyRef
+    for profile in ("services", "cluster"):
+        for service in _rendered_compose(profile)["services"].values():
+            variables |= {key for key in service.get("environment", {}) if key.startswith("SHOPRANK_")}
+    assert "SHOPRANK_SERVICES__POSTGRES_PASSWORD" in variables
+    unknown = sorted(v for v in variables if not _setting_exists(v))
+    assert not unknown, f"not fields of shoprank/settings.py: {unknown}"
+
+
+def test_kubernetes_runs_airflow_celery_as_make_airflow_cluster_does(monkeypatch: pytest.MonkeyPatch):
+    from orchestration.airflow_ops import celery_worker_commands
+
+    settings = _cluster_settings(monkeypatch)
+    assert settings.profile == "cluster" and settings.airflow_executor == "CeleryExecutor"
+    deployments = _deployments("airflow.yaml")
+    assert set(deployments) >= AIRFLOW_COMPONENTS
+    workers = {name: d for name, d in deployments.items() if name.startswith("airflow-worker-")}
+    commands = {
+        name: _after_compat(d["spec"]["template"]["spec"]["containers"][0]["args"][0]) for name, d in workers.items()
+    }
+    expected = [_after_compat(command) for command in celery_worker_commands(settings)]
+    assert sorted(commands.values()) == sorted(expected)
+    dbt = next(name for name, words in commands.items() if words[words.index("--queues") + 1] == "dbt")
+    assert workers[dbt]["spec"]["replicas"] == 1, "the dbt worker is the warehouse's single writer"
+    for deployment in deployments.values():
+        env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": "shoprank-config"}} in env_from
+        assert {"secretRef": {"name": "shoprank-secrets"}} in env_from
+    services = {
+        d["metadata"]["name"]
+        for d in _documents(INFRA / "k8s" / "postgres.yaml") + _documents(INFRA / "k8s" / "redis.yaml")
+        if d["kind"] == "Service"
+    }
+    assert settings.services.postgres_host.split(".")[0] in services
+    assert settings.services.redis_host.split(".")[0] in services
+
+
+def test_dask_workers_reach_the_scheduler_service():
+    deployments = _deployments("dask.yaml")
+    scheduler_service = next(d for d in _documents(INFRA / "k8s" / "dask.yaml") if d["kind"] == "Service")
+    port = next(p["port"] for p in scheduler_service["spec"]["ports"] if p["name"] == "scheduler")
+    worker = deployments["dask-worker"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert worker[:2] == ["dask", "worker"]
+    assert worker[2] == f"tcp://{scheduler_service['metadata']['name']}.shoprank.svc.cluster.local:{port}"
+    scheduler = deployments["dask-scheduler"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert scheduler[scheduler.index("--port") + 1] == str(port)
+    assert deployments["dask-worker"]["spec"]["replicas"] >= 2
+
+
+def test_compose_cluster_profile_adds_the_celery_workers_and_dask(monkeypatch: pytest.MonkeyPatch):
+    from orchestration.airflow_ops import celery_worker_commands
+    from shoprank.settings import Settings
+
+    services = _rendered_compose("services")["services"]
+    cluster = _rendered_compose("cluster")["services"]
+    only_cluster = {name for name, service in cluster.items() if "cluster" in service.get("profiles", [])}
+    assert only_cluster == {"airflow-worker-dbt", "airflow-worker-training", "dask-scheduler", "dask-worker"}
+    assert set(services) >= AIRFLOW_COMPONENTS
+    assert all(
+        s["environment"]["SHOPRANK_PROFILE"] == "cluster"
+        for s in cluster.values()
+        if "environment" in s and "SHOPRANK_HOME" in s["environment"]
+    )
+    assert services["airflow-scheduler"]["environment"]["SHOPRANK_PROFILE"] == "services"
+    monkeypatch.setenv("SHOPRANK_PROFILE", "cluster")
+    expected = sorted(_after_compat(command) for command in celery_worker_commands(Settings()))
+    workers = sorted(
+        _after_compat(cluster[name]["command"][-1])
+        for name in only_cluster
+        if "worker-" in name and name.startswith("airflow")
+    )
+    assert workers == expected
+    dask_worker = cluster["dask-worker"]["command"]
+    assert (
+        dask_worker[2]
+        == "tcp://dask-scheduler:"
+        + cluster["dask-scheduler"]["command"][cluster["dask-scheduler"]["command"].index("--port") + 1]
+    )
