@@ -28,7 +28,7 @@ from shoprank.resources import duckdb_connect, within_budget
 from shoprank.settings import Settings
 from training.budget import chunk_rows
 from training.chunks import Chunk, ChunkedSet, chunk_schema, write_chunk
-from training.session_dataset import add_session_features
+from training.session_dataset import add_session_features, request_snapshots, uses_session_features
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,17 @@ def training_set_sql(settings: Settings, run_date: date, feature_service: str) -
     return f"SELECT {', '.join(head + columns)} FROM {examples} e {' '.join(joins)}"
 
 
-def finish_chunk(settings: Settings, frame: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+def finish_chunk(
+    settings: Settings, frame: pd.DataFrame, feature_service: str, snapshots: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """A chunk as the Feast path leaves each row: on-demand, derived and session columns, ordered by request.
 
-    The session replay reads the chunk's days of raw events: once per chunk (a day of a big run has several)."""
+    ``snapshots``: the session rows of the chunk's day (replayed once per day by the caller), else replayed here."""
     if "user_item_match" in contract.service_views(feature_service):
         on_demand = request_time_features(frame)
         frame = frame.assign(**{name: on_demand[name] for name in on_demand.columns})
     frame = add_derived_features(frame, settings.simulator.categories)
-    frame = add_session_features(settings, frame, feature_service)
+    frame = add_session_features(settings, frame, feature_service, snapshots)
     return frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
 
 
@@ -164,11 +166,17 @@ def build_chunked_training_set(
     schema = None
     for day_dir in sorted(staging.glob("_day=*")):
         day = date.fromisoformat(day_dir.name.split("=", 1)[1])
-        for part_dir in sorted(day_dir.glob("_part=*"), key=lambda p: int(p.name.split("=", 1)[1])):
+        part_dirs = sorted(day_dir.glob("_part=*"), key=lambda p: int(p.name.split("=", 1)[1]))
+        snapshots = None
+        if uses_session_features(feature_service):  # one replay of the day's raw events for all its chunks
+            files = [path for part_dir in part_dirs for path in sorted(part_dir.glob("*.parquet"))]
+            request_ids = pq.read_table(files, columns=["request_id"], partitioning=None).column(0).to_pandas()
+            snapshots = request_snapshots(settings, request_ids, day, day)
+        for part_dir in part_dirs:
             table = pq.read_table(sorted(part_dir.glob("*.parquet")), partitioning=None)
             types = {field.name: field.type for field in table.schema}
             frame = table.to_pandas().drop(columns=["_day", "_part"], errors="ignore")
-            frame = finish_chunk(settings, frame, feature_service)
+            frame = finish_chunk(settings, frame, feature_service, snapshots)
             schema = schema or chunk_schema(frame, types)
             path = out / f"{day.isoformat()}-{int(part_dir.name.split('=', 1)[1]):05d}.parquet"
             chunks.append(write_chunk(frame, path, schema))

@@ -136,22 +136,35 @@ def session_model_columns(
     }
 
 
-def add_session_features(settings: Settings, frame: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+def request_snapshots(settings: Settings, request_ids: pd.Series, first_day: date, last_day: date) -> pd.DataFrame:
+    """The pushed row of each of ``request_ids`` (requests of [first_day, last_day]) as of its instant, and
+    ``request_ts``: one replay of those days' raw events (and the day before's: a session can start before
+    midnight). A request's row depends only on its user's earlier events, so the requests of a whole day replayed
+    at once give each chunk of that day the rows a replay of the chunk alone would."""
+    events = read_events(settings, first_day - timedelta(days=1), last_day)
+    requests = request_instants(events)
+    wanted = pd.unique(request_ids)
+    requests = requests[requests["request_id"].isin(wanted)].reset_index(drop=True)
+    missing = set(wanted) - set(requests["request_id"])
+    if missing:
+        raise ValueError(f"{len(missing)} training requests have no impression in the raw events, e.g. {min(missing)}")
+    snapshots = session_snapshots(events, requests, settings.session, settings.simulator.categories)
+    snapshots["request_ts"] = requests["request_ts"].to_numpy()
+    return snapshots
+
+
+def add_session_features(
+    settings: Settings, frame: pd.DataFrame, feature_service: str, snapshots: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Add the session_user and session_candidate columns to a training frame (one row per impression, with
-    request_id, item_id, item_category_id and dt), when the ranker reads the session view; otherwise unchanged."""
+    request_id, item_id, item_category_id and dt), when the ranker reads the session view; otherwise unchanged.
+    ``snapshots``: :func:`request_snapshots` of (at least) the frame's requests, when the caller replayed already
+    (the chunked set replays each day once, not once per chunk)."""
     if not uses_session_features(feature_service) or frame.empty:
         return frame
     n_categories = settings.simulator.categories
-    first_day, last_day = min(frame["dt"]), max(frame["dt"])
-    # A session can start before midnight: replay from the day before the first example's.
-    events = read_events(settings, first_day - timedelta(days=1), last_day)
-    requests = request_instants(events)
-    requests = requests[requests["request_id"].isin(frame["request_id"].unique())].reset_index(drop=True)
-    missing = set(frame["request_id"].unique()) - set(requests["request_id"])
-    if missing:
-        raise ValueError(f"{len(missing)} training requests have no impression in the raw events, e.g. {min(missing)}")
-    snapshots = session_snapshots(events, requests, settings.session, n_categories)
-    snapshots["request_ts"] = requests["request_ts"].to_numpy()
+    if snapshots is None:
+        snapshots = request_snapshots(settings, frame["request_id"], min(frame["dt"]), max(frame["dt"]))
     joined = frame[["request_id", "item_id", "item_category_id"]].merge(
         snapshots, on="request_id", how="left", validate="many_to_one"
     )
@@ -160,5 +173,5 @@ def add_session_features(settings: Settings, frame: pd.DataFrame, feature_servic
     for name, values in columns.items():
         out[name] = values
     active = int((joined["sess_last_event_ts"].notna()).sum())
-    log.info("session features: %d requests replayed, %d of %d rows in a session", len(requests), active, len(out))
+    log.info("session features: %d requests replayed, %d of %d rows in a session", len(snapshots), active, len(out))
     return out
