@@ -109,9 +109,13 @@ def test_the_cold_start_prior_never_sees_an_items_own_future(tmp_path: Path) -> 
     train_cold_start_prior(settings, prior_day)
     table_before = load_priors(settings.cold_start_prior_path).table
     # The run's day and the next happen (served by a fixed slate): nothing dated on or after prior_day may count.
+    slate = _last_live(settings, warm)  # items listed before the warm-up's end: live on both days
+
+    def fixed(requests: pd.DataFrame) -> list[list[str]]:
+        return [slate] * len(requests)
+
     for n in (1, 2):
-        day = warm + timedelta(days=n)
-        simulate_served_day(settings, day, lambda r, d=day: [_last_live(settings, d)] * len(r))
+        simulate_served_day(settings, warm + timedelta(days=n), fixed)
     after = training_frame(settings, prior_day)
     pd.testing.assert_frame_equal(before, after)
     train_cold_start_prior(settings, prior_day)
