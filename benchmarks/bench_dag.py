@@ -2,9 +2,11 @@
 scheduler, `make airflow`'s processes), and the share of the DAG's wall time that is Airflow's overhead.
 
 Each mode processes the same day in a fresh home under var/bench-dag/ (or $SHOPRANK_HOME/bench-dag), so each does
-the same work (the day's first build). The DAG's wall time is the run's start to end as Airflow records it; the
-overhead is that minus `shoprank run`'s wall time, split into time with no task running (scheduling and hand-over
-between tasks) and time inside tasks beyond the step's own work (process start, DAG parse, imports, reporting).
+the same work (the day's first build). `--modes parse` first times what each task process pays to parse the DAG
+file with one `dbt build` task and with a task per dbt model. The DAG's wall time is the run's start to end as
+Airflow records it; the overhead is that minus `shoprank run`'s wall time, split into time with no task running
+(scheduling and hand-over between tasks) and time inside tasks beyond the step's own work (process start, DAG parse,
+imports, reporting).
 The CeleryExecutor mode uses the cluster profile with the DuckDB warehouse target, PostgreSQL (its own metadata
 database, dropped after) and Redis (its own key prefix): `make services-up` first. Printed, never asserted; the
 machine may be shared, so the load average is printed with each figure.
@@ -75,6 +77,37 @@ def _report(name: str, timeline, run_wall: float, steps: dict[str, float]) -> No
     line(f"{name}: load average", _load())
 
 
+PARSE = """
+import time
+from airflow.dag_processing.dagbag import DagBag
+from shoprank.settings import get_settings
+started = time.perf_counter()
+bag = DagBag(dag_folder=str(get_settings().dags_dir / "shoprank_daily.py"))
+assert not bag.import_errors, bag.import_errors
+print(len(bag.dags["shoprank_daily"].tasks), time.perf_counter() - started)
+"""
+
+
+def parse_cost(home: Path, overrides: dict[str, str]) -> None:
+    """What a task process pays first: parsing the DAG file in a fresh interpreter, the imports it triggers included
+    (cosmos and dbt for the per-model tasks; the LocalExecutor's forkserver preloads them, a Celery worker does not),
+    per dbt_tasks mode."""
+    from orchestration.airflow_ops import parse_dbt_project
+    from tests.support.airflow_run import settings_for
+
+    overrides = {**overrides, "SHOPRANK_HOME": str(home)}
+    parse_dbt_project(settings_for({**overrides, "SHOPRANK_AIRFLOW__DBT_TASKS": "model"}))  # the manifest it renders
+    for mode in ("build", "model"):
+        env = {**os.environ, **overrides, "SHOPRANK_AIRFLOW__DBT_TASKS": mode}
+        env.update(settings_for(env).runtime_env())
+        done = subprocess.run([sys.executable, "-c", PARSE], env=env, capture_output=True, text=True, check=True)
+        tasks, seconds = done.stdout.split()[-2:]
+        line(
+            f"DAG parse + its imports, dbt_tasks={mode}",
+            f"{float(seconds):.2f} s x {tasks} tasks = {float(seconds) * int(tasks):.0f} s a day (load {_load()})",
+        )
+
+
 def _drop_database(overrides: dict[str, str], database: str) -> None:
     import psycopg
     from psycopg import sql
@@ -89,7 +122,7 @@ def _drop_database(overrides: dict[str, str], database: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=0, help="simulated events over the window (0: default size)")
-    parser.add_argument("--modes", default="run,local,celery", help="comma list of run, local, celery")
+    parser.add_argument("--modes", default="parse,run,local,celery", help="comma list of parse, run, local, celery")
     args = parser.parse_args()
     from tests.support.airflow_run import run_daily_dag, settings_for
 
@@ -100,6 +133,10 @@ def main() -> None:
     modes = args.modes.split(",")
     print(f"== bench-dag: day {day}, {args.events or 'default'} events, load {_load()}", flush=True)
 
+    if "parse" in modes:
+        parse_cost(base / "parse", sizes)
+    if not {"run", "local", "celery"} & set(modes):
+        return
     home = base / "run"
     home.mkdir(parents=True)
     run_wall, steps = straight_run(home, {**sizes, "SHOPRANK_HOME": str(home)}, day.isoformat())
