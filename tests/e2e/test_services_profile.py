@@ -23,7 +23,7 @@ import pytest
 from shoprank.settings import Settings
 
 # Two whole runs (the DAG on PostgreSQL, `shoprank run` on DuckDB): `make test-profiles`.
-pytestmark = [pytest.mark.e2e, pytest.mark.profiles, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.profiles, pytest.mark.timeout(5400)]
 
 BIN = Path(sys.executable).parent
 
@@ -143,9 +143,9 @@ def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run, tmp_pat
             env=env,
             capture_output=True,
             text=True,
-            timeout=1500,
+            timeout=3000,
         )
-        duckdb_returncode = duckdb_run.wait(timeout=1500)
+        duckdb_returncode = duckdb_run.wait(timeout=600)
     finally:
         if duckdb_run.poll() is None:
             duckdb_run.kill()

@@ -136,17 +136,21 @@ def run_daily_dag(overrides: dict[str, str], run_date: date, timeout_s: float = 
             timeout=60,
         ).raise_for_status()
         deadline = time.monotonic() + timeout_s
-        while True:
-            runs = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, timeout=30).raise_for_status()
-            run = runs.json()["dag_runs"][0]
-            if run["state"] in ("success", "failed") or time.monotonic() > deadline:
+        run: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:  # a busy API server may take longer than a poll's timeout: poll again, until the deadline
+                runs = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, timeout=120)
+                run = runs.raise_for_status().json()["dag_runs"][0]
+            except httpx.TimeoutException:
+                continue
+            if run["state"] in ("success", "failed"):
                 break
             time.sleep(2)
         tasks = httpx.get(
             f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances",
             headers=headers,
             params={"limit": 200},
-            timeout=30,
+            timeout=300,
         ).raise_for_status()
     wall = _seconds(run["start_date"], run["end_date"]) if run.get("end_date") else float("nan")
     return DagRunTimeline(state=run["state"], wall_s=wall, tasks=tasks.json()["task_instances"], logs=logs)
