@@ -96,3 +96,101 @@ def test_the_card_records_the_sampling_rate(world: tuple[Settings, pd.DataFrame]
     assert card["params"]["ctr"]["negative_sample_rate"] == 0.5
     assert "negative_sample_rate" not in card["params"]["cvr"]  # clicks only: nothing to sample
     assert "negative_sample_rate" in (candidate_dir(settings, RUN_DATE) / "report.html").read_text()
+
+
+def _capped(settings: Settings, **caps: int | None) -> Settings:
+    # model_copy skips validation: caps below the settings' floor, for a world this small
+    return settings.model_copy(update={"training": settings.training.model_copy(update=caps)})
+
+
+def test_the_negative_cap_lowers_the_rate_and_the_weights_keep_the_ctr_calibrated(
+    world: tuple[Settings, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Above training.max_fit_negatives the CTR model sees about that many negatives, weighted 1/rate: its mean
+    predicted click probability on the whole holdout stays at the observed click rate (as the unsampled model's
+    does), where the same sample without the weights would overstate it."""
+    settings, frame = world
+    settings = _capped(settings, classifier_n_estimators=40, min_trees=40)
+    chunked = frame_to_chunks(frame, tmp_path / "chunks", rows_per_chunk=150)
+    cfg = settings.training
+    fit_days, validation_days, holdout_days = split_days(
+        chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days
+    )
+    fit, validation = chunked.on_days(fit_days), chunked.on_days(validation_days)
+    columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
+    train = frame[frame["dt"].isin([*fit_days, *validation_days])]
+    negatives = int((train["label_click"] == 0).sum())
+    holdout = frame[frame["dt"].isin(holdout_days)]
+    matrix, observed = model_matrix(holdout, columns), holdout["label_click"].mean()
+
+    whole, whole_params = fit_classifier_chunks(cfg, fit, validation, columns, "label_click")
+    cap = negatives // 4
+    sampled_cfg = _capped(settings, max_fit_negatives=cap).training
+    sampled, params = fit_classifier_chunks(sampled_cfg, fit, validation, columns, "label_click")
+    assert "negative_sample_rate" not in whole_params
+    assert params["negative_sample_rate"] == pytest.approx(cap / negatives)
+
+    unweighted = xgb.XGBClassifier(**{k: v for k, v in params.items() if k != "negative_sample_rate"})
+    kept, _ = sampled_rows(train, params["negative_sample_rate"], cfg.seed)
+    unweighted.fit(model_matrix(kept, columns), kept["label_click"])
+
+    mean_whole = whole.predict_proba(matrix)[:, 1].mean()
+    mean_sampled = sampled.predict_proba(matrix)[:, 1].mean()
+    mean_unweighted = unweighted.predict_proba(matrix)[:, 1].mean()
+    assert abs(mean_sampled - observed) < 0.05 and abs(mean_whole - observed) < 0.05
+    # what the 1/rate weights correct: the unweighted sample overstates clicks (by ~0.08 on this world)
+    assert mean_unweighted - observed > 0.05 and abs(mean_sampled - observed) < mean_unweighted - observed
+
+
+def test_the_ranker_row_cap_fits_on_whole_requests_and_keeps_ndcg(
+    world: tuple[Settings, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Above training.max_ranker_rows the ranker learns from a sample of whole requests (every kept slate whole,
+    recorded in its params and the card), and ranks the holdout about as well as the ranker fit on everything."""
+    from training.evaluate import evaluate_holdout
+
+    settings, frame = world
+    chunked = frame_to_chunks(frame, tmp_path / "chunks", rows_per_chunk=150)
+    cfg = settings.training
+    fit_days, validation_days, holdout_days = split_days(
+        chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days
+    )
+    fit, validation = chunked.on_days(fit_days), chunked.on_days(validation_days)
+    columns = feature_columns_for(cfg.feature_service, settings.simulator.categories)
+    rows = sum(chunk.rows for chunk in [*fit, *validation])
+    capped = _capped(settings, max_ranker_rows=rows // 2)
+    rate = capped.training.max_ranker_rows / rows  # type: ignore[operator]
+
+    load = ranker_loader(columns, rate, cfg.seed)
+    sampled_rows_seen = pd.concat([with_positive_groups(pd.read_parquet(c.path)) for c in fit])
+    matrix = xgb.QuantileDMatrix(ChunkIter(fit, load))
+    sizes = np.diff(matrix.get_uint_info("group_ptr"))
+    full_sizes = sampled_rows_seen.groupby("request_id").size()
+    assert set(sizes) <= set(full_sizes)  # slates kept whole
+    assert 0.3 < len(sizes) / len(full_sizes) < 0.7
+
+    whole, whole_params = fit_ranker_chunks(cfg, fit, validation, columns)
+    sampled, params = fit_ranker_chunks(capped.training, fit, validation, columns)
+    assert "request_sample_rate" not in whole_params and params["request_sample_rate"] == pytest.approx(rate)
+    holdout = frame[frame["dt"].isin(holdout_days)]
+    scored = holdout.assign(
+        whole=whole.predict(model_matrix(holdout, columns)), sampled=sampled.predict(model_matrix(holdout, columns))
+    )
+    k = cfg.ndcg_k
+    metrics = evaluate_holdout(scored, {"whole": "whole", "sampled": "sampled"}, k)
+    assert metrics[f"sampled_ndcg@{k}"] > metrics[f"whole_ndcg@{k}"] - 0.03
+
+    train_on_frame(capped, RUN_DATE, frame, rows_per_chunk=150)
+    card = json.loads((candidate_dir(capped, RUN_DATE) / CARD_FILE).read_text())
+    assert card["ranker_sample_rate"] == pytest.approx(rate) and card["negative_sample_rate"] == 1.0
+
+
+def test_default_sized_worlds_are_not_sampled(world: tuple[Settings, pd.DataFrame]) -> None:
+    """Under the default caps nothing is sampled: the default-size model (and its holdout NDCG) is unchanged."""
+    settings, frame = world
+    defaults = Settings().training
+    assert len(frame) < min(defaults.max_fit_negatives or 0, defaults.max_ranker_rows or 0)
+    train_on_frame(settings, RUN_DATE, frame, rows_per_chunk=150)
+    card = json.loads((candidate_dir(settings, RUN_DATE) / CARD_FILE).read_text())
+    assert card["negative_sample_rate"] == 1.0 and card["ranker_sample_rate"] == 1.0
+    assert "request_sample_rate" not in card["params"]["ranker"]
