@@ -119,7 +119,10 @@ def train_preranker(run_date: date) -> dict[str, Any]:
     """Train the funnel's pre-ranker on the same point-in-time data; publish it with its card for serving."""
     from training.preranker import train_preranker as fit_preranker
 
-    return fit_preranker(_settings(), run_date)
+    settings = _settings()
+    if not settings.recall.prerank:
+        return {"skipped": "recall.prerank is off (SHOPRANK_RECALL__PRERANK=true turns the funnel on)"}
+    return fit_preranker(settings, run_date)
 
 
 def register(run_date: date) -> dict[str, Any]:

@@ -174,10 +174,12 @@ class RecallSettings(BaseModel):
     text_share: float = Field(0.5, ge=0, le=1)
     # Text index library: bm25s (the default; tantivy measured against it in docs/retrieval.md).
     text_engine: Literal["bm25s", "tantivy"] = "bm25s"
-    # The funnel (issue 16): with a pre-ranker trained (training/preranker.py), serving retrieves
-    # ``prerank_candidates``, the pre-ranker keeps the best ``prerank_keep`` for the final ranker. prerank=False (or no
-    # pre-ranker): today's path, ``serving.default_candidate_count`` straight to the final ranker.
-    prerank: bool = True
+    # The funnel (issue 16): with ``prerank`` on, the `train-preranker` step trains a pre-ranker (training/preranker.py)
+    # and serving retrieves ``prerank_candidates``, the pre-ranker keeps the best ``prerank_keep`` for the final ranker.
+    # Off (or no pre-ranker): today's path, ``serving.default_candidate_count`` straight to the final ranker. Off by
+    # default: at 1M events the pre-ranker (no query feature yet) cut search recall and NDCG (docs/retrieval.md), and
+    # it reaches serving without a gate of its own.
+    prerank: bool = False
     prerank_candidates: int = Field(5000, ge=1)
     prerank_keep: int = Field(500, ge=1)
     # The pre-ranker: a small LambdaMART over item-side features, the category affinity and the embedding score,

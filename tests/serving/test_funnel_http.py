@@ -7,6 +7,7 @@ catalogue; /metrics counts each stage)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -20,12 +21,13 @@ from serving.schemas import RankRequest
 from serving.service import PRERANKER_LOAD_FAILED, RankingService
 from shoprank import prerank
 from shoprank.ranking_features import category_share_columns
-from shoprank.settings import Settings
+from shoprank.settings import Settings, get_settings
 from training.preranker import publish
 
 from .conftest import ServingWorld, pinned_model_client
 
 RETRIEVED, KEPT = 150, 40
+PRERANK_ON = "SHOPRANK_RECALL__PRERANK"
 
 
 def tiny_preranker(settings: Settings, version: str) -> None:
@@ -42,11 +44,16 @@ def tiny_preranker(settings: Settings, version: str) -> None:
 
 @pytest.fixture(scope="module")
 def with_preranker(serving_world: ServingWorld) -> Iterator[Settings]:
+    # The funnel is opt-in (recall.prerank): on for this module's in-process services and servers only.
     settings = serving_world.settings
     tiny_preranker(settings, "2026-01-06")
+    os.environ[PRERANK_ON] = "true"
+    get_settings.cache_clear()
     try:
         yield settings
     finally:
+        os.environ.pop(PRERANK_ON, None)
+        get_settings.cache_clear()
         shutil.rmtree(settings.preranker_dir)
 
 
@@ -58,7 +65,11 @@ def _counter(text: str, name: str, label: str) -> float:
 def test_the_funnel_over_http_preranks_the_retrieved_candidates_to_the_configured_count(
     with_preranker: Settings, serving_world: ServingWorld
 ) -> None:
-    env = {"SHOPRANK_RECALL__PRERANK_CANDIDATES": str(RETRIEVED), "SHOPRANK_RECALL__PRERANK_KEEP": str(KEPT)}
+    env = {
+        PRERANK_ON: "true",
+        "SHOPRANK_RECALL__PRERANK_CANDIDATES": str(RETRIEVED),
+        "SHOPRANK_RECALL__PRERANK_KEEP": str(KEPT),
+    }
     with pinned_model_client(serving_world, serving_world.model_tag, "funnel", **env) as http:
         user = serving_world.user_ids[1]
         explained = http.post("/explain", json={"user_id": user, "k": 20, "apply_rules": False})
