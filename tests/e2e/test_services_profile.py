@@ -194,5 +194,5 @@ def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run, tmp_pat
     assert not settings.warehouse_path.exists() and (duckdb_home / "warehouse" / "shoprank.duckdb").exists()
     metrics, expected = _holdout_metrics(settings.home_dir, day), _holdout_metrics(duckdb_home, day)
     assert metrics.keys() == expected.keys() and "model_ndcg@10" in metrics
-    for name, value in expected.items():
-        assert metrics[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    for name, value in expected.items():  # None: a slice with no requests at this size, on both runs
+        assert metrics[name] == (value if value is None else pytest.approx(value, rel=1e-9, abs=1e-12)), name
