@@ -34,9 +34,9 @@ TELEMETRY_OFF = {
 
 
 # Imported once by the Airflow scheduler's forkserver (see Settings.runtime_env); every task process inherits them.
-# Not great_expectations: it imports pyspark 4's connect module, whose doctest guard calls sys.exit(0) in a process
-# whose __main__ has no file (the forkserver) when grpcio-status is missing, which killed the forkserver and with it
-# every LocalExecutor task ("EOFError: unexpected EOF" in the scheduler). The gate tasks import it themselves.
+# Not great_expectations: where pyspark 4 is installed, GX imports its connect module, whose doctest guard calls
+# sys.exit(0) in a process whose __main__ has no file (the forkserver) when grpcio-status is missing; that killed the
+# forkserver and every LocalExecutor task ("EOFError: unexpected EOF"). The gate tasks import GX themselves.
 AIRFLOW_TASK_PRELOAD = (
     "airflow.sdk.execution_time.task_runner",
     "cosmos.operators.local",
