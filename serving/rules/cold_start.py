@@ -3,6 +3,8 @@ Thompson-sampling exploration for new items and new sellers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from serving.rules.config import ColdStartRules, ExplorationRules
@@ -36,17 +38,17 @@ def thompson_samples(slate: Slate, cfg: ExplorationRules, rng: np.random.Generat
     return rng.beta(cfg.prior_strength * ctr, cfg.prior_strength * (1 - ctr))
 
 
-def explore(
-    slate: Slate, order: np.ndarray, cfg: ExplorationRules, k: int, rng: np.random.Generator
-) -> tuple[Slate, np.ndarray]:
-    """Give exploration slots to new items / new sellers outside the top k whose Thompson draw beats the draw of the
-    top-k item they would displace (the lowest-ranked non-new one), never exceeding ``max_share`` of the top k."""
-    eligible = slate.is_new_item | slate.is_new_seller
+def exploration_swaps(
+    eligible: np.ndarray, order: np.ndarray, k: int, share: float, draw: Callable[[], np.ndarray]
+) -> tuple[list[int], list[int]]:
+    """Newcomers (``eligible``) outside the top k, best draw first, each taking the place of the lowest-ranked
+    established top-k item whose draw it beats; at most ``share`` of the top k newcomers, counting those already there.
+    ``draw`` is called only when a slot is free, so a slate with none consumes no randomness."""
     top, rest = order[:k], order[k:]
-    slots = int(np.floor(cfg.max_share * min(k, len(order)))) - int(eligible[top].sum())
+    slots = int(np.floor(share * min(k, len(order)))) - int(eligible[top].sum())
     if slots <= 0 or not len(rest):
-        return slate, order
-    draws = thompson_samples(slate, cfg, rng)
+        return [], []
+    draws = draw()
     candidates = rest[eligible[rest]]
     explorers = [int(p) for p in candidates[np.argsort(-draws[candidates], kind="stable")]]
     bottom_up = top[::-1]
@@ -60,6 +62,16 @@ def explore(
         if draws[explorer] > draws[victim]:
             incoming.append(explorer)
             outgoing.append(victim)
+    return incoming, outgoing
+
+
+def explore(
+    slate: Slate, order: np.ndarray, cfg: ExplorationRules, k: int, rng: np.random.Generator
+) -> tuple[Slate, np.ndarray]:
+    """Give exploration slots to new items / new sellers outside the top k whose Thompson draw beats the draw of the
+    top-k item they would displace (the lowest-ranked non-new one), never exceeding ``max_share`` of the top k."""
+    eligible = slate.is_new_item | slate.is_new_seller
+    incoming, outgoing = exploration_swaps(eligible, order, k, cfg.max_share, lambda: thompson_samples(slate, cfg, rng))
     if not incoming:
         return slate, order
     new_items = [p for p in incoming if slate.is_new_item[p]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from serving.rules.cold_start import exploration_swaps
 from serving.rules.config import LearnedExplorationRules
 from serving.rules.slate import Slate, promote
 
@@ -43,24 +44,7 @@ def learned_explore(
 ) -> tuple[Slate, np.ndarray]:
     """Swap exploring newcomers into the top k where their draw beats the displaced item's (see the module)."""
     newcomer = (slate.is_new_item | slate.is_new_seller) & (slate.history_impressions < cfg.graduate_impressions)
-    top, rest = order[:k], order[k:]
-    slots = int(np.floor(cfg.budget * min(k, len(order)))) - int(newcomer[top].sum())
-    if slots <= 0 or not len(rest):
-        return slate, order
-    draws = posterior_value(slate, cfg, rng)
-    candidates = rest[newcomer[rest]]
-    explorers = [int(p) for p in candidates[np.argsort(-draws[candidates], kind="stable")]]
-    bottom_up = top[::-1]
-    victims = [int(p) for p in bottom_up[~newcomer[bottom_up]]]
-    incoming: list[int] = []
-    outgoing: list[int] = []
-    for explorer in explorers:
-        if len(incoming) >= slots or len(outgoing) >= len(victims):
-            break
-        victim = victims[len(outgoing)]
-        if draws[explorer] > draws[victim]:
-            incoming.append(explorer)
-            outgoing.append(victim)
+    incoming, outgoing = exploration_swaps(newcomer, order, k, cfg.budget, lambda: posterior_value(slate, cfg, rng))
     if not incoming:
         return slate, order
     items = [p for p in incoming if slate.is_new_item[p]]
