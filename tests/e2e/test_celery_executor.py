@@ -17,32 +17,15 @@ from typing import Any
 import pytest
 
 from shoprank.settings import Settings
-from tests.support.airflow_run import DagRunTimeline, run_daily_dag, settings_for
+from tests.support.airflow_run import (
+    SMALL_WORLD,
+    DagRunTimeline,
+    require_loopback_services,
+    run_daily_dag,
+    settings_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.profiles, pytest.mark.timeout(3600)]
-
-# A small marketplace whose run still passes the gates and trains (the test is about where tasks run).
-SIZES = {
-    "SHOPRANK_SIMULATOR__USERS": "300",
-    "SHOPRANK_SIMULATOR__ITEMS": "200",
-    "SHOPRANK_SIMULATOR__SELLERS": "20",
-    "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
-    "SHOPRANK_TRAINING__N_ESTIMATORS": "40",
-    # A world this small drifts from day to day; the drift gate has its own tests.
-    "SHOPRANK_QUALITY__DRIFT_BLOCK_PSI": "10",
-}
-
-
-def _require_servers(settings: Settings) -> None:
-    import psycopg
-    import redis
-
-    services = settings.services
-    try:
-        psycopg.connect(services.postgres_url("postgres", driver="postgresql"), connect_timeout=5).close()
-        redis.Redis(host=services.redis_host, port=services.redis_port, socket_timeout=5).ping()
-    except (psycopg.OperationalError, redis.exceptions.ConnectionError) as error:
-        pytest.fail(f"the CeleryExecutor needs PostgreSQL and Redis on loopback ({error}): run `make services-up`")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +36,7 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
     suffix = secrets.token_hex(4)
     overrides = {
-        **SIZES,
+        **SMALL_WORLD,
         "SHOPRANK_HOME": str(tmp_path_factory.mktemp("celery-home")),
         "SHOPRANK_PROFILE": "cluster",
         "SHOPRANK_DBT_TARGET": "duckdb",
@@ -61,7 +44,7 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "SHOPRANK_AIRFLOW__CELERY_KEY_PREFIX": f"shoprank:test-celery-{suffix}:",
     }
     settings = settings_for(overrides)
-    _require_servers(settings)
+    require_loopback_services(settings, "the CeleryExecutor")
     database = settings.services.airflow_database
     broker = redis.Redis(
         host=settings.services.redis_host, port=settings.services.redis_port, db=settings.airflow.celery_redis_db

@@ -21,40 +21,18 @@ import pandas as pd
 import pytest
 
 from shoprank.settings import Settings
+from tests.support.airflow_run import SMALL_WORLD, require_loopback_services
 
 # Two whole runs (the DAG on PostgreSQL, `shoprank run` on DuckDB): `make test-profiles`.
 pytestmark = [pytest.mark.e2e, pytest.mark.profiles, pytest.mark.timeout(5400)]
 
 BIN = Path(sys.executable).parent
 
-# A small marketplace whose runs still pass the gates and train (as tests/e2e/test_backfill.py): both runs use it.
-SIZES = {
-    "SHOPRANK_SIMULATOR__USERS": "300",
-    "SHOPRANK_SIMULATOR__ITEMS": "200",
-    "SHOPRANK_SIMULATOR__SELLERS": "20",
-    "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
-    "SHOPRANK_TRAINING__N_ESTIMATORS": "40",
-    # A world this small drifts from day to day; the drift gate has its own tests, this one compares two engines.
-    "SHOPRANK_QUALITY__DRIFT_BLOCK_PSI": "10",
-}
-
-
-def _require_servers(settings: Settings) -> None:
-    import psycopg
-    import redis
-
-    services = settings.services
-    try:
-        psycopg.connect(services.postgres_url("postgres", driver="postgresql"), connect_timeout=5).close()
-        redis.Redis(host=services.redis_host, port=services.redis_port, socket_timeout=5).ping()
-    except (psycopg.OperationalError, redis.exceptions.ConnectionError) as error:
-        pytest.fail(f"the services profile needs PostgreSQL and Redis on loopback ({error}): run `make services-up`")
-
 
 def _start_duckdb_run(home: Path, day: str) -> subprocess.Popen[bytes]:
     """`shoprank run` of the same day on the local profile (DuckDB warehouse), in its own home, in the background."""
     settings = Settings(profile="local", home=home)
-    env = {**os.environ, **SIZES, **settings.runtime_env()}
+    env = {**os.environ, **SMALL_WORLD, **settings.runtime_env()}
     log = (home / "run.log").open("wb")
     return subprocess.Popen(
         [str(BIN / "shoprank"), "run", "--run-date", day], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -76,7 +54,7 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
 
     suffix = secrets.token_hex(4)
     overrides = {
-        **SIZES,
+        **SMALL_WORLD,
         "SHOPRANK_PROFILE": "services",
         "SHOPRANK_HOME": str(tmp_path_factory.mktemp("services-home")),
         "SHOPRANK_SERVICES__AIRFLOW_DATABASE": f"shoprank_test_airflow_{suffix}",
@@ -94,7 +72,7 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Set
             "warehouse_database": overrides["SHOPRANK_SERVICES__WAREHOUSE_DATABASE"],
         },
     )
-    _require_servers(settings)
+    require_loopback_services(settings, "the services profile")
     env = {**os.environ, **overrides}
     env.update(settings.runtime_env())
     admin = settings.services.postgres_url("postgres", driver="postgresql")

@@ -28,6 +28,31 @@ BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "shoprank_daily"
 
+# A small marketplace whose whole-DAG runs still pass the gates and train (the profile tests are about where tasks
+# run and on which engine). A world this small drifts from day to day; the drift gate has its own tests.
+SMALL_WORLD = {
+    "SHOPRANK_SIMULATOR__USERS": "300",
+    "SHOPRANK_SIMULATOR__ITEMS": "200",
+    "SHOPRANK_SIMULATOR__SELLERS": "20",
+    "SHOPRANK_SIMULATOR__REQUESTS_PER_DAY": "400",
+    "SHOPRANK_TRAINING__N_ESTIMATORS": "40",
+    "SHOPRANK_QUALITY__DRIFT_BLOCK_PSI": "10",
+}
+
+
+def require_loopback_services(settings: Settings, who: str) -> None:
+    """Fail (never skip) with the command that starts them when PostgreSQL or Redis does not answer."""
+    import psycopg
+    import pytest
+    import redis
+
+    services = settings.services
+    try:
+        psycopg.connect(services.postgres_url("postgres", driver="postgresql"), connect_timeout=5).close()
+        redis.Redis(host=services.redis_host, port=services.redis_port, socket_timeout=5).ping()
+    except (psycopg.OperationalError, redis.exceptions.ConnectionError) as error:
+        pytest.fail(f"{who} needs PostgreSQL and Redis on loopback ({error}): run `make services-up`")
+
 
 @dataclass
 class DagRunTimeline:
