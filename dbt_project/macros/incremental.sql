@@ -188,9 +188,26 @@
         {%- if latest_only %} where {{ latest_only }} = (select max({{ latest_only }}) from {{ this }}){% endif %}
         order by {{ order_by }}
     {%- endset -%}
-    create table if not exists {{ this.schema }}._mart_exports (mart text primary key, query text not null);
     insert into {{ this.schema }}._mart_exports (mart, query) values ('{{ this.identifier }}', '{{ query | replace("'", "''") }}')
     on conflict (mart) do update set query = excluded.query
+{% endmacro %}
+
+
+{% macro prepare_mart_exports() %}
+    {#- on-run-start: the table postgres__export_mart records into, created once before any model runs (created by
+        each post-hook, dbt's parallel threads raced on it: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
+        against a concurrent twin and fails one of them on pg_type's unique index). -#}
+    {{- return(adapter.dispatch('prepare_mart_exports')()) -}}
+{% endmacro %}
+
+
+{% macro postgres__prepare_mart_exports() %}
+    create schema if not exists {{ target.schema }};
+    create table if not exists {{ target.schema }}._mart_exports (mart text primary key, query text not null)
+{% endmacro %}
+
+
+{% macro default__prepare_mart_exports() %}
 {% endmacro %}
 
 
