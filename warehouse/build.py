@@ -147,9 +147,10 @@ def build_warehouse(
     messages: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(node_result.status)
-        statuses[status] = statuses.get(status, 0) + 1
         resource_type = str(node_result.node.resource_type)
         resource_types[resource_type] = resource_types.get(resource_type, 0) + 1
+        if resource_type != "operation":  # on-run-start hooks are plumbing, not models or tests
+            statuses[status] = statuses.get(status, 0) + 1
         if status in ("error", "fail", "runtime error"):
             messages.append(node_result.message or "")
             message = (node_result.message or "").strip().splitlines()
