@@ -150,6 +150,12 @@ class TrainingSettings(BaseModel):
     # both rates (README, Models).
     max_fit_negatives: int | None = Field(500_000, ge=1000)
     max_ranker_rows: int | None = Field(1_000_000, ge=1000)
+    # Distributed training (issue 18): the Dask scheduler the train step fits the ranker, CTR and CVR models through
+    # (xgboost.dask, training/dask_fit.py), e.g. tcp://dask-scheduler:8786. Empty: one process. The cluster
+    # profile's deployments set it (infra/); a scheduler that does not answer in dask_connect_timeout_s fails the
+    # step with this setting's name.
+    dask_scheduler_address: str = ""
+    dask_connect_timeout_s: float = Field(30.0, gt=0)
     gate: GateSettings = GateSettings()
 
 
@@ -371,6 +377,24 @@ class LabellingSettings(BaseModel):
     seed: int = 19
 
 
+class SparkSettings(BaseModel):
+    """The dbt `spark` target (the cluster profile's warehouse): dbt-spark's session method, PySpark inside a dbt
+    process run from its own venv (warehouse/spark.py; `make spark-install`), never from .venv, where pyspark's
+    import could exit Airflow's forkserver. dbt-core there is the version .venv has."""
+
+    pyspark_version: str = "3.5.7"  # Spark 3.5 runs on the machine's Java 17
+    dbt_spark_version: str = "1.11.0"
+    # Its venv (None: <home>/venvs/spark); tests reuse the one `make spark-install` made in the default home.
+    venv: Path | None = None
+    # local[N] runs Spark inside the dbt process with N cores; a cluster's master URL runs it there.
+    master: str = "local[2]"
+    driver_memory: str = "1g"
+    # Shuffle partitions: Spark's default 200 is for clusters; a few per core suit local[2].
+    shuffle_partitions: int = Field(4, ge=1)
+    # Schema (Spark database) of the models; the raw sources are views in database `raw`.
+    schema_name: str = "shoprank"
+
+
 class AlertSettings(BaseModel):
     """Where task failures are announced: always a log line and <home>/alerts/alerts.jsonl, optionally a webhook."""
 
@@ -456,6 +480,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     resources: ResourceSettings = ResourceSettings()
     labelling: LabellingSettings = LabellingSettings()
+    spark: SparkSettings = SparkSettings()
     loop: LoopSettings = LoopSettings()
 
     # ---- derived paths -------------------------------------------------------------------------------------
@@ -577,6 +602,11 @@ class Settings(BaseSettings):
     def labelstudio_dir(self) -> Path:
         """Label Studio's venv, SQLite database, media and url file (labelling/studio.py)."""
         return self.home_dir / "labelstudio"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The `spark` dbt target's tables (warehouse/), Derby metastore and scratch space (warehouse/spark.py)."""
+        return self.home_dir / "spark"
 
     @property
     def labels_dir(self) -> Path:
