@@ -87,6 +87,7 @@ class SessionState:
     prev_last_ts: float = NAN  # newest event of the previous session (places a late event on the right side)
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # per EVENT_TYPES
     cat_clicks: dict[int, int] = field(default_factory=dict)
+    cat_impressions: dict[int, int] = field(default_factory=dict)  # what the session was shown, per category
     cat_last_click: dict[int, float] = field(default_factory=dict)
     click_ts: list[float] = field(default_factory=list)  # newest first, at most RECENT_TIMESTAMPS
     cart_ts: list[float] = field(default_factory=list)
@@ -104,6 +105,7 @@ class SessionState:
             "prev_last_ts": self.prev_last_ts,
             "counts": list(self.counts),
             "cat_clicks": {str(k): v for k, v in self.cat_clicks.items()},
+            "cat_impressions": {str(k): v for k, v in self.cat_impressions.items()},
             "cat_last_click": {str(k): v for k, v in self.cat_last_click.items()},
             "click_ts": list(self.click_ts),
             "cart_ts": list(self.cart_ts),
@@ -122,6 +124,8 @@ class SessionState:
             prev_last_ts=float(data["prev_last_ts"]),
             counts=[int(c) for c in data["counts"]],
             cat_clicks={int(k): int(v) for k, v in data["cat_clicks"].items()},
+            # a state saved before per-category impressions were kept has none (they count from the next event)
+            cat_impressions={int(k): int(v) for k, v in data.get("cat_impressions", {}).items()},
             cat_last_click={int(k): float(v) for k, v in data["cat_last_click"].items()},
             click_ts=[float(t) for t in data["click_ts"]],
             cart_ts=[float(t) for t in data["cart_ts"]],
@@ -179,6 +183,8 @@ def apply_event(
     state.counts[code] += 1
     if code == IMPRESSION:
         _keep_newest(state.shown, item_id, ts, config.max_shown_items)
+        if category_id is not None:
+            state.cat_impressions[category_id] = state.cat_impressions.get(category_id, 0) + 1
     elif code == CLICK:
         _keep_newest(state.clicked, item_id, ts, config.max_clicked_items)
         _insert_newest(state.click_ts, ts)
@@ -194,7 +200,7 @@ def _new_session(state: SessionState, ts: float) -> None:
     state.prev_last_ts = state.last_ts
     state.start_ts = state.last_ts = ts
     state.counts = [0, 0, 0, 0]
-    state.cat_clicks, state.cat_last_click = {}, {}
+    state.cat_clicks, state.cat_last_click, state.cat_impressions = {}, {}, {}
     state.click_ts, state.cart_ts = [], []
     state.clicked, state.shown, state.event_ids = {}, {}, {}
 
@@ -225,6 +231,10 @@ def cat_last_click_columns(n_categories: int) -> list[str]:
     return [f"sess_cat_last_click_ts_{c:02d}" for c in range(n_categories)]
 
 
+def cat_impressions_columns(n_categories: int) -> list[str]:
+    return [f"sess_cat_impressions_{c:02d}" for c in range(n_categories)]
+
+
 CLICK_TS_COLUMNS = [f"sess_click_ts_{i:02d}" for i in range(RECENT_TIMESTAMPS)]
 CART_TS_COLUMNS = [f"sess_cart_ts_{i:02d}" for i in range(RECENT_TIMESTAMPS)]
 COUNT_COLUMNS = ["sess_impressions", "sess_clicks", "sess_carts", "sess_purchases"]
@@ -240,6 +250,7 @@ def pushed_columns(n_categories: int) -> dict[str, str]:
         **dict.fromkeys(CLICK_TS_COLUMNS + CART_TS_COLUMNS, "float64"),
         **dict.fromkeys(cat_clicks_columns(n_categories), "int64"),
         **dict.fromkeys(cat_last_click_columns(n_categories), "float64"),
+        **dict.fromkeys(cat_impressions_columns(n_categories), "int64"),
         **dict.fromkeys(ITEM_LIST_COLUMNS, "string"),
     }
 
@@ -256,7 +267,8 @@ def pack_row(row: Mapping[str, Any]) -> str:
 
 
 def unpack_row(stored: str | None) -> dict[str, Any]:
-    """The pushed columns from the stored string; {} when the user has no row (no session ever pushed)."""
+    """The pushed columns from the stored string; {} when the user has no row (no session ever pushed). A row
+    pushed before a column existed lacks it: readers take a missing value as none (NaN / 0)."""
     return json.loads(stored) if stored else {}
 
 
@@ -286,6 +298,8 @@ def user_session_features(
     ):
         row[count_column] = state.cat_clicks.get(c, 0)
         row[last_column] = state.cat_last_click.get(c, NAN)
+    for c, column in enumerate(cat_impressions_columns(n_categories)):
+        row[column] = state.cat_impressions.get(c, 0)
     row["sess_clicked_items"] = " ".join(clicked)
     row["sess_shown_items"] = " ".join(shown)
     return row
@@ -307,6 +321,12 @@ SESSION_CANDIDATE_COLUMNS = [
     "seconds_since_cat_click",
     "session_item_clicked",
     "session_item_shown_no_click",
+    # The candidate's category against the session's other categories: the intent a visit has now is most likely
+    # the category clicked last, or most; a category shown often and not clicked is most likely not it.
+    "session_cat_recency_rank",
+    "session_cat_is_top",
+    "session_cat_impressions",
+    "session_cat_ctr",
 ]
 
 
@@ -369,12 +389,35 @@ def session_user_features(
     return out
 
 
+def _category_matrix(values: Mapping[str, Any], columns: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix, row index): the user's per-category values as a (1, categories) matrix for one request (scalars)
+    or (n, categories) for a training frame (one value per row), and each candidate row's row in it. A column the
+    pushed row lacks (pushed before it existed) is NaN."""
+    if np.ndim(values.get(columns[0])) == 0:  # the pushed row's columns are all scalars or all per-row
+        vector = [np.nan if values.get(c) is None else values[c] for c in columns]
+        return np.array([vector], dtype=float), np.zeros(n, dtype=int)
+    return _floats(values, columns, n), np.arange(n)
+
+
 def _per_category(values: Mapping[str, Any], columns: list[str], n: int, category: np.ndarray) -> np.ndarray:
-    """The value of each row's category column: one request (scalars) indexes a vector of the user's categories;
-    a training frame (one value per row) picks from the (n, categories) matrix."""
-    if np.ndim(values[columns[0]]) == 0:  # the pushed row's columns are all scalars or all per-row
-        return np.array([np.nan if values[c] is None else values[c] for c in columns], dtype=float)[category]
-    return _floats(values, columns, n)[np.arange(n), category]
+    """The value of each row's category column (:func:`_category_matrix`)."""
+    matrix, rows = _category_matrix(values, columns, n)
+    return matrix[rows, category]
+
+
+def _category_standing(
+    values: Mapping[str, Any], n: int, category: np.ndarray, n_categories: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(recency rank of the row's category among the session's clicked categories, 0 = clicked last, NaN = not
+    clicked; 1.0 where it holds the session's most clicks, ties included)."""
+    last, rows = _category_matrix(values, cat_last_click_columns(n_categories), n)
+    clicks = np.nan_to_num(_category_matrix(values, cat_clicks_columns(n_categories), n)[0])
+    own_last = last[rows, category]
+    with np.errstate(invalid="ignore"):
+        newer = (last[rows] > own_last[:, None]).sum(axis=1).astype(float)
+    own_clicks = clicks[rows, category]
+    top = (own_clicks > 0) & (own_clicks >= clicks.max(axis=1)[rows])
+    return np.where(np.isnan(own_last), np.nan, newer), top.astype(float)
 
 
 def _member(items: list[str], values: Mapping[str, Any], column: str) -> np.ndarray:
@@ -418,10 +461,17 @@ def candidate_session_features(
     cat_clicks = np.where(known & active, cat_clicks, 0.0)
     clicks = np.nan_to_num(np.broadcast_to(np.asarray(user_values["sess_clicks"], dtype=float), (n,))) * active
     cat_last = _per_category(user_values, cat_last_click_columns(n_categories), n, cat)
+    recency_rank, is_top = _category_standing(user_values, n, cat, n_categories)
+    shown = np.nan_to_num(_per_category(user_values, cat_impressions_columns(n_categories), n, cat))
+    shown = np.where(known & active, shown, 0.0)
     return {
         "session_cat_clicks": cat_clicks,
         "session_cat_click_share": np.divide(cat_clicks, clicks, out=np.zeros(n), where=clicks > 0),
         "seconds_since_cat_click": np.where(known & active, now_ts - cat_last, np.nan),
         "session_item_clicked": _member(items, user_values, "sess_clicked_items") * active,
         "session_item_shown_no_click": _member(items, user_values, "sess_shown_items") * active,
+        "session_cat_recency_rank": np.where(known & active, recency_rank, np.nan),
+        "session_cat_is_top": np.where(known & active, is_top, 0.0),
+        "session_cat_impressions": shown,
+        "session_cat_ctr": np.divide(cat_clicks, shown, out=np.full(n, np.nan), where=shown > 0),
     }

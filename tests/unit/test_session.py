@@ -156,6 +156,18 @@ def test_candidate_features_against_the_session() -> None:
     np.testing.assert_allclose(out["seconds_since_cat_click"], [20, np.nan, 10, np.nan, np.nan])
     np.testing.assert_allclose(out["session_item_clicked"], [1, 0, 0, 1, 0])
     np.testing.assert_allclose(out["session_item_shown_no_click"], [0, 1, 0, 0, 0])
+    # category 0 was clicked last, category 1 before it and most; 2 was shown once and not clicked
+    np.testing.assert_allclose(out["session_cat_recency_rank"], [1, np.nan, 0, np.nan, np.nan])
+    np.testing.assert_allclose(out["session_cat_is_top"], [1, 0, 0, 0, 0])
+    np.testing.assert_allclose(out["session_cat_impressions"], [1, 1, 0, 0, 0])
+    np.testing.assert_allclose(out["session_cat_ctr"], [2, 0, np.nan, np.nan, np.nan])
+    # a row pushed before per-category impressions were kept: no impressions, the other columns as before
+    old_row = {k: v for k, v in row.items() if not k.startswith("sess_cat_impressions_")}
+    before = candidate_session_features(
+        old_row, np.array([1, 2]), ["i1", "i2"], T0 + timedelta(seconds=40), CFG, n_categories=N_CAT
+    )
+    np.testing.assert_allclose(before["session_cat_impressions"], [0, 0])
+    np.testing.assert_allclose(before["session_cat_recency_rank"], [1, np.nan])
 
 
 def test_bad_events_are_refused_naming_the_field() -> None:
