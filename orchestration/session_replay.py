@@ -8,8 +8,11 @@ simulator's visit model (producers/simulator.py, docs/simulator.md): a user draw
 their affinity, a geometric number of requests (mean ``simulator.session_requests``, at least 2 here) within which the
 intent switches with probability ``simulator.session_intent_switch``. Every request is asked of both services; the
 user answers each slate from the simulator's hidden truth *with the visit's intent* (``w_intent`` for items of the
-intent's category), both arms with the same random draws (common random numbers). Each arm reports its own
-impressions, clicks, carts and purchases to its own service, so only the session features differ between the arms.
+intent's category), both arms with the same random draws (common random numbers). Only the arm under test reports
+its impressions, clicks, carts and purchases to its service's ``/events``: both services of one home share the
+session path (the embedded pusher's online store, or the Redis stream and the worker's per-user state), so the
+baseline's reports would overwrite or join the session the tested arm reads, and a model without session features
+has no use for them. So only the session features differ between the arms.
 
 A visit's events are timestamped now; a session lasts ``session.gap_seconds`` after its last event, so a second
 replay within that time starts with the first one's sessions for the users it draws again (use another seed, or
@@ -152,10 +155,12 @@ def replay_with_feedback(
                     s.clicks += int(clicked.sum())
                     s.purchases += int(bought.sum())
                     s.gmv += float(sum(price.get(i, 0.0) for i, b in zip(shown, bought, strict=True) if b))
-                    answer = client.post(
-                        "/events", json={"events": _events(user_id, request_id, shown, clicked, bought, price)}
-                    )
-                    s.rejected_events += answer.json().get("rejected", 0) if answer.status_code == 200 else len(shown)
+                    if arm != ARMS[0]:
+                        continue  # the baseline does not report (module docstring: the shared session path)
+                    reported = _events(user_id, request_id, shown, clicked, bought, price)
+                    answer = client.post("/events", json={"events": reported})
+                    ok = answer.status_code == 200
+                    s.rejected_events += answer.json().get("rejected", 0) if ok else len(reported)
                 time.sleep(think_seconds)  # the user reads the list before asking for the next one
             if progress:
                 progress(v + 1)
