@@ -18,8 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shoprank.query_relevance import PROMOTION_SUFFIXES
+
 GRADES = (0, 1, 2, 3)
-PROMOTION_SUFFIXES = (" review video", " live deal")
+__all__ = ["GRADES", "PROMOTION_SUFFIXES", "difficulty", "is_promotion", "true_grades"]
 
 
 def _words(text: pd.Series) -> pd.DataFrame:

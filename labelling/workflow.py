@@ -4,7 +4,9 @@ aggregate (QC, grades, the relevance model retrained on every grade so far).
 
 Files under ``settings.labels_dir``: ``tasks/dt=D/tasks.parquet`` (the day's sample), ``studio_tasks.parquet``
 (pair id -> Label Studio task id, every day), ``judgements/dt=D/judgements.parquet`` (the checked export),
-``grades.parquet`` (aggregated grades, every day), ``quality/dt=D/quality.json`` and ``model/relevance.json``.
+``grades.parquet`` (aggregated grades, every day), ``quality/dt=D/quality.json`` and ``model/relevance.json`` (the
+labelling aids' model); the served ranker's relevance model goes to ``<home>/models/relevance/<day>/`` as one version
+per labelled day (shoprank/query_relevance.py).
 Gold questions carry a known grade (an expert's; here the simulator's hidden truth).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from labelling.aggregation import aggregate, krippendorff_alpha, labeller_quality
 from labelling.crowd import Session
@@ -26,6 +29,7 @@ from labelling.sampling import daily_sample
 from labelling.search_log import search_pairs, with_truth
 from labelling.studio import connection
 from labelling.studio_client import StudioClient
+from shoprank import query_relevance
 from shoprank.settings import Settings
 
 SHOWN = ("pair_id", "query", "title", "category", "price")
@@ -42,7 +46,7 @@ def model_path(settings: Settings) -> Path:
 
 
 def grades_path(settings: Settings) -> Path:
-    return settings.labels_dir / "grades.parquet"
+    return query_relevance.grades_path(settings)
 
 
 def _seed(settings: Settings, run_date: date) -> int:
@@ -200,6 +204,7 @@ def aggregate_day(settings: Settings, run_date: date) -> dict[str, Any]:
     saved = model.booster is not None
     if saved:
         model.save(model_path(settings))
+    served_version = train_served_model(settings, grades, run_date)
     report = {
         "run_date": run_date.isoformat(),
         "tasks": int(len(wmv)),
@@ -210,12 +215,37 @@ def aggregate_day(settings: Settings, run_date: date) -> dict[str, Any]:
         "careless_flagged": sorted(quality.index[quality["careless"]].tolist()),
         "labellers": json.loads(quality.reset_index().to_json(orient="records")),
         "relevance_model_saved": saved,
+        "served_relevance_version": served_version,
         "grades_so_far": int(len(grades)),
     }
     out = _day_file(settings, "quality", run_date, "quality.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float))
     return {k: v for k, v in report.items() if k != "labellers"}
+
+
+def train_served_model(settings: Settings, grades: pd.DataFrame, run_date: date) -> str | None:
+    """The served ranker's relevance model on the grades of days up to ``run_date`` (served features only), saved
+    as version ``run_date``: training rows of later days and serving use it. None when the grades hold one grade
+    only (nothing to learn)."""
+    known = grades[pd.to_datetime(grades["day"]).dt.date <= run_date]
+    if known.empty:
+        return None
+    x = query_relevance.pair_frame(known)
+    model = query_relevance.RelevanceModel.fit(x, known["grade"].to_numpy(), seed=settings.labelling.seed)
+    if model.booster is None:
+        return None
+    y = known["grade"].to_numpy() >= query_relevance.RELEVANT_GRADE
+    card = {
+        "labels_through": run_date.isoformat(),
+        "labels_from": str(known["day"].min()),
+        "trained_on_pairs": int(len(known)),
+        "grade_counts": {str(g): int(n) for g, n in known["grade"].value_counts().sort_index().items()},
+        # in-sample, a sanity figure only (bench-labels measures the model on held-out pairs)
+        "train_auc": float(roc_auc_score(y, model.predict(x))) if 0 < y.sum() < len(y) else None,
+    }
+    query_relevance.save_version(settings, model, run_date, card)
+    return run_date.isoformat()
 
 
 def relevance_scores(settings: Settings, pairs: pd.DataFrame, log_pairs: pd.DataFrame | None = None) -> np.ndarray:

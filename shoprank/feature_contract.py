@@ -242,6 +242,14 @@ COMPUTED = {
         # A function of the request's query and the item's title, with no entity to key it on: training reads it per
         # impression from the query_item_match mart, serving computes it per request (NaN on the feed in both).
         Computed("query", ("query_title_match",), "Share of the search query's words found in the item's title."),
+        # The query-item relevance model's P(grade >= 2), trained on human grades (shoprank/query_relevance.py): per
+        # search impression in training from the version trained on labels before the impression's day, per search
+        # request in serving from the newest version; NaN on the feed and without a version.
+        Computed(
+            "relevance",
+            ("query_item_relevance",),
+            "The human-judged relevance model's P(grade >= 2) of the search query and the item.",
+        ),
         # From the user_session_features row and the request's time (shoprank/session.py), per request in serving and
         # per impression in training (training/session_dataset.py replays the raw events).
         Computed(
@@ -301,6 +309,21 @@ RANKERS = {
             ),
             "Features of the v4 ranker: v3 plus the user's current session (pushed per event) and the candidate "
             "against it (its category's share of the session's clicks, clicked or shown earlier in the session).",
+        ),
+        Ranker(
+            "ranker_v3_relevance",
+            (
+                "user_features",
+                "item_features",
+                "derived",
+                "item_window_features",
+                "user_window_features",
+                "user_category_features",
+                "query",
+                "relevance",
+            ),
+            "Features of the v3 search-relevance variant: v3 plus query_item_relevance, the relevance model trained "
+            "on human grades of (query, item) pairs (issue 19).",
         ),
     )
 }

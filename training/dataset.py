@@ -12,6 +12,7 @@ from shoprank.feature_store import get_feature_store, use_budgeted_offline_engin
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
 from shoprank.resources import within_budget
 from shoprank.settings import Settings
+from training.relevance_feature import QUERY_COLUMN, TITLE_COLUMN, add_relevance, reads_relevance
 from training.session_dataset import add_session_features, retrieval_features
 
 if TYPE_CHECKING:
@@ -93,22 +94,29 @@ def build_training_frame(settings: Settings, run_date: date, feature_service: st
         ).to_df()
     if len(features) != len(entity_df):
         raise RuntimeError(f"historical retrieval returned {len(features)} rows for {len(entity_df)} examples")
-    if set(QUERY_FEATURES) & set(feature_columns_for(feature_service, settings.simulator.categories)):
-        features = with_query_features(settings, features)
+    relevance = reads_relevance(feature_service)
+    if set(QUERY_FEATURES) & set(feature_columns_for(feature_service, settings.simulator.categories)) or relevance:
+        features = with_query_features(settings, features, relevance)
     frame = add_derived_features(features, settings.simulator.categories)
     frame = add_session_features(settings, frame, feature_service)  # unchanged unless the ranker reads the session
+    if relevance:  # scored per day with the version trained on earlier labels
+        frame = add_relevance(settings, frame)
     frame = frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
     log.info("training frame: %d rows, %d requests", len(frame), frame["request_id"].nunique())
     return frame
 
 
-def with_query_features(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+def with_query_features(settings: Settings, frame: pd.DataFrame, with_text: bool = False) -> pd.DataFrame:
     """Add QUERY_FEATURES per impression from the query_item_match mart (search impressions only: feed rows stay
-    NaN, as serving leaves them without a query)."""
+    NaN, as serving leaves them without a query); ``with_text``: also the query and the title (for the relevance
+    feature)."""
     path = settings.marts_export_dir / "query_item_match.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the feature service's query features come from it")
-    matches = pd.read_parquet(path, columns=["impression_id", *QUERY_FEATURES])
+    matches = pd.read_parquet(path, columns=["impression_id", *QUERY_FEATURES, "query", "item_title"])
+    matches = matches.rename(columns={"query": QUERY_COLUMN, "item_title": TITLE_COLUMN})
+    if not with_text:
+        matches = matches.drop(columns=[QUERY_COLUMN, TITLE_COLUMN])
     return frame.merge(matches, on="impression_id", how="left", validate="one_to_one")
 
 

@@ -28,6 +28,7 @@ from shoprank.resources import duckdb_connect, within_budget
 from shoprank.settings import Settings
 from training.budget import chunk_rows
 from training.chunks import Chunk, ChunkedSet, chunk_schema, write_chunk
+from training.relevance_feature import QUERY_COLUMN, TITLE_COLUMN, add_relevance, reads_relevance
 from training.session_dataset import add_session_features, request_snapshots, uses_session_features
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,13 @@ def training_set_sql(settings: Settings, run_date: date, feature_service: str) -
         join, view_columns = _view_join(view, f"v{n}", marts)
         joins.append(join)
         columns += view_columns
-    if reads_query:
-        matches = ", ".join(QUERY_FEATURES)
+    relevance = reads_relevance(feature_service)
+    if reads_query or relevance:
+        matches = ", ".join([*QUERY_FEATURES, "query", "item_title"])
         source = f"(SELECT impression_id, {matches} FROM read_parquet('{_path(marts, 'query_item_match')}'))"
         joins.append(f"LEFT JOIN {source} q ON q.impression_id = e.impression_id")
-        columns += [f"q.{name}" for name in QUERY_FEATURES]
+        columns += [f"q.{name}" for name in QUERY_FEATURES] if reads_query else []
+        columns += [f"q.query AS {QUERY_COLUMN}", f"q.item_title AS {TITLE_COLUMN}"] if relevance else []
     if needs_seller_flag:
         source = f"(SELECT seller_id, dt, {SLICE_FLAG} FROM read_parquet('{_path(marts, 'seller_features')}'))"
         joins.append(f"LEFT JOIN {source} s ON s.seller_id = e.seller_id AND s.dt = e.dt")
@@ -128,6 +131,8 @@ def finish_chunk(
         frame = frame.assign(**{name: on_demand[name] for name in on_demand.columns})
     frame = add_derived_features(frame, settings.simulator.categories)
     frame = add_session_features(settings, frame, feature_service, snapshots)
+    if reads_relevance(feature_service):  # scored per day with the version trained on earlier labels
+        frame = add_relevance(settings, frame)
     return frame.sort_values(["request_id", "impression_id"], kind="mergesort").reset_index(drop=True)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from training.human_eval import NO_JUDGED_PAIRS
+
 
 def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
@@ -94,6 +96,28 @@ def _score_distribution(scored: pd.DataFrame) -> Any:
     return fig
 
 
+def _judged_section(metrics: dict[str, Any], scorers: list[str], k: int) -> str:
+    """Click NDCG@k next to NDCG@k on human-judged search pairs (training/human_eval.py), per scorer."""
+    title = f"<h2>Search NDCG@{k}: human-judged pairs next to clicks</h2>"
+    if not metrics.get("judged_requests"):
+        return f"{title}<p>{NO_JUDGED_PAIRS}: no labelled (query, item) pair of the holdout's searches yet.</p>"
+
+    def cell(value: Any) -> str:
+        return "undefined" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(scorer)}</td><td>{cell(metrics.get(f'{scorer}_ndcg@{k}'))}</td>"
+        f"<td>{cell(metrics.get(f'judged_{scorer}_ndcg@{k}'))}</td></tr>"
+        for scorer in scorers
+    )
+    pairs = int(metrics.get("judged_pairs") or 0)
+    stands_on = f"{int(metrics['judged_requests'])} search requests, {pairs} judged pairs"
+    return (
+        f"{title}<p>Human NDCG@{k}: {stands_on} (aggregated grades 0-3 as gains, judged items only).</p>"
+        f"<table><tr><th>scorer</th><th>click NDCG@{k} (all requests)</th><th>human NDCG@{k}</th></tr>{rows}</table>"
+    )
+
+
 def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_columns: dict[str, str]) -> Path:
     """Render the card and the plots into ``path`` (HTML, no external files)."""
     import matplotlib
@@ -131,6 +155,7 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
             "code_version",
         )
     }
+    judged = _judged_section(metrics, list(score_columns), k)
     fact_rows = "".join(f"<tr><td>{html.escape(k_)}</td><td>{html.escape(str(v))}</td></tr>" for k_, v in facts.items())
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in card.get("warnings") or [])
     warning_list = f"<h2>Warnings</h2><ul class='warn'>{warnings}</ul>" if warnings else ""
@@ -144,7 +169,8 @@ def write_report(path: Path, card: dict[str, Any], scored: pd.DataFrame, score_c
         "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 10px}table{border-collapse:collapse}"
         "tr:nth-child(even){background:#f3f3f3}.warn{color:#a40000}</style></head><body>"
         f"<h1>Evaluation report — run {html.escape(card['run_date'])}</h1>"
-        f"<table>{fact_rows}</table>{warning_list}{images}<h2>Holdout metrics</h2><table>{rows}</table></body></html>"
+        f"<table>{fact_rows}</table>{warning_list}{judged}{images}"
+        f"<h2>Holdout metrics</h2><table>{rows}</table></body></html>"
     )
     path.write_text(page)
     return path

@@ -24,7 +24,9 @@ from shoprank.ranking_features import feature_columns_for
 from shoprank.settings import Settings
 from training.budget import chunk_rows
 from training.chunks import Chunk, ChunkedSet, frame_to_chunks, read_chunk, split_days
+from training.dask_fit import fit_engine
 from training.holdout_eval import evaluate_holdout_chunks
+from training.human_eval import human_judged_metrics
 from training.pit_dataset import build_chunked_training_set
 from training.reliability import ConstantTracker, summary_warnings
 from training.streaming import fit_classifier_chunks, fit_ranker_chunks
@@ -70,6 +72,11 @@ class CandidateCard:
     negative_sample_rate: float = 1.0
     # Share of the fit days' requests the ranker learned from (training.max_ranker_rows); 1.0: all.
     ranker_sample_rate: float = 1.0
+    # Who fitted the models: "xgboost" in this process, or "xgboost.dask" on the scheduler
+    # training.dask_scheduler_address names, with that many workers.
+    engine: str = "xgboost"
+    dask_scheduler: str = ""
+    dask_workers: int = 0
 
 
 def candidate_dir(settings: Settings, run_date: date) -> Path:
@@ -156,9 +163,13 @@ def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scr
     if missing:
         raise KeyError(f"feature columns missing from the training set: {missing}")
 
-    ranker, ranker_params = fit_ranker_chunks(cfg, fit, validation, feature_columns)
-    ctr, ctr_params = fit_classifier_chunks(cfg, fit, validation, feature_columns, "label_click")
-    cvr, cvr_params = fit_classifier_chunks(cfg, fit, validation, feature_columns, "label_purchase", clicks_only=True)
+    with fit_engine(cfg) as engine:
+        ranker, ranker_params = fit_ranker_chunks(cfg, fit, validation, feature_columns, engine)
+        ctr, ctr_params = fit_classifier_chunks(cfg, fit, validation, feature_columns, "label_click", engine=engine)
+        cvr, cvr_params = fit_classifier_chunks(
+            cfg, fit, validation, feature_columns, "label_purchase", clicks_only=True, engine=engine
+        )
+        engine_card = engine.card()
     if cfg.objective == "gmv" and (ctr is None or cvr is None):
         raise ValueError("objective=gmv needs clicks and purchases in the training days to fit CTR and CVR models")
     bundle = ModelBundle(ranker=ranker, feature_columns=feature_columns, objective=cfg.objective, ctr=ctr, cvr=cvr)
@@ -171,6 +182,8 @@ def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scr
     out.mkdir(parents=True, exist_ok=True)
     evaluation = evaluate_holdout_chunks(settings, bundle, holdout, out / HOLDOUT_FILE, scratch / "truth")
     metrics, score_columns = evaluation.metrics, evaluation.score_columns
+    # next to the click metrics: the same rankings judged by people (labelling's grades known on run_date)
+    metrics.update(human_judged_metrics(settings, out / HOLDOUT_FILE, score_columns, run_date))
     k = cfg.ndcg_k
     log.info("holdout metrics: %s", {key: round(v, 4) for key, v in metrics.items() if "slice" not in key})
     constant = ConstantTracker(feature_columns)
@@ -211,6 +224,7 @@ def train_on_chunks(settings: Settings, run_date: date, chunked: ChunkedSet, scr
         warnings=warnings,
         negative_sample_rate=ctr_params.get("negative_sample_rate", 1.0),
         ranker_sample_rate=ranker_params.get("request_sample_rate", 1.0),
+        **engine_card,
     )
     from training.report import write_report
 
