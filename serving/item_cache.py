@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shoprank.query_relevance import parse
 from shoprank.ranking_features import ITEM_FEATURES, title_words
 
 ITEM_FEATURES_FILE = "item_features.parquet"
@@ -60,6 +61,8 @@ class ItemCache:
     # Each item's title words (title_words), for the request-time query match; loaded only for models that use it
     # (None: not loaded). The unknown row has no words.
     titles: np.ndarray | None = None
+    # Each item's title as the relevance model reads it (shoprank.query_relevance.parse), loaded with the words.
+    parsed_titles: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> ItemCache:
@@ -124,7 +127,10 @@ class ItemCache:
         empty = frozenset[str]()
         titles = np.empty(len(self.ids) + 1, dtype=object)
         titles[:] = [w if isinstance(w, frozenset) else empty for w in aligned] + [empty]
-        return replace(self, titles=titles)
+        raw = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
+        parsed = np.empty(len(self.ids) + 1, dtype=object)
+        parsed[:] = [parse(t) for t in raw.reindex(self.ids.astype(str))] + [parse(None)]
+        return replace(self, titles=titles, parsed_titles=parsed)
 
     def __len__(self) -> int:
         return len(self.ids)

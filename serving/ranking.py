@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from serving.item_cache import SELLER_COLUMN
+from shoprank.query_relevance import COLUMN as RELEVANCE_COLUMN
 from shoprank.ranking_features import (
     DERIVED_FEATURES,
     ITEM_FEATURES,
@@ -112,7 +113,11 @@ def build_feature_frame(
 # SESSION_COLUMNS come per row from the user's pushed session row, the request's time and the items' categories
 # (session_columns).
 SESSION_COLUMNS = frozenset(SESSION_USER_COLUMNS + SESSION_CANDIDATE_COLUMNS)
-REQUEST_TIME_COLUMNS = frozenset(DERIVED_FEATURES + ON_DEMAND_FEATURES + QUERY_FEATURES) | SESSION_COLUMNS
+# The relevance model's score (RELEVANCE_COLUMN) comes per row from the request's query and the items' parsed titles,
+# categories and prices (serving/relevance.py).
+REQUEST_TIME_COLUMNS = (
+    frozenset([*DERIVED_FEATURES, *ON_DEMAND_FEATURES, *QUERY_FEATURES, RELEVANCE_COLUMN]) | SESSION_COLUMNS
+)
 
 
 def uses_session(feature_columns: Sequence[str]) -> bool:
