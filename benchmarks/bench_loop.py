@@ -1,10 +1,12 @@
 """`make bench-loop`: the four policies over N served days of the closed-loop marketplace (orchestration/loop.py).
 Printed, never asserted.
 
-Each policy runs as its own `shoprank loop` process in its own home under ``--out`` with the same seed and small
-world (so they face the same users, requests, arrivals and restocks), ``--jobs`` at a time. Then the table (with
-regret against the oracle and the issue's acceptance checks against model-only), the HTML report with the charts
-(cumulative GMV, coverage, new-seller survival) and the bench's own run time.
+The warm-up (the logged history and the daily pipeline on it, the first champion) is the same for every policy:
+it is built once (`shoprank loop --warm-up`, in ``--out``/_warm, or reused with ``--warm-home``) and each policy
+runs as its own `shoprank loop --warm-home` process from a copy of it, in its own home under ``--out``, with the
+same seed and small world (so they face the same users, requests, arrivals and restocks), ``--jobs`` at a time.
+Then the table (with regret against the oracle and the issue's acceptance checks against model-only), the HTML
+report with the charts (cumulative GMV, coverage, new-seller survival) and the bench's own run time.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
         help="new-seller survival window (loop.survival_days; runs < 2x it judge few)",
     )
     parser.add_argument("--out", type=Path, default=None, help="a directory for the homes and the report")
+    parser.add_argument("--warm-home", type=Path, default=None, help="reuse the warm-up built there by a bench run")
     parser.add_argument(
         "--collect", action="store_true", help="run nothing: summarize the runs under --out over the days they served"
     )
@@ -79,6 +82,8 @@ def main() -> None:
         pending = []
         os.environ.update(extra_env)
         _collect(out, policies)
+    else:
+        warm_home = args.warm_home or _warm_up(out, {**os.environ, **SMALL_WORLD, **extra_env})
     while pending or running:
         while pending and len(running) < args.jobs:
             policy = pending.pop(0)
@@ -89,6 +94,7 @@ def main() -> None:
             kind, rule_settings = runs_to_do[policy]
             command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", kind, "--name", policy]
             command += ["--days", str(args.days), "--retrain-every", str(args.retrain_every)]
+            command += ["--warm-home", str(warm_home)]
             command += [arg for setting in rule_settings for arg in ("--rule", setting)]
             running[policy] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
             print(f"  started {policy} (log {out / f'{policy}.log'})", flush=True)
@@ -116,6 +122,19 @@ def main() -> None:
     report = write_report(out / "loop-report.html", summaries, {p: items for p, (_, items) in runs.items()}, note)
     print(f"\nreport: {report}")
     print(f"bench-loop run time: {elapsed:.0f} s" + (f" (failed: {', '.join(failed)})" if failed else ""))
+
+
+def _warm_up(out: Path, env: dict[str, str]) -> Path:
+    """The shared warm-up, built once in ``out``/_warm (its log beside it)."""
+    home = out / "_warm"
+    started = time.perf_counter()
+    with (out / "_warm.log").open("w") as log:
+        command = [str(Path(sys.executable).parent / "shoprank"), "loop", "--policy", "rules", "--warm-up"]
+        subprocess.run(
+            command, env={**env, "SHOPRANK_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT, check=True
+        )
+    print(f"  shared warm-up built in {time.perf_counter() - started:.0f} s (log {out / '_warm.log'})", flush=True)
+    return home
 
 
 def _collect(out: Path, names: list[str]) -> None:

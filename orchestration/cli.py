@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -462,15 +463,29 @@ def loop(
         list[str] | None, typer.Option(help="a rules setting for this run, SECTION.KEY=VALUE (repeatable)")
     ] = None,
     name: Annotated[str | None, typer.Option(help="the run's name (default: the policy), for a rules variant")] = None,
+    warm_home: Annotated[
+        Path | None, typer.Option(help="start from a copy of the warm-up built in this home (`--warm-up`)")
+    ] = None,
+    warm_up: Annotated[
+        bool, typer.Option("--warm-up", help="only build the warm-up in the home, for runs to share (--warm-home)")
+    ] = False,
 ) -> None:
     """Closed-loop marketplace: simulated users see what POLICY serves, the daily pipeline retrains on it; the
     run's long-run metrics (GMV, coverage, new-seller survival, ...) go to <home>/loop/NAME/."""
     from orchestration.loop import parse_rule_settings, run_loop
 
     try:
+        if warm_up:
+            from orchestration.loop_home import build_warm_up
+            from shoprank.settings import get_settings
+
+            _print(build_warm_up(get_settings().home_dir, service=policy != "oracle"))
+            return
         overrides = parse_rule_settings(rule or [])
         echo = lambda line: typer.echo(line, err=True)  # noqa: E731
-        _print(run_loop(policy, days, retrain_every, rules_overrides=overrides, echo=echo, name=name))
+        _print(
+            run_loop(policy, days, retrain_every, rules_overrides=overrides, echo=echo, name=name, warm_home=warm_home)
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -88,11 +88,13 @@ def run_loop(
     rules_overrides: dict | None = None,
     echo: Callable[[str], None] = print,
     name: str | None = None,
+    warm_home: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``policy`` for ``days`` served days after the warm-up; returns the run's summary (also written).
 
     ``rules_overrides`` ({section: {key: value}}) adjust the policy's rules file; ``name`` (default: the policy)
-    names the run's output directory and its row in the comparison, for such a variant."""
+    names the run's output directory and its row in the comparison, for such a variant. ``warm_home``: start
+    from a copy of the warm-up built there (orchestration/loop_home.py) instead of building it."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     started = time.perf_counter()
@@ -108,10 +110,22 @@ def run_loop(
     warm = settings.default_run_date
     cadence = f"pipeline daily, retraining every {retrain_every} day(s)"
     echo(f"loop {name} ({policy}): {days} served days after {warm}; {cadence}")
-    pipeline.simulate(warm)
-    if policy in SERVICE_POLICIES:
-        timings = daily_steps(warm, retrain=True, warm_up=True)
-        echo(f"warm-up {warm}: pipeline {sum(timings.values()):.0f} s")
+    if warm_home is not None:
+        from orchestration.loop_home import copy_warm_up
+
+        copied = copy_warm_up(warm_home, settings.home_dir, service=policy in SERVICE_POLICIES)
+        # Feast's registry names the warm home's marts: apply the repo again so materialize reads this home's.
+        line = f"warm-up {warm}: copied from {warm_home} (built there in {copied['seconds']:.0f} s)"
+        if policy in SERVICE_POLICIES:
+            started_apply = time.perf_counter()
+            pipeline.STEPS["feast-apply"](warm)
+            line += f", feast-apply again {time.perf_counter() - started_apply:.0f} s"
+        echo(line)
+    else:
+        pipeline.simulate(warm)
+        if policy in SERVICE_POLICIES:
+            timings = daily_steps(warm, retrain=True, warm_up=True)
+            echo(f"warm-up {warm}: pipeline {sum(timings.values()):.0f} s")
 
     from producers.served_day import simulate_served_day
 
@@ -134,10 +148,12 @@ def run_loop(
         frames.append(day_items(settings, day))
         purchases = result["events"]["purchase"]
         line = f"day {n:>2} {day}: ctr {result['ctr']:.4f}, purchases {purchases}, served {served_s:.0f} s"
-        if service is not None:
-            timings = daily_steps(day, retrain=n % retrain_every == 0, warm_up=False)
+        if service is not None and n < days:  # after the last served day no policy serves again: no pipeline
+            retrain = n % retrain_every == 0
+            timings = daily_steps(day, retrain=retrain, warm_up=False)
             service.reload()
-            line += f", pipeline {sum(timings.values()):.0f} s" + (" (retrained)" if n % retrain_every == 0 else "")
+            line += f", pipeline {sum(timings.values()):.0f} s" + (" (retrained)" if retrain else "")
+            line += " [" + ", ".join(f"{k} {v:.0f}" for k, v in timings.items() if v >= 1) + "]"
         echo(line)
         write_summary(settings, name, warm, n, retrain_every, None, pd.concat(frames))  # so far: a cut run counts
     rules_version = service.state.rules.version if service is not None and service.state.rules else None

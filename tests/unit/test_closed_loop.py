@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from orchestration.cli import app
 from orchestration.loop import run_loop
+from orchestration.loop_home import build_warm_up
 from producers.served_day import MissingStock, simulate_served_day
 from producers.simulator import simulate
 from shoprank.item_priors import load_priors
@@ -99,6 +100,18 @@ def test_the_loop_is_deterministic_for_a_seed(tmp_path: Path, loop_env: None) ->
     pd.testing.assert_frame_equal(a, b)
     written = json.loads((tmp_path / "a" / "loop" / "oracle" / "summary.json").read_text())
     assert written["cumulative_gmv"] == first["cumulative_gmv"]
+
+
+def test_a_shared_warm_up_gives_the_run_its_own_warm_up_would(tmp_path: Path, loop_env: None) -> None:
+    build_warm_up(tmp_path / "warm", service=False)
+    shared = run_loop("oracle", days=2, home=tmp_path / "shared", warm_home=tmp_path / "warm", echo=lambda _: None)
+    own = run_loop("oracle", days=2, home=tmp_path / "own", echo=lambda _: None)
+    for summary in (shared, own):
+        summary.pop("wall_seconds")
+    assert shared == own and shared["purchases"] > 0
+    assert not (tmp_path / "warm" / "loop").exists()  # the runs wrote into their own homes only
+    with pytest.raises(ValueError, match="needs its pipeline"):
+        run_loop("rules", days=1, home=tmp_path / "service", warm_home=tmp_path / "warm", echo=lambda _: None)
 
 
 def test_the_cold_start_prior_never_sees_an_items_own_future(tmp_path: Path) -> None:
