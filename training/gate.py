@@ -30,12 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from shoprank.model_bundle import load_bundle
+from shoprank.model_bundle import ModelBundle, load_bundle
 from shoprank.ranking_features import POPULARITY_FEATURE
 from shoprank.settings import Settings, apply_runtime_env
 from training import registry
-from training.evaluate import evaluate_holdout, slice_masks
-from training.reliability import requests_with_click
+from training.gate_holdout import HoldoutFacts, Scorer, holdout_facts, holdout_metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +79,10 @@ def training_window(metadata: dict[str, Any], labels: dict[str, Any]) -> tuple[s
     return None, None, "not recorded, and no run day"
 
 
-def holdout_window(card: dict[str, Any], holdout: pd.DataFrame) -> tuple[str, str] | None:
+def holdout_window(card: dict[str, Any], facts: HoldoutFacts) -> tuple[str, str] | None:
     """The first and last day of the holdout rows (the card's ``holdout_window`` when the rows carry no ``dt``)."""
-    if "dt" in holdout.columns and len(holdout):
-        days = pd.to_datetime(holdout["dt"]).dt.date
-        return str(days.min()), str(days.max())
+    if facts.first_day and facts.last_day:
+        return facts.first_day, facts.last_day
     return _window(card.get("holdout_window"))
 
 
@@ -116,17 +114,11 @@ def headline_metric(objective: str) -> str:
     return "revenue_ndcg" if objective == "gmv" else "ndcg"
 
 
-def _compare(
-    settings: Settings,
-    holdout: pd.DataFrame,
-    challenger_scores: pd.Series,
-    baseline: str,
-    baseline_scores: pd.Series,
-    metric: str = "ndcg",
-) -> tuple[bool, list[str], dict[str, float]]:
+def _judge(
+    settings: Settings, metrics: dict[str, float], baseline: str, metric: str = "ndcg"
+) -> tuple[bool, list[str]]:
+    """Pass or fail, with every reason, from the holdout metrics of ``challenger`` and ``baseline``."""
     gate, k = settings.training.gate, settings.training.ndcg_k
-    scored = holdout.assign(challenger_score=challenger_scores.to_numpy(), baseline_score=baseline_scores.to_numpy())
-    metrics = evaluate_holdout(scored, {"challenger": "challenger_score", baseline: "baseline_score"}, k)
     challenger, reference = metrics[f"challenger_{metric}@{k}"], metrics[f"{baseline}_{metric}@{k}"]
     # With a champion the challenger must clear the margin; against popularity, beating it at all is the bar.
     margin = gate.margin if baseline == "champion" else 0.0
@@ -135,7 +127,12 @@ def _compare(
         f"{metric}@{k} {challenger:.4f} vs {baseline} {reference:.4f} (needs > {reference + margin:.4f}): "
         + ("pass" if ok else "FAIL")
     ]
-    for name in slice_masks(scored):
+    slices = [
+        key[len("slice_") : -len("_requests")]
+        for key in metrics
+        if key.startswith("slice_") and key.endswith("_requests")
+    ]
+    for name in slices:
         requests = int(metrics.get(f"slice_{name}_requests", 0))
         mine, theirs = metrics[f"slice_{name}_challenger_ndcg@{k}"], metrics[f"slice_{name}_{baseline}_ndcg@{k}"]
         if requests < gate.min_slice_requests or math.isnan(mine) or math.isnan(theirs):
@@ -149,54 +146,66 @@ def _compare(
             f"slice {name} ({requests} requests): {mine:.4f} vs {baseline} {theirs:.4f} "
             f"(tolerance {gate.slice_tolerance}): {verdict}"
         )
+    return ok, reasons
+
+
+def _compare(
+    settings: Settings, holdout_path: str, challenger: ModelBundle, baseline: str, baseline_score: Scorer, metric: str
+) -> tuple[bool, list[str], dict[str, float]]:
+    """Score the holdout file batch by batch with the challenger and the baseline, and judge (training.gate_holdout)."""
+    scorers: dict[str, Scorer] = {"challenger": challenger.score, baseline: baseline_score}
+    metrics = holdout_metrics(holdout_path, scorers, settings.training.ndcg_k)
+    ok, reasons = _judge(settings, metrics, baseline, metric)
     return ok, reasons, metrics
 
 
 def evaluate_challenger(settings: Settings, challenger_tag: str) -> Decision:
-    """Decide, without changing anything, whether ``challenger_tag`` should replace the champion."""
+    """Decide, without changing anything, whether ``challenger_tag`` should replace the champion. The holdout is
+    never loaded whole: its facts come from DuckDB, its metrics from batches of whole requests."""
     apply_runtime_env(settings)
     import bentoml
 
     challenger_model = bentoml.models.get(challenger_tag)
     card = challenger_model.info.metadata
-    holdout = pd.read_parquet(card["holdout_path"])
-    challenger = load_bundle(challenger_model)
-    challenger_scores = pd.Series(challenger.score(holdout))
-    metric = headline_metric(challenger.objective)
+    holdout_path = str(card["holdout_path"])
     champion_tag = registry.champion_tag(settings)
     if champion_tag == str(challenger_model.tag):
         return Decision(str(challenger_model.tag), champion_tag, False, ["already the champion"])
-    clicked, least = requests_with_click(holdout), settings.training.gate.min_holdout_requests_with_click
+    facts = holdout_facts(settings, holdout_path)
+    clicked, least = facts.requests_with_click, settings.training.gate.min_holdout_requests_with_click
     if clicked < least:
         reason = (
             f"refused: the holdout has {clicked} requests with a click, below the minimum {least} "
             "(training.gate.min_holdout_requests_with_click): its metrics are not reliable; the champion stays"
         )
         return Decision(str(challenger_model.tag), champion_tag, False, [reason], refusal=HOLDOUT_TOO_SMALL)
+    challenger = load_bundle(challenger_model)
+    metric = headline_metric(challenger.objective)
     if champion_tag is None:
-        popularity = holdout[POPULARITY_FEATURE]
-        ok, reasons, metrics = _compare(settings, holdout, challenger_scores, "popularity", popularity, metric)
+        ok, reasons, metrics = _compare(settings, holdout_path, challenger, "popularity", _popularity, metric)
         reasons.insert(0, "no champion yet: the challenger must beat the popularity baseline")
         return Decision(str(challenger_model.tag), None, ok, reasons, _nan_to_none(metrics))
 
     champion_model = bentoml.models.get(champion_tag)
     refused = window_refusal(
-        champion_tag, champion_model.info.metadata, champion_model.info.labels, holdout_window(card, holdout)
+        champion_tag, champion_model.info.metadata, champion_model.info.labels, holdout_window(card, facts)
     )
     if refused:
         return Decision(str(challenger_model.tag), champion_tag, False, [refused[1]], refusal=refused[0])
     champion = load_bundle(champion_model)
-    missing = sorted(set(champion.feature_columns) - set(holdout.columns))
+    missing = sorted(set(champion.feature_columns) - set(facts.columns))
     if missing:
         reasons = [
             f"the champion {champion_tag} cannot score the challenger's holdout (missing {missing}); "
             "promote by hand after review: make promote TAG=... FORCE=1"
         ]
         return Decision(str(challenger_model.tag), champion_tag, False, reasons)
-    ok, reasons, metrics = _compare(
-        settings, holdout, challenger_scores, "champion", pd.Series(champion.score(holdout)), metric
-    )
+    ok, reasons, metrics = _compare(settings, holdout_path, challenger, "champion", champion.score, metric)
     return Decision(str(challenger_model.tag), champion_tag, ok, reasons, _nan_to_none(metrics))
+
+
+def _popularity(batch: pd.DataFrame) -> pd.Series:
+    return batch[POPULARITY_FEATURE]
 
 
 def promote(settings: Settings, challenger_tag: str, force: bool = False, label: str = "") -> dict[str, Any]:

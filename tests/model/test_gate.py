@@ -174,7 +174,8 @@ def _slice_world(requests: int = 80) -> pd.DataFrame:
 
 
 def test_slices_bind_against_a_champion_but_are_only_reported_against_popularity():
-    from training.gate import _compare
+    from training.evaluate import evaluate_holdout
+    from training.gate import _judge
 
     settings = Settings()
     settings.training.gate.min_slice_requests = 10
@@ -185,8 +186,13 @@ def test_slices_bind_against_a_champion_but_are_only_reported_against_popularity
         np.where(holdout["item_id"] == "i1", 1.0, 0.0)
         + 0.5 * (holdout["user_is_cold_start"] == 0) * np.where(holdout["item_id"] == "i2", 1.0, 0.0)
     )
-    against_champion, reasons_champion, _ = _compare(settings, holdout, challenger, "champion", baseline)
-    against_popularity, reasons_popularity, _ = _compare(settings, holdout, challenger, "popularity", baseline)
+
+    def judged(name: str) -> tuple[bool, list[str]]:
+        scored = holdout.assign(c=challenger, b=baseline)
+        return _judge(settings, evaluate_holdout(scored, {"challenger": "c", name: "b"}, 10), name)
+
+    against_champion, reasons_champion = judged("champion")
+    against_popularity, reasons_popularity = judged("popularity")
     assert any("cold_start_user" in r and r.endswith("FAIL") for r in reasons_champion)
     assert against_champion is False
     assert any("cold_start_user" in r and "reported" in r for r in reasons_popularity)
@@ -279,3 +285,45 @@ def test_a_holdout_with_too_few_clicked_requests_is_refused_even_without_a_champ
     assert "requests with a click, below the minimum 1000" in result["reasons"][0]
     assert registry.champion_tag(settings) is None
     assert gate.promote(settings, tags["better"], force=True)["promoted"] is True
+
+
+def test_the_gate_reads_the_holdout_in_batches_with_the_metrics_of_the_whole_frame(world: dict, tmp_path: Path):
+    """Batches that cut requests (37 rows, slates of 10) still give evaluate_holdout's metrics over the whole frame,
+    and the holdout's facts come from DuckDB as pandas counts them."""
+    import bentoml
+
+    from shoprank.model_bundle import load_bundle
+    from shoprank.ranking_features import POPULARITY_FEATURE
+    from training.evaluate import evaluate_holdout
+    from training.gate_holdout import holdout_facts, holdout_metrics
+    from training.reliability import requests_with_click
+
+    settings, holdout = world["settings"], world["holdout"]
+    path = tmp_path / "holdout.parquet"
+    holdout.to_parquet(path, index=False)
+    challenger, champion = (load_bundle(bentoml.models.get(world["tags"][name])) for name in ("better", "first"))
+    whole = holdout.assign(
+        challenger_score=challenger.score(holdout),
+        champion_score=champion.score(holdout),
+        popularity_score=holdout[POPULARITY_FEATURE],
+    )
+    names = {name: f"{name}_score" for name in ("challenger", "champion", "popularity")}
+    expected = evaluate_holdout(whole, names, 10)
+    scorers = {
+        "challenger": challenger.score,
+        "champion": champion.score,
+        "popularity": lambda batch: batch[POPULARITY_FEATURE],
+    }
+    batched = holdout_metrics(path, scorers, 10, batch_rows=37)
+    assert list(batched) == list(expected)
+    assert batched == pytest.approx(expected, rel=1e-12, nan_ok=True)
+    assert expected["challenger_ndcg@10"] > expected["champion_ndcg@10"]  # the figures are not all alike
+
+    facts = holdout_facts(settings, path)
+    assert (facts.rows, facts.requests_with_click) == (len(holdout), requests_with_click(holdout))
+    assert (facts.first_day, facts.last_day) == ("2026-01-07", "2026-01-07")
+
+    shuffled = tmp_path / "shuffled.parquet"
+    holdout.sample(frac=1.0, random_state=0).to_parquet(shuffled, index=False)
+    with pytest.raises(ValueError, match="not contiguous"):
+        holdout_metrics(shuffled, scorers, 10, batch_rows=37)
