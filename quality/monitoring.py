@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shoprank.exposure import gini
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Rows of the champion's holdout scored at a time (score drift's reference).
+HOLDOUT_BATCH_ROWS = 100_000
 
 
 def _write(settings: Settings, run_date: date, name: str, report: dict[str, Any]) -> Path:
@@ -48,24 +53,36 @@ def score_drift(settings: Settings, run_date: date) -> dict[str, Any]:
     from shoprank.model_bundle import load_champion
 
     champion = load_champion(settings)
-    reference = pd.read_parquet(champion.metadata["holdout_path"])
     current = feature_rows(settings, run_date, days=[run_date])
     if current.empty:
         raise ValueError(f"no impressions on {run_date} to score")
     # the served score (the bundle's objective), as the gate judged it
-    reference_scores = pd.Series(champion.score(reference))
+    reference_scores = pd.Series(holdout_scores(champion.metadata["holdout_path"], champion.score))
     current_scores = pd.Series(champion.score(current))
     value = round(psi(reference_scores, current_scores, settings.quality.drift_bins), 4)
     report = {
         "model_version": champion.tag,
         "psi": value,
         "status": _status(value, settings),
-        "reference": {"rows": len(reference), "mean": float(reference_scores.mean())},
+        "reference": {"rows": len(reference_scores), "mean": float(reference_scores.mean())},
         "current": {"rows": len(current), "mean": float(current_scores.mean())},
     }
     report["report"] = str(_write(settings, run_date, "score_drift", report))
     log.info("score drift of %s on %s: PSI %.4f (%s)", champion.tag, run_date, value, report["status"])
     return report
+
+
+def holdout_scores(
+    path: str | Path, score: Callable[[pd.DataFrame], np.ndarray], batch_rows: int = HOLDOUT_BATCH_ROWS
+) -> np.ndarray:
+    """``score`` of every row of the holdout file, scored batch by batch: the scores (a float a row) are kept, the
+    holdout's hundred-odd feature columns never all at once (the PSI's quantile edges need every score)."""
+    import pyarrow.parquet as pq
+
+    parts = [np.zeros(0)]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        parts.append(np.asarray(score(batch.to_pandas()), dtype=float))
+    return np.concatenate(parts)
 
 
 def online_metrics(settings: Settings, run_date: date) -> dict[str, Any]:

@@ -55,3 +55,24 @@ def test_online_metrics_summarise_the_days_logs(tmp_path):
 def test_online_metrics_without_logs_say_so(tmp_path):
     report = online_metrics(Settings(home=tmp_path), date(2026, 1, 7))
     assert report["requests"] == 0 and "no request log" in report["note"]
+
+
+def test_score_drift_scores_the_champions_holdout_in_batches_as_the_whole_frame(tmp_path):
+    """The reference scores read batch by batch (77 rows at a time) are the whole frame's, so the PSI is too."""
+    import numpy as np
+
+    from quality.drift import psi
+    from quality.monitoring import holdout_scores
+
+    rng = np.random.default_rng(5)
+    holdout = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.exponential(size=1000), "request_id": "r"})
+    holdout.loc[::50, "a"] = np.nan
+    holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return (frame["a"] * 2 + frame["b"]).to_numpy()
+
+    batched = holdout_scores(tmp_path / "holdout.parquet", score, batch_rows=77)
+    np.testing.assert_array_equal(batched, score(holdout))
+    current = pd.Series(rng.normal(0.3, 1.0, 400))
+    assert psi(pd.Series(batched), current, 10) == psi(pd.Series(score(holdout)), current, 10) > 0
