@@ -173,6 +173,7 @@ def replay_with_feedback(
                 "arm": arm,
                 "model": s.served_by,
                 "requests": s.requests,
+                "impressions": s.impressions,
                 "ctr": s.clicks / max(s.impressions, 1),
                 "clicks_per_request": s.clicks / max(s.requests, 1),
                 "purchases_per_request": s.purchases / max(s.requests, 1),

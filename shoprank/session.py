@@ -393,7 +393,8 @@ def _category_matrix(values: Mapping[str, Any], columns: list[str], n: int) -> t
     """(matrix, row index): the user's per-category values as a (1, categories) matrix for one request (scalars)
     or (n, categories) for a training frame (one value per row), and each candidate row's row in it. A column the
     pushed row lacks (pushed before it existed) is NaN."""
-    if np.ndim(values.get(columns[0])) == 0:  # the pushed row's columns are all scalars or all per-row
+    first = values.get(columns[0])
+    if first is None or np.ndim(first) == 0:  # the pushed row's columns are all scalars or all per-row
         vector = [np.nan if values.get(c) is None else values[c] for c in columns]
         return np.array([vector], dtype=float), np.zeros(n, dtype=int)
     return _floats(values, columns, n), np.arange(n)
