@@ -14,6 +14,7 @@ not materialized) come back as None and become NaN.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,34 @@ class OnlineFeatureReader:
                     f"feature view {projection.name} has join keys {sorted(keys)}; serving reads views keyed on "
                     f"user_id, user_id + {CATEGORY_KEY}, item_id or seller_id"
                 )
+
+    # The readers a union reads for (union()); empty for a reader of one feature service.
+    parts: tuple[OnlineFeatureReader, ...] = ()
+
+    @classmethod
+    def union(cls, readers: Sequence[OnlineFeatureReader]) -> OnlineFeatureReader:
+        """One reader for several feature services (an interleaving arm's two models): every user and user x
+        category feature of each, read in ONE online call on the first reader's store (:meth:`user_features`
+        answers a superset of what each reader would). The reader itself when all are the same. Two views
+        giving one feature name raise ValueError (the online response names features without their view)."""
+        distinct = list({id(r): r for r in readers}.values())
+        if len(distinct) == 1:
+            return distinct[0]
+        merged = copy.copy(distinct[0])
+        merged.parts = tuple(distinct)
+        merged.feature_service = "+".join(dict.fromkeys(r.feature_service for r in distinct))
+        merged.n_categories = max(r.n_categories for r in distinct)
+        merged.user_refs = list(dict.fromkeys(ref for r in distinct for ref in r.user_refs))
+        merged.category_refs = list(dict.fromkeys(ref for r in distinct for ref in r.category_refs))
+        merged.item_refs = list(dict.fromkeys(ref for r in distinct for ref in r.item_refs))
+        merged.item_views = list({v.name: v for r in distinct for v in r.item_views}.values())
+        merged.on_demand_features = list(dict.fromkeys(f for r in distinct for f in r.on_demand_features))
+        merged.pushed_features = set().union(*(r.pushed_features for r in distinct))
+        names = [ref.split(":", 1)[1] for ref in merged.user_refs + merged.category_refs]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise ValueError(f"feature services {merged.feature_service} both name {clashes} from different views")
+        return merged
 
     @property
     def user_feature_names(self) -> list[str]:

@@ -44,7 +44,7 @@ from serving import metrics
 from serving.candidates import split_known
 from serving.event_stream import StreamPublisher
 from serving.events import load_user_ids, screen_events
-from serving.experiments.interleaving import seed_of, team_draft
+from serving.experiments.interleaving import TEAM_A, TEAM_B, seed_of, team_draft
 from serving.experiments.routing import Route, experiment_columns
 from serving.experiments.routing import route as route_request
 from serving.item_cache import newest_mtime, published_sources
@@ -89,6 +89,7 @@ from serving.state import (
     reopen_reader,
     served_item_views,
 )
+from shoprank.model_bundle import ModelBundle
 from shoprank.ranking_features import category_share_columns
 from shoprank.recall import current_version
 from shoprank.settings import apply_runtime_env, get_settings
@@ -124,6 +125,34 @@ class _Ranking:
     sources: dict[str, str]
     n_candidates: int = 0  # known candidates ranked (before rules removed any)
     prerank_scores: dict[str, float] = field(default_factory=dict)  # the kept candidates', with a pre-ranker
+
+
+@dataclass
+class _Shared:
+    """What every model ranking one request shares (an interleaved slate's two rankings do it once): the user's
+    online features, the candidates with their item-cache rows, and the slate's item columns (scores per model)."""
+
+    user: dict[str, Any] | None
+    user_ok: bool
+    cold: bool
+    user_values: dict[str, float]
+    session_down: list[str]
+    reasons: list[str]
+    candidates: list[str]
+    sources: dict[str, str]
+    prerank_scores: dict[str, float]
+    rows: np.ndarray
+    item_matrix: np.ndarray
+    slate: Slate
+
+
+@dataclass
+class _Scored:
+    """One model's scores of the shared candidates (None: no model, or scoring failed: popularity ranks)."""
+
+    matrix: np.ndarray | None = None
+    model_scores: np.ndarray | None = None
+    reasons: list[str] = field(default_factory=list)
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -259,10 +288,24 @@ class RankingService:
         return self._rank_interleaved(request, route, started, log_request)
 
     def _rank_interleaved(self, request: RankRequest, route: Route, started: float, log_request: bool) -> _Ranking:
-        """Team-draft interleaving of arm A's and arm B's rankings; every item says which ranker gave it."""
+        """Team-draft interleaving of arm A's and arm B's rankings; every item says which ranker gave it.
+
+        The work the two rankings share is done once: the user's online features (one read of both models'
+        feature services), retrieval and the candidates' cache rows. Each model then scores the same candidates
+        (its own feature columns), the rules run per arm on its scores, and the two lists are team-drafted."""
         assert route.interleave is not None and route.interleave_tags is not None
-        a, b = (self._rank_with(state, request, started, False, route, observe=False) for state in route.interleave)
-        by_id = {i.item_id: i for i in b.response.items} | {i.item_id: i for i in a.response.items}
+        a_state, b_state = route.interleave
+        reader = route.interleave_reader
+        if reader is None:  # a state loaded without the arm's union reader: build it (cheap, no I/O)
+            readers = [r for r in (a_state.reader, b_state.reader) if r is not None]
+            reader = OnlineFeatureReader.union(readers) if readers else None
+        shared = self._prepare(a_state, request, reader, [a_state.champion, b_state.champion])
+        a, b = (
+            self._finish(state, request, route, shared, self._score(state, request, shared), started, False, False)
+            for state in (a_state, b_state)
+        )
+        # an item both rankers listed shows the score and reasons of the team that contributed it
+        by_team = {TEAM_A: {i.item_id: i for i in a.response.items}, TEAM_B: {i.item_id: i for i in b.response.items}}
         merged = team_draft(
             [i.item_id for i in a.response.items],
             [i.item_id for i in b.response.items],
@@ -270,7 +313,7 @@ class RankingService:
             seed_of(str(request.request_id), request.user_id),
         )
         items = [
-            by_id[item_id].model_copy(update={"rank": rank + 1, "ranker": team})
+            by_team[team][item_id].model_copy(update={"rank": rank + 1, "ranker": team})
             for rank, (item_id, team) in enumerate(zip(merged.items, merged.teams, strict=True))
         ]
         reasons = list(dict.fromkeys(a.response.degraded_reasons + b.response.degraded_reasons))
@@ -294,25 +337,38 @@ class RankingService:
         route: Route,
         observe: bool = True,
     ) -> _Ranking:
+        """One model's ranking: the shared work, its scores, its rules."""
+        shared = self._prepare(state, request, state.reader, [state.champion])
+        scored = self._score(state, request, shared)
+        return self._finish(state, request, route, shared, scored, started, log_request, observe)
+
+    def _prepare(
+        self,
+        state: ServingState,
+        request: RankRequest,
+        reader: OnlineFeatureReader | None,
+        models: Sequence[ModelBundle | None],
+    ) -> _Shared:
+        """What every model ranking this request shares: the user's features in one online read of ``reader``,
+        the candidates (given, or retrieved and pre-ranked) and their item-cache rows, the slate's item columns."""
         cfg = self.settings.serving
-        request_id = str(request.request_id)
         reasons: list[str] = []
         n_categories = state.n_categories(self.settings)
 
         user: dict[str, Any] | None = None
         user_ok = False
-        if state.reader is None:
+        if reader is None:
             reasons.append(MODEL_UNAVAILABLE if state.champion is None else FEATURE_STORE_UNAVAILABLE)
         else:
             try:
-                user = self._read_user(state, request.user_id)
+                user = self._read_user(state, request.user_id, reader)
                 user_ok = True
             except Exception as exc:
                 log.warning("online feature read failed: %s: %s", type(exc).__name__, exc)
                 reasons.append(FEATURE_FETCH_FAILED)
-        user_names = state.reader.user_feature_names if state.reader else ()
+        user_names = reader.user_feature_names if reader else ()
         cold, user_values = user_vector(user, n_categories, user_names)
-        session_model = state.champion is not None and uses_session(state.champion.feature_columns)
+        session_model = any(m is not None and uses_session(m.feature_columns) for m in models)
         session_down = self.sessions.degraded_reasons() if session_model else []
         reasons += session_down  # served without session features: the user's row may be stale
 
@@ -345,47 +401,70 @@ class RankingService:
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
         candidates, unknown = split_known(candidates, state.items)
-
         rows = state.items.rows(candidates)
         item_matrix = state.items.matrix[rows]
-        matrix: np.ndarray | None = None
-        model_scores: np.ndarray | None = None
-        if state.champion is not None and user_ok and candidates:
-            metrics.STAGE_CANDIDATES.labels(stage="ranked").inc(len(candidates))
-            stage_started = time.perf_counter()
-            try:
-                per_row = query_match_columns(
-                    state.champion.feature_columns, request.surface, request.query, state.items.titles, rows
-                )
-                per_row |= session_columns(
-                    state.champion.feature_columns,
-                    None if session_down else user,
-                    candidates,
-                    item_matrix[:, state.items.column_index["item_category_id"]],
-                    time.time(),
-                    self.settings.session,
-                    n_categories,
-                )
-                matrix = _model_matrix(state, user, cold, user_values, item_matrix, n_categories, per_row)
-                # the score the gate judged: the bundle's objective (ranker, or expected GMV)
-                model_scores = state.champion.score_matrix(matrix)
-            except Exception:
-                log.exception("scoring failed")
-                reasons.append(SCORING_FAILED)
-                matrix = None
-            metrics.STAGE_SECONDS.labels(stage="rank").observe(time.perf_counter() - stage_started)
-        base_reason = REASON_MODEL if model_scores is not None else REASON_POPULAR
-        scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
-
-        slate = _slate(state, candidates, rows, item_matrix, scores)
+        slate = _slate(state, candidates, rows, item_matrix, np.zeros(len(candidates)))
         if unknown:  # never ranked, never logged as shown; /explain lists them
             slate = replace(slate, removed={item_id: (UNKNOWN_ITEM,) for item_id in unknown})
+        return _Shared(
+            user, user_ok, cold, user_values, session_down, reasons, candidates, sources, prerank_scores, rows,
+            item_matrix, slate,
+        )  # fmt: skip
+
+    def _score(self, state: ServingState, request: RankRequest, shared: _Shared) -> _Scored:
+        """``state.champion``'s scores of the shared candidates, on its own feature columns (none: popularity)."""
+        if state.champion is None or not shared.user_ok or not shared.candidates:
+            return _Scored()
+        n_categories = state.n_categories(self.settings)
+        metrics.STAGE_CANDIDATES.labels(stage="ranked").inc(len(shared.candidates))
+        stage_started = time.perf_counter()
+        try:
+            columns = state.champion.feature_columns
+            per_row = query_match_columns(columns, request.surface, request.query, state.items.titles, shared.rows)
+            per_row |= session_columns(
+                columns,
+                None if shared.session_down else shared.user,
+                shared.candidates,
+                shared.item_matrix[:, state.items.column_index["item_category_id"]],
+                time.time(),
+                self.settings.session,
+                n_categories,
+            )
+            matrix = _model_matrix(
+                state, shared.user, shared.cold, shared.user_values, shared.item_matrix, n_categories, per_row
+            )
+            # the score the gate judged: the bundle's objective (ranker, or expected GMV)
+            scored = _Scored(matrix, state.champion.score_matrix(matrix))
+        except Exception:
+            log.exception("scoring failed")
+            scored = _Scored(reasons=[SCORING_FAILED])
+        metrics.STAGE_SECONDS.labels(stage="rank").observe(time.perf_counter() - stage_started)
+        return scored
+
+    def _finish(
+        self,
+        state: ServingState,
+        request: RankRequest,
+        route: Route,
+        shared: _Shared,
+        scored: _Scored,
+        started: float,
+        log_request: bool,
+        observe: bool,
+    ) -> _Ranking:
+        """The slate on ``scored`` (or popularity), ``state``'s rules, the top k as the response."""
+        request_id = str(request.request_id)
+        reasons = shared.reasons + scored.reasons
+        candidates, matrix, model_scores = shared.candidates, scored.matrix, scored.model_scores
+        base_reason = REASON_MODEL if model_scores is not None else REASON_POPULAR
+        scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
+        slate = replace(shared.slate, scores=np.asarray(scores, dtype=float))
         rules = state.rules if request.apply_rules else None
         if rules is not None:
             context = RuleContext(
                 k=request.k,
                 surface=request.surface,
-                cold_user=cold,
+                cold_user=shared.cold,
                 seed=request_seed(request_id, request.user_id, rules.version),
                 segment_category=request.segment_category(),
             )
@@ -422,7 +501,9 @@ class RankingService:
         if matrix is not None and len(slate) != len(candidates):
             keep = np.asarray([c not in slate.removed for c in candidates], dtype=bool)
             matrix, model_scores = matrix[keep], model_scores[keep] if model_scores is not None else None
-        return _Ranking(response, slate, top, matrix, model_scores, sources, len(candidates), prerank_scores)
+        return _Ranking(
+            response, slate, top, matrix, model_scores, shared.sources, len(candidates), shared.prerank_scores
+        )
 
     def _prerank(
         self, funnel: Any, user_id: str, shares: Any, candidates: list[str], reasons: list[str]
@@ -579,26 +660,31 @@ class RankingService:
         except Exception:
             log.exception("pre-ranker refresh failed; keeping the one serving")
 
-    def _read_user(self, state: ServingState, user_id: str) -> dict[str, Any]:
-        """The user's online features. A failed read reopens the online store and reads once more: a connection to
-        a SQLite file that was truncated or replaced keeps failing ("no such table") after the file is back."""
-        assert state.reader is not None
+    def _read_user(
+        self, state: ServingState, user_id: str, reader: OnlineFeatureReader | None = None
+    ) -> dict[str, Any]:
+        """The user's online features (``reader``, default the state's). A failed read reopens the online store and
+        reads once more: a connection to a SQLite file that was truncated or replaced keeps failing ("no such
+        table") after the file is back."""
+        reader = reader or state.reader
+        assert reader is not None
         try:
-            return state.reader.user_features(user_id)
+            return reader.user_features(user_id)
         except Exception as exc:
             failure = exc
-        reader = self._reopen_reader(state)
-        if reader is None:
+        fresh = self._reopen_reader(reader)
+        if fresh is None:
             raise failure
-        return reader.user_features(user_id)
+        return fresh.user_features(user_id)
 
-    def _reopen_reader(self, state: ServingState) -> OnlineFeatureReader | None:
-        """A reader on a freshly opened store, swapped into the current state when that still holds the failed one.
-        None when another request is reopening it, or the store cannot even be opened."""
-        if state.reader is None or not self._reopen_lock.acquire(blocking=False):
+    def _reopen_reader(self, failed: OnlineFeatureReader) -> OnlineFeatureReader | None:
+        """A reader on a freshly opened store, swapped into the current state when that still holds the failed one
+        (as the champion's reader or an interleaving arm's). None when another request is reopening it, or the
+        store cannot even be opened."""
+        if not self._reopen_lock.acquire(blocking=False):
             return None
         try:
-            reader = reopen_reader(self.settings, state.reader)
+            reader = reopen_reader(self.settings, failed)
         except Exception as exc:
             log.warning("online store could not be reopened: %s: %s", type(exc).__name__, exc)
             return None
@@ -606,8 +692,12 @@ class RankingService:
             self._reopen_lock.release()
         if self._reload_lock.acquire(blocking=False):  # a reload under way brings its own reader
             try:
-                if self.state.reader is state.reader:
-                    self.state = replace(self.state, reader=reader)
+                current = self.state
+                if current.reader is failed:
+                    self.state = replace(current, reader=reader)
+                elif any(r is failed for r in current.interleave_readers.values()):
+                    pairs = {tags: reader if r is failed else r for tags, r in current.interleave_readers.items()}
+                    self.state = replace(current, interleave_readers=pairs)
             finally:
                 self._reload_lock.release()
         return reader

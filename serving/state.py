@@ -55,6 +55,8 @@ class ServingState:
     experiments: ExperimentsConfig | None = None
     arm_models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = field(default_factory=dict)
     arm_rules: dict[str, RulesConfig] = field(default_factory=dict)
+    # Per interleaving arm (its two tags), one reader of both models' feature services: the slate reads once.
+    interleave_readers: dict[tuple[str, str], OnlineFeatureReader] = field(default_factory=dict)
     experiments_error: str | None = None
 
     def n_categories(self, settings: Settings) -> int:
@@ -145,11 +147,14 @@ def load_prerank(settings: Settings, previous: PreRanker | None) -> tuple[PreRan
 
 
 def reopen_reader(settings: Settings, reader: OnlineFeatureReader) -> OnlineFeatureReader:
-    """The same feature service on a freshly opened feature store: a new online-store connection (an SQLite
-    connection whose file was truncated or replaced keeps failing, even once the file is back)."""
+    """The same feature service(s) on a freshly opened feature store: a new online-store connection (an SQLite
+    connection whose file was truncated or replaced keeps failing, even once the file is back). A union reader
+    (an interleaving arm's) comes back as the union of its parts, reopened on one store."""
     from shoprank.feature_store import get_feature_store
 
-    return OnlineFeatureReader(get_feature_store(settings), reader.feature_service, reader.n_categories)
+    store = get_feature_store(settings)
+    parts = reader.parts or (reader,)
+    return OnlineFeatureReader.union([OnlineFeatureReader(store, r.feature_service, r.n_categories) for r in parts])
 
 
 def load_state(settings: Settings, previous: ServingState | None = None) -> ServingState:
@@ -190,9 +195,10 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
     experiments: ExperimentsConfig | None = None
     arm_models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = {}
     arm_rules: dict[str, RulesConfig] = {}
+    interleave_readers: dict[tuple[str, str], OnlineFeatureReader] = {}
     experiments_error: str | None = None
     try:
-        experiments, arm_models, arm_rules = load_experiment_arms(settings, champion, reader)
+        experiments, arm_models, arm_rules, interleave_readers = load_experiment_arms(settings, champion, reader)
     except Exception as exc:
         experiments_error = _error(exc)
         errors.append(f"experiments: {experiments_error}")
@@ -241,6 +247,7 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         experiments=experiments,
         arm_models=arm_models,
         arm_rules=arm_rules,
+        interleave_readers=interleave_readers,
         experiments_error=experiments_error,
     )
 
@@ -250,9 +257,15 @@ CHAMPION = "champion"  # an arm's model_tag / interleave entry meaning "the serv
 
 def load_experiment_arms(
     settings: Settings, champion: ModelBundle | None, reader: OnlineFeatureReader | None
-) -> tuple[ExperimentsConfig, dict[str, tuple[ModelBundle, OnlineFeatureReader]], dict[str, RulesConfig]]:
-    """The experiments file, every model an arm names (with its feature reader, checked servable) and every rules
-    file. A tag the model store does not know, or an unreadable rules file, refuses the whole file naming the field."""
+) -> tuple[
+    ExperimentsConfig,
+    dict[str, tuple[ModelBundle, OnlineFeatureReader]],
+    dict[str, RulesConfig],
+    dict[tuple[str, str], OnlineFeatureReader],
+]:
+    """The experiments file, every model an arm names (with its feature reader, checked servable), every rules
+    file, and per interleaving arm one reader of both models' features. A tag the model store does not know, or an
+    unreadable rules file, refuses the whole file naming the field."""
     import bentoml
 
     from shoprank.feature_store import get_feature_store
@@ -288,4 +301,12 @@ def load_experiment_arms(
                     raise ExperimentConfigError(
                         f"experiments.{i}.arms.{j}.rules_file: {path}: {type(exc).__name__}: {exc}"
                     ) from None
-    return config, models, rules
+    pairs: dict[tuple[str, str], OnlineFeatureReader] = {}
+    for i, experiment in enumerate(config.experiments):
+        for j, arm in enumerate(experiment.arms):
+            if arm.interleave is not None and arm.interleave not in pairs:
+                try:
+                    pairs[arm.interleave] = OnlineFeatureReader.union([models[tag][1] for tag in arm.interleave])
+                except ValueError as exc:
+                    raise ExperimentConfigError(f"experiments.{i}.arms.{j}.interleave: {exc}") from None
+    return config, models, rules, pairs

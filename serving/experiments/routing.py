@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from serving.experiments.assignment import assign
+from serving.online_features import OnlineFeatureReader
 from serving.schemas import RankResponse
 from serving.state import ServingState
 
@@ -23,9 +24,11 @@ class Route:
     experiment: str | None = None
     arm: str | None = None
     assignments: dict[str, str] = field(default_factory=dict)
-    # Interleaving arm: the two states (model A, model B) and their tags as the file names them.
+    # Interleaving arm: the two states (model A, model B), their tags as the file names them, and one reader of
+    # both models' features (the slate's user read is shared; None: the union is built per request).
     interleave: tuple[ServingState, ServingState] | None = None
     interleave_tags: tuple[str, str] | None = None
+    interleave_reader: OnlineFeatureReader | None = None
 
 
 def _with_model(state: ServingState, tag: str) -> ServingState:
@@ -60,6 +63,7 @@ def route(state: ServingState, user_id: str, now: datetime) -> Route:
         assignments={a.experiment: a.arm.name for a in assignments},
         interleave=interleave,
         interleave_tags=interleave_tags,
+        interleave_reader=state.interleave_readers.get(interleave_tags) if interleave_tags else None,
     )
 
 
