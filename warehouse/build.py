@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,31 @@ def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> 
     ]
 
 
+@dataclass(frozen=True)
+class NodeResult:
+    """One node of a dbt run: model, test, unit test or hook (resource type "operation")."""
+
+    unique_id: str
+    resource_type: str
+    status: str
+    message: str
+
+
+def _run_dbt_in_process(args: list[str]) -> tuple[bool, list[NodeResult], BaseException | None]:
+    """dbt in this process (DuckDB, PostgreSQL): (success, the nodes' results, the exception that stopped it)."""
+    from dbt.cli.main import dbtRunner  # heavy import (~2.5 s): only when a build runs
+
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        _release_duckdb()
+    nodes = [
+        NodeResult(r.node.unique_id, str(r.node.resource_type), str(r.status), r.message or "")
+        for r in getattr(result.result, "results", None) or []
+    ]
+    return result.success, nodes, result.exception
+
+
 def build_warehouse(
     settings: Settings, run_date: date | None = None, select: str | None = None, full_refresh: bool = False
 ) -> dict:
@@ -114,8 +140,6 @@ def build_warehouse(
     Returns the run's summary: elapsed seconds, counts per node status and per resource type, and the mart paths.
     Raises :class:`WarehouseBuildError` naming every failed model or test.
     """
-    from dbt.cli.main import dbtRunner  # heavy import (~2.5 s): only when a build runs
-
     apply_runtime_env(settings)
     settings.ensure_dirs()
     settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)  # the profile's temp_directory: DuckDB spills there
@@ -131,39 +155,41 @@ def build_warehouse(
     if full_refresh:
         args.append("--full-refresh")
     started = time.perf_counter()
-    try:
-        result = dbtRunner().invoke(args)
-    finally:
-        _release_duckdb()
+    if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
+        from warehouse.spark import run_dbt
+
+        success, nodes, output = run_dbt(settings, args)
+        exception: Any = None if nodes else output
+    else:
+        success, nodes, exception = _run_dbt_in_process(args)
     elapsed = time.perf_counter() - started
 
-    if result.exception is not None and result.result is None:
-        over = _budget_failure(settings, run_date, [str(result.exception)])
-        raise over or WarehouseBuildError(f"dbt build could not run: {result.exception}") from result.exception
+    if exception is not None and not nodes:
+        over = _budget_failure(settings, run_date, [str(exception)])
+        cause = exception if isinstance(exception, BaseException) else None
+        raise over or WarehouseBuildError(f"dbt build could not run: {exception}") from cause
 
     statuses: dict[str, int] = {}
     resource_types: dict[str, int] = {}
     failures: list[tuple[str, str, str]] = []
     messages: list[str] = []
-    for node_result in getattr(result.result, "results", None) or []:
-        status = str(node_result.status)
-        resource_type = str(node_result.node.resource_type)
-        resource_types[resource_type] = resource_types.get(resource_type, 0) + 1
-        if resource_type != "operation":  # on-run-start hooks are plumbing, not models or tests
-            statuses[status] = statuses.get(status, 0) + 1
-        if status in ("error", "fail", "runtime error"):
-            messages.append(node_result.message or "")
-            message = (node_result.message or "").strip().splitlines()
-            failures.append((node_result.node.unique_id, status, message[0] if message else ""))
+    for node in nodes:
+        resource_types[node.resource_type] = resource_types.get(node.resource_type, 0) + 1
+        if node.resource_type != "operation":  # on-run-start hooks are plumbing, not models or tests
+            statuses[node.status] = statuses.get(node.status, 0) + 1
+        if node.status in ("error", "fail", "runtime error"):
+            messages.append(node.message)
+            message = node.message.strip().splitlines()
+            failures.append((node.unique_id, node.status, message[0] if message else ""))
 
-    if failures or not result.success:
-        over = _budget_failure(settings, run_date, [*messages, str(result.exception or "")])
+    if failures or not success:
+        over = _budget_failure(settings, run_date, [*messages, str(exception or "")])
         if over is not None:
             over.failures = failures
             raise over
         detail = "; ".join(f"{node} [{status}] {message}" for node, status, message in failures)
         raise WarehouseBuildError(
-            f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or result.exception}",
+            f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or exception}",
             failures,
         )
     exports = None
@@ -171,6 +197,10 @@ def build_warehouse(
         from warehouse.pg_export import export_marts_from_postgres
 
         exports = export_marts_from_postgres(settings)
+    elif settings.dbt_target_name == "spark":  # Spark's part files to the same build-area files
+        from warehouse.spark import collect_exports
+
+        exports = collect_exports(settings)
     return {
         "run_date": run_date.isoformat() if run_date else None,
         "elapsed_s": round(elapsed, 2),

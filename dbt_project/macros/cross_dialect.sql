@@ -1,7 +1,9 @@
 {#- The few SQL constructs DuckDB and PostgreSQL spell differently, behind adapter.dispatch. The duckdb__ forms
     are the ones the models used before the PostgreSQL target existed (DuckDB output stays byte for byte the same);
     the default__ forms are PostgreSQL's (DISTINCT ON, unnest and string_to_array are not standard SQL: another
-    adapter may need its own). -#}
+    adapter may need its own). The spark__ forms are Spark SQL's (the `spark` target; its session time zone is UTC,
+    so a timestamp's date is its UTC date); asof_left_join's default form is standard SQL, which Spark runs as is.
+    Column types have their own macros (types.sql). -#}
 
 {% macro add_days(day, days) %}
     {#- the day `days` (an integer constant) days after the date `day` (negative: before) -#}
@@ -14,6 +16,10 @@
 
 {% macro default__add_days(day, days) -%}
     (cast({{ day }} as date) {{ '-' if days | int < 0 else '+' }} {{ (days | int) | abs }})
+{%- endmacro %}
+
+{% macro spark__add_days(day, days) -%}
+    date_add({{ day }}, {{ days | int }})
 {%- endmacro %}
 
 
@@ -30,6 +36,10 @@
     ({{ second_day }} - {{ first_day }})
 {%- endmacro %}
 
+{% macro spark__days_between(first_day, second_day) -%}
+    datediff({{ second_day }}, {{ first_day }})
+{%- endmacro %}
+
 
 {% macro seconds_between(first_ts, second_ts) %}
     {#- second boundaries crossed from first_ts to second_ts (DuckDB's date_diff('second', ...)) -#}
@@ -42,6 +52,10 @@
 
 {% macro default__seconds_between(first_ts, second_ts) -%}
     cast(floor(extract(epoch from {{ second_ts }})) - floor(extract(epoch from {{ first_ts }})) as bigint)
+{%- endmacro %}
+
+{% macro spark__seconds_between(first_ts, second_ts) -%}
+    (unix_seconds({{ second_ts }}) - unix_seconds({{ first_ts }}))
 {%- endmacro %}
 
 
@@ -58,10 +72,22 @@
     cast({{ ts }} at time zone 'UTC' as date)
 {%- endmacro %}
 
+{% macro spark__utc_date(ts) -%}
+    cast({{ ts }} as date)
+{%- endmacro %}
+
 
 {% macro utc_midnight(day) %}
     {#- day 00:00 UTC as a timestamptz -#}
+    {{- return(adapter.dispatch('utc_midnight')(day)) -}}
+{%- endmacro %}
+
+{% macro default__utc_midnight(day) -%}
     (cast({{ day }} as timestamp) at time zone 'UTC')
+{%- endmacro %}
+
+{% macro spark__utc_midnight(day) -%}
+    to_utc_timestamp(cast({{ day }} as timestamp), 'UTC')
 {%- endmacro %}
 
 
@@ -85,6 +111,13 @@
     ) as series(series_day)
 {%- endmacro %}
 
+{% macro spark__day_series(bounds, first_day, last_day, column) -%}
+    select explode(sequence(
+        cast({{ first_day }} as date), cast({{ last_day }} as date), interval 1 day
+    )) as {{ column }}
+    from {{ bounds }}
+{%- endmacro %}
+
 
 {% macro latest_row(relation, partition_by, order_by) %}
     {#- `select *` of `relation` (a CTE), one row per partition_by: the first by order_by -#}
@@ -101,6 +134,17 @@
     select distinct on ({{ partition_by }}) *
     from {{ relation }}
     order by {{ partition_by }}, {{ order_by }}
+{%- endmacro %}
+
+{% macro spark__latest_row(relation, partition_by, order_by) -%}
+    {#- no QUALIFY nor DISTINCT ON: rank the rows as one struct beside the rank, keep the first, unpack it -#}
+    select latest_row.* from (
+        select
+            struct(*) as latest_row,
+            row_number() over (partition by {{ partition_by }} order by {{ order_by }}) as latest_row_rank
+        from {{ relation }}
+    ) as ranked
+    where latest_row_rank = 1
 {%- endmacro %}
 
 
@@ -168,6 +212,16 @@
             ) as float8) / nullif(count(distinct word), 0)
             from unnest(string_to_array(lower({{ query }}), ' ')) as words(word)
         ),
+        0
+    )
+{%- endmacro %}
+
+{% macro spark__word_overlap(query, text) -%}
+    coalesce(
+        size(array_intersect(
+            array_distinct(split(lower({{ query }}), ' ')),
+            split(lower(coalesce({{ text }}, '')), ' ')
+        )) / nullif(size(array_distinct(split(lower({{ query }}), ' '))), 0),
         0
     )
 {%- endmacro %}

@@ -1,5 +1,19 @@
 {#- Incremental marts: which day partitions a run rewrites, and the parquet export (the build area the gates judge). -#}
 
+{% macro partition_strategy() %}
+    {#- How an incremental model rewrites its day partitions: delete+insert on the key (config unique_key); Spark's
+        parquet tables have no DELETE, so there the table is partitioned by the key (partition_key) and a run
+        overwrites the partitions it writes (dynamic partition overwrite): the same rows either way. -#}
+    {{- return('insert_overwrite' if target.type == 'spark' else 'delete+insert') -}}
+{% endmacro %}
+
+
+{% macro partition_key(column) %}
+    {#- config partition_by: the day key on Spark (see partition_strategy), none elsewhere -#}
+    {{- return(column if target.type == 'spark' else none) -}}
+{% endmacro %}
+
+
 {% macro run_day() %}
     {#- The run's day as a python date: var run_date, else the latest event date (int_day_spine.run_date). -#}
     {%- set value = var('run_date', none) -%}
@@ -193,6 +207,17 @@
 {% endmacro %}
 
 
+{% macro spark__export_mart(order_by, latest_only) %}
+    {#- Spark writes the export itself, as part files of one directory (same rows, same order as DuckDB's copy:
+        the sort's range partitions are numbered in order); warehouse/spark.py concatenates them, in name order,
+        into the build-area file after the build. -#}
+    insert overwrite directory '{{ env_var("SHOPRANK_MARTS_BUILD_DIR") }}/_spark/{{ this.identifier }}' using parquet
+    select * from {{ this }}
+    {%- if latest_only %} where {{ latest_only }} = (select max({{ latest_only }}) from {{ this }}){% endif %}
+    order by {{ order_by }}
+{% endmacro %}
+
+
 {% macro prepare_mart_exports() %}
     {#- on-run-start: the table postgres__export_mart records into, created once before any model runs (created by
         each post-hook, dbt's parallel threads raced on it: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
@@ -215,3 +240,32 @@
     {#- Other warehouses are queried in place. -#}
 {% endmacro %}
 
+
+
+{% macro prepare_sources() %}
+    {#- on-run-start: make the raw sources readable where the warehouse cannot read the partitions in place by
+        itself. DuckDB reads them with read_parquet (the sources' meta external_location), PostgreSQL from the
+        tables warehouse.build.load_raw_to_postgres loads. -#}
+    {{- return(adapter.dispatch('prepare_sources')()) -}}
+{% endmacro %}
+
+
+{% macro default__prepare_sources() %}
+{% endmacro %}
+
+
+{% macro spark__prepare_sources() %}
+    {#- Spark: a view per raw table over its partition folders, read in place (dt from the dt=YYYY-MM-DD folder
+        names, partition pruning on dt; the profile merges the partitions' schemas like union_by_name). Spark runs
+        one statement per call, so each runs here and the hook itself is empty. -#}
+    {%- if execute -%}
+        {%- set raw_dir = env_var('SHOPRANK_RAW_DIR') -%}
+        {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
+            {%- do run_query('create database if not exists ' ~ node.schema) -%}
+            {%- do run_query(
+                'create or replace view ' ~ node.schema ~ '.' ~ node.identifier
+                ~ ' as select * from parquet.`' ~ raw_dir ~ '/' ~ node.name ~ '`'
+            ) -%}
+        {%- endfor -%}
+    {%- endif -%}
+{% endmacro %}

@@ -21,5 +21,5 @@
 
 {% macro smoothed_rate(successes, trials, prior, weight) %}
     {#- Bayesian (beta prior) smoothing: (successes + weight * prior) / (trials + weight) -#}
-    ((cast({{ successes }} as float8) + {{ weight }} * {{ prior }}) / (cast({{ trials }} as float8) + {{ weight }}))
+    ((cast({{ successes }} as {{ float8() }}) + {{ weight }} * {{ prior }}) / (cast({{ trials }} as {{ float8() }}) + {{ weight }}))
 {%- endmacro %}

@@ -50,13 +50,13 @@ final as (
         categories.category_id,
         {%- for days in (1, 7, 30) %}
         cast(coalesce(
-            cast(per_category.clicks_{{ days }}d as float8) / nullif(per_category.impressions_{{ days }}d, 0),
+            cast(per_category.clicks_{{ days }}d as {{ float8() }}) / nullif(per_category.impressions_{{ days }}d, 0),
             {{ var('fallback_ctr_prior') }}
-        ) as float8) as category_ctr_{{ days }}d,
+        ) as {{ float8() }}) as category_ctr_{{ days }}d,
         cast(coalesce(
-            cast(per_category.purchases_{{ days }}d as float8) / nullif(per_category.clicks_{{ days }}d, 0),
+            cast(per_category.purchases_{{ days }}d as {{ float8() }}) / nullif(per_category.clicks_{{ days }}d, 0),
             {{ var('fallback_cvr_prior') }}
-        ) as float8) as category_cvr_{{ days }}d{{ ',' if not loop.last }}
+        ) as {{ float8() }}) as category_cvr_{{ days }}d{{ ',' if not loop.last }}
         {%- endfor %}
 
     from spine

@@ -59,11 +59,11 @@ priors as (
     select
         spine.feature_date,
         coalesce(
-            cast(sum(windowed.clicks) as float8) / nullif(sum(windowed.impressions), 0),
+            cast(sum(windowed.clicks) as {{ float8() }}) / nullif(sum(windowed.impressions), 0),
             {{ var('fallback_ctr_prior') }}
         ) as prior_ctr,
         coalesce(
-            cast(sum(windowed.purchases) as float8) / nullif(sum(windowed.clicks), 0),
+            cast(sum(windowed.purchases) as {{ float8() }}) / nullif(sum(windowed.clicks), 0),
             {{ var('fallback_cvr_prior') }}
         ) as prior_cvr
 
@@ -82,8 +82,8 @@ counted as (
         cast(coalesce(windowed.impressions, 0) as bigint) as item_impressions_7d,
         cast(coalesce(windowed.clicks, 0) as bigint) as item_clicks_7d,
         cast(coalesce(windowed.purchases, 0) as bigint) as item_purchases_7d,
-        cast(priors.prior_ctr as float8) as prior_ctr,
-        cast(priors.prior_cvr as float8) as prior_cvr
+        cast(priors.prior_ctr as {{ float8() }}) as prior_ctr,
+        cast(priors.prior_cvr as {{ float8() }}) as prior_cvr
 
     from item_days
     inner join priors on item_days.feature_date = priors.feature_date

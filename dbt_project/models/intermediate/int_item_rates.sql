@@ -56,8 +56,8 @@ final as (
             'coalesce(windows.purchases_' ~ days ~ 'd, 0)', 'coalesce(windows.clicks_' ~ days ~ 'd, 0)',
             'priors.category_cvr_' ~ days ~ 'd', var('item_cvr_prior_weight')) }} as item_cvr_{{ days }}d_cat,
         {%- endfor %}
-        (cast(coalesce(windows.impressions_1d, 0) as float8) + 1.0)
-            / (cast(coalesce(windows.impressions_7d, 0) as float8) / 7.0 + 1.0) as item_popularity_trend
+        (cast(coalesce(windows.impressions_1d, 0) as {{ float8() }}) + 1.0)
+            / (cast(coalesce(windows.impressions_7d, 0) as {{ float8() }}) / 7.0 + 1.0) as item_popularity_trend
 
     from item_days
     inner join priors

@@ -61,16 +61,18 @@ final as (
         cast(item_clicks_{{ days }}d as bigint) as item_clicks_{{ days }}d,
         cast(item_purchases_{{ days }}d as bigint) as item_purchases_{{ days }}d,
         cast(item_units_sold_{{ days }}d as bigint) as item_units_sold_{{ days }}d,
-        cast(item_ctr_{{ days }}d_cat as float8) as item_ctr_{{ days }}d_cat,
-        cast(item_cvr_{{ days }}d_cat as float8) as item_cvr_{{ days }}d_cat,
+        cast(item_ctr_{{ days }}d_cat as {{ float8() }}) as item_ctr_{{ days }}d_cat,
+        cast(item_cvr_{{ days }}d_cat as {{ float8() }}) as item_cvr_{{ days }}d_cat,
         {%- endfor %}
-        cast(item_popularity_trend as float8) as item_popularity_trend,
+        cast(item_popularity_trend as {{ float8() }}) as item_popularity_trend,
         -- Capped at a year, and a year when nothing sold in the last 7 days; null without a stock snapshot yet.
         cast(
             case
                 when stock_units is null then null
-                else least(coalesce(stock_units / nullif(item_units_sold_7d / 7.0, 0), 365.0), 365.0)
-            end as float8
+                else least(
+                    coalesce(stock_units / nullif(cast(item_units_sold_7d as {{ float8() }}) / 7.0, 0), 365.0), 365.0
+                )
+            end as {{ float8() }}
         ) as item_days_of_cover,
         feature_date as dt
 

@@ -23,7 +23,7 @@ final as (
         item_id,
         query,
         item_title,
-        cast({{ word_overlap('query', 'item_title') }} as float8) as query_title_match,
+        cast({{ word_overlap('query', 'item_title') }} as {{ float8() }}) as query_title_match,
         event_date as dt
 
     from impressions

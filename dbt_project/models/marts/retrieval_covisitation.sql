@@ -1,5 +1,6 @@
 {{ config(
     unique_key='snapshot_date',
+    partition_by=partition_key('snapshot_date'),
     post_hook="{{ export_mart('item_id, neighbour_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Item-to-item co-visitation for candidate retrieval: two items clicked by the same user on the same day (the
@@ -51,9 +52,10 @@ ranked as (
 
     select
         pairs.*,
-        row_number() over (
+        -- bigint on every warehouse (Spark's row_number is an int)
+        cast(row_number() over (
             partition by pairs.item_id order by pairs.co_visits desc, pairs.neighbour_item_id
-        ) as neighbour_rank
+        ) as bigint) as neighbour_rank
 
     from pairs
 

@@ -1,5 +1,6 @@
 {{ config(
     unique_key='snapshot_date',
+    partition_by=partition_key('snapshot_date'),
     post_hook="{{ export_mart('category_id, trend_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Trending items per category: clicks on the run's last day against the item's daily average over the window
@@ -41,8 +42,8 @@ scored as (
         clicks.category_id,
         clicks.clicks_1d,
         clicks.clicks_prev,
-        (cast(clicks.clicks_1d as float8) + 1.0)
-        / (cast(clicks.clicks_prev as float8) / {{ window_days - 1 }} + 1.0) as trend_score
+        (cast(clicks.clicks_1d as {{ float8() }}) + 1.0)
+        / (cast(clicks.clicks_prev as {{ float8() }}) / {{ window_days - 1 }} + 1.0) as trend_score
 
     from clicks
     where clicks.clicks_1d > 0
@@ -53,9 +54,10 @@ ranked as (
 
     select
         scored.*,
-        row_number() over (
+        -- bigint on every warehouse (Spark's row_number is an int)
+        cast(row_number() over (
             partition by scored.category_id order by scored.trend_score desc, scored.item_id
-        ) as trend_rank
+        ) as bigint) as trend_rank
 
     from scored
 

@@ -1,5 +1,6 @@
 {{ config(
     unique_key='snapshot_date',
+    partition_by=partition_key('snapshot_date'),
     post_hook="{{ export_mart('user_id, recency_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Each user's most recently clicked items (seeds of co-visitation retrieval) within the last N days before the
@@ -36,7 +37,10 @@ ranked as (
 
     select
         clicks.*,
-        row_number() over (partition by clicks.user_id order by clicks.last_click_ts desc, clicks.item_id) as recency_rank
+        -- bigint on every warehouse (Spark's row_number is an int)
+        cast(
+            row_number() over (partition by clicks.user_id order by clicks.last_click_ts desc, clicks.item_id) as bigint
+        ) as recency_rank
 
     from clicks
 

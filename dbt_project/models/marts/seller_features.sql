@@ -70,7 +70,7 @@ final as (
     select
         seller_days.seller_id,
         seller_days.feature_ts,
-        cast({{ seconds_between('seller_days.created_ts', 'seller_days.feature_ts') }} as float8) / 86400.0
+        cast({{ seconds_between('seller_days.created_ts', 'seller_days.feature_ts') }} as {{ float8() }}) / 86400.0
             as seller_age_days,
         cast(
             case
@@ -86,12 +86,12 @@ final as (
         cast(
             {{ smoothed_rate('coalesce(seller_engagement.clicks, 0)', 'coalesce(seller_engagement.impressions, 0)',
                              'coalesce(seller_engagement.prior_ctr, ' ~ var('fallback_ctr_prior') ~ ')', 50) }}
-            as float8
+            as {{ float8() }}
         ) as seller_ctr_7d,
         cast(
             {{ smoothed_rate('coalesce(seller_engagement.purchases, 0)', 'coalesce(seller_engagement.clicks, 0)',
                              'coalesce(seller_engagement.prior_cvr, ' ~ var('fallback_cvr_prior') ~ ')', 20) }}
-            as float8
+            as {{ float8() }}
         ) as seller_cvr_7d,
         seller_days.feature_date as dt
 

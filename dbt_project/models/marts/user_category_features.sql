@@ -64,9 +64,9 @@ final as (
         cast(clicks as bigint) as uc_clicks_30d,
         cast(purchases as bigint) as uc_purchases_30d,
         {{ smoothed_rate('clicks', 'impressions',
-            '(cast(user_clicks as float8) + ' ~ var('fallback_ctr_prior') ~ ' * 20) / (user_impressions + 20)',
+            '(cast(user_clicks as ' ~ float8() ~ ') + ' ~ var('fallback_ctr_prior') ~ ' * 20) / (user_impressions + 20)',
             10) }} as uc_ctr_30d,
-        cast(coalesce(cast(clicks as float8) / nullif(user_clicks, 0), 0) as float8) as uc_click_share_30d,
+        cast(coalesce(cast(clicks as {{ float8() }}) / nullif(user_clicks, 0), 0) as {{ float8() }}) as uc_click_share_30d,
         feature_date as dt
 
     from with_user

@@ -58,7 +58,7 @@ final as (
         cast(coalesce(windowed.purchases_30d, 0) as bigint) as user_purchases_30d,
         {{ smoothed_rate('coalesce(windowed.clicks_30d, 0)', 'coalesce(windowed.impressions_30d, 0)', 0.05, 20) }}
             as user_ctr_30d,
-        cast(windowed.click_price_sum_30d as float8) / nullif(windowed.click_price_n_30d, 0)
+        cast(windowed.click_price_sum_30d as {{ float8() }}) / nullif(windowed.click_price_n_30d, 0)
             as user_avg_click_price_30d,
         cast(
             case
@@ -69,8 +69,8 @@ final as (
         {%- for c in range(n_cat) %}
         cast(
             coalesce(
-                cast(windowed.clicks_cat_{{ cat_suffix(c) }}_30d as float8) / nullif(windowed.clicks_30d, 0), 0
-            ) as float8
+                cast(windowed.clicks_cat_{{ cat_suffix(c) }}_30d as {{ float8() }}) / nullif(windowed.clicks_30d, 0), 0
+            ) as {{ float8() }}
         ) as user_cat_share_{{ cat_suffix(c) }},
         {%- endfor %}
         user_days.feature_date as dt

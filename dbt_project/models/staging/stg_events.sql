@@ -17,16 +17,16 @@ source as (
 renamed as (
 
     select
-        cast(event_id as varchar) as event_id,
-        cast(event_ts as timestamptz) as event_ts,
-        cast(event_type as varchar) as event_type,
-        cast(user_id as varchar) as user_id,
-        cast(item_id as varchar) as item_id,
-        cast(request_id as varchar) as request_id,
+        cast(event_id as {{ varchar() }}) as event_id,
+        cast(event_ts as {{ timestamptz() }}) as event_ts,
+        cast(event_type as {{ varchar() }}) as event_type,
+        cast(user_id as {{ varchar() }}) as user_id,
+        cast(item_id as {{ varchar() }}) as item_id,
+        cast(request_id as {{ varchar() }}) as request_id,
         cast(position as bigint) as position,
-        cast(surface as varchar) as surface,
-        cast(query as varchar) as query,
-        cast(price as float8) as price,
+        cast(surface as {{ varchar() }}) as surface,
+        cast(query as {{ varchar() }}) as query,
+        cast(price as {{ float8() }}) as price,
         cast(quantity as bigint) as quantity,
         cast(dt as date) as dt
 

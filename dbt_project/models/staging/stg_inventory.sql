@@ -9,8 +9,8 @@ source as (
 renamed as (
 
     select
-        cast(item_id as varchar) as item_id,
-        cast(snapshot_ts as timestamptz) as snapshot_ts,
+        cast(item_id as {{ varchar() }}) as item_id,
+        cast(snapshot_ts as {{ timestamptz() }}) as snapshot_ts,
         cast(stock_units as bigint) as stock_units,
         cast(dt as date) as dt
 

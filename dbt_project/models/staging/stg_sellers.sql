@@ -9,10 +9,10 @@ source as (
 renamed as (
 
     select
-        cast(seller_id as varchar) as seller_id,
-        cast(created_ts as timestamptz) as created_ts,
-        cast(region as varchar) as region,
-        cast(tier as varchar) as tier,
+        cast(seller_id as {{ varchar() }}) as seller_id,
+        cast(created_ts as {{ timestamptz() }}) as created_ts,
+        cast(region as {{ varchar() }}) as region,
+        cast(tier as {{ varchar() }}) as tier,
         cast(dt as date) as dt
 
     from source

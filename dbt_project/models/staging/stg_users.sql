@@ -9,10 +9,10 @@ source as (
 renamed as (
 
     select
-        cast(user_id as varchar) as user_id,
-        cast(signup_ts as timestamptz) as signup_ts,
-        cast(region as varchar) as region,
-        cast(age_band as varchar) as age_band,
+        cast(user_id as {{ varchar() }}) as user_id,
+        cast(signup_ts as {{ timestamptz() }}) as signup_ts,
+        cast(region as {{ varchar() }}) as region,
+        cast(age_band as {{ varchar() }}) as age_band,
         cast(dt as date) as dt
 
     from source
