@@ -17,7 +17,7 @@ ifdef PROFILE
 export SHOPRANK_PROFILE := $(PROFILE)
 endif
 
-.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio bench-labels system-deps clean
+.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio spark-install bench-labels system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,7 +41,7 @@ test: setup system-deps ## set up and run the test suite (real dbt, Feast, Airfl
 	@echo "==> [test] pytest -m 'not backfill and not profiles' $(PYTEST_ARGS)"
 	@$(BIN)/pytest -m "not backfill and not profiles" $(PYTEST_ARGS)
 
-test-profiles: setup system-deps services-up labelstudio-install ## heavy profile suites: Celery workers, Spark, Dask, the services profile end to end (CI runs it)
+test-profiles: setup system-deps services-up labelstudio-install spark-install ## heavy profile suites: Celery workers, Spark, Dask, the services profile end to end (CI runs it)
 	@echo "==> [test-profiles] pytest -m profiles $(PYTEST_ARGS)"
 	@$(BIN)/pytest -m profiles $(PYTEST_ARGS)
 
@@ -118,6 +118,9 @@ bench-stream: setup ## print /events -> stream -> worker -> online store events/
 
 labelstudio-install: setup ## install Label Studio (pinned) into its own venv under the home, not .venv (minutes the first time)
 	@$(STACK_ENV); $(BIN)/shoprank labels studio install
+
+spark-install: setup ## install the `spark` dbt target's own venv (<home>/venvs/spark: dbt-spark[session] + pyspark, pinned), not .venv
+	@$(STACK_ENV); $(BIN)/shoprank spark-install
 
 labelstudio: labelstudio-install ## start Label Studio on 127.0.0.1 (free port): own SQLite DB under the home, admin user + API token; prints the URL
 	@$(STACK_ENV); $(BIN)/shoprank labels studio start

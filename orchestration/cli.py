@@ -523,5 +523,14 @@ def labels_studio(action: Annotated[str, typer.Argument(help="install | start | 
     _print(studio(action))
 
 
+@app.command("spark-install")
+def spark_install() -> None:
+    """Install the `spark` dbt target's own venv (settings.spark.venv, default <home>/venvs/spark): dbt-core as in
+    .venv, pinned dbt-spark[session] and pyspark; never into .venv."""
+    from warehouse.spark import install
+
+    _print({"dbt": str(install(get_settings()))})
+
+
 if __name__ == "__main__":
     app()
