@@ -183,13 +183,13 @@ def decide(settings: Settings, name: str, run_date: date) -> dict[str, Any]:
     arm = arms[verdict.arm] if verdict.arm else None
     tag = arm.model_tag if arm else None
     reasons = list(verdict.reasons)
-    if verdict.ship and (arm is None or arm.interleave or tag in (None, CHAMPION)):
+    if verdict.ship and (arm is None or arm.interleave or tag in (None, CHAMPION, POPULARITY)):
         reasons.append(
-            f"refused: arm {verdict.arm} serves no model of its own (it changes rules or interleaves): nothing to "
+            f"refused: arm {verdict.arm} serves no model of its own (rules, interleaving, popularity): nothing to "
             "promote; change the rules file by review, or run an A/B arm with model_tag"
         )
         verdict.ship, verdict.refusal = False, "arm_serves_no_model"
-    others = [a.model_tag for a in experiment.arms[1:] if a.model_tag is not None and a.model_tag != CHAMPION]
+    others = [a.model_tag for a in experiment.arms[1:] if a.model_tag not in (None, CHAMPION, POPULARITY)]
     tags = [tag] if verdict.ship and tag else others
     label = f"experiment-{name}-{run_date}"
     gate = [
@@ -244,3 +244,4 @@ def decide_day(run_date: date) -> dict[str, Any]:
 
 
 CHAMPION = "champion"  # an arm's model_tag meaning the serving champion (serving/state.py)
+POPULARITY = "popularity"  # an arm's model_tag serving the popularity order (serving/experiments/popularity.py)

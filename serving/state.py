@@ -16,6 +16,7 @@ import pandas as pd
 from serving.candidates import RetrievalIndex
 from serving.events import load_user_ids
 from serving.experiments.config import ExperimentConfigError, ExperimentsConfig, load_experiments
+from serving.experiments.popularity import POPULARITY, popularity_bundle
 from serving.item_cache import ItemCache, ItemView
 from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
@@ -273,10 +274,12 @@ def load_experiment_arms(
     config = load_experiments(settings.experiments_file, settings.experiments_state_file)
     models: dict[str, tuple[ModelBundle, OnlineFeatureReader]] = {}
     for tag, where in config.model_tags().items():
-        if tag == CHAMPION:
+        if tag in (CHAMPION, POPULARITY):
             if champion is None or reader is None:
                 raise ExperimentConfigError(f"{where}: no champion is serving")
-            models[tag] = (champion, reader)
+            # popularity: the same list for everyone, through the model path with the champion's reader
+            popular = popularity_bundle(champion.feature_service, champion.n_categories)
+            models[tag] = (champion, reader) if tag == CHAMPION else (popular, reader)
             continue
         try:
             bento_model = bentoml.models.get(tag)

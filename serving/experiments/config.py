@@ -3,7 +3,8 @@
 An experiment splits users between arms by a hash of the user id and its salt (assignment.py); experiments in
 different layers are independent, at most one experiment of a layer runs at a time. An arm changes one thing: the
 model (``model_tag``), the business rules (``rules: false``, or another ``rules_file``), or interleaves two models'
-lists (``interleave: [tagA, tagB]``, team draft: interleaving.py). An arm that names nothing serves the champion.
+lists (``interleave: [tagA, tagB]``, team draft: interleaving.py). An arm that names nothing serves the champion;
+``model_tag: popularity`` serves the popularity order as a model (popularity.py).
 """
 
 from __future__ import annotations
