@@ -62,6 +62,7 @@ from serving.ranking import (
     user_vector,
     uses_session,
 )
+from serving.relevance import relevance_columns
 from serving.request_gate import RequestGate
 from serving.request_log import RequestLogger
 from serving.rules.pipeline import RuleContext, apply_rules, request_seed
@@ -430,11 +431,23 @@ class RankingService:
                 self.settings.session,
                 n_categories,
             )
+            index = state.items.column_index
+            relevance, relevance_down = relevance_columns(
+                columns,
+                state.relevance,
+                request.surface,
+                request.query,
+                state.items.parsed_titles,
+                shared.rows,
+                shared.item_matrix[:, index["item_category_id"]],
+                shared.item_matrix[:, index["item_price"]],
+            )
+            per_row |= relevance
             matrix = _model_matrix(
                 state, shared.user, shared.cold, shared.user_values, shared.item_matrix, n_categories, per_row
             )
             # the score the gate judged: the bundle's objective (ranker, or expected GMV)
-            scored = _Scored(matrix, state.champion.score_matrix(matrix))
+            scored = _Scored(matrix, state.champion.score_matrix(matrix), reasons=relevance_down)
         except Exception:
             log.exception("scoring failed")
             scored = _Scored(reasons=[SCORING_FAILED])

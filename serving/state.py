@@ -20,11 +20,13 @@ from serving.experiments.popularity import POPULARITY, popularity_bundle
 from serving.item_cache import ItemCache, ItemView
 from serving.online_features import OnlineFeatureReader
 from serving.ranking import servable_columns_missing
+from serving.relevance import ServedRelevance, load_relevance
 from serving.retrieval import PopularityIndex
 from serving.rules.config import RulesConfig, load_rules
 from shoprank.item_priors import ItemPriors, load_priors
 from shoprank.model_bundle import ModelBundle, load_bundle, load_champion
 from shoprank.prerank import PreRanker, load_preranker
+from shoprank.query_relevance import COLUMN as RELEVANCE_COLUMN
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.recall import RecallIndex, load_recall_index
 from shoprank.settings import Settings
@@ -59,6 +61,8 @@ class ServingState:
     # Per interleaving arm (its two tags), one reader of both models' feature services: the slate reads once.
     interleave_readers: dict[tuple[str, str], OnlineFeatureReader] = field(default_factory=dict)
     experiments_error: str | None = None
+    # The newest query-item relevance model version (ranker_v3_relevance's feature; serving/relevance.py).
+    relevance: ServedRelevance = field(default_factory=ServedRelevance)
 
     def n_categories(self, settings: Settings) -> int:
         return self.champion.n_categories if self.champion else settings.simulator.categories
@@ -66,7 +70,7 @@ class ServingState:
 
 def needs_titles(champion: ModelBundle | None) -> bool:
     """Whether the model scores with the request-time query match (which needs the items' titles)."""
-    return champion is not None and bool(set(champion.feature_columns) & set(QUERY_FEATURES))
+    return champion is not None and bool(set(champion.feature_columns) & {*QUERY_FEATURES, RELEVANCE_COLUMN})
 
 
 class UnservableModel(ValueError):
@@ -226,6 +230,9 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
     preranker, preranker_error = load_prerank(settings, previous.preranker if previous is not None else None)
     if preranker_error:
         errors.append(f"preranker: {preranker_error}")
+    relevance = load_relevance(settings, previous.relevance if previous is not None else None)
+    if relevance.error:
+        errors.append(f"relevance: {relevance.error}")
     try:
         user_ids = load_user_ids(settings.marts_export_dir)
     except Exception as exc:
@@ -250,6 +257,7 @@ def load_state(settings: Settings, previous: ServingState | None = None) -> Serv
         arm_rules=arm_rules,
         interleave_readers=interleave_readers,
         experiments_error=experiments_error,
+        relevance=relevance,
     )
 
 
