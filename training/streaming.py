@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -119,14 +119,59 @@ def classifier_loader(
     return load
 
 
-def _native(params: dict[str, Any]) -> dict[str, Any]:
+def native_params(params: dict[str, Any]) -> dict[str, Any]:
     """The sklearn-style params of training.models.tree_params under XGBoost's native names."""
     renamed = {"random_state": "seed", "n_jobs": "nthread"}
     return {renamed.get(key, key): value for key, value in params.items()}
 
 
-def _matrix(chunks: list[Chunk], load: Callable[[Chunk, int], Batch | None], ref: Any = None) -> Any:
-    return xgb.QuantileDMatrix(ChunkIter(chunks, load), ref=ref, missing=np.nan)
+class FitEngine(Protocol):
+    """Where the matrices live and who grows the trees: this process (InProcessFit) or a Dask cluster
+    (training.dask_fit.DaskFit). The fits below are the same on both."""
+
+    name: str
+
+    def matrix(self, chunks: list[Chunk], load: Callable[[Chunk, int], Batch | None], ref: Any = None) -> Any: ...
+
+    def fit(
+        self, params: dict[str, Any], train: Any, validation: Any | None, n_trees: int, early_stopping: int
+    ) -> Any: ...
+
+    def release(self) -> None: ...
+
+    def card(self) -> dict[str, Any]:
+        """What the model card records about the engine (training.train.CandidateCard's engine fields)."""
+        ...
+
+
+class InProcessFit:
+    """QuantileDMatrix over a DataIter of the chunks, xgboost.train with the params' threads."""
+
+    name = "xgboost"
+
+    def matrix(self, chunks: list[Chunk], load: Callable[[Chunk, int], Batch | None], ref: Any = None) -> Any:
+        return xgb.QuantileDMatrix(ChunkIter(chunks, load), ref=ref, missing=np.nan)
+
+    def fit(self, params: dict[str, Any], train: Any, validation: Any | None, n_trees: int, early_stopping: int) -> Any:
+        if validation is None:
+            return xgb.train(native_params(params), train, num_boost_round=n_trees, verbose_eval=False)
+        return xgb.train(
+            native_params(params),
+            train,
+            num_boost_round=n_trees,
+            evals=[(validation, "validation")],
+            early_stopping_rounds=early_stopping,
+            verbose_eval=False,
+        )
+
+    def release(self) -> None:
+        """Nothing held between models: the DataIter re-reads the chunks."""
+
+    def card(self) -> dict[str, Any]:
+        return {"engine": self.name, "dask_scheduler": "", "dask_workers": 0}
+
+
+IN_PROCESS = InProcessFit()
 
 
 def _as_sklearn(booster: Any, estimator: type, params: dict[str, Any], n_trees: int) -> Any:
@@ -134,25 +179,6 @@ def _as_sklearn(booster: Any, estimator: type, params: dict[str, Any], n_trees: 
     model = estimator(**params, n_estimators=n_trees)
     model.load_model(bytearray(booster[:n_trees].save_raw("json")))
     return model
-
-
-def _fit(
-    params: dict[str, Any],
-    train: Any,
-    validation: Any | None,
-    n_trees: int,
-    early_stopping_rounds: int,
-) -> Any:
-    if validation is None:
-        return xgb.train(_native(params), train, num_boost_round=n_trees, verbose_eval=False)
-    return xgb.train(
-        _native(params),
-        train,
-        num_boost_round=n_trees,
-        evals=[(validation, "validation")],
-        early_stopping_rounds=early_stopping_rounds,
-        verbose_eval=False,
-    )
 
 
 def _has_rows(chunks: list[Chunk], load: Callable[[Chunk, int], Batch | None]) -> bool:
@@ -172,10 +198,23 @@ def ranker_request_rate(cfg: TrainingSettings, chunks: list[Chunk]) -> float:
 
 
 def fit_ranker_chunks(
-    cfg: TrainingSettings, fit: list[Chunk], validation: list[Chunk], feature_columns: list[str]
+    cfg: TrainingSettings,
+    fit: list[Chunk],
+    validation: list[Chunk],
+    feature_columns: list[str],
+    engine: FitEngine = IN_PROCESS,
 ) -> tuple[Any, dict[str, Any]]:
     """LambdaMART (rank:ndcg) grouped by request, as training.models.fit_ranker, fed chunk by chunk; the fit rows
     are a sample of whole requests above training.max_ranker_rows (module docstring), validation is whole."""
+    try:
+        return _fit_ranker(cfg, fit, validation, feature_columns, engine)
+    finally:
+        engine.release()
+
+
+def _fit_ranker(
+    cfg: TrainingSettings, fit: list[Chunk], validation: list[Chunk], feature_columns: list[str], engine: FitEngine
+) -> tuple[Any, dict[str, Any]]:
     rate = ranker_request_rate(cfg, [*fit, *validation])
     whole = ranker_loader(feature_columns)
     load = ranker_loader(feature_columns, rate, cfg.seed) if rate < 1 else whole
@@ -183,12 +222,12 @@ def fit_ranker_chunks(
         raise ValueError("no training request has a click: nothing to learn from")
     params = {"objective": "rank:ndcg", **tree_params(cfg)}
     sampling = {"request_sample_rate": rate} if rate < 1 else {}
-    fit_matrix = _matrix(fit, load)
+    fit_matrix = engine.matrix(fit, load)
     validation = [chunk for chunk in validation if whole(chunk, 0) is not None]
     n_trees = cfg.n_estimators
     if validation:
-        validation_matrix = _matrix(validation, whole, ref=fit_matrix)
-        probe = _fit(
+        validation_matrix = engine.matrix(validation, whole, ref=fit_matrix)
+        probe = engine.fit(
             {**params, "eval_metric": f"ndcg@{cfg.ndcg_k}"},
             fit_matrix,
             validation_matrix,
@@ -204,7 +243,7 @@ def fit_ranker_chunks(
     # Refit with that many trees on the fit days and (refit_on_validation) the validation days, in request order.
     refit = [*fit, *validation] if cfg.refit_on_validation else fit
     del fit_matrix
-    booster = _fit(params, _matrix(refit, load), None, n_trees, cfg.early_stopping_rounds)
+    booster = engine.fit(params, engine.matrix(refit, load), None, n_trees, cfg.early_stopping_rounds)
     log.info(
         "ranker: %d trees (early stopping on %d validation chunks, request rate %.4g)", n_trees, len(validation), rate
     )
@@ -248,9 +287,25 @@ def fit_classifier_chunks(
     feature_columns: list[str],
     label: str,
     clicks_only: bool = False,
+    engine: FitEngine = IN_PROCESS,
 ) -> tuple[Any, dict[str, Any]]:
     """A binary:logistic model of ``label`` (on clicked rows only with ``clicks_only``), as
     training.models.fit_classifier, fed chunk by chunk; fit rows down-sampled (module docstring)."""
+    try:
+        return _fit_classifier(cfg, fit, validation, feature_columns, label, clicks_only, engine)
+    finally:
+        engine.release()
+
+
+def _fit_classifier(
+    cfg: TrainingSettings,
+    fit: list[Chunk],
+    validation: list[Chunk],
+    feature_columns: list[str],
+    label: str,
+    clicks_only: bool,
+    engine: FitEngine,
+) -> tuple[Any, dict[str, Any]]:
     if len(label_classes([*fit, *validation], label, clicks_only)) < 2:
         return None, {"skipped": f"{label} has a single class"}
     rate = 1.0 if clicks_only else negative_rate(cfg, [*fit, *validation])
@@ -260,17 +315,17 @@ def fit_classifier_chunks(
     n_trees = cfg.classifier_n_estimators
     two_classes = len(label_classes(fit, label, clicks_only)) == 2
     if validation and two_classes and len(label_classes(validation, label, clicks_only)) == 2:
-        fit_matrix = _matrix(fit, sampled)
-        probe = _fit(
+        fit_matrix = engine.matrix(fit, sampled)
+        probe = engine.fit(
             {**params, "eval_metric": "logloss"},
             fit_matrix,
-            _matrix(validation, whole, ref=fit_matrix),
+            engine.matrix(validation, whole, ref=fit_matrix),
             n_trees,
             cfg.early_stopping_rounds,
         )
         n_trees = with_tree_floor(int(probe.best_iteration) + 1, cfg.min_trees, n_trees)
         del fit_matrix
     # The final model learns from every training day; the validation days are sampled like the fit days here.
-    booster = _fit(params, _matrix([*fit, *validation], sampled), None, n_trees, cfg.early_stopping_rounds)
+    booster = engine.fit(params, engine.matrix([*fit, *validation], sampled), None, n_trees, cfg.early_stopping_rounds)
     sampling = {"negative_sample_rate": rate} if rate < 1 and not clicks_only else {}
     return _as_sklearn(booster, XGBClassifier, params, n_trees), {**params, "n_estimators": n_trees, **sampling}
