@@ -9,9 +9,11 @@ flow sends the same labellers through Label Studio's API (tests/labelling/test_s
 2. labels per simulated labeller-hour without and with pre-labels, and the accuracy cost of anchoring;
 3. routing hard-looking tasks to the most reliable labellers vs random assignment;
 4. labels needed by active vs random sampling to reach the same relevance-model AUC;
-5. search NDCG@10 on human-judged pairs and click NDCG@10, rankers without and with the relevance feature.
+5. search NDCG@10 on human-judged pairs and click NDCG@10, rankers without and with the relevance feature;
+6. the same for the served feature services, ranker_v3 vs ranker_v3_relevance, trained and evaluated by the training
+   step on the warehouse's marts with a relevance model version per labelling day (benchmarks/bench_labels_served.py).
 
-    .venv/bin/python -m benchmarks.bench_labels [--seeds 3] [--judged-requests 150]
+    .venv/bin/python -m benchmarks.bench_labels [--seeds 3] [--judged-requests 150] [--budget 300] [--skip-served]
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the active-vs-random experiment")
     parser.add_argument("--judged-requests", type=int, default=150, help="holdout search requests judged by people")
+    parser.add_argument("--budget", type=int, default=300, help="section 6: pairs graded per labelling day")
+    parser.add_argument("--skip-served", action="store_true", help="skip section 6 (dbt build + two trainings)")
     args = parser.parse_args()
     settings = _settings()
     _ensure_data(settings)
@@ -184,6 +188,11 @@ def main() -> None:
 
     print("\n== 5. search NDCG@10: human-judged pairs and clicks, without / with the relevance feature ==")
     _table(search_ndcg(settings, pairs, args.judged_requests, seed=0))
+    if not args.skip_served:
+        from benchmarks.bench_labels_served import served_section
+
+        print("\n== 6. the served search ranker: ranker_v3 vs ranker_v3_relevance, click and human-judged NDCG@10 ==")
+        _table(served_section(settings, args.budget, args.judged_requests))
     line("bench-labels wall time", f"{time.perf_counter() - started:.0f} s")
 
 
