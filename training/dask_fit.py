@@ -8,8 +8,9 @@ Only where the matrices live and who grows the trees change:
   the step's disk and the step holds one chunk at a time; the cluster holds the set (about 4 bytes a feature and row
   before quantizing);
 - each batch is a partition of a DaskQuantileDMatrix. A chunk holds whole requests, so a query group never spans
-  partitions or workers, and its qid is sorted within the partition (what xgboost.dask's ranking needs; XGBoost
-  appends each partition's groups, so qid need not ascend across partitions);
+  partitions or workers. A worker concatenates its partitions and sorts them by qid unless qid already ascends, so
+  qid numbers every request once per engine, ascending in the order the batches are scattered (the fit days before
+  the validation days): two partitions never share a qid and the sort is never needed;
 - a worker grows trees with its own threads (the params' nthread is dropped); the booster comes back to the step and
   is saved as the in-process one is.
 
@@ -51,15 +52,18 @@ class DaskFit:
         self.client, self.address = client, address
         self.workers = sorted(client.scheduler_info()["workers"])
         self._turn = 0
+        self._next_qid = 0
         self._scattered: dict[tuple[Callable[..., Any], str], Partition | None] = {}
 
     def _partition(self, chunk: Chunk, load: Callable[[Chunk, int], Batch | None]) -> Partition | None:
         """The chunk's batch on one worker (scattered on first use, the next worker each time)."""
         key = (load, str(chunk.path))
         if key not in self._scattered:
-            batch = load(chunk, 0)
+            batch = load(chunk, self._next_qid)
             part: Partition | None = None
             if batch is not None:
+                if "qid" in batch:
+                    self._next_qid = int(batch["qid"][-1]) + 1
                 worker = self.workers[self._turn % len(self.workers)]
                 self._turn += 1
                 names = list(batch)
