@@ -16,7 +16,7 @@ What it runs (the platform's own steps, in process, on the bench home):
 Not measured here: HTTP. The service computes the same column per request (tests/serving/test_relevance_feature.py
 checks the served value equals the model's on the request's pair).
 
-    .venv/bin/python -m benchmarks.bench_labels_served [--budget 300] [--judged-requests 150]
+    .venv/bin/python -m benchmarks.bench_labels_served [--budget 300] [--judged-requests 150] [--seed 0]
 """
 
 from __future__ import annotations
@@ -153,11 +153,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=300, help="pairs graded per labelling day")
     parser.add_argument("--judged-requests", type=int, default=150, help="holdout search requests judged in full")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the labelling days' samples and crowds")
     args = parser.parse_args()
     settings = _settings()
     _ensure_data(settings)
     print("\n== 6. the served search ranker: ranker_v3 vs ranker_v3_relevance, click and human-judged NDCG@10 ==")
-    _table(served_section(settings, args.budget, args.judged_requests))
+    _table(served_section(settings, args.budget, args.judged_requests, args.seed))
 
 
 if __name__ == "__main__":
