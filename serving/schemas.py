@@ -165,6 +165,9 @@ class ModelInfo(ApiModel):
     experiments_version: str | None = None
     experiments: list[str] = Field(default_factory=list, description="The experiments declared (running or not).")
     experiments_error: str | None = Field(None, description="Why the experiments file was refused (none run).")
+    relevance_model_version: str | None = Field(
+        None, description="The query-item relevance model version loaded (its last labelling day); None: none yet."
+    )
 
 
 class ReloadResponse(ApiModel):

@@ -767,6 +767,7 @@ class RankingService:
             experiments_version=state.experiments.version if state.experiments else None,
             experiments=[e.name for e in state.experiments.experiments] if state.experiments else [],
             experiments_error=state.experiments_error,
+            relevance_model_version=state.relevance.version,
         )
 
     @info_app.get("/ready-details")

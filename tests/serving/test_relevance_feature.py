@@ -109,6 +109,7 @@ def _request(world: ServingWorld, surface: str) -> RankRequest:
 def test_a_search_is_ranked_with_the_relevance_score(relevance_service, serving_world: ServingWorld) -> None:
     service, model = relevance_service
     assert service.champion.feature_service == SERVICE
+    assert service.model_info().relevance_model_version == "2026-01-01"
     request = _request(serving_world, "search")
     response = service.rank(request)
     assert not response.degraded, response.degraded_reasons
@@ -146,6 +147,7 @@ def test_without_a_relevance_model_the_search_degrades_but_is_ranked(
     service, _ = relevance_service
     shutil.rmtree(query_relevance.models_dir(serving_world.settings))
     service.reload()
+    assert service.model_info().relevance_model_version is None
     request = _request(serving_world, "search")
     response = service.rank(request)
     assert response.degraded and RELEVANCE_MODEL_MISSING in response.degraded_reasons
