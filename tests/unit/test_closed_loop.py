@@ -19,7 +19,7 @@ from orchestration.loop import run_loop
 from orchestration.loop_home import build_warm_up
 from producers.served_day import MissingStock, simulate_served_day
 from producers.simulator import simulate
-from shoprank.item_priors import load_priors
+from shoprank.item_priors import ItemPriors, load_priors
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings, get_settings
 from training.cold_start_prior import train_cold_start_prior, training_frame
@@ -144,3 +144,22 @@ def test_the_loop_command_names_the_policies(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["loop", "--policy", "nope", "--days", "1"])
     assert result.exit_code == 2
     assert "model-only" in result.output and "oracle" in result.output
+
+
+def test_the_prior_lookup_gives_known_items_their_row_and_unknown_ones_no_history() -> None:
+    table = pd.DataFrame(
+        {
+            "item_id": ["i000001", "i000002"],
+            "prior_ctr": [0.1, 0.2],
+            "prior_cvr": [0.3, float("nan")],
+            "impressions": [5.0, float("nan")],
+            "clicks": [1.0, 2.0],
+            "purchases": [0.0, 1.0],
+        }
+    ).set_index("item_id")
+    looked_up = ItemPriors(table).lookup(["i000002", "i999999", "i000001", "i000001"])
+    assert looked_up["prior_ctr"][[0, 2, 3]].tolist() == [0.2, 0.1, 0.1] and pd.isna(looked_up["prior_ctr"][1])
+    assert pd.isna(looked_up["prior_cvr"][[0, 1]]).all() and looked_up["prior_cvr"][2] == 0.3
+    assert looked_up["impressions"].tolist() == [0.0, 0.0, 5.0, 5.0]  # unknown history counts as none
+    assert looked_up["purchases"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert len(ItemPriors().lookup([])["clicks"]) == 0
