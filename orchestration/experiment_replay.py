@@ -5,12 +5,17 @@ analysis (orchestration/experiments.py: dbt's exposure views or the logs) reads 
 
 Users are drawn in proportion to their simulated activity (orchestration/replay.py's draw and response model);
 the client's own tallies per arm are returned beside the report, so a test can check the logged path lost nothing.
+Beside the drawn clicks, the tallies keep what the truth expects (no draw noise): per arm the expected clicks
+(``expected_clicks``: the click probabilities of the slate as shown, with position bias), and for an interleaved
+slate per team its items, their position-free click probability, the clicks expected at their positions
+(``team_A_expected_clicks``...) and the clicks drawn (``team_A_clicks``): whether the two rankers differ for these
+users at all, before any statistics.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +23,7 @@ import httpx
 import numpy as np
 
 from orchestration.replay import _index, simulate_response
-from producers.simulator import build_world
+from producers.simulator import build_world, click_logit, position_bias
 from serving.item_cache import ItemCache
 from shoprank.settings import Settings
 
@@ -35,6 +40,7 @@ def drive(settings: Settings, url: str, n_requests: int = 200, k: int = 20, seed
     existing = np.flatnonzero(world.user_created_day < settings.simulator.days)
     users = rng.choice(existing, size=n_requests, p=world.activity[existing] / world.activity[existing].sum())
     tallies: dict[str, Counter[str]] = {}
+    expected: dict[str, defaultdict[str, float]] = {}
     pending: list[dict[str, Any]] = []
     failed = 0
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -55,6 +61,7 @@ def drive(settings: Settings, url: str, n_requests: int = 200, k: int = 20, seed
             tally = tallies.setdefault(arm, Counter())
             tally["requests"] += 1
             tally["impressions"] += len(slate)
+            _expect(world, int(user), known, body, clicked, expected.setdefault(arm, defaultdict(float)))
             now = datetime.now(UTC).isoformat()
             for (position, item_id, _), click, buy in zip(known, clicked, bought, strict=True):
                 base = {"user_id": user_id, "item_id": item_id, "request_id": request_id, "position": position + 1}
@@ -81,7 +88,34 @@ def drive(settings: Settings, url: str, n_requests: int = 200, k: int = 20, seed
                 pending = []
         if pending:
             _report(client, pending)
-    return {"requests": n_requests, "failed": failed, "per_arm": {arm: dict(t) for arm, t in tallies.items()}}
+    per_arm = {arm: {**t, **expected.get(arm, {})} for arm, t in tallies.items()}
+    return {"requests": n_requests, "failed": failed, "per_arm": per_arm}
+
+
+def _expect(
+    world: Any,
+    user: int,
+    known: list[tuple[int, str, int]],
+    body: dict[str, Any],
+    clicked: np.ndarray,
+    tally: defaultdict[str, float],
+) -> None:
+    """The truth's expectations for one slate (simulate_response's probabilities, without the draws)."""
+    if not known:
+        return
+    idx = np.asarray([x for *_, x in known], dtype=int)
+    p_free = 1 / (1 + np.exp(-click_logit(world, np.full(len(idx), user), idx)))
+    p_shown = p_free * position_bias(np.arange(1, len(idx) + 1))
+    tally["expected_clicks"] += float(p_shown.sum())
+    if not body.get("interleaved"):
+        return
+    team = {item["item_id"]: item.get("ranker") for item in body["items"]}
+    for (_, item_id, _), free, shown, click in zip(known, p_free, p_shown, clicked, strict=True):
+        side = team.get(item_id) or "none"
+        tally[f"team_{side}_items"] += 1
+        tally[f"team_{side}_clicks"] += int(click)
+        tally[f"team_{side}_click_probability"] += float(free)
+        tally[f"team_{side}_expected_clicks"] += float(shown)
 
 
 def _report(client: httpx.Client, events: list[dict[str, Any]]) -> None:
