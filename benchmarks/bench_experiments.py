@@ -17,8 +17,9 @@ ranker versions ``v1`` (noise sd 2.0) vs ``v3`` (noise sd 1.2).
 (c) v1 vs v3: requests an A/B test needs for 80% power on CTR (from a pilot's standard error) vs a team-draft
     interleaving's requests for 80% power of the binomial test (from the pilot's preference share and ties).
 
-``--live N`` first runs (b) for the trained ranker_v1 vs ranker_v3 and (c) through the live service
-(benchmarks/bench_experiments_live.py), N requests.
+``--live N`` first runs (b) for the champion vs a served popularity arm and the trained ranker_v1 vs ranker_v3, and
+(c), through the live service (benchmarks/bench_experiments_live.py), N requests, with what the simulator's truth
+expects per arm and per interleaving team.
 """
 
 from __future__ import annotations
