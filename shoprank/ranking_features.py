@@ -60,7 +60,13 @@ def model_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:
     missing = [c for c in feature_columns if c not in frame.columns]
     if missing:
         raise KeyError(f"feature columns missing from frame: {missing}")
-    return frame[feature_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    selected = frame[feature_columns]
+    # Only non-numeric columns need coercing: a column-wise apply over every column copied the whole frame (about
+    # 4% of `shoprank train`'s CPU at 1M events, profiled). pd.to_numeric leaves numeric columns as they are.
+    odd = [name for name, dtype in selected.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
+    if odd:
+        selected = selected.assign(**{name: pd.to_numeric(selected[name], errors="coerce") for name in odd})
+    return selected.to_numpy(dtype=np.float32)
 
 
 # ---- ranker versions ---------------------------------------------------------------------------------------------

@@ -87,3 +87,23 @@ def test_v3_columns_extend_v1_with_the_window_marts_and_no_duplicates():
     assert len(columns) == len(set(columns))
     with pytest.raises(KeyError, match="ranker_v9"):
         feature_columns_for("ranker_v9", 12)
+
+
+def test_model_matrix_coerces_only_what_is_not_numeric_and_equals_a_full_coercion():
+    """Object columns (numbers as strings, junk, None) are coerced, numeric ones (nullable ints with NA, bools,
+    floats with NaN) pass as they are; the matrix equals coercing every column, in the columns' order."""
+    frame = pd.DataFrame(
+        {
+            "a": [1.5, np.nan, 3.0],
+            "b": pd.array([1, None, 3], dtype="Int64"),
+            "c": ["2.5", "junk", None],
+            "d": [True, False, True],
+            "unused": ["x", "y", "z"],
+        }
+    )
+    columns = ["d", "c", "a", "b"]
+    expected = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    matrix = model_matrix(frame, columns)
+    assert matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, expected)
+    np.testing.assert_array_equal(matrix[:, 1], np.array([2.5, np.nan, np.nan], dtype=np.float32))
