@@ -17,7 +17,7 @@ ifdef PROFILE
 export SHOPRANK_PROFILE := $(PROFILE)
 endif
 
-.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio spark-install bench-labels system-deps clean
+.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio spark-install bench-warehouse bench-labels system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -142,6 +142,9 @@ bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latenc
 
 bench-data: setup ## data-scale figures: simulate 1M and 10M events (time, peak RSS), dbt build on 10M vs raw DuckDB
 	@$(BIN)/python -m benchmarks.bench_data $(BENCH_DATA_ARGS)
+
+bench-warehouse: setup spark-install ## the same dbt build on DuckDB and on Spark local[2] (tiny test world; BENCH_WAREHOUSE_ARGS="--sizes tiny,100000"): wall, CPU, events and mart rows per second
+	@$(BIN)/python -m benchmarks.bench_warehouse $(BENCH_WAREHOUSE_ARGS)
 
 bench-scale: setup ## every `shoprank run` step as its own process at 1M and 10M events (+ next day): wall, CPU, peak RSS
 	@$(BIN)/python -m benchmarks.bench_scale $(BENCH_SCALE_ARGS)
