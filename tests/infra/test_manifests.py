@@ -198,6 +198,32 @@ def test_dask_workers_reach_the_scheduler_service():
     assert deployments["dask-worker"]["spec"]["replicas"] >= 2
 
 
+def test_the_cluster_profile_trains_on_the_deployed_dask_scheduler(monkeypatch: pytest.MonkeyPatch):
+    """Kubernetes: the ConfigMap's scheduler address is dask.yaml's Service. Compose: the worker that runs the train
+    task (the training queue) has the dask-scheduler's address; the services profile, without Dask, fits in one
+    process."""
+    settings = _cluster_settings(monkeypatch)
+    service = next(d for d in _documents(INFRA / "k8s" / "dask.yaml") if d["kind"] == "Service")
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "scheduler")
+    assert (
+        settings.training.dask_scheduler_address
+        == f"tcp://{service['metadata']['name']}.shoprank.svc.cluster.local:{port}"
+    )
+
+    cluster = _rendered_compose("cluster")["services"]
+    scheduler = cluster["dask-scheduler"]["command"]
+    trainer = cluster["airflow-worker-training"]
+    address = trainer["environment"]["SHOPRANK_TRAINING__DASK_SCHEDULER_ADDRESS"]
+    assert address == f"tcp://dask-scheduler:{scheduler[scheduler.index('--port') + 1]}"
+    assert "dask-scheduler" in trainer["depends_on"]
+    queues = trainer["command"][-1].split("--queues ")[1].split()[0].split(",")
+    assert settings.airflow.training_queue in queues
+    services = _rendered_compose("services")["services"]
+    everywhere = [s for s in services.values() if "cluster" not in s.get("profiles", [])]
+    variable = "SHOPRANK_TRAINING__DASK_SCHEDULER_ADDRESS"
+    assert everywhere and not any(variable in s.get("environment", {}) for s in everywhere)
+
+
 def test_compose_cluster_profile_adds_the_celery_workers_and_dask(monkeypatch: pytest.MonkeyPatch):
     from orchestration.airflow_ops import celery_worker_commands
     from shoprank.settings import Settings
