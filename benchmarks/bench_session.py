@@ -51,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gaps", type=float, nargs="*", help="session gaps (seconds) to train v4 with")
     parser.add_argument("--ablate", action="store_true", help="also v4 without the category-standing columns")
+    parser.add_argument("--skip-v3", action="store_true", help="v4 only (v3's figures known from an earlier run)")
     args = parser.parse_args()
     settings = bench_settings()
     run_date = settings.default_run_date
@@ -59,7 +60,7 @@ def main() -> None:
     frame = add_slice_flags(settings, build_training_frame(settings, run_date, "ranker_v4"))
     line("v4 training frame", f"{len(frame):,} rows in {time.perf_counter() - started:.1f} s")
 
-    runs: list[tuple[str, float | None]] = [("ranker_v3", None)]
+    runs: list[tuple[str, float | None]] = [] if args.skip_v3 else [("ranker_v3", None)]
     if args.ablate:
         runs.append(("ranker_v4 -standing", None))
     runs += [("ranker_v4", gap) for gap in (args.gaps or [settings.session.gap_seconds])]
