@@ -1,4 +1,5 @@
-"""Build the warehouse: ``dbt build`` (models, unit tests and data tests) of dbt_project/, in process.
+"""Build the warehouse: ``dbt build`` (models, unit tests and data tests) of dbt_project/, in process (on the
+``spark`` target: a subprocess of the Spark venv's dbt, warehouse/spark.py).
 
 The marts are incremental tables in the DuckDB warehouse, rewritten per day partition (delete+insert on ``dt``): a
 run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
@@ -7,7 +8,8 @@ event partitions from its first rewritten day (at most 7 days back, for the retr
 incremental daily aggregates ``int_*_daily``, which the 30-day windows read; older raw partitions are never
 opened, and the data tests check the rewritten partitions only. A first run or ``full_refresh`` reads everything.
 After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
-the build area the gates judge (on the PostgreSQL target, warehouse.pg_export writes the same files after the build).
+the build area the gates judge (on the PostgreSQL target, warehouse.pg_export writes the same files after the build;
+on Spark, warehouse.spark.collect_exports joins the parquet parts Spark wrote).
 Feast, training and serving read the published marts (``settings.marts_export_dir``),
 which only the `publish` step updates, after the last gate (warehouse.publish).
 """
