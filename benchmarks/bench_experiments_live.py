@@ -42,7 +42,6 @@ def _v1_model(settings: Any) -> str:
 
 
 def live(n_requests: int, seed: int = 0) -> dict[str, Any]:
-    from orchestration.experiment_replay import replay_experiments
     from shoprank.model_bundle import champion_tag
 
     settings = bench_settings()
@@ -52,14 +51,34 @@ def live(n_requests: int, seed: int = 0) -> dict[str, Any]:
         simulate(settings, settings.default_run_date)
         run_pipeline(settings)
     v1, v3 = _v1_model(settings), champion_tag(settings)
-    path = Path(settings.home_dir) / "bench-live-experiments.yaml"
     arms = [
         {"name": "v3", "share": 0.25, "model_tag": "champion"},
         {"name": "v1", "share": 0.25, "model_tag": v1},
         {"name": "pop", "share": 0.25, "model_tag": "popularity"},
         {"name": "tdi", "share": 0.25, "interleave": [v1, "champion"]},
     ]
-    experiment = {"name": f"bench-live-{seed}", "layer": "model", "salt": f"bench-live-{seed}", "arms": arms}
+    result, mine, source = _run(settings, f"bench-live-{seed}", arms, n_requests, seed)
+    out = {"v1": v1, "v3": v3, "result": result, "report": mine, "exposures_from": source}
+    # interleaving popularity (A) with the champion (B), a known large difference: a second service start (the
+    # analysis reads one interleaving per experiment), its own request ids (seed + 1000)
+    arms = [
+        {"name": "v3", "share": 0.5, "model_tag": "champion"},
+        {"name": "tdi-pop", "share": 0.5, "interleave": ["popularity", "champion"]},
+    ]
+    _, out["pop_report"], _ = _run(settings, f"bench-live-pop-{seed}", arms, n_requests // 4, seed + 1000)
+    # kept beside the report: the figures can be printed again without replaying
+    (Path(settings.home_dir) / f"bench-live-{seed}.json").write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def _run(
+    settings: Any, name: str, arms: list[dict[str, Any]], n_requests: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """One experiment in `shoprank serve`, simulated users replayed through it, analysed from the service's logs."""
+    from orchestration.experiment_replay import replay_experiments
+
+    path = Path(settings.home_dir) / "bench-live-experiments.yaml"
+    experiment = {"name": name, "layer": "model", "salt": name, "arms": arms}
     path.write_text(yaml.safe_dump({"version": "bench-live", "experiments": [experiment]}))
     settings.serving.experiments_path = path
     env = {"SHOPRANK_SERVING__EXPERIMENTS_PATH": str(path), "SHOPRANK_SERVING__LOG_FLUSH_SECONDS": "1"}
@@ -67,11 +86,8 @@ def live(n_requests: int, seed: int = 0) -> dict[str, Any]:
     with serving(settings, env=env) as url:
         result = replay_experiments(settings, url, n_requests=n_requests, k=20, seed=seed)
     report = json.loads(Path(result["report"]).with_suffix(".json").read_text())
-    mine = next(e for e in report["experiments"] if e["name"] == experiment["name"])
-    out = {"v1": v1, "v3": v3, "result": result, "report": mine, "exposures_from": report.get("exposures_from")}
-    # kept beside the report: the figures can be printed again without replaying
-    (Path(settings.home_dir) / f"bench-live-{seed}.json").write_text(json.dumps(out, indent=1, default=str))
-    return out
+    mine = next(e for e in report["experiments"] if e["name"] == name)
+    return result, mine, report.get("exposures_from")
 
 
 def _metric_lines(comparison: dict[str, Any], control: str, treatment: str) -> None:
@@ -149,3 +165,35 @@ def print_live(out: dict[str, Any], n_requests: int) -> None:
             f"    interleaving needs {ab_needed / tdi_needed:,.0f}x fewer requests (live; the two tests "
             f"{'agree' if agree else 'disagree'} on the direction)"
         )
+    _popularity_power(out, z)
+
+
+def _interleaving_needed(tdi: dict[str, Any]) -> tuple[float, float, float]:
+    """(share of B among decided requests, decided share, requests for 80% power of the two-sided binomial test)."""
+    decided = (tdi["wins_a"] + tdi["wins_b"]) / tdi["requests"]
+    p = tdi["share_b"]
+    if p == 0.5:
+        return p, decided, float("inf")
+    n_decided = ((norm.ppf(0.975) * 0.5 + norm.ppf(0.8) * np.sqrt(p * (1 - p))) / (p - 0.5)) ** 2
+    return p, decided, n_decided / decided
+
+
+def _popularity_power(out: dict[str, Any], z: float) -> None:
+    """(c) for a known large difference: the champion vs popularity, A/B (the main run's arms) vs interleaving."""
+    tdi = (out.get("pop_report") or {}).get("interleaving")
+    if not tdi or tdi["share_b"] is None:
+        return
+    comparison = next(c for c in out["report"]["analysis"]["comparisons"] if c["treatment"] == "pop")
+    ctr = next(m for m in comparison["metrics"] if m["metric"] == "ctr")
+    requests_ab = sum(row["requests"] for row in out["report"]["guardrails"] if row["arm"] in ("pop", "v3"))
+    se = (ctr["rel_ci_upper"] - ctr["rel_ci_lower"]) / (2 * norm.ppf(0.975))
+    ab_needed = requests_ab * (z * se / ctr["rel_effect"]) ** 2
+    p, decided, tdi_needed = _interleaving_needed(tdi)
+    print("(c) champion vs popularity, a known large difference, requests for 80% power:")
+    print(f"    A/B: pop CTR {ctr['rel_effect']:+.1%} vs v3 (se {se:.1%}) on {requests_ab} requests: ~{ab_needed:,.0f}")
+    print(
+        f"    interleaving (second run, popularity A vs champion B): v3 preferred in {p:.1%} of "
+        f"{tdi['wins_a'] + tdi['wins_b']} decided requests ({decided:.0%} of {tdi['requests']} decided, "
+        f"p={tdi['pvalue']:.2g}): ~{tdi_needed:,.1f} requests"
+    )
+    print(f"    interleaving needs {ab_needed / tdi_needed:.1f}x fewer requests (live)")
