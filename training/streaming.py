@@ -48,10 +48,15 @@ def keep_negatives(impression_ids: pd.Series, rate: float, seed: int) -> np.ndar
     return (hashed.to_numpy(dtype=np.uint64) / np.float64(2**64)) < rate
 
 
-def sampled_rows(frame: pd.DataFrame, rate: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Clicked rows and a ``rate`` share of the others, with their weights (1 or 1/rate)."""
+def sampled_rows(
+    frame: pd.DataFrame, rate: float, seed: int, drawn: np.ndarray | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Clicked rows and a ``rate`` share of the others, with their weights (1 or 1/rate). ``drawn``: the rows'
+    keep_negatives draw, when the caller kept it from an earlier pass over the same rows."""
+    if rate >= 1:  # nothing sampled: no hashing, no copy
+        return frame, np.ones(len(frame))
     negative = frame["label_click"].to_numpy() == 0
-    keep = ~negative | keep_negatives(frame["impression_id"], rate, seed)
+    keep = ~negative | (keep_negatives(frame["impression_id"], rate, seed) if drawn is None else drawn)
     weights = np.where(negative[keep], 1.0 / rate, 1.0)
     return frame[keep].reset_index(drop=True), weights
 
@@ -106,12 +111,17 @@ def classifier_loader(
 ) -> Callable[[Chunk, int], Batch | None]:
     columns = [*feature_columns, "impression_id", "label_click", label]
     columns = list(dict.fromkeys(columns))
+    # Each chunk's draw, hashed once: a QuantileDMatrix walks its chunks twice and the refit walks them again (the
+    # impression-id hashing was ~5% of `train` at 1M events). A bool a row.
+    draws: dict[str, np.ndarray] = {}
 
     def load(chunk: Chunk, _: int) -> Batch | None:
         frame = read_chunk(chunk, columns)
         if clicks_only:
             frame = frame[frame["label_click"] == 1].reset_index(drop=True)
-        frame, weights = sampled_rows(frame, sample_rate, seed)
+        if sample_rate < 1 and chunk.path not in draws:
+            draws[chunk.path] = keep_negatives(frame["impression_id"], sample_rate, seed)
+        frame, weights = sampled_rows(frame, sample_rate, seed, draws.get(chunk.path))
         if frame.empty:
             return None
         return {"data": model_matrix(frame, feature_columns), "label": frame[label].to_numpy(), "weight": weights}

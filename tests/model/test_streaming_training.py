@@ -194,3 +194,30 @@ def test_default_sized_worlds_are_not_sampled(world: tuple[Settings, pd.DataFram
     card = json.loads((candidate_dir(settings, RUN_DATE) / CARD_FILE).read_text())
     assert card["negative_sample_rate"] == 1.0 and card["ranker_sample_rate"] == 1.0
     assert "request_sample_rate" not in card["params"]["ranker"]
+
+
+def test_the_classifier_loader_draws_each_chunk_once_and_feeds_the_same_batches_on_every_pass(
+    world: tuple[Settings, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QuantileDMatrix walks its chunks twice and the refit again: the negatives' draw is hashed once per chunk,
+    and every pass feeds what sampling the chunk afresh feeds."""
+    import training.streaming as streaming
+
+    settings, frame = world
+    columns = feature_columns_for(settings.training.feature_service, settings.simulator.categories)
+    chunks = frame_to_chunks(frame, tmp_path / "chunks", rows_per_chunk=97).chunks
+    hashed = []
+    draw = streaming.keep_negatives
+    monkeypatch.setattr(streaming, "keep_negatives", lambda ids, *a: hashed.append(len(ids)) or draw(ids, *a))
+    load = streaming.classifier_loader(columns, "label_click", False, 0.3, 7)
+    passes = [[load(chunk, 0) for chunk in chunks] for _ in range(3)]
+    assert len(hashed) == len(chunks)
+    for chunk, *batches in zip(chunks, *passes, strict=True):
+        kept, weights = sampled_rows(
+            pd.read_parquet(chunk.path, columns=[*columns, "impression_id", "label_click"]), 0.3, 7
+        )
+        for batch in batches:
+            np.testing.assert_array_equal(batch["data"], model_matrix(kept, columns))
+            np.testing.assert_array_equal(batch["label"], kept["label_click"].to_numpy())
+            np.testing.assert_array_equal(batch["weight"], weights)
+    assert any((batch["weight"] > 1).any() for batch in passes[0])  # negatives were sampled and weighted
