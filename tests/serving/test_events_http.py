@@ -184,7 +184,11 @@ def v4_model_tag(serving_world: ServingWorld) -> str:
     return save_model_beside(serving_world, "v4", ranker, "ranker_v4", columns, metrics={"ndcg@10": 0.6})
 
 
-v4_server = pinned_model_client
+@pytest.fixture(scope="module")
+def v4_http(serving_world: ServingWorld, v4_model_tag: str) -> Iterator[httpx.Client]:
+    """One `bentoml serve` of the world pinned to the v4 model (the embedded session path), shared by the tests."""
+    with pinned_model_client(serving_world, v4_model_tag, "v4-embedded") as http:
+        yield http
 
 
 def rank_order(http: httpx.Client, user_id: str, candidates: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -194,9 +198,9 @@ def rank_order(http: httpx.Client, user_id: str, candidates: list[str]) -> tuple
     return [item["item_id"] for item in answer.json()["items"]], answer.json()
 
 
-def test_a_click_changes_the_next_rank_on_the_local_profile(serving_world: ServingWorld, v4_model_tag: str) -> None:
+def test_a_click_changes_the_next_rank_on_the_local_profile(serving_world: ServingWorld, v4_http: httpx.Client) -> None:
     user, candidates = "u000007", serving_world.item_ids[20:40]
-    with v4_server(serving_world, v4_model_tag, "v4-embedded") as http:
+    with contextlib.nullcontext(v4_http) as http:
         before, answer = rank_order(http, user, candidates)
         assert answer["feature_service"] == "ranker_v4" and not answer["degraded"], answer
         last = before[-1]
@@ -209,6 +213,47 @@ def test_a_click_changes_the_next_rank_on_the_local_profile(serving_world: Servi
         assert features["session_item_clicked"] == 1 and features["session_clicks"] == 1
         # another user's list is untouched by that click
         assert rank_order(http, "u000008", candidates)[1]["degraded"] is False
+
+
+def test_the_replay_with_feedback_runs_against_two_services(
+    serving_world: ServingWorld, v4_http: httpx.Client, server_url: str
+) -> None:
+    """`shoprank replay --baseline-url` end to end, a few visits: both arms answered, only the tested arm's
+    reports reached /events (beside the impressions each service's /rank logs) and its session features moved."""
+    from orchestration.session_replay import ARMS, replay_with_feedback
+
+    table = replay_with_feedback(
+        serving_world.settings, str(v4_http.base_url), server_url, n_visits=3, k=10, seed=5, think_seconds=0.0
+    )
+    tested, baseline = table.loc[ARMS[0]], table.loc[ARMS[1]]
+    assert tested["requests"] == baseline["requests"] >= 6
+    assert (tested["failed"], tested["degraded"], tested["rejected_events"]) == (0, 0, 0), table
+    assert (baseline["failed"], baseline["degraded"]) == (0, 0), table
+    assert tested["model"] != baseline["model"]
+
+    def replayed_events() -> pd.DataFrame | None:
+        """The replay's logged events once both arms' impressions are in (the logs flush on a timer)."""
+        rows = logged_events(serving_world.settings).reset_index(drop=True)
+        rows = rows[rows["request_id"].fillna("").str.startswith("fb-")]
+        shown = rows["event_type"] == "impression"
+        tested_shown = (shown & rows["request_id"].str.endswith("-0")).sum()
+        baseline_shown = (shown & rows["request_id"].str.endswith("-1")).sum()
+        done = baseline_shown >= baseline["impressions"] and tested_shown >= tested["impressions"] + baseline_shown
+        return rows if done else None
+
+    replayed = wait_for(replayed_events)
+    # /rank logs every impression it serves (both arms); on top, the tested arm reports its impressions, clicks and
+    # purchases to /events, the baseline nothing
+    assert replayed is not None and tested["impressions"] >= tested["requests"], table
+    assert set(replayed.loc[replayed["event_type"] != "impression", "request_id"].str[-2:]) <= {"-0"}
+    user = replayed["user_id"].iloc[-1]
+
+    def session_features() -> dict[str, Any] | None:
+        body = {"user_id": user, "candidate_ids": serving_world.item_ids[:1], "apply_rules": False}
+        features = v4_http.post("/explain", json=body).json()["items"][0]["features"]
+        return features if features["session_impressions"] > 0 else None
+
+    assert wait_for(session_features), "the replayed user's session never reached the v4 service"
 
 
 @contextlib.contextmanager
@@ -249,7 +294,7 @@ def test_redis_down_rank_answers_without_session_features_and_events_resume(
         "SHOPRANK_STREAMING__KEY_PREFIX": prefix,
         "SHOPRANK_SERVICES__REDIS_PORT": str(port),
     }
-    with v4_server(serving_world, v4_model_tag, "v4-redis-down", **env) as http:
+    with pinned_model_client(serving_world, v4_model_tag, "v4-redis-down", **env) as http:
         body = {"user_id": "u000009", "candidate_ids": serving_world.item_ids[:50], "k": 5}
         answer = wait_for(
             lambda: (
