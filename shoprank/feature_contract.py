@@ -261,6 +261,7 @@ COMPUTED = {
             "session_candidate",
             tuple(session.SESSION_CANDIDATE_COLUMNS),
             "The candidate against the session: clicks and click share of its category, time since a click in it, "
+            "its recency rank among the clicked categories, most clicked or not, its impressions and CTR, "
             "the item clicked or shown without a click earlier in the session.",
         ),
     )
