@@ -77,12 +77,16 @@ def bench_in_process(settings, user_id: str, candidates: list[str], n: int) -> d
     from shoprank.feature_store import get_feature_store
     from shoprank.model_bundle import load_champion
     from shoprank.ranking_features import QUERY_FEATURES, model_matrix
+    from shoprank.session import SESSION_CANDIDATE_COLUMNS, SESSION_USER_COLUMNS
 
     champion = load_champion(settings)
     champion.model.set_params(n_jobs=1)
     reader = OnlineFeatureReader(get_feature_store(settings), champion.feature_service, champion.n_categories)
-    # a feed request: no query, so the query features (ranker_v3) are NaN
-    per_row = {name: [float("nan")] * len(candidates) for name in QUERY_FEATURES}
+    # a feed request from a user without a session: the query (ranker_v3) and session (ranker_v4) features are NaN
+    per_row = {
+        name: [float("nan")] * len(candidates)
+        for name in [*QUERY_FEATURES, *SESSION_USER_COLUMNS, *SESSION_CANDIDATE_COLUMNS]
+    }
 
     def naive() -> None:
         user = reader.user_features(user_id)
