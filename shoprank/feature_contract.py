@@ -267,6 +267,17 @@ COMPUTED = {
     )
 }
 
+# ranker_v3's views: the base of v4 (session) and the search-relevance variant
+V3_VIEWS = (
+    "user_features",
+    "item_features",
+    "derived",
+    "item_window_features",
+    "user_window_features",
+    "user_category_features",
+    "query",
+)
+
 RANKERS = {
     ranker.name: ranker
     for ranker in (
@@ -282,47 +293,19 @@ RANKERS = {
         ),
         Ranker(
             "ranker_v3",
-            (
-                "user_features",
-                "item_features",
-                "derived",
-                "item_window_features",
-                "user_window_features",
-                "user_category_features",
-                "query",
-            ),
+            V3_VIEWS,
             "Features of the v3 ranker: v1 plus the window marts (1/7/30-day item windows, short-term user activity, "
             "user x category engagement joined on the candidate's category) and the search query's title match.",
         ),
         Ranker(
             "ranker_v4",
-            (
-                "user_features",
-                "item_features",
-                "derived",
-                "item_window_features",
-                "user_window_features",
-                "user_category_features",
-                "query",
-                "user_session_features",
-                "session_user",
-                "session_candidate",
-            ),
+            (*V3_VIEWS, "user_session_features", "session_user", "session_candidate"),
             "Features of the v4 ranker: v3 plus the user's current session (pushed per event) and the candidate "
             "against it (its category's share of the session's clicks, clicked or shown earlier in the session).",
         ),
         Ranker(
             "ranker_v3_relevance",
-            (
-                "user_features",
-                "item_features",
-                "derived",
-                "item_window_features",
-                "user_window_features",
-                "user_category_features",
-                "query",
-                "relevance",
-            ),
+            (*V3_VIEWS, "relevance"),
             "Features of the v3 search-relevance variant: v3 plus query_item_relevance, the relevance model trained "
             "on human grades of (query, item) pairs (issue 19).",
         ),
