@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +27,9 @@ import pandas as pd
 import psutil
 import yaml  # type: ignore[import-untyped]
 
-from benchmarks.common import fmt_quantiles, line, quantiles_ms, time_calls
+from benchmarks.common import fmt_quantiles, line, quantiles_ms, serving_process, time_calls
 from serving.experiments.assignment import arm_for
 from serving.experiments.config import ExperimentsConfig
-from tests.support.processes import background_server, free_port
 
 USERS_PER_ARM = 20
 
@@ -68,15 +66,8 @@ def _users_by_arm(declared: dict[str, Any], pool: list[str]) -> dict[str, list[s
 
 @contextlib.contextmanager
 def _server(settings: Any, env: dict[str, str]) -> Iterator[tuple[str, psutil.Process]]:
-    """`shoprank serve` on a free loopback port (as benchmarks.common.serving), with its process for CPU time."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with background_server(
-        [str(Path(sys.executable).with_name("shoprank")), "serve", "--port", str(port)],
-        ready_url=f"{base}/readyz",
-        log_path=settings.home_dir / "bench-serve.log",
-        env={**os.environ, **settings.runtime_env(), **env},
-    ) as process:
+    """`shoprank serve` on a free loopback port, with its process for CPU time."""
+    with serving_process(settings, env) as (base, process):
         yield base, psutil.Process(process.pid)
 
 

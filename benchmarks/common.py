@@ -63,8 +63,10 @@ def run_pipeline(settings: Any, skip: Sequence[str] = ("simulate",)) -> dict[str
 
 
 @contextlib.contextmanager
-def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[str]:
-    """`shoprank serve` on a free loopback port; yields its base URL once /readyz answers; stopped on exit."""
+def serving_process(
+    settings: Any, env: dict[str, str] | None = None, ready_timeout: float = 90.0
+) -> Iterator[tuple[str, Any]]:
+    """`shoprank serve` on a free loopback port; yields its URL and process once /readyz answers; stopped on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with background_server(
@@ -73,7 +75,14 @@ def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: flo
         log_path=settings.home_dir / "bench-serve.log",
         env={**os.environ, **settings.runtime_env(), **(env or {})},
         ready_timeout=ready_timeout,
-    ):
+    ) as process:
+        yield base, process
+
+
+@contextlib.contextmanager
+def serving(settings: Any, env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[str]:
+    """`shoprank serve` on a free loopback port; yields its base URL once /readyz answers; stopped on exit."""
+    with serving_process(settings, env, ready_timeout) as (base, _process):
         yield base
 
 
