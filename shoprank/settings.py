@@ -188,6 +188,9 @@ class RecallSettings(BaseModel):
     prerank: bool = False
     prerank_candidates: int = Field(5000, ge=1)
     prerank_keep: int = Field(500, ge=1)
+    # Per retrieval source, the share of ``prerank_keep`` its best pre-ranked candidates keep before the rest go by
+    # score (serving/prerank.py quota_cut), e.g. {"text": 0.3}. Empty: by score alone.
+    prerank_quotas: dict[str, float] = Field(default_factory=dict)
     # The pre-ranker: a small LambdaMART over item-side features, the category affinity and the embedding score,
     # fitted on the last ``prerank_train_days`` days before the holdout with an ALS fitted on the days before them.
     prerank_trees: int = Field(40, ge=1)
