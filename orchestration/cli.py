@@ -353,6 +353,17 @@ def replay(
             "--url (session features, v4) against this one (e.g. pinned to v3); --requests counts visits",
         ),
     ] = None,
+    clock: Annotated[
+        str,
+        typer.Option(
+            help="with --baseline-url: 'visits' runs visits side by side on the simulator's clock in real time "
+            "(request gaps, click delays: what the session features were trained on; ~15 min for 100 visits), "
+            "'compressed' asks the requests 0.3 s apart with each slate's clicks reported at once",
+        ),
+    ] = "visits",
+    spread_seconds: Annotated[
+        float, typer.Option(help="with --clock visits: the visits start uniformly within this many seconds")
+    ] = 600.0,
 ) -> None:
     """Replay simulated users against the running service: model+rules vs model vs popularity, online metrics."""
     from orchestration.replay import format_table
@@ -362,7 +373,16 @@ def replay(
     if baseline_url:
         from orchestration.session_replay import replay_with_feedback
 
-        feedback = replay_with_feedback(settings, url or settings.serving.base_url, baseline_url, requests, k, seed)
+        feedback = replay_with_feedback(
+            settings,
+            url or settings.serving.base_url,
+            baseline_url,
+            requests,
+            k,
+            seed,
+            clock=clock,
+            spread_seconds=spread_seconds,
+        )
         typer.echo(feedback.to_string(float_format=lambda x: f"{x:.4f}"))
         return
     if experiments:

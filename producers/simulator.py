@@ -113,6 +113,12 @@ ID_WIDTH = {"users": 6, "sellers": 4, "items": 6}
 ID_PREFIX = {"users": "u", "sellers": "s", "items": "i"}
 DAY_SECONDS = 86_400
 LAST_REQUEST_SECOND = DAY_SECONDS - 3_600  # funnel events (< 1 h later) stay inside the request's day
+# Seconds (uniform ranges) from an impression to its click, a click to its cart, a cart to its purchase. The replay
+# with feedback (orchestration/session_replay.py) reports its users' events with the same delays, so the session
+# features it serves see the clock training saw.
+CLICK_DELAY_SECONDS = (2.0, 120.0)
+CART_DELAY_SECONDS = (10.0, 600.0)
+BUY_DELAY_SECONDS = (30.0, 1_800.0)
 EVENTS_PER_IMPRESSION = 1.07  # impressions plus clicks, carts and purchases, for sizing --events
 # A policy scores candidate rows (request_id, user_id, item_id, surface, query, candidate_rank); higher ranks first.
 Policy = Callable[[pd.DataFrame], np.ndarray]
@@ -608,9 +614,9 @@ def _simulate_day(
     quantity = np.where(rng.random(n_slots) < 0.85, 1, rng.integers(2, 4, n_slots))
 
     imp_second = req_second[slot_req] + rng.uniform(0.0, 1.0, n_slots) * 0.5
-    click_second = imp_second + rng.uniform(2, 120, n_slots)
-    cart_second = click_second + rng.uniform(10, 600, n_slots)
-    buy_second = cart_second + rng.uniform(30, 1_800, n_slots)
+    click_second = imp_second + rng.uniform(*CLICK_DELAY_SECONDS, n_slots)
+    cart_second = click_second + rng.uniform(*CART_DELAY_SECONDS, n_slots)
+    buy_second = cart_second + rng.uniform(*BUY_DELAY_SECONDS, n_slots)
 
     # Stock: purchases in time order, each needs the whole quantity still in stock.
     buy_idx = np.nonzero(wants)[0]
