@@ -436,6 +436,19 @@ class ServicesSettings(BaseModel):
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    # `make dask-up` (orchestration/dask_cluster.py): the cluster profile's Dask scheduler and workers on loopback;
+    # `make airflow PROFILE=cluster` points training.dask_scheduler_address at dask_address. Two one-thread workers
+    # share a 2-core machine without oversubscribing it; memory "auto" splits the machine's memory between them.
+    dask_host: str = "127.0.0.1"
+    dask_port: int = 8786
+    dask_dashboard_port: int = 8787
+    dask_workers: int = Field(2, ge=1)
+    dask_threads_per_worker: int = Field(1, ge=1)
+    dask_worker_memory_limit: str = "auto"
+
+    @property
+    def dask_address(self) -> str:
+        return f"tcp://{self.dask_host}:{self.dask_port}"
 
     def postgres_url(self, database: str, driver: str = "postgresql+psycopg") -> str:
         password = f":{self.postgres_password.get_secret_value()}" if self.postgres_password else ""
