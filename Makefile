@@ -17,7 +17,7 @@ ifdef PROFILE
 export SHOPRANK_PROFILE := $(PROFILE)
 endif
 
-.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio spark-install bench-warehouse bench-labels system-deps clean
+.PHONY: help setup demo test test-backfill bench-dag lint format typecheck pipeline dag-test airflow-init airflow backfill serve rank models promote rollback bench-train bench bench-data bench-scale data-movielens data-import bench-history bench-serving bench-retrieval replay docs quarantine status feast-ui services-up services-down dask-up dask-down stream-worker bench-stream bench-experiments bench-loop labelstudio-install labelstudio spark-install bench-warehouse bench-labels system-deps clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -136,6 +136,12 @@ bench-loop: setup ## closed-loop marketplace: model-only vs rules vs learned col
 
 services-down: setup ## stop the PostgreSQL/Redis that services-up started (pre-existing servers are left alone)
 	@bash scripts/services.sh down
+
+dask-up: setup ## start a Dask scheduler + workers on loopback for the cluster profile's train step (xgboost.dask); prints the settings export
+	@$(BIN)/python -m orchestration.dask_cluster up
+
+dask-down: setup ## stop the Dask scheduler and workers dask-up started (a scheduler it found running is left alone)
+	@$(BIN)/python -m orchestration.dask_cluster down
 
 bench: setup ## print benchmark figures: simulator, pipeline steps, /rank latency and throughput (var/bench)
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
