@@ -392,6 +392,8 @@ class SparkSettings(BaseModel):
     # local[N] runs Spark inside the dbt process with N cores; a cluster's master URL runs it there.
     master: str = "local[2]"
     driver_memory: str = "1g"
+    # Each executor's heap on a Spark cluster (infra/: the spark-worker containers); local[N] starts no executor.
+    executor_memory: str = "1g"
     # Shuffle partitions: Spark's default 200 is for clusters; a few per core suit local[2].
     shuffle_partitions: int = Field(4, ge=1)
     # Schema (Spark database) of the models; the raw sources are views in database `raw`.

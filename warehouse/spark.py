@@ -76,6 +76,7 @@ def spark_env(settings: Settings) -> dict[str, str]:
     return {
         "SHOPRANK_SPARK_MASTER": settings.spark.master,
         "SHOPRANK_SPARK_DRIVER_MEMORY": settings.spark.driver_memory,
+        "SHOPRANK_SPARK_EXECUTOR_MEMORY": settings.spark.executor_memory,
         "SHOPRANK_SPARK_SHUFFLE_PARTITIONS": str(settings.spark.shuffle_partitions),
         "SHOPRANK_SPARK_SCHEMA": settings.spark.schema_name,
         "SHOPRANK_SPARK_DIR": str(settings.spark_dir),
