@@ -231,7 +231,14 @@ def test_compose_cluster_profile_adds_the_celery_workers_and_dask(monkeypatch: p
     services = _rendered_compose("services")["services"]
     cluster = _rendered_compose("cluster")["services"]
     only_cluster = {name for name, service in cluster.items() if "cluster" in service.get("profiles", [])}
-    assert only_cluster == {"airflow-worker-dbt", "airflow-worker-training", "dask-scheduler", "dask-worker"}
+    assert only_cluster == {
+        "airflow-worker-dbt",
+        "airflow-worker-training",
+        "dask-scheduler",
+        "dask-worker",
+        "spark-master",
+        "spark-worker",
+    }
     assert set(services) >= AIRFLOW_COMPONENTS
     assert all(
         s["environment"]["SHOPRANK_PROFILE"] == "cluster"
@@ -253,3 +260,103 @@ def test_compose_cluster_profile_adds_the_celery_workers_and_dask(monkeypatch: p
         == "tcp://dask-scheduler:"
         + cluster["dask-scheduler"]["command"][cluster["dask-scheduler"]["command"].index("--port") + 1]
     )
+
+
+# ---- the cluster profile's warehouse: dbt-spark's driver in the dbt worker, a Spark standalone master + workers ----
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """The variables infra/Dockerfile's one-line ENV instructions set (what every container of the image has)."""
+    import shlex
+
+    env: dict[str, str] = {}
+    for line in (INFRA / "Dockerfile").read_text().splitlines():
+        if line.startswith("ENV ") and not line.rstrip().endswith("\\"):
+            env |= dict(word.split("=", 1) for word in shlex.split(line[4:]))
+    return env
+
+
+def _bytes(size: str) -> int:
+    """A JVM memory size ("6g", "512m") in bytes."""
+    return int(size[:-1]) * {"k": 2**10, "m": 2**20, "g": 2**30}[size[-1].lower()]
+
+
+def _container(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def _home_claim(deployment: dict, home: Path) -> str:
+    """The claim of the volume mounted at ``home`` (the shared home every ShopRank pod mounts)."""
+    (mount,) = [m for m in _container(deployment)["volumeMounts"] if Path(m["mountPath"]) == home]
+    spec = deployment["spec"]["template"]["spec"]
+    return next(v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if v["name"] == mount["name"])
+
+
+def test_kubernetes_builds_the_warehouse_on_the_deployed_spark_master(monkeypatch: pytest.MonkeyPatch):
+    """The ConfigMap selects the spark target and spark.yaml's master Service; the master and workers run the
+    image's Spark venv (the one the settings name), the workers mount the home the executors write under (the dbt
+    worker's claim), the driver advertises its pod IP, and an executor fits a worker."""
+    settings = _cluster_settings(monkeypatch)
+    assert settings.dbt_target_name == "spark"
+    service = next(d for d in _documents(INFRA / "k8s" / "spark.yaml") if d["kind"] == "Service")
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "master")
+    url = f"spark://{service['metadata']['name']}.shoprank.svc.cluster.local:{port}"
+    assert settings.spark.master == url
+
+    spark = _deployments("spark.yaml")
+    master, worker = _container(spark["spark-master"])["command"], _container(spark["spark-worker"])["command"]
+    assert master[1] == "org.apache.spark.deploy.master.Master" and master[master.index("--port") + 1] == str(port)
+    assert worker[1:3] == ["org.apache.spark.deploy.worker.Worker", url]
+    assert spark["spark-worker"]["spec"]["replicas"] >= 2
+    image = _dockerfile_env()
+    assert settings.spark.venv == Path(image["SHOPRANK_SPARK__VENV"])
+    assert image["SPARK_HOME"].startswith(f"{settings.spark.venv}/")
+    assert "shoprank spark-install" in (INFRA / "Dockerfile").read_text()
+    assert master[0] == worker[0] == f"{settings.spark.venv}/bin/spark-class"
+    for command, deployment in ((master, spark["spark-master"]), (worker, spark["spark-worker"])):
+        assert command[command.index("--host") + 1] == "$(POD_IP)"
+        assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in _container(deployment)[
+            "env"
+        ]
+
+    dbt = _deployments("airflow.yaml")["airflow-worker-dbt"]
+    assert _home_claim(spark["spark-worker"], settings.home_dir) == _home_claim(dbt, settings.home_dir)
+    assert {"name": "SPARK_LOCAL_HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in _container(
+        dbt
+    )["env"]
+    assert _bytes(settings.spark.executor_memory) <= _bytes(worker[worker.index("--memory") + 1])
+    assert _bytes(settings.spark.driver_memory) < _bytes(_container(dbt)["resources"]["limits"]["memory"][:-1])
+
+
+def test_compose_cluster_profile_builds_the_warehouse_on_its_spark_master(monkeypatch: pytest.MonkeyPatch):
+    """Compose: the dbt worker's settings select the spark target and the spark-master service, the workers join
+    that master and mount the home; on the services profile the target stays PostgreSQL."""
+    from shoprank.settings import Settings
+
+    cluster = _rendered_compose("cluster")["services"]
+    master = cluster["spark-master"]["command"]
+    url = f"spark://spark-master:{master[master.index('--port') + 1]}"
+    dbt = cluster["airflow-worker-dbt"]
+    assert "spark-master" in dbt["depends_on"]
+    assert dbt["environment"]["SPARK_LOCAL_HOSTNAME"] == "airflow-worker-dbt"  # executors reach the driver by it
+    worker = cluster["spark-worker"]["command"][-1]
+    assert f"org.apache.spark.deploy.worker.Worker {url} " in worker
+    assert master[0] == worker.split()[1] == f"{_dockerfile_env()['SHOPRANK_SPARK__VENV']}/bin/spark-class"
+    home = dbt["environment"]["SHOPRANK_HOME"]
+    assert any(volume.split(":")[1] == home for volume in cluster["spark-worker"]["volumes"])
+
+    seen = {**_dockerfile_env(), **dbt["environment"]}  # as the dbt worker's container sees them
+    for key, value in seen.items():
+        if key.startswith("SHOPRANK_"):
+            monkeypatch.setenv(key, str(value))
+    settings = Settings()
+    assert settings.profile == "cluster" and settings.dbt_target_name == "spark" and settings.spark.master == url
+    worker_memory = worker.split("--memory ")[1].split()[0]
+    assert _bytes(settings.spark.executor_memory) <= _bytes(worker_memory)
+
+    scheduler = _rendered_compose("services")["services"]["airflow-scheduler"]
+    for key, value in scheduler["environment"].items():
+        if key.startswith("SHOPRANK_"):
+            monkeypatch.setenv(key, str(value))
+    monkeypatch.delenv("SHOPRANK_SPARK__MASTER")
+    assert Settings().dbt_target_name == "postgres"
