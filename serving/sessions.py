@@ -32,6 +32,7 @@ from shoprank.session import (
     SessionConfig,
     SessionEvent,
     SessionState,
+    dedup_id,
     pack_row,
     update,
     user_session_features,
@@ -60,10 +61,11 @@ class Folded:
 
 
 def session_events(rows: Iterable[Mapping[str, Any]], categories: Mapping[str, int]) -> list[SessionEvent]:
-    """Raw-contract event rows as session events, each with its item's category (None: unknown item)."""
+    """Raw-contract event rows as session events, each with its item's category (None: unknown item) and the id it
+    counts once by (``shoprank.session.dedup_id``: an impression is its request and item)."""
     return [
         SessionEvent(
-            event_id=str(row["event_id"]),
+            event_id=dedup_id(str(row["event_id"]), str(row["event_type"]), row.get("request_id"), str(row["item_id"])),
             event_ts=row["event_ts"].astimezone(UTC),
             event_type=str(row["event_type"]),
             user_id=str(row["user_id"]),

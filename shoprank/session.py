@@ -54,6 +54,16 @@ class SessionConfig(BaseModel):
     max_event_ids: int = Field(2000, ge=1, description="newest event ids remembered to drop duplicates")
 
 
+def dedup_id(event_id: str, event_type: str, request_id: str | None, item_id: str) -> str:
+    """The id a session counts an event once by. An impression of a request is its (request_id, item_id), whoever
+    reports it: /rank feeds the impressions it served to the session path itself, and an application may report the
+    same impression to /events under an event_id of its own (the raw log then holds it twice; training's replay
+    counts it once by this same key). Any other event: its event_id."""
+    if event_type == "impression" and request_id:
+        return f"imp:{request_id}:{item_id}"
+    return event_id
+
+
 @dataclass(frozen=True, slots=True)
 class SessionEvent:
     """One behaviour event as the online path receives it (the raw contract's event, with the item's category)."""

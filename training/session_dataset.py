@@ -71,7 +71,16 @@ def read_events(settings: Settings, first_day: date, last_day: date) -> pd.DataF
     catalogue = items.to_table(columns=["item_id", "category_id"]).to_pandas().drop_duplicates("item_id")
     events = events.merge(catalogue, on="item_id", how="left", validate="many_to_one")
     events["category_id"] = events["category_id"].astype(float)
+    events["event_id"] = dedup_ids(events)
     return events
+
+
+def dedup_ids(events: pd.DataFrame) -> pd.Series:
+    """``shoprank.session.dedup_id`` of every event, vectorised: an impression of a request counts once by
+    (request_id, item_id), as online, where /rank feeds what it served and an application may report it again."""
+    keyed = (events["event_type"] == "impression") & events["request_id"].notna() & (events["request_id"] != "")
+    impression_ids = "imp:" + events["request_id"].astype(str) + ":" + events["item_id"].astype(str)
+    return events["event_id"].where(~keyed, impression_ids)
 
 
 def request_instants(events: pd.DataFrame) -> pd.DataFrame:

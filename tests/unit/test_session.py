@@ -235,3 +235,43 @@ def test_the_offline_replay_equals_updates_per_event_in_arrival_order() -> None:
         expected = pd.Series(online[key], dtype=object)
         got = offline.loc[f"r{i}", expected.index]
         pd.testing.assert_series_equal(got.astype(object), expected, check_names=False)
+
+
+def test_an_impression_reported_by_rank_and_by_the_application_counts_once_online_and_offline() -> None:
+    """/rank feeds what it served, an application may report the same impression under its own event id: the
+    session (serving/sessions.py) and training's replay of the raw log (which holds both) count it once."""
+    from serving.sessions import fold_events, session_events
+    from training.session_dataset import dedup_ids
+
+    def row(event_id: str, kind: str, item: str, request_id: str | None, seconds: float) -> dict:
+        return {
+            "event_id": event_id,
+            "event_ts": T0 + timedelta(seconds=seconds),
+            "event_type": kind,
+            "user_id": "u1",
+            "item_id": item,
+            "request_id": request_id,
+        }
+
+    rows = [
+        row("rank-1", "impression", "i1", "r1", 0.0),  # /rank's
+        row("rank-2", "impression", "i2", "r1", 0.0),
+        row("app-1", "impression", "i1", "r1", 0.4),  # the application's report of the same slate
+        row("app-2", "impression", "i2", "r1", 0.4),
+        row("app-3", "impression", "i1", "r2", 30.0),  # the same item in another request: shown again
+        row("app-4", "click", "i1", "r2", 40.0),
+        row("app-5", "click", "i1", "r2", 41.0),  # a second click is its own event
+    ]
+    states: dict = {}
+    folded = fold_events(states, session_events(rows, {"i1": 1, "i2": 2}), CFG)
+    assert (folded.counted, folded.ignored) == (5, 2)
+    assert states["u1"].counts == [3, 2, 0, 0] and states["u1"].cat_impressions == {1: 2, 2: 1}
+
+    frame = pd.DataFrame(rows)
+    frame["category_id"] = frame["item_id"].map({"i1": 1.0, "i2": 2.0})
+    frame["event_id"] = dedup_ids(frame)
+    later = T0 + timedelta(seconds=60)
+    requests = pd.DataFrame({"request_id": ["next"], "user_id": ["u1"], "request_ts": [later.timestamp()]})
+    offline = session_snapshots(frame, requests, CFG, N_CAT).iloc[0]
+    online = user_session_features(states["u1"], later, CFG, n_categories=N_CAT)
+    assert offline["sess_impressions"] == 3 and same(online, offline.drop("request_id").to_dict())
