@@ -12,8 +12,24 @@ LOG_DIR="$AIRFLOW_HOME/logs/processes"; mkdir -p "$LOG_DIR"
 USER_NAME=$($BIN/python -c 'from shoprank.settings import get_settings; print(get_settings().airflow.admin_user)')
 
 pids=()
-stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+dask_started=""
+stop() {  # Dask before the wait: its processes have their own sessions, and a caller may not wait for Airflow's exit
+    kill "${pids[@]}" 2>/dev/null || true
+    if [ -n "$dask_started" ]; then $BIN/python -m orchestration.dask_cluster down || true; fi
+    wait 2>/dev/null || true
+}
 trap stop EXIT INT TERM
+
+# The cluster profile's train step fits through xgboost.dask: a Dask scheduler + workers on loopback (make dask-up;
+# one already answering is used), its address exported into the settings before the workers that run `train` start.
+# An address already set in the environment (a real cluster) wins.
+read -r PROFILE_NAME DASK_ADDRESS < <($BIN/python -c 'from shoprank.settings import get_settings
+s = get_settings(); print(s.profile, s.training.dask_scheduler_address or "-")')
+if [ "$PROFILE_NAME" = "cluster" ] && [ "$DASK_ADDRESS" = "-" ]; then
+    $BIN/python -m orchestration.dask_cluster status | grep -q "dask: down" && dask_started=1
+    eval "$($BIN/python -m orchestration.dask_cluster up)"
+    echo "==> [airflow] train fits through xgboost.dask at $SHOPRANK_TRAINING__DASK_SCHEDULER_ADDRESS"
+fi
 
 # On the CeleryExecutor every component runs through orchestration/celery_compat.py (celery 5.7 vs the provider).
 if [ "$AIRFLOW__CORE__EXECUTOR" = "CeleryExecutor" ]; then

@@ -2,6 +2,8 @@
 starts it (scripts/airflow.sh): API server, scheduler, DAG processor, triggerer and two Celery workers, one on the dbt
 queue running one task at a time (the warehouse's single writer), one on the default and training queues. Redis is
 the broker (the test's own key prefix), PostgreSQL the metadata DB and result backend (the test's own database).
+As on `make airflow PROFILE=cluster`, the script starts a Dask scheduler and two workers on loopback (make dask-up,
+the run's own ports) and the train step fits through xgboost.dask on them.
 
 The warehouse target is DuckDB here (the cluster profile's Spark target is tested apart). Without PostgreSQL or Redis
 on loopback the test fails and says `make services-up`.
@@ -93,6 +95,11 @@ def test_daily_dag_succeeds_with_every_task_run_by_a_celery_worker(celery_run: d
         (settings.home_dir / "models" / "candidates" / str(settings.default_run_date) / "candidate.json").read_text()
     )
     assert card["metrics"]
+    # The cluster profile's train step fitted through xgboost.dask on the Dask cluster the script started, which
+    # stopped with Airflow.
+    assert card["engine"] == "xgboost.dask" and card["dask_workers"] == settings.services.dask_workers, card
+    assert card["dask_scheduler"].startswith(f"tcp://{settings.services.dask_host}:")
+    assert not list((settings.home_dir / "services" / "dask").glob("*.pid"))
 
 
 def test_tasks_are_routed_to_their_queue_and_the_dbt_worker_runs_one_at_a_time(celery_run: dict[str, Any]) -> None:

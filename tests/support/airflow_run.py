@@ -129,7 +129,12 @@ def run_daily_dag(overrides: dict[str, str], run_date: date, timeout_s: float = 
     from orchestration.airflow_ops import ensure_airflow_login, init_airflow
 
     port = free_port()
-    overrides = {**overrides, "SHOPRANK_AIRFLOW__PORT": str(port)}
+    # The cluster profile's Dask (scripts/airflow.sh starts it) on this run's own ports, never another run's.
+    dask_ports = {
+        "SHOPRANK_SERVICES__DASK_PORT": str(free_port()),
+        "SHOPRANK_SERVICES__DASK_DASHBOARD_PORT": str(free_port()),
+    }
+    overrides = {**dask_ports, **overrides, "SHOPRANK_AIRFLOW__PORT": str(port)}
     settings = settings_for(overrides)
     with _environ(overrides):
         init_airflow(settings)  # login, metadata DB, the dbt pool and manifest (what `make airflow-init` does)
