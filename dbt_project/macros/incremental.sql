@@ -64,9 +64,10 @@
         Each model rewrites from min(run's day + offset, its newest partition) (partition_start, offset 0 or -1):
         the minimum over the models, taking -1 for all, is at most one day more than any of them needs. It bounds
         what a run reads: the day spine starts here (int_day_spine), stg_events reads the raw partitions from here
-        on (less the retrieval window, events_start) and the data tests on the marts check the partitions from here
+        on (events_start) and the data tests on the marts check the partitions from here
         on (get_where_subquery), so the daily run reads and rewrites a few days, whatever the history's length.
-        Called while stg_events and int_day_spine compile, before this run has changed any mart. -#}
+        Called while stg_events and int_day_spine compile, before this run has changed any mart (stg_events, itself
+        one of these models, then holds at least the days it read). -#}
     {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
         {{- return(none) -}}
     {%- endif -%}
@@ -89,16 +90,11 @@
 
 
 {% macro events_start() %}
-    {#- The first raw event day this run reads, as a SQL date literal (none: all): run_start, or earlier for the
-        retrieval marts' window of var retrieval_window_days days up to the run's day. The raw gate keeps every
-        event inside its partition's day, so the partition dt is the event's date. -#}
+    {#- The first raw event day this run reads, as a SQL date literal (none: all): run_start. stg_events is a table
+        incremental by dt, so the retrieval marts' 7-day windows read its stored days, not raw partitions. The raw
+        gate keeps every event inside its partition's day, so the partition dt is the event's date. -#}
     {%- set start = run_start() -%}
-    {%- if start is none -%}
-        {{- return(none) -}}
-    {%- endif -%}
-    {%- set run = modules.datetime.date.fromisoformat((var('run_date') | string | trim)[:10]) -%}
-    {%- set window = run - modules.datetime.timedelta(days=(var('retrieval_window_days') | int) - 1) -%}
-    {{- return("date '" ~ ([start, window] | min).isoformat() ~ "'") -}}
+    {{- return(none if start is none else "date '" ~ start.isoformat() ~ "'") -}}
 {% endmacro %}
 
 
@@ -141,7 +137,9 @@
         whole tables (every day on a full build):
         __run_partitions__: the partitions this run rewrote, from the day spine's first day (run_start) on, in the
         tested model's partition column (config unique_key);
-        __run_events__: the raw event partitions this run reads (events_start; source tests run before any model). -#}
+        __run_events__: the raw event partitions this run reads (events_start; source tests run before any model);
+        __run_days__: the same days of a model partitioned by the raw day dt (stg_events, tested before the spine
+        is rebuilt). -#}
     {%- set where = config.get('where', '') -%}
     {%- if execute and where and '__run_partitions__' in where -%}
         {%- set column = namespace(name='dt') -%}
@@ -166,6 +164,10 @@
             {%- set relation = raw_partitions(relation, relation.identifier, first_day) -%}
         {%- endif -%}
         {%- set where = where | replace('__run_events__', 'dt >= ' ~ first_day if first_day else 'true') -%}
+    {%- endif -%}
+    {%- if execute and where and '__run_days__' in where -%}
+        {%- set first_day = events_start() -%}
+        {%- set where = where | replace('__run_days__', 'dt >= ' ~ first_day if first_day else 'true') -%}
     {%- endif -%}
     {%- if where -%}
         {{- return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -}}

@@ -3,6 +3,7 @@ of one run over all days, and a backfill of an earlier day rewrites only the par
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -184,10 +185,11 @@ def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path)
 
 
 def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, tmp_path: Path) -> None:
-    """A ten-day history built up to D-1; then every raw event partition older than D's run needs (its first
-    rewritten day D-1, and the retrieval marts' 7 days up to D) is replaced by garbage bytes: D's run, its tests
-    included, still succeeds, and its marts equal one run of D over the intact data (a run that re-read all history
-    fails on the first garbage file; one that read it from elsewhere would differ)."""
+    """A ten-day history built up to D-1; then every raw event partition older than the first day D's run rewrites
+    (D-1) is replaced by garbage bytes, the retrieval marts' 7-day window included (they read the stored days of
+    stg_events): D's run, its tests included, still succeeds, scans and deduplicates only days D-1 and D, and its
+    marts equal one run of D over the intact data (a run that re-read history fails on the first garbage file; one
+    that read it from elsewhere would differ)."""
     history = TINY.model_copy(update={"days": 10})
     day = history.start_date + timedelta(days=9)
     intact = Settings(home=tmp_path / "intact", simulator=history)
@@ -197,7 +199,7 @@ def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, t
     _land_raw_up_to(intact.raw_dir, settings.raw_dir, day - timedelta(days=1))
     _build_models(settings, day - timedelta(days=1))
     _land_raw_up_to(intact.raw_dir, settings.raw_dir, day)
-    old_days = [day - timedelta(days=n) for n in (9, 8, 7)]
+    old_days = [day - timedelta(days=n) for n in range(9, 1, -1)]
     for old_day in old_days:
         partition_path(settings.raw_dir, "events", old_day).write_bytes(b"not a parquet file")
 
@@ -206,3 +208,14 @@ def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, t
     assert [name for name in EXPORTED_MARTS if _exports(settings)[name] != _exports(intact)[name]] == []
     # The old days are in the marts: their features came from the first run, not re-read.
     assert _mart(settings, "training_examples")["dt"].min() == old_days[0]
+    # stg_events, the one model that reads raw events, rewrote the two days it read, all their rows...
+    new_rows = sum(
+        pq.read_metadata(partition_path(settings.raw_dir, "events", d)).num_rows for d in (day - timedelta(days=1), day)
+    )
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        per_day = dict(con.execute("select dt, count(*) from stg_events group by dt").fetchall())
+    assert len(per_day) == 10 and sum(per_day[d] for d in (day - timedelta(days=1), day)) == new_rows
+    # ... reading only their raw files: the compiled model lists the two partitions' files.
+    compiled = settings.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "staging" / "stg_events.sql"
+    read = set(re.findall(r"/events/dt=([0-9-]+)/", compiled.read_text()))
+    assert read == {(day - timedelta(days=1)).isoformat(), day.isoformat()}

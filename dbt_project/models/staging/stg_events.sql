@@ -1,4 +1,11 @@
-{#- An incremental run reads only the raw partitions it needs (events_start): never the older history. -#}
+{{ config(
+    materialized='incremental', incremental_strategy=partition_strategy(), unique_key='dt',
+    partition_by=partition_key('dt'), on_schema_change='fail'
+) }}
+{#- A table, incremental by raw partition day (dt, the event's UTC date: the raw gate keeps events inside their
+    partition's day): an incremental run reads, types and deduplicates only the raw partitions from its first
+    rewritten day on (events_start), once; every model downstream (the 7-day retrieval windows included) reads the
+    stored days instead of re-scanning raw history through a view. -#}
 {%- set first_day = events_start() %}
 
 with
@@ -36,7 +43,8 @@ renamed as (
 
 deduplicated as (
 
-    -- a partition re-landed twice must not double-count: keep one row per event, from the latest partition
+    -- a partition re-landed twice must not double-count: keep one row per event, from the latest partition (of
+    -- those read: an incremental run leaves an older stored day's copy of an id it re-reads in a later day alone)
     {{ latest_row('renamed', 'event_id', 'dt desc, event_ts desc') }}
 
 )
