@@ -27,7 +27,8 @@ read -r PROFILE_NAME DASK_ADDRESS < <($BIN/python -c 'from shoprank.settings imp
 s = get_settings(); print(s.profile, s.training.dask_scheduler_address or "-")')
 if [ "$PROFILE_NAME" = "cluster" ] && [ "$DASK_ADDRESS" = "-" ]; then
     $BIN/python -m orchestration.dask_cluster status | grep -q "dask: down" && dask_started=1
-    eval "$($BIN/python -m orchestration.dask_cluster up)"
+    dask_env=$($BIN/python -m orchestration.dask_cluster up)  # an assignment, so set -e stops on a failed start
+    eval "$dask_env"
     echo "==> [airflow] train fits through xgboost.dask at $SHOPRANK_TRAINING__DASK_SCHEDULER_ADDRESS"
 fi
 
