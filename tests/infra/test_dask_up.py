@@ -82,3 +82,12 @@ def test_dask_up_starts_scheduler_and_workers_the_settings_point_at_and_down_sto
     assert not any(_alive(pid) for pid in pids.values())
     assert not list(state_dir(settings).glob("*.pid"))
     assert _dask(["status"], env, 60).stdout.strip() == f"dask: down at {address}"
+
+
+def test_make_dask_up_and_down_run_this_module_and_make_help_lists_them():
+    root = Path(__file__).resolve().parents[2]
+    listed = subprocess.run(["make", "help"], cwd=root, capture_output=True, text=True, timeout=60, check=True)
+    for target, command in (("dask-up", "up"), ("dask-down", "down")):
+        assert f"{target} " in listed.stdout
+        dry = subprocess.run(["make", "-n", target], cwd=root, capture_output=True, text=True, timeout=60, check=True)
+        assert f"-m orchestration.dask_cluster {command}" in dry.stdout
