@@ -2,16 +2,18 @@
 
 With a pre-ranker loaded (shoprank/prerank.py, trained by the `train-preranker` step) and ``recall.prerank`` on,
 a request without candidate ids retrieves ``recall.prerank_candidates`` items; :meth:`Funnel.keep` scores them
-in one vectorised predict over the item cache's rows (ITEM_FEATURES), the user's category shares and the inner
-product of the user's and the items' recall vectors, and passes the best ``recall.prerank_keep`` on, in score
-order. The item-side part (each cache row's features and its row in the recall vectors) is built once per
-(item snapshot, recall version, pre-ranker) and shared by every request on that state.
+in one vectorised predict over the item cache's rows (ITEM_FEATURES), the user's category shares, the inner
+product of the user's and the items' recall vectors and, on a search, the query's match with each title, and passes
+the best ``recall.prerank_keep`` on, in score order. ``recall.prerank_quotas`` reserves a share of the kept for a
+retrieval source's best candidates (:func:`quota_cut`). The item-side part (each cache row's features, its row in
+the recall vectors, the title word index) is built once per (item snapshot, recall version, pre-ranker) and shared
+by every request on that state.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +21,7 @@ import numpy as np
 from serving.item_cache import ItemCache
 from shoprank import prerank
 from shoprank.prerank import PreRanker
-from shoprank.ranking_features import ITEM_FEATURES
+from shoprank.ranking_features import ITEM_FEATURES, TitleWordIndex
 from shoprank.recall import RecallIndex
 
 
@@ -31,6 +33,7 @@ class Funnel:
     item_features: np.ndarray  # (cache rows + 1, ITEM_FEATURES) float32; the last row (unknown items) all NaN
     categories: np.ndarray  # item_category_id per cache row
     vector_rows: np.ndarray  # per cache row, its row of the recall vectors (-1: no vector)
+    titles: TitleWordIndex | None  # the cache rows' title words (None: the cache has no titles: no query match)
 
     @classmethod
     def build(cls, model: PreRanker, items: ItemCache, recall: RecallIndex) -> Funnel:
@@ -41,12 +44,18 @@ class Funnel:
             positions = recall.embeddings.positions
             vector_rows[:-1] = [positions.get(str(i), -1) for i in items.ids]
         category = features[:, ITEM_FEATURES.index("item_category_id")]
-        return cls(model, items, recall, features, category, vector_rows)
+        titles = None if items.titles is None else TitleWordIndex(items.titles)
+        return cls(model, items, recall, features, category, vector_rows, titles)
 
     def scores(
-        self, user_id: str, recent: Sequence[str], shares: Sequence[float] | None, rows: np.ndarray
+        self,
+        user_id: str,
+        recent: Sequence[str],
+        shares: Sequence[float] | None,
+        rows: np.ndarray,
+        query: str | None = None,
     ) -> np.ndarray:
-        """The pre-ranker's score of each item cache row in ``rows`` for this user."""
+        """The pre-ranker's score of each item cache row in ``rows`` for this user (``query``: a search's)."""
         embeddings = self.recall.embeddings
         embedding = np.full(len(rows), np.nan, dtype=np.float32)
         if embeddings is not None:
@@ -55,18 +64,49 @@ class Funnel:
             has = vector_rows >= 0
             embedding = prerank.embedding_scores(user, embeddings.vectors[np.maximum(vector_rows, 0)], has)
         affinity = prerank.category_affinity(None if shares is None else np.asarray(shares), self.categories[rows])
-        return self.model.score(prerank.prerank_matrix(self.item_features[rows], affinity, embedding))
+        # as the final ranker: NaN without a query (training's feed impressions have no query_item_match row)
+        query_match = self.titles.match(query, rows) if self.titles is not None else np.full(len(rows), np.nan)
+        return self.model.score(prerank.prerank_matrix(self.item_features[rows], affinity, embedding, query_match))
 
     def keep(
-        self, user_id: str, recent: Sequence[str], shares: Sequence[float] | None, candidates: list[str], n: int
+        self,
+        user_id: str,
+        recent: Sequence[str],
+        shares: Sequence[float] | None,
+        candidates: list[str],
+        n: int,
+        query: str | None = None,
+        sources: Mapping[str, str] | None = None,
+        quotas: Mapping[str, float] | None = None,
     ) -> tuple[list[str], dict[str, float]]:
-        """The best ``n`` candidates by pre-rank score (ties: retrieval order) and their scores (for /explain)."""
+        """The best ``n`` candidates by pre-rank score (ties: retrieval order), each source in ``quotas`` keeping
+        its best up to its share of ``n`` (:func:`quota_cut`), and their scores (for /explain)."""
         if not candidates:
             return [], {}
-        scores = self.scores(user_id, recent, shares, self.items.rows(candidates))
-        order = np.argsort(-scores, kind="stable")[:n]
+        scores = self.scores(user_id, recent, shares, self.items.rows(candidates), query)
+        labels = [sources.get(c, "") for c in candidates] if sources is not None and quotas else None
+        order = quota_cut(scores, labels, n, quotas or {})
         kept = [candidates[p] for p in order]
         return kept, dict(zip(kept, scores[order].tolist(), strict=True))
+
+
+def quota_cut(scores: np.ndarray, sources: Sequence[str] | None, n: int, quotas: Mapping[str, float]) -> np.ndarray:
+    """Positions of the ``n`` kept candidates, best score first (ties: the earlier position).
+
+    Each source in ``quotas`` first keeps its best-scored candidates, up to ``int(share * n)`` (fewer when it
+    brought fewer); the rest of the ``n`` go to the best of the others by score. Why: the pre-ranker ranks by
+    what the logged impressions taught it, and a source it cannot see (on a search, the query's text matches)
+    can otherwise lose candidates the final ranker would have put first."""
+    order = np.argsort(-scores, kind="stable")
+    if not quotas or sources is None:
+        return order[:n]
+    labels = np.asarray(sources, dtype=object)[order]
+    chosen = np.zeros(len(scores), dtype=bool)
+    for source, share in quotas.items():
+        chosen[order[labels == source][: int(share * n)]] = True
+    rest = order[~chosen[order]][: max(n - int(chosen.sum()), 0)]
+    chosen[rest] = True
+    return order[chosen[order]][:n]  # shares summing above 1 keep the best n of their picks
 
 
 _lock = threading.Lock()

@@ -127,7 +127,7 @@ def load_items(
     marts = pointer.resolve()
     views = [replace(view, path=marts / view.path.name) if view.path.parent == pointer else view for view in views]
     items = ItemCache.from_marts(marts, new_seller_days, views)
-    if titles:
+    if titles or settings.recall.prerank:  # the pre-ranker's query match reads them too
         items = items.with_titles(pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]))
     popularity = PopularityIndex.from_items(items)
     return items, popularity, RetrievalIndex.build(items, marts)

@@ -3,8 +3,10 @@
 Its features are all cheap at request time for thousands of candidates: the item-side columns of the item cache
 (ITEM_FEATURES, one matrix row per item per snapshot), the user's share of clicks in the item's category
 (``user_category_affinity``, as the final ranker derives it) and the inner product of the user's and the item's
-learned recall vectors (``embedding_score``; NaN when either has no vector). Training (training/preranker.py) and
-serving (serving/prerank.py) build the matrix with :func:`prerank_matrix`.
+learned recall vectors (``embedding_score``; NaN when either has no vector) and, on a search, the share of the
+query's words in the item's title (``query_title_match``, the final ranker's request-time column; NaN on the feed):
+without it the pre-ranker could not tell which of 5,000 candidates suit the query. Training (training/preranker.py)
+and serving (serving/prerank.py) build the matrix with :func:`prerank_matrix`.
 
 A version is ``<settings.preranker_dir>/<day>/`` with ``model.json`` (an XGBoost booster) and ``card.json``
 (features, data window, metrics; written last: a directory without it is incomplete and never loaded).
@@ -20,11 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from shoprank.ranking_features import ITEM_FEATURES
+from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 
 AFFINITY = "user_category_affinity"
 EMBEDDING_SCORE = "embedding_score"
-FEATURES = [*ITEM_FEATURES, AFFINITY, EMBEDDING_SCORE]
+(QUERY_MATCH,) = QUERY_FEATURES  # query_title_match
+FEATURES = [*ITEM_FEATURES, AFFINITY, EMBEDDING_SCORE, QUERY_MATCH]
+# The columns a pre-ranker computes itself (training and serving alike); the rest are stored point-in-time columns.
+REQUEST_COLUMNS = (EMBEDDING_SCORE, QUERY_MATCH)
 MODEL_FILE = "model.json"
 CARD_FILE = "card.json"
 CURRENT = "CURRENT"
@@ -53,9 +58,12 @@ def embedding_scores(user: np.ndarray | None, item_vectors: np.ndarray, has_vect
     return out
 
 
-def prerank_matrix(items: np.ndarray, affinity: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+def prerank_matrix(
+    items: np.ndarray, affinity: np.ndarray, embedding: np.ndarray, query_match: np.ndarray
+) -> np.ndarray:
     """The model matrix in FEATURES order: ``items`` holds the ITEM_FEATURES columns, one row per candidate."""
-    return np.column_stack([items.astype(np.float32, copy=False), affinity, embedding]).astype(np.float32, copy=False)
+    columns = [items.astype(np.float32, copy=False), affinity, embedding, query_match]
+    return np.column_stack(columns).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ order; serving builds exactly those, in that order, from the model card (serving
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,34 @@ def query_title_match(query: str | None, titles: Sequence[frozenset[str]]) -> np
         return np.full(len(titles), np.nan)
     words = set(query.lower().split(" "))
     return np.fromiter((len(words & title) / len(words) for title in titles), dtype=float, count=len(titles))
+
+
+class TitleWordIndex:
+    """:func:`query_title_match` over a fixed list of titles, for thousands of rows per request (the pre-ranker's
+    5,000 candidates): an inverted index of each word's rows, so a query costs its words' postings instead of one
+    Python set intersection per title (4 ms per 5,000 titles). Same values as query_title_match (a test pins them)."""
+
+    def __init__(self, titles: Iterable[frozenset[str]]) -> None:
+        postings: dict[str, list[int]] = {}
+        size = 0
+        for row, words in enumerate(titles):
+            size = row + 1
+            for word in words:
+                postings.setdefault(word, []).append(row)
+        self.postings = {word: np.asarray(rows, dtype=np.int64) for word, rows in postings.items()}
+        self.size = size
+
+    def match(self, query: str | None, rows: np.ndarray) -> np.ndarray:
+        """query_title_match(query, titles[rows]): per row, the share of the query's distinct words in its title."""
+        if query is None:
+            return np.full(len(rows), np.nan)
+        words = set(query.lower().split(" "))
+        counts = np.zeros(self.size, dtype=np.int64)
+        for word in words:
+            hits = self.postings.get(word)
+            if hits is not None:
+                counts[hits] += 1  # a word's rows are distinct: a plain fancy-index add is exact
+        return counts[rows] / len(words)
 
 
 def fill_absent_user_category(frame: pd.DataFrame) -> pd.DataFrame:

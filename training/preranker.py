@@ -5,7 +5,9 @@ as the final ranker's; feature service ranker_v1, which holds every item-side co
 The embedding score must be out of sample, as it is when serving scores tomorrow's requests with today's index:
 the pre-ranker is fitted on the last ``recall.prerank_train_days`` days before the holdout, each row scored with an
 implicit ALS fitted on the clicks of the days before those; the holdout rows with an ALS fitted on every day before
-the holdout. Model: a small LambdaMART (``prerank_trees`` trees of depth ``prerank_depth``) grouped by request.
+the holdout. The query match is each search impression's ``query_title_match`` from the query_item_match mart, as the
+final ranker's training reads it (NaN on the feed; serving computes the same value per candidate). Model: a small
+LambdaMART (``prerank_trees`` trees of depth ``prerank_depth``) grouped by request.
 Written to a temporary directory, renamed to ``<preranker_dir>/<day>/``, then ``CURRENT`` is replaced.
 """
 
@@ -32,7 +34,7 @@ from training.train import code_version, json_safe
 
 log = logging.getLogger(__name__)
 
-FEATURE_SERVICE = "ranker_v1"  # its columns include every pre-ranker feature but the embedding score
+FEATURE_SERVICE = "ranker_v1"  # its columns include every pre-ranker feature but the embedding score and query match
 LEARNING_RATE = 0.2
 
 
@@ -88,7 +90,8 @@ def prerank_share_columns(frame: pd.DataFrame, n_categories: int) -> list[str]:
 def read_rows(chunks: list[Chunk], n_categories: int) -> pd.DataFrame:
     from shoprank.ranking_features import category_share_columns
 
-    wanted = ["request_id", "user_id", "item_id", "dt", "relevance", "label_click", *prerank.FEATURES[:-1]]
+    stored = [f for f in prerank.FEATURES if f not in prerank.REQUEST_COLUMNS]
+    wanted = ["impression_id", "request_id", "user_id", "item_id", "dt", "relevance", "label_click", *stored]
     frames = []
     for chunk in chunks:
         frame = read_chunk(chunk)
@@ -97,6 +100,16 @@ def read_rows(chunks: list[Chunk], n_categories: int) -> pd.DataFrame:
         return pd.DataFrame(columns=wanted)
     rows = pd.concat(frames, ignore_index=True)
     return rows.sort_values(["request_id", "item_id"], kind="mergesort").reset_index(drop=True)
+
+
+def query_column(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """Each row's query_title_match as the final ranker's training reads it: the query_item_match mart's value for
+    a search impression (the SQL twin of shoprank.ranking_features.query_title_match; a test pins both), NaN for a
+    feed one (the mart has no row for it, and serving gives a feed request NaN)."""
+    path = settings.marts_export_dir.resolve() / "query_item_match.parquet"
+    matches = pd.read_parquet(path, columns=["impression_id", prerank.QUERY_MATCH])  # search impressions only
+    by_impression = matches.drop_duplicates("impression_id").set_index("impression_id")[prerank.QUERY_MATCH]
+    return frame["impression_id"].map(by_impression).to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -154,6 +167,8 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
     clicks = click_log(settings)
     train[prerank.EMBEDDING_SCORE] = embedding_column(train, clicks[clicks["dt"] < train_days[0]], settings)
     holdout[prerank.EMBEDDING_SCORE] = embedding_column(holdout, clicks[clicks["dt"] < holdout_days[0]], settings)
+    train[prerank.QUERY_MATCH] = query_column(train, settings)
+    holdout[prerank.QUERY_MATCH] = query_column(holdout, settings)
     model = fit(train, settings)
     scores = model.predict(matrix(holdout))
     metrics = holdout_metrics(holdout, scores, cfg.ndcg_k)

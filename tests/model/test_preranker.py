@@ -9,11 +9,19 @@ import numpy as np
 import pandas as pd
 
 from shoprank import prerank
+from shoprank.ranking_features import query_title_match, title_words
 from shoprank.settings import Settings
 from tests.model.conftest import RUN_DATE
 from training.chunks import split_days
 from training.pit_dataset import build_chunked_training_set
-from training.preranker import FEATURE_SERVICE, click_log, embedding_column, read_rows, train_preranker
+from training.preranker import (
+    FEATURE_SERVICE,
+    click_log,
+    embedding_column,
+    query_column,
+    read_rows,
+    train_preranker,
+)
 
 
 def test_the_preranker_trains_with_a_card_and_serving_loads_it(feast_world: Settings) -> None:
@@ -30,6 +38,7 @@ def test_the_preranker_trains_with_a_card_and_serving_loads_it(feast_world: Sett
     metrics = card["metrics"]
     assert 0 < metrics["prerank_ndcg@10"] <= 1 and metrics["prerank_click_auc"] > 0.5
     assert set(card["feature_importance"]) <= set(prerank.FEATURES)
+    assert card["feature_importance"].get(prerank.QUERY_MATCH, 0) > 0  # the search impressions' query match is used
     assert len(card["params"]) and card["params"]["n_estimators"] == settings.recall.prerank_trees
 
     loaded = prerank.load_preranker(root)
@@ -58,3 +67,34 @@ def test_the_embedding_score_only_knows_the_days_before(feast_world: Settings, t
     with_holdout = embedding_column(holdout, clicks, settings)
     assert not np.allclose(np.nan_to_num(scores), np.nan_to_num(with_holdout))
     assert isinstance(holdout, pd.DataFrame) and len(holdout) == len(scores)
+
+
+def test_the_query_match_is_each_search_impressions_title_match_and_nan_on_the_feed(
+    feast_world: Settings, tmp_path
+) -> None:  # noqa: ANN001
+    settings = feast_world
+    cfg = settings.training
+    chunked = build_chunked_training_set(settings, RUN_DATE, FEATURE_SERVICE, tmp_path / "set")
+    _, _, holdout_days = split_days(chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days)
+    holdout = read_rows(chunked.on_days(holdout_days), settings.simulator.categories)
+    got = query_column(holdout, settings)
+    # the reference: the raw impression's surface and query against the raw item title, with serving's function
+    events = pd.concat(
+        [pd.read_parquet(settings.raw_dir / "events" / f"dt={day.isoformat()}") for day in holdout_days]
+    ).set_index("event_id")
+    titles = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]).drop_duplicates(
+        "item_id", keep="last"
+    )
+    title_of = titles.set_index("item_id")["title"]
+    raw = events.loc[holdout["impression_id"]]
+    search = (raw["surface"] == "search").to_numpy() & raw["query"].notna().to_numpy()
+    assert search.any() and (~search).any()
+    assert np.isnan(got[~search]).all()
+    expected = np.array(
+        [
+            query_title_match(query, [title_words(title_of.get(item))])[0]
+            for query, item in zip(raw["query"][search], raw["item_id"][search], strict=True)
+        ]
+    )
+    np.testing.assert_allclose(got[search], expected, rtol=1e-6)
+    assert (expected > 0).any() and (expected < 1).any()  # a column that varies: the model can learn from it
