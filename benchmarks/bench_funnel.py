@@ -7,6 +7,8 @@ Per holdout request (user, surface, query; the day after the indexes' day, which
 - NDCG@10 of the holdout's clicks (gain 1) and purchases (gain 3) when the final ranker sees today's
   ``serving.default_candidate_count`` retrieved candidates vs the funnel's pre-ranked ones (no rules either way);
 - recall@100 / @500 of the clicked items in the funnel's pre-ranked order, per surface and per source.
+Each variant (``variants``: a name -> ``recall.prerank_quotas``; default the settings' own) is measured on the same
+requests; a variant's NDCG ranks its kept candidates as the request's own (the funnel path without re-retrieving).
 Needs a home with a champion, materialized features, a recall index and a pre-ranker (bench_retrieval builds it).
 """
 
@@ -29,7 +31,13 @@ def ndcg_at(ranked: list[str], gains: dict[str, float], k: int = 10) -> float:
     return dcg / best if best else float("nan")
 
 
-def run(settings: Any, requests: pd.DataFrame, shares: dict[str, list[float]], n_requests: int) -> None:
+def run(
+    settings: Any,
+    requests: pd.DataFrame,
+    shares: dict[str, list[float]],
+    n_requests: int,
+    variants: dict[str, dict[str, float]] | None = None,
+) -> None:
     from serving.prerank import funnel_for
     from serving.service import RankingService
 
@@ -47,46 +55,59 @@ def run(settings: Any, requests: pd.DataFrame, shares: dict[str, list[float]], n
     cfg = settings.recall
     full_n, keep, today_n = cfg.prerank_candidates, cfg.prerank_keep, settings.serving.default_candidate_count
     rows = requests.head(n_requests) if n_requests else requests
-    recall20, ndcg_today, ndcg_funnel, prerank_ms = [], [], [], []
-    hits: dict[tuple[str, str], Counter[str]] = {}
+    variants = variants or {"funnel": dict(cfg.prerank_quotas)}
+    ndcg_today: dict[str, list[float]] = {}
+    recall20: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    ndcg_funnel: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    prerank_ms: dict[str, list[float]] = {v: [] for v in variants}
+    hits: dict[tuple[str, str, str], Counter[str]] = {}
     totals: Counter[str] = Counter()
     for request in rows.itertuples():
         query = request.query if isinstance(request.query, str) and request.surface == "search" else None
         user_shares = shares.get(request.user_id)
         full, sources = state.retrieval.retrieve(request.user_id, user_shares, full_n, query, state.recall, cfg)
-        started = time.perf_counter()
         recent = state.retrieval.user_recent.get(request.user_id, [])
-        kept, _ = funnel.keep(request.user_id, recent, user_shares, full, keep)
-        prerank_ms.append((time.perf_counter() - started) * 1000)
-
         top20 = ranked(service, request, query, full, 20, funnel_on=False)
-        recall20.append(len(set(top20) & set(kept)) / max(len(top20), 1))
         gains = dict.fromkeys(request.clicked, 1.0)
         if isinstance(request.purchased, set):
             gains.update(dict.fromkeys(request.purchased, 3.0))
-        ndcg_today.append(ndcg_at(ranked(service, request, query, None, 10, funnel_on=False), gains))
-        ndcg_funnel.append(ndcg_at(ranked(service, request, query, None, 10, funnel_on=True), gains))
-        for item in request.clicked:
-            totals[request.surface] += 1
-            counter = hits.setdefault((request.surface, "@100"), Counter())
-            if item in kept[:100]:
-                counter[sources[item]] += 1
-            if item in kept:
-                hits.setdefault((request.surface, "@500"), Counter())[sources[item]] += 1
+        today = ndcg_at(ranked(service, request, query, None, 10, funnel_on=False), gains)
+        ndcg_today.setdefault(request.surface, []).append(today)
+        totals[request.surface] += len(request.clicked)
+        for name, quotas in variants.items():
+            started = time.perf_counter()
+            kept, _ = funnel.keep(request.user_id, recent, user_shares, full, keep, query, sources, quotas)
+            prerank_ms[name].append((time.perf_counter() - started) * 1000)
+            recall20[name].setdefault(request.surface, []).append(len(set(top20) & set(kept)) / max(len(top20), 1))
+            ndcg = ndcg_at(ranked(service, request, query, kept, 10, funnel_on=False), gains)
+            ndcg_funnel[name].setdefault(request.surface, []).append(ndcg)
+            for item in request.clicked:
+                if item in kept[:100]:
+                    hits.setdefault((name, request.surface, "@100"), Counter())[sources[item]] += 1
+                if item in kept:
+                    hits.setdefault((name, request.surface, "@500"), Counter())[sources[item]] += 1
     service.settings = settings
     n = len(rows)
     line(f"funnel: {n} holdout requests", f"{full_n} retrieved -> pre-ranker keeps {keep}; today: {today_n} retrieved")
-    line("pre-ranker recall of the final top 20", f"{np.mean(recall20):.3f} (target 0.95)")
-    line("pre-ranker time (in process) p50 / p99", _percentiles(prerank_ms))
-    line("NDCG@10 holdout clicks, today", f"{np.nanmean(ndcg_today):.4f}")
-    line("NDCG@10 holdout clicks, funnel", f"{np.nanmean(ndcg_funnel):.4f}")
-    for surface in sorted(totals):
-        for at in ("@100", "@500"):
-            counter = hits.get((surface, at), Counter())
-            per_source = ", ".join(f"{s} {c / totals[surface]:.3f}" for s, c in counter.most_common())
-            share = sum(counter.values()) / totals[surface]
-            line(f"funnel {surface} clicked R{at} ({totals[surface]})", f"{share:.3f}")
-            line("", f"by source: {per_source}")
+    every = [r for values in ndcg_today.values() for r in values]
+    by_surface = ", ".join(f"{s} {np.nanmean(v):.4f}" for s, v in sorted(ndcg_today.items()))
+    line("NDCG@10 holdout clicks, today", f"{np.nanmean(every):.4f} ({by_surface})")
+    for name, quotas in variants.items():
+        every = [r for values in recall20[name].values() for r in values]
+        by_surface = ", ".join(f"{s} {np.mean(v):.3f}" for s, v in sorted(recall20[name].items()))
+        line(f"[{name}] quotas", str(quotas or "none: by score"))
+        line(f"[{name}] pre-ranker recall of the final top 20", f"{np.mean(every):.3f} ({by_surface}; target 0.95)")
+        line(f"[{name}] pre-ranker time (in process) p50 / p99", _percentiles(prerank_ms[name]))
+        every = [r for values in ndcg_funnel[name].values() for r in values]
+        by_surface = ", ".join(f"{s} {np.nanmean(v):.4f}" for s, v in sorted(ndcg_funnel[name].items()))
+        line(f"[{name}] NDCG@10 holdout clicks, funnel", f"{np.nanmean(every):.4f} ({by_surface})")
+        for surface in sorted(totals):
+            for at in ("@100", "@500"):
+                counter = hits.get((name, surface, at), Counter())
+                per_source = ", ".join(f"{s} {c / totals[surface]:.3f}" for s, c in counter.most_common())
+                share = sum(counter.values()) / totals[surface]
+                line(f"[{name}] {surface} clicked R{at} ({totals[surface]})", f"{share:.3f}")
+                line("", f"by source: {per_source}")
 
 
 def ranked(

@@ -13,6 +13,7 @@ per surface, merged and per source (a hit counted for the source that brought th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -92,6 +93,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=0, help="holdout requests to use (0: all)")
     parser.add_argument("--funnel-requests", type=int, default=300, help="holdout requests the funnel ranks (0: none)")
+    parser.add_argument(
+        "--prerank-quotas",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a further funnel variant's recall.prerank_quotas, e.g. '{\"text\": 0.3}' (repeatable)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("SHOPRANK_HOME", str(HOME))
     # the funnel part hands the final ranker every retrieved candidate (5,000 by default) as the request's own
@@ -130,7 +138,6 @@ def main() -> None:
     started = time.perf_counter()
     recall = load_recall_index(settings.recall_dir)
     line("recall index load", f"{time.perf_counter() - started:.2f} s, version {recall.version}")
-    import json
 
     manifest = json.loads((settings.recall_dir / str(recall.version) / "manifest.json").read_text())
     line("text index", f"{manifest['text']}")
@@ -181,7 +188,9 @@ def main() -> None:
     if args.funnel_requests:
         from benchmarks import bench_funnel
 
-        bench_funnel.run(settings, requests, shares, args.funnel_requests)
+        variants = {"funnel": dict(settings.recall.prerank_quotas)}
+        variants |= {f"quotas {text}": json.loads(text) for text in args.prerank_quotas}
+        bench_funnel.run(settings, requests, shares, args.funnel_requests, variants)
     measure(requests[requests["surface"] == "feed"], embedding_alone, "embedding alone")
     measure(requests[requests["surface"] == "search"], text_alone, "text alone")
     timings = []
