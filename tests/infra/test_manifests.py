@@ -324,6 +324,8 @@ def test_kubernetes_builds_the_warehouse_on_the_deployed_spark_master(monkeypatc
     assert {"name": "SPARK_LOCAL_HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in _container(
         dbt
     )["env"]
+    chart = yaml.safe_load(yaml.safe_load((INFRA / "helm" / "airflow-values.yaml").read_text())["extraEnv"])
+    assert {"name": "SPARK_LOCAL_HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in chart
     assert _bytes(settings.spark.executor_memory) <= _bytes(worker[worker.index("--memory") + 1])
     assert _bytes(settings.spark.driver_memory) < _bytes(_container(dbt)["resources"]["limits"]["memory"][:-1])
 
