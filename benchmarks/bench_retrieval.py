@@ -152,8 +152,10 @@ def main() -> None:
     shares = user_shares(settings)
     n = settings.serving.default_candidate_count
 
+    before = settings.recall.model_copy(update={"affinity_share": 0.0})  # issue 16's sources all off
+
     def today(request):  # type: ignore[no-untyped-def]
-        return index.retrieve(request.user_id, shares.get(request.user_id), n)
+        return index.retrieve(request.user_id, shares.get(request.user_id), n, cfg=before)
 
     def new(request):  # type: ignore[no-untyped-def]
         query = request.query if isinstance(request.query, str) else None

@@ -8,6 +8,10 @@ Sources (the retrieval marts, as of the serving snapshot; a missing file leaves 
 - ``retrieval_trending``: items trending per category (the user's categories first), then globally;
 - new items (item_is_new in the item cache), best smoothed CTR first;
 - popularity (item_clicks_7d) fills whatever is left.
+Before them all on a feed request (no query), with the user's category shares: ``affinity``, the
+``recall.affinity_share`` best items of the whole catalogue by item quality x the user's category lift
+(:meth:`RetrievalIndex.affinity_items`), the source that held the most of the next day's feed clicks at 1M events
+(docs/retrieval.md).
 With a recall index (shoprank/recall.py, built by the `build-retrieval` step) two more sources:
 - ``text`` (a search with a query): BM25 matches of the query over titles and category words, first, with
   ``recall.text_share`` of the budget; the query's category (query analysis) then filters every other source, and
@@ -31,6 +35,13 @@ from shoprank.recall import RecallIndex
 from shoprank.settings import RecallSettings
 
 SOURCE_SHARES = {"covisitation": 0.35, "category": 0.3, "trending": 0.1, "new": 0.1}
+# The affinity source's score (measured on the 1M-event world's next-day feed clicks; R@500 moved within noise over
+# LIFT_POWER 0.5-1.5, SHARE_PRIOR 0.1-0.5, PRIOR_IMPRESSIONS 5-100): an item's expected clicks are its exposure
+# (log 7-day impressions) times its click rate (CTR smoothed toward the catalogue's over PRIOR_IMPRESSIONS), times
+# the user's lift for its category: their click share over the catalogue's, shrunk toward 1 by SHARE_PRIOR.
+PRIOR_IMPRESSIONS = 20.0
+SHARE_PRIOR = 0.3
+LIFT_POWER = 0.5
 
 
 def split_known(candidate_ids: list[str], items: ItemCache) -> tuple[list[str], list[str]]:
@@ -63,6 +74,12 @@ class RetrievalIndex:
     trending_by_category: dict[object, list[str]] = field(default_factory=dict)
     trending: list[str] = field(default_factory=list)
     item_category: dict[str, int] = field(default_factory=dict)
+    # per cache row: the item's id, its category (-1: none), its quality (log impressions x smoothed CTR); per
+    # category its share of the catalogue's 7-day clicks (the affinity source)
+    row_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    row_category: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    quality: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    catalogue_shares: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def build(cls, cache: ItemCache, marts_dir: Path) -> RetrievalIndex:
@@ -80,6 +97,16 @@ class RetrievalIndex:
                 by_category.setdefault(int(category[position]), []).append(str(ids[position]))
                 item_category[str(ids[position])] = int(category[position])
         new_order = [p for p in np.lexsort((ids, -ctr)) if is_new[p]]
+        impressions = np.nan_to_num(cache.column("item_impressions_7d", rows))
+        prior_ctr = clicks.sum() / impressions.sum() if impressions.sum() > 0 else 0.0
+        smoothed_ctr = (clicks + PRIOR_IMPRESSIONS * prior_ctr) / (impressions + PRIOR_IMPRESSIONS)
+        with np.errstate(divide="ignore"):
+            quality = np.log1p(impressions) + np.log(smoothed_ctr)  # -inf when nothing was ever clicked
+        row_category = np.where(np.isfinite(category), category, -1).astype(np.int64)
+        known = row_category >= 0
+        catalogue_shares = np.bincount(row_category[known], weights=clicks[known]) if known.any() else np.zeros(0)
+        if catalogue_shares.sum() > 0:
+            catalogue_shares = catalogue_shares / catalogue_shares.sum()
         trending = _read(
             marts_dir / "retrieval_trending.parquet", ["item_id", "category_id", "trend_score", "trend_rank"]
         )
@@ -112,7 +139,35 @@ class RetrievalIndex:
             ),
             trending=list(dict.fromkeys(str(i) for i in trending_all)),
             item_category=item_category,
+            row_ids=ids,
+            row_category=row_category,
+            quality=quality,
+            catalogue_shares=catalogue_shares,
         )
+
+    def affinity_items(self, category_shares: Sequence[float] | None, k: int) -> list[str]:
+        """The ``k`` items of the catalogue with the best quality x the user's category lift, best first (empty for a
+        user without shares). Vectorised over the catalogue: one score per item, one partial sort."""
+        if category_shares is None or k <= 0 or not len(self.quality) or self.catalogue_shares.sum() <= 0:
+            return []
+        shares = np.nan_to_num(np.asarray(category_shares, dtype=float))
+        if shares.sum() <= 0:
+            return []
+        catalogue = self.catalogue_shares
+        user = np.zeros(len(catalogue))
+        m = min(len(shares), len(catalogue))
+        user[:m] = shares[:m] / shares.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lift = (user + SHARE_PRIOR * catalogue) / ((1 + SHARE_PRIOR) * catalogue)
+        lift = np.where(np.isfinite(lift) & (lift > 0), lift, 1.0)
+        by_row = np.ones(len(self.quality))
+        known = self.row_category >= 0
+        by_row[known] = lift[self.row_category[known]]
+        score = self.quality + LIFT_POWER * np.log(by_row)
+        k = min(k, len(score))
+        top = np.argpartition(-score, k - 1)[:k]
+        top = top[np.lexsort((self.row_ids[top], -score[top]))]  # ties: by id, deterministic
+        return [str(i) for i in self.row_ids[top]]
 
     def retrieve(
         self,
@@ -145,6 +200,9 @@ class RetrievalIndex:
                 return ids
             return [i for i in ids if self.item_category.get(i) == query_category]
 
+        if query_category is None and not query and cfg.affinity_share > 0:
+            budget = int(cfg.affinity_share * n)
+            take(self.affinity_items(category_shares, budget), budget, "affinity")
         recent = self.user_recent.get(user_id, [])
         neighbours: list[str] = []
         # interleave rank by rank across seeds, so every recent item contributes its best neighbours first

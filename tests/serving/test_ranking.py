@@ -265,7 +265,10 @@ def test_retrieval_merges_sources_without_duplicates(serving_world) -> None:  # 
 
     marts = serving_world.settings.marts_export_dir
     index = RetrievalIndex.build(ItemCache.from_marts(marts), marts)
-    ids, sources = index.retrieve("u000000", [1.0] + [0.0] * 11, 60)
+    from shoprank.settings import RecallSettings
+
+    # the sources before issue 16's affinity source (tests/unit/test_affinity_recall.py has it)
+    ids, sources = index.retrieve("u000000", [1.0] + [0.0] * 11, 60, cfg=RecallSettings(affinity_share=0.0))
     assert len(ids) == len(set(ids)) == 60
     # co-visitation neighbours of the user's recent items, interleaved rank by rank, come first
     assert ids[:5] == ["i000100", "i000103", "i000101", "i000104", "i000102"]
