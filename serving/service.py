@@ -396,7 +396,10 @@ class RankingService:
             if state.preranker_error and self.settings.recall.prerank:
                 reasons.append(PRERANKER_LOAD_FAILED)
             if funnel is not None:
-                candidates, prerank_scores = self._prerank(funnel, request.user_id, shares, candidates, reasons)
+                query = request.query if request.surface == "search" else None
+                candidates, prerank_scores = self._prerank(
+                    funnel, request.user_id, shares, candidates, reasons, query, sources
+                )
                 for source, count in collections.Counter(sources[c] for c in candidates).items():
                     metrics.PRERANKED.labels(source=source).inc(count)
             if not len(state.popularity):
@@ -519,14 +522,24 @@ class RankingService:
         )
 
     def _prerank(
-        self, funnel: Any, user_id: str, shares: Any, candidates: list[str], reasons: list[str]
+        self,
+        funnel: Any,
+        user_id: str,
+        shares: Any,
+        candidates: list[str],
+        reasons: list[str],
+        query: str | None = None,
+        sources: dict[str, str] | None = None,
     ) -> tuple[list[str], dict[str, float]]:
         """The funnel's middle stage (serving/prerank.py): the best ``recall.prerank_keep`` retrieved candidates.
         If it raises, the first ``serving.default_candidate_count`` go on, as without a pre-ranker."""
         started = time.perf_counter()
         try:
             recent = self.state.retrieval.user_recent.get(user_id, [])
-            kept, scores = funnel.keep(user_id, recent, shares, candidates, self.settings.recall.prerank_keep)
+            cfg = self.settings.recall
+            kept, scores = funnel.keep(
+                user_id, recent, shares, candidates, cfg.prerank_keep, query, sources, cfg.prerank_quotas
+            )
         except Exception:
             log.exception("pre-ranking failed")
             reasons.append(PRERANK_FAILED)
