@@ -569,11 +569,15 @@ class RankingService:
                     actions[reason] = actions.get(reason, 0) + 1
             for rule, count in actions.items():
                 metrics.RULE_ACTIONS.labels(rule=rule.split(":")[0]).inc(count)
-            if self.request_log is None or not log_request:
+            if not log_request:
                 return
             prices = self.state.items.column("item_price", self.state.items.rows([i.item_id for i in response.items]))
+            now = datetime.now(UTC)
             impressions = [
                 {
+                    "event_id": uuid.uuid4().hex,
+                    "event_ts": now,
+                    "event_type": "impression",
                     "user_id": request.user_id,
                     "item_id": item.item_id,
                     "request_id": response.request_id,
@@ -584,6 +588,13 @@ class RankingService:
                 }
                 for item, price in zip(response.items, prices, strict=True)
             ]
+            if impressions and _serves_session_model(route):
+                # What the user was shown is part of their session (impressions, shown-not-clicked), as training's
+                # raw events hold it; an application that reports the same impressions is counted once
+                # (shoprank.session.dedup_id). A service without a session model leaves the shared path alone.
+                self.sessions.submit([dict(row) for row in impressions])
+            if self.request_log is None:
+                return
             record = {
                 "request_id": response.request_id,
                 "user_id": request.user_id,
@@ -823,6 +834,12 @@ RankingService.add_asgi_middleware(  # type: ignore[attr-defined]
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------------------------
+def _serves_session_model(route: Route) -> bool:
+    """Whether a model this request was ranked by reads session features."""
+    states = route.interleave or (route.state,)
+    return any(s.champion is not None and uses_session(s.champion.feature_columns) for s in states)
+
+
 def _finite(value: Any) -> float | None:
     try:
         number = float(value)

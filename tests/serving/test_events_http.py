@@ -256,6 +256,94 @@ def test_the_replay_with_feedback_runs_against_two_services(
     assert wait_for(session_features), "the replayed user's session never reached the v4 service"
 
 
+def test_served_session_columns_equal_trainings_replay_of_the_logged_events(
+    serving_world: ServingWorld, v4_http: httpx.Client
+) -> None:
+    """Train/serve consistency through the live path. A user's earlier clicks and cart reported to /events, then a
+    /rank (which feeds the impressions it served to the session path), then the application's reports of that
+    slate: half its impressions again under its own event ids, and two clicks. The session columns the v4 service
+    serves (/explain) must equal what training's replay (training/session_dataset.py: the same dedup ids, the state
+    strictly before the request) computes from the raw events log at the same instant, impressions counted once."""
+    from serving.sessions import load_item_categories
+    from training.session_dataset import dedup_ids, session_model_columns, session_snapshots
+
+    settings = serving_world.settings
+    user, candidates = "u900013", serving_world.item_ids[40:60]  # a user no other test draws
+    start = datetime.now(UTC)
+
+    def at(seconds_ago: float, kind: str, item: str, name: str, **fields: Any) -> dict[str, Any]:
+        when = (start - timedelta(seconds=seconds_ago)).isoformat()
+        return event(name, user_id=user, item_id=item, event_type=kind, **{"event_ts": when, **fields})
+
+    earlier = [
+        at(200, "click", serving_world.item_ids[61], "cons-c1"),
+        at(190, "add_to_cart", serving_world.item_ids[61], "cons-a1"),
+        at(120, "click", serving_world.item_ids[62], "cons-c2"),
+    ]
+    assert v4_http.post("/events", json={"events": earlier}).json()["accepted"] == 3
+    shown, answer = rank_order(v4_http, user, candidates)
+    request_id = answer["request_id"]
+    # the application reports the half of the slate that scrolled into view (the rest only /rank knows it showed)
+    seen = shown[: len(shown) // 2]
+    reported = [
+        event(f"cons-i{n}", user_id=user, item_id=item, event_type="impression", request_id=request_id, position=n)
+        for n, item in enumerate(seen, start=1)
+    ] + [event(f"cons-k{n}", user_id=user, item_id=shown[n], request_id=request_id) for n in (2, 5)]
+    assert v4_http.post("/events", json={"events": reported}).json()["accepted"] == len(reported)
+
+    body = {"user_id": user, "candidate_ids": candidates, "k": len(candidates), "apply_rules": False}
+
+    def served() -> dict[str, dict[str, Any]] | None:
+        items = v4_http.post("/explain", json=body).json()["items"]
+        features = {item["item_id"]: item["features"] for item in items}
+        return features if next(iter(features.values()))["session_clicks"] == 4 else None
+
+    assert wait_for(served), "the reported clicks never reached the served session row"
+    before = datetime.now(UTC).timestamp()
+    features = served()
+    after = datetime.now(UTC).timestamp()
+    assert features is not None
+
+    def user_events() -> pd.DataFrame | None:
+        rows = logged_events(settings)
+        rows = rows[rows["user_id"] == user]
+        return rows if len(rows) >= len(earlier) + len(shown) + len(reported) else None  # /rank's, and ours
+
+    logged = wait_for(user_events)
+    assert logged is not None, "the raw events log never held the /rank impressions and the reports"
+    events = logged.reset_index(drop=True)
+    events["category_id"] = events["item_id"].map(load_item_categories(settings.marts_export_dir)).astype(float)
+    events["event_id"] = dedup_ids(events)
+    n_categories = settings.simulator.categories
+    frame = pd.DataFrame({"item_id": list(features)})
+    frame["item_category_id"] = frame["item_id"].map(load_item_categories(settings.marts_export_dir)).astype(float)
+    offline = {}
+    for name, instant in (("before", before), ("after", after)):
+        requests = pd.DataFrame({"request_id": ["explain"], "user_id": [user], "request_ts": [instant]})
+        row = session_snapshots(events, requests, settings.session, n_categories).iloc[0]
+        rows = pd.concat([frame, pd.DataFrame([row] * len(frame)).reset_index(drop=True)], axis=1)
+        offline[name] = session_model_columns(rows, np.full(len(frame), instant), settings.session, n_categories)
+
+    # half the slate's impressions are in the log twice (/rank's and the application's), all in the session once
+    assert (logged["event_type"] == "impression").sum() == len(shown) + len(seen)
+    first = features[candidates[0]]
+    assert first["session_impressions"] == len(shown) and first["session_clicks"] == 4
+    assert first["session_shown_no_click"] == len(shown) - 2
+    for name in SESSION_COLUMNS:
+        served_values = np.array([np.nan if f[name] is None else f[name] for f in features.values()], dtype=float)
+        low = np.fmin(offline["before"][name], offline["after"][name])
+        high = np.fmax(offline["before"][name], offline["after"][name])
+        nan = np.isnan(low)
+        assert (np.isnan(served_values) == nan).all(), name
+        # time columns move with the clock between the two instants; every other column is equal at both
+        assert ((low[~nan] - 1e-6 <= served_values[~nan]) & (served_values[~nan] <= high[~nan] + 1e-6)).all(), (
+            name,
+            served_values,
+            low,
+            high,
+        )
+
+
 @contextlib.contextmanager
 def redis_on(port: int, log: Path) -> Iterator[None]:
     """A throwaway redis-server on ``port`` (no persistence), stopped on exit."""
