@@ -186,8 +186,8 @@ class RecallSettings(BaseModel):
     # The funnel (issue 16): with ``prerank`` on, the `train-preranker` step trains a pre-ranker (training/preranker.py)
     # and serving retrieves ``prerank_candidates``, the pre-ranker keeps the best ``prerank_keep`` for the final ranker.
     # Off (or no pre-ranker): today's path, ``serving.default_candidate_count`` straight to the final ranker. Off by
-    # default: at 1M events the pre-ranker (no query feature yet) cut search recall and NDCG (docs/retrieval.md), and
-    # it reaches serving without a gate of its own.
+    # default: at 1M events the pre-ranker, even with the query match, cuts search recall and NDCG (docs/retrieval.md),
+    # and it reaches serving without a gate of its own.
     prerank: bool = False
     prerank_candidates: int = Field(5000, ge=1)
     prerank_keep: int = Field(500, ge=1)
