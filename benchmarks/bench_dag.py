@@ -8,8 +8,12 @@ Airflow records it; the overhead is that minus `shoprank run`'s wall time, split
 (scheduling and hand-over between tasks) and time inside tasks beyond the step's own work (process start, DAG parse,
 imports, reporting).
 The CeleryExecutor mode uses the cluster profile with the DuckDB warehouse target, PostgreSQL (its own metadata
-database, dropped after) and Redis (its own key prefix): `make services-up` first. Printed, never asserted; the
-machine may be shared, so the load average is printed with each figure.
+database, dropped after) and Redis (its own key prefix): `make services-up` first. As on `make airflow
+PROFILE=cluster`, its train task fits through xgboost.dask on a loopback Dask (two one-thread workers): each mode's
+line "train engine" says which fit its day's model had. A DAG run may take `--timeout-s` (default: 30 minutes, plus
+an hour per 10M events). A tiny world (`--events 30000`, to try the bench) trips the drift gate on small samples:
+run it with SHOPRANK_QUALITY__DRIFT_BLOCK_PSI=1.0, as the tests do. Printed, never asserted; the machine may be
+shared, so the load average is printed with each figure.
 """
 
 from __future__ import annotations
@@ -62,6 +66,21 @@ def straight_run(home: Path, overrides: dict[str, str], day: str) -> tuple[float
         raise RuntimeError(f"shoprank run failed (log {log})")
     steps = {name: float(seconds) for name, seconds in STAGE_DONE.findall(log.read_text(errors="replace"))}
     return wall, steps
+
+
+def _engine(overrides: dict[str, str]) -> str:
+    """How the day's train step fitted its models (the candidate card's engine and Dask workers)."""
+    import json
+
+    from tests.support.airflow_run import settings_for
+
+    settings = settings_for(overrides)
+    card = settings.home_dir / "models" / "candidates" / str(settings.default_run_date) / "candidate.json"
+    if not card.exists():
+        return "no candidate card"
+    fields = json.loads(card.read_text())
+    workers = f" on {fields['dask_workers']} Dask workers" if fields.get("dask_workers") else ""
+    return f"{fields.get('engine', 'xgboost')}{workers}"
 
 
 def _report(name: str, timeline, run_wall: float | None, steps: dict[str, float], cpu: float) -> None:
@@ -136,7 +155,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=0, help="simulated events over the window (0: default size)")
     parser.add_argument("--modes", default="parse,run,local,celery", help="comma list of parse, run, local, celery")
+    parser.add_argument("--timeout-s", type=float, default=None, help="per DAG run (default: 1800 + 3600 per 10M)")
     args = parser.parse_args()
+    timeout_s = args.timeout_s or 1800 + 3600 * args.events / 10_000_000
     from tests.support.airflow_run import run_daily_dag, settings_for
 
     base = Path(os.environ.get("SHOPRANK_HOME", ROOT / "var")) / "bench-dag"
@@ -163,8 +184,9 @@ def main() -> None:
     if "local" in modes:
         overrides = {**sizes, "SHOPRANK_HOME": str(base / "local"), "SHOPRANK_PROFILE": "local"}
         cpu = _children_cpu()
-        timeline = run_daily_dag(overrides, day)
+        timeline = run_daily_dag(overrides, day, timeout_s=timeout_s)
         _report("LocalExecutor", timeline, run_wall, steps, _children_cpu() - cpu)
+        line("LocalExecutor: train engine", _engine(overrides))
     if "celery" in modes:
         suffix = secrets.token_hex(4)
         overrides = {
@@ -177,8 +199,9 @@ def main() -> None:
         }
         try:
             cpu = _children_cpu()
-            timeline = run_daily_dag(overrides, day)
+            timeline = run_daily_dag(overrides, day, timeout_s=timeout_s)
             _report("CeleryExecutor", timeline, run_wall, steps, _children_cpu() - cpu)
+            line("CeleryExecutor: train engine", _engine(overrides))
         finally:
             _drop_database(overrides, overrides["SHOPRANK_SERVICES__AIRFLOW_DATABASE"])
 
