@@ -199,6 +199,9 @@ class RecallSettings(BaseModel):
     prerank_trees: int = Field(40, ge=1)
     prerank_depth: int = Field(4, ge=1)
     prerank_train_days: int = Field(2, ge=1)
+    # Add to each training request 20 catalogue items as non-clicks (training/preranker.py with_catalogue_negatives):
+    # at 1M events the funnel's 500 then hold more clicks but agree less with the final ranker (docs/retrieval.md).
+    prerank_sampled_negatives: bool = False
 
 
 class ServingSettings(BaseModel):

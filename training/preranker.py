@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 FEATURE_SERVICE = "ranker_v1"  # its columns include every pre-ranker feature but the embedding score and query match
 LEARNING_RATE = 0.2
+# Catalogue items drawn per training request as non-clicks (about a slate's impressions; see with_catalogue_negatives)
+SAMPLED_PER_REQUEST = 20
 
 
 def click_log(settings: Settings) -> pd.DataFrame:
@@ -105,11 +107,66 @@ def read_rows(chunks: list[Chunk], n_categories: int) -> pd.DataFrame:
 def query_column(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
     """Each row's query_title_match as the final ranker's training reads it: the query_item_match mart's value for
     a search impression (the SQL twin of shoprank.ranking_features.query_title_match; a test pins both), NaN for a
-    feed one (the mart has no row for it, and serving gives a feed request NaN)."""
+    feed one (the mart has no row for it, and serving gives a feed request NaN). A sampled row (no impression) of a
+    search request gets query_title_match of the request's query and the item's raw title, as serving computes it."""
+    from shoprank.ranking_features import query_title_match, title_words
+
     path = settings.marts_export_dir.resolve() / "query_item_match.parquet"
-    matches = pd.read_parquet(path, columns=["impression_id", prerank.QUERY_MATCH])  # search impressions only
+    matches = pd.read_parquet(path, columns=["impression_id", "request_id", "query", prerank.QUERY_MATCH])
     by_impression = matches.drop_duplicates("impression_id").set_index("impression_id")[prerank.QUERY_MATCH]
-    return frame["impression_id"].map(by_impression).to_numpy(dtype=np.float32, na_value=np.nan)
+    out = frame["impression_id"].map(by_impression).to_numpy(dtype=np.float32, na_value=np.nan)
+    sampled = frame["impression_id"].isna().to_numpy()
+    if sampled.any():
+        queries = matches.drop_duplicates("request_id").set_index("request_id")["query"]
+        raw = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"])
+        titles = raw.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
+        rows = frame[sampled]
+        positions = np.flatnonzero(sampled)
+        for request_id, at in rows.groupby("request_id", sort=False).indices.items():
+            query = queries.get(request_id)
+            if isinstance(query, str):
+                words = [title_words(titles.get(item)) for item in rows["item_id"].iloc[at]]
+                out[positions[at]] = query_title_match(query, words)
+    return out
+
+
+def with_catalogue_negatives(frame: pd.DataFrame, settings: Settings, per_request: int, seed: int) -> pd.DataFrame:
+    """``frame`` plus, per request, ``per_request`` items drawn from its day's catalogue as non-clicks (relevance 0,
+    no impression), with that day's item_features row (feature_ts the day's start: point in time for every request
+    of the day) and the user's category affinity from the request's own share columns. Why: serving pre-ranks
+    thousands of retrieved items, most unlike the impressions the logging policy chose; on impressions alone the
+    model never sees, say, an off-query item on a search, and cannot learn to push one down."""
+    from shoprank.ranking_features import ITEM_FEATURES, category_share_columns
+
+    share_columns = [c for c in category_share_columns(settings.simulator.categories) if c in frame.columns]
+    path = settings.marts_export_dir.resolve() / "item_features.parquet"
+    items = pd.read_parquet(path, columns=["item_id", "dt", *ITEM_FEATURES])
+    items["dt"] = pd.to_datetime(items["dt"]).dt.date
+    requests = frame.drop_duplicates("request_id")[["request_id", "user_id", "dt", *share_columns]]
+    rng = np.random.default_rng(seed)
+    parts = []
+    for day, on_day in requests.groupby(pd.to_datetime(requests["dt"]).dt.date, sort=True):
+        catalogue = items[items["dt"] == day].drop(columns="dt").reset_index(drop=True)
+        if catalogue.empty:
+            continue
+        drawn = catalogue.iloc[rng.integers(0, len(catalogue), size=len(on_day) * per_request)].reset_index(drop=True)
+        repeated = on_day.loc[on_day.index.repeat(per_request)].reset_index(drop=True)
+        parts.append(pd.concat([repeated, drawn], axis=1))
+    if not parts:
+        return frame
+    sampled = pd.concat(parts, ignore_index=True)
+    seen = pd.MultiIndex.from_frame(frame[["request_id", "item_id"]].astype(str))
+    keys = pd.MultiIndex.from_frame(sampled[["request_id", "item_id"]].astype(str))
+    sampled = sampled[~keys.isin(seen) & ~keys.duplicated()].reset_index(drop=True)
+    shares = sampled[share_columns].to_numpy(dtype=float, na_value=0.0) if share_columns else None
+    category = pd.to_numeric(sampled["item_category_id"], errors="coerce").to_numpy(dtype=float)
+    affinity = np.zeros(len(sampled), dtype=np.float32)
+    if shares is not None:
+        known = np.isfinite(category) & (category >= 0) & (category < shares.shape[1])
+        affinity[known] = shares[np.flatnonzero(known), category[known].astype(np.int64)]
+    sampled = sampled.assign(impression_id=None, relevance=0, label_click=0, **{prerank.AFFINITY: affinity})
+    merged = pd.concat([frame, sampled[[c for c in frame.columns if c in sampled.columns]]], ignore_index=True)
+    return merged.sort_values(["request_id", "item_id"], kind="mergesort").reset_index(drop=True)
 
 
 def matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -159,6 +216,8 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
         )
         train_days = [*fit_days, *validation_days][-settings.recall.prerank_train_days :]
         train = read_rows(chunked.on_days(train_days), n_categories)
+        if settings.recall.prerank_sampled_negatives:
+            train = with_catalogue_negatives(train, settings, SAMPLED_PER_REQUEST, settings.training.seed)
         holdout = read_rows(chunked.on_days(holdout_days), n_categories)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

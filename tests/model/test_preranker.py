@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from shoprank import prerank
 from shoprank.ranking_features import query_title_match, title_words
@@ -21,6 +22,7 @@ from training.preranker import (
     query_column,
     read_rows,
     train_preranker,
+    with_catalogue_negatives,
 )
 
 
@@ -98,3 +100,48 @@ def test_the_query_match_is_each_search_impressions_title_match_and_nan_on_the_f
     )
     np.testing.assert_allclose(got[search], expected, rtol=1e-6)
     assert (expected > 0).any() and (expected < 1).any()  # a column that varies: the model can learn from it
+
+
+def test_sampled_negatives_are_the_days_catalogue_items_as_non_clicks_with_their_query_match(
+    feast_world: Settings, tmp_path
+) -> None:  # noqa: ANN001
+    settings = feast_world
+    cfg = settings.training
+    chunked = build_chunked_training_set(settings, RUN_DATE, FEATURE_SERVICE, tmp_path / "set")
+    fit_days, _, _ = split_days(chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days)
+    rows = read_rows(chunked.on_days(fit_days[-1:]), settings.simulator.categories)
+    out = with_catalogue_negatives(rows, settings, 5, seed=3)
+    sampled = out[out["impression_id"].isna()]
+    # the impressions are all still there; about 5 more rows per request, none an impression of the same request
+    assert len(out) - len(sampled) == len(rows) and len(sampled) > 4 * rows["request_id"].nunique()
+    assert (sampled["relevance"] == 0).all() and (sampled["label_click"] == 0).all()
+    pairs = set(zip(rows["request_id"], rows["item_id"], strict=True))
+    assert not any(pair in pairs for pair in zip(sampled["request_id"], sampled["item_id"], strict=True))
+    # each sampled row carries its item's item_features row of the request's day
+    marts = settings.marts_export_dir.resolve()
+    items = pd.read_parquet(marts / "item_features.parquet", columns=["item_id", "dt", "item_price"])
+    items["dt"] = pd.to_datetime(items["dt"]).dt.date
+    day = fit_days[-1]
+    price = items[items["dt"] == day].set_index("item_id")["item_price"]
+    np.testing.assert_allclose(sampled["item_price"].to_numpy(float), price.reindex(sampled["item_id"]).to_numpy(float))
+    # the user's affinity is their share of the item's category, as the final ranker derives it
+    share_columns = [c for c in rows.columns if c.startswith("user_cat_share_")]
+    one = sampled.iloc[0]
+    expected = float(np.nan_to_num(one[share_columns[int(one["item_category_id"])]]))
+    assert one[prerank.AFFINITY] == pytest.approx(expected)
+    # on a search request a sampled item gets serving's query_title_match; on a feed request NaN
+    query = query_column(out, settings)
+    matches = pd.read_parquet(marts / "query_item_match.parquet", columns=["request_id", "query"])
+    queries = matches.drop_duplicates("request_id").set_index("request_id")["query"]
+    titles = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]).drop_duplicates(
+        "item_id", keep="last"
+    )
+    title_of = titles.set_index("item_id")["title"]
+    positions = np.flatnonzero(out["impression_id"].isna().to_numpy())
+    on_search = [p for p in positions if out["request_id"].iloc[p] in queries.index]
+    on_feed = [p for p in positions if out["request_id"].iloc[p] not in queries.index]
+    assert on_search and on_feed and np.isnan(query[on_feed]).all()
+    for p in on_search[:200]:
+        title = title_words(title_of.get(out["item_id"].iloc[p]))
+        want = query_title_match(queries[out["request_id"].iloc[p]], [title])
+        assert query[p] == pytest.approx(want[0])
