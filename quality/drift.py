@@ -45,6 +45,14 @@ WINDOW_MARTS = {
 EPSILON = 1e-4  # floor for empty bins, so one empty bin does not make the index infinite
 
 
+def _read_mart(path: Path, days: Collection[date] | None, columns: list[str] | None = None) -> pd.DataFrame:
+    """A mart's export; given ``days``, only the rows of those dt partitions, filtered while reading (dt is the
+    impression's day or the feature day, so no other row could join): a day's rows, not the whole history."""
+    if days is None:
+        return pd.read_parquet(path, columns=columns)
+    return pd.read_parquet(path, columns=columns, filters=[("dt", "in", sorted(set(days)))])
+
+
 def feature_rows(
     settings: Settings, run_date: date, marts: Path | None = None, days: Collection[date] | None = None
 ) -> pd.DataFrame:
@@ -52,26 +60,26 @@ def feature_rows(
     start of its day, from the marts in ``marts`` (default: the published ones)."""
     marts = marts or settings.marts_export_dir
     columns = ["impression_id", "user_id", "item_id", "event_ts"]
-    examples = pd.read_parquet(marts / "training_examples.parquet", columns=columns)
+    examples = _read_mart(marts / "training_examples.parquet", days, columns)
     examples["feature_ts"] = examples["event_ts"].dt.floor("D")
     examples = examples[examples["feature_ts"].dt.date <= run_date]
     if days is not None:
         examples = examples[examples["feature_ts"].dt.date.isin(set(days))]
-    users = pd.read_parquet(marts / "user_features.parquet").drop(columns=["dt"], errors="ignore")
-    items = pd.read_parquet(marts / "item_features.parquet").drop(columns=["dt"], errors="ignore")
+    users = _read_mart(marts / "user_features.parquet", days).drop(columns=["dt"], errors="ignore")
+    items = _read_mart(marts / "item_features.parquet", days).drop(columns=["dt"], errors="ignore")
     frame = examples.merge(users, on=["user_id", "feature_ts"], how="left").merge(
         items, on=["item_id", "feature_ts"], how="left"
     )
     # ranker_v3's marts, when built: the champion's score drift needs every column it scores with.
     for mart, keys in WINDOW_MARTS.items():
         if (marts / f"{mart}.parquet").exists():
-            rows = pd.read_parquet(marts / f"{mart}.parquet").drop(columns=["dt"], errors="ignore")
+            rows = _read_mart(marts / f"{mart}.parquet", days).drop(columns=["dt"], errors="ignore")
             rows = rows.drop(columns=[c for c in rows.columns if c in frame.columns and c not in keys])
             if CATEGORY_KEY in keys:
                 frame[CATEGORY_KEY] = pd.to_numeric(frame["item_category_id"], errors="coerce").astype("Int64")
             frame = frame.merge(rows, on=keys, how="left")
     if (marts / "query_item_match.parquet").exists():
-        matches = pd.read_parquet(marts / "query_item_match.parquet", columns=["impression_id", *QUERY_FEATURES])
+        matches = _read_mart(marts / "query_item_match.parquet", days, ["impression_id", *QUERY_FEATURES])
         frame = frame.merge(matches, on="impression_id", how="left")
     frame = add_derived_features(frame, settings.simulator.categories)
     frame["day"] = frame["feature_ts"].dt.date

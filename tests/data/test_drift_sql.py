@@ -101,3 +101,27 @@ def test_no_reference_day_leaves_the_report_empty(copied_home: Settings) -> None
     first_day = RUN_DATE - timedelta(days=copied_home.simulator.days - 1)
     report = drift_report(copied_home, first_day, copied_home.marts_build_dir)
     assert report["features"] == {} and report["reference_days"] == []
+
+
+def test_feature_rows_of_given_days_read_only_those_days(copied_home: Settings) -> None:
+    """feature_rows for some days (score drift's current side: the run's day) equals the whole history's rows of
+    those days, and reads only their dt partitions: the other days' feature rows restamped to the run day (so they
+    would join the run day's impressions twice if read) change nothing."""
+    settings = copied_home
+    marts = settings.marts_build_dir
+    whole = feature_rows(settings, RUN_DATE, marts)
+    days = [RUN_DATE - timedelta(days=1), RUN_DATE]
+    expected = whole[whole["day"].isin(days)].reset_index(drop=True)
+    assert len(expected) and len(expected) < len(whole)
+    for name in ("user_features", "item_features", "user_window_features", "item_window_features"):
+        path = marts / f"{name}.parquet"
+        frame = pd.read_parquet(path)
+        other = ~frame["dt"].isin(days)
+        assert other.any(), name
+        frame.loc[other, "feature_ts"] = DAY_START
+        frame.to_parquet(path, index=False)
+    assert len(feature_rows(settings, RUN_DATE, marts)) > len(whole)  # read whole, the restamped rows do join
+
+    read = feature_rows(settings, RUN_DATE, marts, days=days).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(read, expected)
