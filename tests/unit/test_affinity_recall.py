@@ -22,6 +22,7 @@ def _index(tmp_path) -> RetrievalIndex:  # noqa: ANN001
     frame["item_category_id"] = (k % 4).astype(float)
     frame["item_impressions_7d"] = 100.0 + 10 * k
     frame["item_clicks_7d"] = (100.0 + 10 * k) * (0.02 + 0.002 * k)
+    frame["item_is_new"] = np.isin(k, [0, 4]).astype(float)  # two new items, too little known to score well
     return RetrievalIndex.build(ItemCache.from_frame(frame), tmp_path)  # no retrieval marts: those sources empty
 
 
@@ -31,6 +32,8 @@ def test_the_affinity_source_leads_the_feed_with_the_users_category_and_the_best
     ids, sources = index.retrieve("u1", shares, 20, cfg=RecallSettings(affinity_share=0.5))
     assert len(ids) == 20 == len(set(ids))
     assert [sources[i] for i in ids[:10]] == ["affinity"] * 10 and "affinity" not in [sources[i] for i in ids[10:]]
+    # the new items keep their share (0.1) right behind it, so the exploration rule still has them to boost
+    assert ids[10:12] == ["i000", "i004"] and {sources[i] for i in ids[10:12]} == {"new-item"}
     picked = [int(i[1:]) for i in ids[:10]]
     # the favourite category's best items lead; within a category a better item always comes first
     assert picked[0] == 37 and picked[0] % 4 == 1
