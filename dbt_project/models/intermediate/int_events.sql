@@ -24,7 +24,10 @@ enriched as (
     select
         events.event_id,
         events.event_ts,
-        {{ utc_date('events.event_ts') }} as event_date,
+        -- the raw partition's day: the raw gate keeps every event inside it (stg_events tests dt = the UTC date),
+        -- and the models' filters on event_date then skip stg_events' older days by their min/max instead of
+        -- converting every stored event's timestamp
+        events.dt as event_date,
         events.event_type,
         events.user_id,
         events.item_id,
