@@ -357,7 +357,8 @@ def replay(
         str,
         typer.Option(
             help="with --baseline-url: 'visits' runs visits side by side on the simulator's clock in real time "
-            "(request gaps, click delays: what the session features were trained on; ~15 min for 100 visits), "
+            "(request gaps, click delays: what the session features were trained on; ~30 min for 100 visits, "
+            "the longest visit sets it), "
             "'compressed' asks the requests 0.3 s apart with each slate's clicks reported at once",
         ),
     ] = "visits",
