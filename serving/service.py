@@ -93,6 +93,7 @@ from serving.state import (
 from shoprank.model_bundle import ModelBundle
 from shoprank.ranking_features import category_share_columns
 from shoprank.recall import current_version
+from shoprank.session import session_intent_category
 from shoprank.settings import apply_runtime_env, get_settings
 
 log = logging.getLogger("shoprank.serving")
@@ -482,7 +483,7 @@ class RankingService:
                 surface=request.surface,
                 cold_user=shared.cold,
                 seed=request_seed(request_id, request.user_id, rules.version),
-                segment_category=request.segment_category(),
+                segment_category=self._segment_category(state, request, shared),
             )
             slate, order = apply_rules(slate, rules, context)
         else:
@@ -696,6 +697,15 @@ class RankingService:
                 self.state = replace(self.state, preranker=preranker, preranker_error=error)
         except Exception:
             log.exception("pre-ranker refresh failed; keeping the one serving")
+
+    def _segment_category(self, state: ServingState, request: RankRequest, shared: _Shared) -> int | None:
+        """The cold-start segment: the request's context category, else (a cold user of a session model) the
+        category the user's live session clicked last, so a new user's first clicks steer the next popular feed."""
+        segment = request.segment_category()
+        if segment is not None or not shared.cold or shared.user is None or shared.session_down:
+            return segment
+        n_categories = state.n_categories(self.settings)
+        return session_intent_category(shared.user, time.time(), self.settings.session, n_categories=n_categories)
 
     def _read_user(
         self, state: ServingState, user_id: str, reader: OnlineFeatureReader | None = None

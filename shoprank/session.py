@@ -486,3 +486,23 @@ def candidate_session_features(
         "session_cat_impressions": shown,
         "session_cat_ctr": np.divide(cat_clicks, shown, out=np.full(n, np.nan), where=shown > 0),
     }
+
+
+def session_intent_category(
+    user_values: Mapping[str, Any], now: datetime | float, config: SessionConfig, *, n_categories: int
+) -> int | None:
+    """The category a cold user's live session points to: the one clicked last (ties: the most clicked, then the
+    lowest id), or None without an active session with a click in a known category. The cold-start rule ranks
+    popular items of this segment when the request carries no context category of its own."""
+    if not user_values or "sess_last_event_ts" not in user_values:
+        return None
+    if not bool(_active(user_values, _now(now, 1), config)[0]):
+        return None
+    last, _ = _category_matrix(user_values, cat_last_click_columns(n_categories), 1)
+    clicks, _ = _category_matrix(user_values, cat_clicks_columns(n_categories), 1)
+    last, clicks = last[0], np.nan_to_num(clicks[0])
+    clicked = ~np.isnan(last) & (clicks > 0)
+    if not clicked.any():
+        return None
+    order = sorted(np.flatnonzero(clicked).tolist(), key=lambda c: (-last[c], -clicks[c], c))
+    return int(order[0])

@@ -215,6 +215,33 @@ def test_a_click_changes_the_next_rank_on_the_local_profile(serving_world: Servi
         assert rank_order(http, "u000008", candidates)[1]["degraded"] is False
 
 
+def test_a_cold_users_session_clicks_pick_the_cold_start_segment(
+    serving_world: ServingWorld, v4_http: httpx.Client
+) -> None:
+    """A user the store does not know gets popular items; once their session has clicks, the segment is the
+    category clicked last: the same slate as a request naming that category in its context."""
+    user, candidates = "u-new-visitor-1", serving_world.item_ids[:60]
+    category = offline_item_features(serving_world.settings.marts_export_dir, candidates)["item_category_id"]
+
+    def slate(context: dict[str, Any] | None) -> list[str]:
+        body = {"user_id": user, "candidate_ids": candidates, "k": 10, "request_id": "r-cold-seg", "context": context}
+        answer = v4_http.post("/rank", json=body)
+        assert answer.status_code == 200, answer.text
+        items = answer.json()["items"]
+        assert any("cold-start-popular" in item["reasons"] for item in items), items
+        return [item["item_id"] for item in items]
+
+    plain = slate(None)
+    # a category whose segment changes the popular slate (so steering to it is visible)
+    steering = ((c, slate({"category_id": c})) for c in sorted({int(c) for c in category}))
+    target, named = next((c, order) for c, order in steering if order != plain)
+    clicked = [i for i in candidates if int(category[i]) == target][:2]
+    batch = [event(f"ev-cold-seg-{n}", user_id=user, item_id=item) for n, item in enumerate(clicked)]
+    assert v4_http.post("/events", json={"events": batch}).json()["accepted"] == 2
+    steered = wait_for(lambda: (order := slate(None)) == named and order)
+    assert steered == named, f"the session's category {target} did not steer the cold slate: {slate(None)} vs {named}"
+
+
 def test_the_replay_with_feedback_runs_against_two_services(
     serving_world: ServingWorld, v4_http: httpx.Client, server_url: str
 ) -> None:

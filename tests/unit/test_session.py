@@ -15,6 +15,7 @@ from shoprank.session import (
     SessionEvent,
     SessionState,
     candidate_session_features,
+    session_intent_category,
     session_user_features,
     update,
     user_session_features,
@@ -275,3 +276,26 @@ def test_an_impression_reported_by_rank_and_by_the_application_counts_once_onlin
     offline = session_snapshots(frame, requests, CFG, N_CAT).iloc[0]
     online = user_session_features(states["u1"], later, CFG, n_categories=N_CAT)
     assert offline["sess_impressions"] == 3 and same(online, offline.drop("request_id").to_dict())
+
+
+def test_a_cold_users_session_points_to_the_category_clicked_last() -> None:
+    state = replay(
+        [
+            event(1, 0, "impression", "i1", 1),
+            event(2, 10, "click", "i1", 1),
+            event(3, 20, "click", "i5", 1),
+            event(4, 30, "click", "i6", 2),
+        ]
+    )
+    row = row_at(state, 40)
+    at = T0 + timedelta(seconds=40)
+    assert session_intent_category(row, at, CFG, n_categories=N_CAT) == 2  # clicked last, though 1 has more clicks
+    # only impressions: no intent; an expired session or no row at all: none either
+    shown_only = row_at(replay([event(1, 0, "impression", "i1", 3)]), 10)
+    assert session_intent_category(shown_only, T0 + timedelta(seconds=10), CFG, n_categories=N_CAT) is None
+    later = T0 + timedelta(seconds=30 + CFG.gap_seconds + 1)
+    assert session_intent_category(row, later, CFG, n_categories=N_CAT) is None
+    assert session_intent_category({}, at, CFG, n_categories=N_CAT) is None
+    # a click in a category outside the model's range gives no segment
+    outside = row_at(replay([event(1, 0, "click", "i1", 9)]), 5)
+    assert session_intent_category(outside, T0 + timedelta(seconds=5), CFG, n_categories=N_CAT) is None
