@@ -39,18 +39,27 @@ def thompson_samples(slate: Slate, cfg: ExplorationRules, rng: np.random.Generat
 
 
 def exploration_swaps(
-    eligible: np.ndarray, order: np.ndarray, k: int, share: float, draw: Callable[[], np.ndarray]
+    eligible: np.ndarray,
+    order: np.ndarray,
+    k: int,
+    share: float,
+    draw: Callable[[], np.ndarray],
+    first: np.ndarray | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Newcomers (``eligible``) outside the top k, best draw first, each taking the place of the lowest-ranked
-    established top-k item whose draw it beats; at most ``share`` of the top k newcomers, counting those already there.
-    ``draw`` is called only when a slot is free, so a slate with none consumes no randomness."""
+    """Newcomers (``eligible``) outside the top k, best draw first (those in ``first``, when given, before all
+    others), each taking the place of the lowest-ranked established top-k item whose draw it beats; at most
+    ``share`` of the top k newcomers, counting those already there. ``draw`` is called only when a slot is free, so
+    a slate with none consumes no randomness."""
     top, rest = order[:k], order[k:]
     slots = int(np.floor(share * min(k, len(order)))) - int(eligible[top].sum())
     if slots <= 0 or not len(rest):
         return [], []
     draws = draw()
     candidates = rest[eligible[rest]]
-    explorers = [int(p) for p in candidates[np.argsort(-draws[candidates], kind="stable")]]
+    rank = np.argsort(-draws[candidates], kind="stable")
+    if first is not None:  # the priority group first, each group by its draws
+        rank = rank[np.argsort(~first[candidates[rank]], kind="stable")]
+    explorers = [int(p) for p in candidates[rank]]
     bottom_up = top[::-1]
     victims = [int(p) for p in bottom_up[~eligible[bottom_up]]]
     incoming: list[int] = []

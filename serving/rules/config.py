@@ -44,6 +44,9 @@ class LearnedExplorationRules(_Section):
     prior_strength: float = Field(30.0, gt=0)
     cvr_prior_strength: float = Field(5.0, gt=0)
     graduate_impressions: float = Field(300.0, gt=0)
+    # New sellers' items take the budget's slots before new items of established sellers (a seller with no sale
+    # yet has no history to fall back on; a new item of a known seller has the seller's).
+    new_sellers_first: bool = False
 
 
 class PacingRules(_Section):

@@ -44,7 +44,10 @@ def learned_explore(
 ) -> tuple[Slate, np.ndarray]:
     """Swap exploring newcomers into the top k where their draw beats the displaced item's (see the module)."""
     newcomer = (slate.is_new_item | slate.is_new_seller) & (slate.history_impressions < cfg.graduate_impressions)
-    incoming, outgoing = exploration_swaps(newcomer, order, k, cfg.budget, lambda: posterior_value(slate, cfg, rng))
+    first = slate.is_new_seller if cfg.new_sellers_first else None
+    incoming, outgoing = exploration_swaps(
+        newcomer, order, k, cfg.budget, lambda: posterior_value(slate, cfg, rng), first=first
+    )
     if not incoming:
         return slate, order
     items = [p for p in incoming if slate.is_new_item[p]]

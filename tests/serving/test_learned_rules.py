@@ -105,3 +105,26 @@ def test_the_pipeline_runs_the_new_rules_only_when_enabled() -> None:
     moved, order_on = apply_rules(slate, on, ctx)
     assert "n1" not in slate.item_ids[order_off[:K]]
     assert "n1" in moved.item_ids[order_on[:K]]
+
+
+def test_new_sellers_first_gives_the_slot_to_a_new_sellers_item_before_a_stronger_new_item() -> None:
+    n_old = 10
+    slate = make_slate(
+        [f"old{i}" for i in range(n_old)] + ["new-item", "new-seller-item"],
+        np.r_[np.arange(n_old, 0, -1, dtype=float), 0.5, 0.4],
+        is_new_item=np.r_[np.zeros(n_old, dtype=bool), True, False],
+        is_new_seller=np.r_[np.zeros(n_old, dtype=bool), False, True],
+        prior_ctr=np.r_[np.full(n_old, 0.05), 0.3, 0.1],  # the new item's prior is the stronger one
+        prior_cvr=np.full(n_old + 2, 0.2),
+        history_impressions=np.r_[np.full(n_old, 5000.0), 0.0, 0.0],
+        history_clicks=np.r_[np.full(n_old, 250.0), 0.0, 0.0],
+        history_purchases=np.r_[np.full(n_old, 50.0), 0.0, 0.0],
+    )
+    cfg = LearnedExplorationRules(enabled=True, budget=0.2, prior_strength=30)  # one slot of the top 5
+    by_draw = _explored(slate, cfg)
+    sellers_first = _explored(slate, cfg.model_copy(update={"new_sellers_first": True}))
+    assert by_draw.get("new-item", 0) > by_draw.get("new-seller-item", 0)
+    assert sellers_first.get("new-seller-item", 0) > sellers_first.get("new-item", 0)
+    # the slot is still one: never both newcomers, and the new item takes it when the seller's item loses its draw
+    assert sellers_first.get("new-seller-item", 0) + sellers_first.get("new-item", 0) <= 200
+    assert sellers_first.get("new-item", 0) > 0
