@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -370,7 +370,7 @@ class RankingService:
                 reasons.append(FEATURE_FETCH_FAILED)
         user_names = reader.user_feature_names if reader else ()
         cold, user_values = user_vector(user, n_categories, user_names)
-        session_model = any(m is not None and uses_session(m.feature_columns) for m in models)
+        session_model = _reads_session(models)
         session_down = self.sessions.degraded_reasons() if session_model else []
         reasons += session_down  # served without session features: the user's row may be stale
 
@@ -570,8 +570,9 @@ class RankingService:
                     actions[reason] = actions.get(reason, 0) + 1
             for rule, count in actions.items():
                 metrics.RULE_ACTIONS.labels(rule=rule.split(":")[0]).inc(count)
-            if not log_request:
-                return
+            feeds_session = _reads_session(s.champion for s in route.interleave or (route.state,))
+            if not log_request or (self.request_log is None and not feeds_session):
+                return  # nobody takes the impressions: build none
             prices = self.state.items.column("item_price", self.state.items.rows([i.item_id for i in response.items]))
             now = datetime.now(UTC)
             impressions = [
@@ -589,7 +590,7 @@ class RankingService:
                 }
                 for item, price in zip(response.items, prices, strict=True)
             ]
-            if impressions and _serves_session_model(route):
+            if impressions and feeds_session:
                 # What the user was shown is part of their session (impressions, shown-not-clicked), as training's
                 # raw events hold it; an application that reports the same impressions is counted once
                 # (shoprank.session.dedup_id). A service without a session model leaves the shared path alone.
@@ -844,10 +845,9 @@ RankingService.add_asgi_middleware(  # type: ignore[attr-defined]
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------------------------
-def _serves_session_model(route: Route) -> bool:
-    """Whether a model this request was ranked by reads session features."""
-    states = route.interleave or (route.state,)
-    return any(s.champion is not None and uses_session(s.champion.feature_columns) for s in states)
+def _reads_session(models: Iterable[ModelBundle | None]) -> bool:
+    """Whether any of ``models`` reads session features."""
+    return any(m is not None and uses_session(m.feature_columns) for m in models)
 
 
 def _finite(value: Any) -> float | None:
