@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank.query_relevance import parse
-from shoprank.ranking_features import ITEM_FEATURES, title_words
+from shoprank.ranking_features import ITEM_FEATURES, TitleWordIndex, title_words
 
 ITEM_FEATURES_FILE = "item_features.parquet"
 SELLER_COLUMN = "item_seller_id"
@@ -63,6 +63,9 @@ class ItemCache:
     titles: np.ndarray | None = None
     # Each item's title as the relevance model reads it (shoprank.query_relevance.parse), loaded with the words.
     parsed_titles: np.ndarray | None = None
+    # The inverted index of ``titles`` (built with them): the one query_title_match of serving, for the final
+    # ranker's candidates and the pre-ranker's thousands alike.
+    title_index: TitleWordIndex | None = None
 
     @classmethod
     def empty(cls) -> ItemCache:
@@ -130,7 +133,7 @@ class ItemCache:
         raw = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
         parsed = np.empty(len(self.ids) + 1, dtype=object)
         parsed[:] = [parse(t) for t in raw.reindex(self.ids.astype(str))] + [parse(None)]
-        return replace(self, titles=titles, parsed_titles=parsed)
+        return replace(self, titles=titles, parsed_titles=parsed, title_index=TitleWordIndex(titles))
 
     def __len__(self) -> int:
         return len(self.ids)

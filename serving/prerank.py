@@ -33,7 +33,7 @@ class Funnel:
     item_features: np.ndarray  # (cache rows + 1, ITEM_FEATURES) float32; the last row (unknown items) all NaN
     categories: np.ndarray  # item_category_id per cache row
     vector_rows: np.ndarray  # per cache row, its row of the recall vectors (-1: no vector)
-    titles: TitleWordIndex | None  # the cache rows' title words (None: the cache has no titles: no query match)
+    titles: TitleWordIndex | None  # the item cache's title word index (None: no titles loaded: no query match)
 
     @classmethod
     def build(cls, model: PreRanker, items: ItemCache, recall: RecallIndex) -> Funnel:
@@ -44,8 +44,7 @@ class Funnel:
             positions = recall.embeddings.positions
             vector_rows[:-1] = [positions.get(str(i), -1) for i in items.ids]
         category = features[:, ITEM_FEATURES.index("item_category_id")]
-        titles = None if items.titles is None else TitleWordIndex(items.titles)
-        return cls(model, items, recall, features, category, vector_rows, titles)
+        return cls(model, items, recall, features, category, vector_rows, items.title_index)
 
     def scores(
         self,

@@ -23,18 +23,21 @@ from shoprank.ranking_features import (
     ON_DEMAND_FEATURES,
     QUERY_FEATURES,
     USER_CATEGORY_ABSENT,
+    TitleWordIndex,
     add_derived_features,
     category_share_columns,
-    query_title_match,
     request_time_features,
     stored_user_features,
 )
 from shoprank.session import (
     SESSION_CANDIDATE_COLUMNS,
+    SESSION_QUERY_COLUMNS,
     SESSION_USER_COLUMNS,
     SessionConfig,
+    TitleIndex,
     candidate_session_features,
     pushed_columns,
+    session_query_features,
     session_user_features,
 )
 
@@ -112,7 +115,7 @@ def build_feature_frame(
 # QUERY_FEATURES come per row from the request's query and the items' titles (query_match_columns).
 # SESSION_COLUMNS come per row from the user's pushed session row, the request's time and the items' categories
 # (session_columns).
-SESSION_COLUMNS = frozenset(SESSION_USER_COLUMNS + SESSION_CANDIDATE_COLUMNS)
+SESSION_COLUMNS = frozenset(SESSION_USER_COLUMNS + SESSION_CANDIDATE_COLUMNS + SESSION_QUERY_COLUMNS)
 # The relevance model's score (RELEVANCE_COLUMN) comes per row from the request's query and the items' parsed titles,
 # categories and prices (serving/relevance.py).
 REQUEST_TIME_COLUMNS = (
@@ -132,10 +135,15 @@ def session_columns(
     now: Any,
     config: SessionConfig,
     n_categories: int,
+    titles: TitleIndex | None = None,
+    rows: np.ndarray | None = None,
+    catalogue_category: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's session columns per candidate, with shoprank.session's functions (training's): the user-level
     ones from the user's pushed session row (absent: no session), the candidate ones joined on each item's id and
-    category, like the user x category view. Empty for a model without session columns."""
+    category, like the user x category view; the session_query ones from the row's last query against ``titles``
+    (the item cache's title index; ``rows``: the candidates' cache rows, ``catalogue_category``: every cache row's
+    category). Empty for a model without session columns."""
     wanted = SESSION_COLUMNS.intersection(feature_columns)
     if not wanted:
         return {}
@@ -144,19 +152,30 @@ def session_columns(
     n = len(item_ids)
     out = {name: np.full(n, column[0]) for name, column in session_user_features(values, now, config, 1).items()}
     out.update(candidate_session_features(values, item_category, item_ids, now, config, n_categories=n_categories))
+    if not wanted.isdisjoint(SESSION_QUERY_COLUMNS):
+        if titles is None or rows is None or catalogue_category is None:
+            raise ValueError("the model uses the session's query columns but the item cache has no titles")
+        out.update(
+            session_query_features(values, now, config, titles, rows, catalogue_category, n_categories=n_categories)
+        )
     return {name: column for name, column in out.items() if name in wanted}
 
 
 def query_match_columns(
-    feature_columns: Sequence[str], surface: str, query: str | None, titles: np.ndarray | None, rows: np.ndarray
+    feature_columns: Sequence[str],
+    surface: str,
+    query: str | None,
+    titles: TitleWordIndex | None,
+    rows: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """QUERY_FEATURES the model uses, per candidate row of the item cache: NaN without a search query (a feed
-    request, as training's feed impressions have no query_item_match row)."""
+    request, as training's feed impressions have no query_item_match row). ``titles``: the cache's title word
+    index (ItemCache.title_index, the pre-ranker's too), whose values are query_title_match's (a test pins them)."""
     if not set(QUERY_FEATURES) & set(feature_columns):
         return {}
     if titles is None:
         raise ValueError("the model uses query features but the item cache has no titles")
-    return {"query_title_match": query_title_match(query if surface == "search" else None, titles[rows])}
+    return {"query_title_match": titles.match(query if surface == "search" else None, rows)}
 
 
 def user_vector(

@@ -197,7 +197,7 @@ def test_fast_matrix_equals_the_training_path_for_every_service(service: str, su
     for user_features in (read, unknown):
         cold, values = user_vector(user_features, N_CAT, USER_WINDOW_FEATURES)
         table = category_table(user_features, USER_CATEGORY_FEATURES, N_CAT, cold)
-        per_row = query_match_columns(columns, surface, query, cache.titles, rows)
+        per_row = query_match_columns(columns, surface, query, cache.title_index, rows)
         fast = fast_matrix(values, cache.matrix[rows], columns, N_CAT, cache.column_index, table, per_row)
         # the reference: pandas, the training functions, the query match computed like the mart
         expected_match = [np.nan] * 5
