@@ -49,6 +49,18 @@ class LearnedExplorationRules(_Section):
     new_sellers_first: bool = False
 
 
+class SellerFloorRules(_Section):
+    """A per-seller exposure floor over a new seller's first days (serving/rules/seller_floor.py); off unless set."""
+
+    enabled: bool = False
+    days: float = Field(7.0, gt=0)  # sellers younger than this (oldest item's age, days) are held to the floor
+    min_impressions: int = Field(20, ge=0)  # impressions a day across all requests, the seller's items together
+    max_slots: int = Field(1, ge=0)  # floor slots per slate (bottom of the top k)
+    # Spread the floor over the day: a seller is due min_impressions x (the day's requests so far / yesterday's),
+    # so the floor is not met by the first requests of the day alone. Without yesterday's count: the whole floor.
+    pace: bool = True
+
+
 class PacingRules(_Section):
     """Exposure paced by days of cover (serving/rules/pacing.py); off unless set."""
 
@@ -74,6 +86,7 @@ class RulesConfig(BaseModel):
     mixing: MixingRules = MixingRules()
     learned_exploration: LearnedExplorationRules = LearnedExplorationRules()
     pacing: PacingRules = PacingRules()
+    seller_floor: SellerFloorRules = SellerFloorRules()
 
 
 def load_rules(path: Path) -> RulesConfig:

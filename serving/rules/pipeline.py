@@ -8,6 +8,7 @@
 5. mixing quotas (feed); minimum exposure for new sellers
 6. exploration for new items / new sellers (Thompson sampling, capped share; the request's seeded RNG)
 7. learned exploration: Thompson sampling from the learned cold-start prior, within its budget
+8. the new-seller exposure floor: a young seller below its impressions due today gets a slot (its best item)
 
 A later rule may undo an earlier one at the margin (an explored item may belong to a capped seller): the order above
 is the priority. Every moved item carries its reasons; removed items are in ``slate.removed``.
@@ -25,6 +26,7 @@ from serving.rules.config import RulesConfig
 from serving.rules.learned_exploration import learned_explore
 from serving.rules.mixing import mix_quotas
 from serving.rules.pacing import pace_by_cover
+from serving.rules.seller_floor import seller_floor
 from serving.rules.slate import Slate, by_score
 from serving.rules.supply_demand import adjust_for_stock, new_seller_exposure, remove_out_of_stock, seller_cap
 
@@ -36,6 +38,8 @@ class RuleContext:
     cold_user: bool
     seed: int
     segment_category: int | None = None
+    # The share of the serving day gone (the seller floor's pacing; serving/seller_exposure.py).
+    day_fraction: float = 1.0
 
 
 def request_seed(*parts: object) -> int:
@@ -68,4 +72,9 @@ def apply_rules(slate: Slate, rules: RulesConfig, ctx: RuleContext) -> tuple[Sla
     if rules.learned_exploration.enabled:
         rng = np.random.default_rng([ctx.seed, 1])  # its own stream: the draws above stay as they were
         slate, order = learned_explore(slate, order, rules.learned_exploration, ctx.k, rng)
+    if rules.seller_floor.enabled:
+        rng = np.random.default_rng([ctx.seed, 2])
+        slate, order = seller_floor(
+            slate, order, rules.seller_floor, rules.learned_exploration, ctx.k, ctx.day_fraction, rng
+        )
     return slate, order

@@ -33,6 +33,10 @@ class Slate:
     history_clicks: np.ndarray
     history_purchases: np.ndarray
     reasons: tuple[tuple[str, ...], ...]
+    # Per item, its seller's age in days (NaN: unknown) and impressions of the seller's items served so far today
+    # (the service's counter, serving/seller_exposure.py), for the new-seller exposure floor (seller_floor.py).
+    seller_age_days: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seller_shown_today: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # Items a rule took out of the slate, with why (explain shows them).
     removed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -69,6 +73,8 @@ class Slate:
                 "history_impressions",
                 "history_clicks",
                 "history_purchases",
+                "seller_age_days",
+                "seller_shown_today",
             )
         }
         dropped = {str(self.item_ids[p]): (*self.reasons[p], reason) for p in np.flatnonzero(~keep)}
@@ -110,6 +116,8 @@ def make_slate(
     history_impressions: np.ndarray | None = None,
     history_clicks: np.ndarray | None = None,
     history_purchases: np.ndarray | None = None,
+    seller_age_days: np.ndarray | None = None,
+    seller_shown_today: np.ndarray | None = None,
 ) -> Slate:
     """A slate with neutral defaults for anything not given (tests and the service build it the same way)."""
     n = len(item_ids)
@@ -135,6 +143,8 @@ def make_slate(
         history_clicks=arr(history_clicks, 0.0, float),
         history_purchases=arr(history_purchases, 0.0, float),
         reasons=tuple(() for _ in range(n)),
+        seller_age_days=arr(seller_age_days, np.nan, float),
+        seller_shown_today=arr(seller_shown_today, 0.0, float),
     )
 
 
