@@ -80,6 +80,7 @@ from serving.schemas import (
     ReadyDetails,
     ReloadResponse,
 )
+from serving.seller_exposure import SellerExposure
 from serving.sessions import EmbeddedSessions
 from serving.state import (
     ServingState,
@@ -183,6 +184,7 @@ class RankingService:
             if self.settings.streaming_mode == "redis"
             else EmbeddedSessions(self.settings, self._item_categories)
         )
+        self.seller_exposure = SellerExposure()  # impressions per seller today (the rules' seller floor)
         if cfg.cache_refresh_seconds > 0:
             threading.Thread(target=self._watch_marts, name="item-cache-refresh", daemon=True).start()
         champion = self.state.champion
@@ -425,7 +427,7 @@ class RankingService:
         stage_started = time.perf_counter()
         try:
             columns = state.champion.feature_columns
-            per_row = query_match_columns(columns, request.surface, request.query, state.items.titles, shared.rows)
+            per_row = query_match_columns(columns, request.surface, request.query, state.items.title_index, shared.rows)
             per_row |= session_columns(
                 columns,
                 None if shared.session_down else shared.user,
@@ -434,6 +436,9 @@ class RankingService:
                 time.time(),
                 self.settings.session,
                 n_categories,
+                state.items.title_index,
+                shared.rows,
+                state.items.matrix[:, state.items.column_index["item_category_id"]],
             )
             index = state.items.column_index
             relevance, relevance_down = relevance_columns(
@@ -477,6 +482,10 @@ class RankingService:
         scores = model_scores if model_scores is not None else state.popularity.scores(candidates)
         slate = replace(shared.slate, scores=np.asarray(scores, dtype=float))
         rules = state.rules if request.apply_rules else None
+        floor = rules is not None and rules.seller_floor.enabled
+        day_fraction = 1.0
+        if floor:
+            slate, day_fraction = self.seller_exposure.annotate(slate, state.items, shared.rows, log_request)
         if rules is not None:
             context = RuleContext(
                 k=request.k,
@@ -484,11 +493,14 @@ class RankingService:
                 cold_user=shared.cold,
                 seed=request_seed(request_id, request.user_id, rules.version),
                 segment_category=self._segment_category(state, request, shared),
+                day_fraction=day_fraction,
             )
             slate, order = apply_rules(slate, rules, context)
         else:
             order = by_score(slate)
         top = order[: request.k]
+        if floor and log_request:  # served (not /explain): the seller's impressions count toward its floor
+            self.seller_exposure.record(slate.seller[top])
         items = [
             RankedItem(
                 item_id=str(slate.item_ids[p]),
