@@ -29,6 +29,7 @@ from shoprank.prerank import PreRanker, load_preranker
 from shoprank.query_relevance import COLUMN as RELEVANCE_COLUMN
 from shoprank.ranking_features import ITEM_FEATURES, QUERY_FEATURES
 from shoprank.recall import RecallIndex, load_recall_index
+from shoprank.session import SESSION_QUERY_COLUMNS
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.serving")
@@ -69,8 +70,10 @@ class ServingState:
 
 
 def needs_titles(champion: ModelBundle | None) -> bool:
-    """Whether the model scores with the request-time query match (which needs the items' titles)."""
-    return champion is not None and bool(set(champion.feature_columns) & {*QUERY_FEATURES, RELEVANCE_COLUMN})
+    """Whether the model scores with a request-time query match (the request's, or the session's last search query:
+    both need the items' titles)."""
+    wanted = {*QUERY_FEATURES, RELEVANCE_COLUMN, *SESSION_QUERY_COLUMNS}
+    return champion is not None and bool(set(champion.feature_columns) & wanted)
 
 
 class UnservableModel(ValueError):

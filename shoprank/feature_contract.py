@@ -264,6 +264,14 @@ COMPUTED = {
             "its recency rank among the clicked categories, most clicked or not, its impressions and CTR, "
             "the item clicked or shown without a click earlier in the session.",
         ),
+        # From the same pushed row's newest search query and the catalogue's titles (shoprank/session.py), per
+        # request in serving and per impression in training; NaN without a search in the active session.
+        Computed(
+            "session_query",
+            tuple(session.SESSION_QUERY_COLUMNS),
+            "The candidate against the session's last search query: the share of its words in the candidate's title, "
+            "the candidate's category's share of the catalogue items matching the query best.",
+        ),
     )
 }
 
@@ -302,6 +310,14 @@ RANKERS = {
             (*V3_VIEWS, "user_session_features", "session_user", "session_candidate"),
             "Features of the v4 ranker: v3 plus the user's current session (pushed per event) and the candidate "
             "against it (its category's share of the session's clicks, clicked or shown earlier in the session).",
+        ),
+        # ranker_v4 with the last search query's columns: measured against ranker_v4 on the same frame
+        # (benchmarks/bench_session.py); README's session section has the figures.
+        Ranker(
+            "ranker_v4_query",
+            (*V3_VIEWS, "user_session_features", "session_user", "session_candidate", "session_query"),
+            "Features of ranker_v4 plus the session's last search query against the candidate (its words in the "
+            "title, the category it names).",
         ),
         Ranker(
             "ranker_v3_relevance",

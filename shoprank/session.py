@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 # Schema constants (they name columns, so they are not settings): the newest click/cart timestamps pushed, and the
 # request-time windows counted over them (a window count is therefore at most RECENT_TIMESTAMPS).
 RECENT_TIMESTAMPS = 10
+MAX_QUERY_WORDS = 16  # a pushed query keeps its first words only (a flood of long queries stays bounded)
 WINDOWS = {"5m": 300.0, "30m": 1800.0}
 NAN = float("nan")
 
@@ -105,6 +106,10 @@ class SessionState:
     shown: dict[str, float] = field(default_factory=dict)  # item -> latest impression, the newest max_shown_items
     event_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set, the newest max_event_ids
     late_dropped: int = 0
+    # The newest search query of the session (the query of the newest event that carries one: a search request's
+    # impressions and clicks) and its time; "" / NaN before the session's first search.
+    last_query: str = ""
+    last_query_ts: float = NAN
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (for a state store); :meth:`from_dict` reads it back."""
@@ -123,6 +128,8 @@ class SessionState:
             "shown": dict(self.shown),
             "event_ids": list(self.event_ids),
             "late_dropped": self.late_dropped,
+            "last_query": self.last_query,
+            "last_query_ts": self.last_query_ts,
         }
 
     @classmethod
@@ -143,6 +150,9 @@ class SessionState:
             shown={str(k): float(v) for k, v in data["shown"].items()},
             event_ids=dict.fromkeys(str(i) for i in data["event_ids"]),
             late_dropped=int(data["late_dropped"]),
+            # a state saved before the last query was kept has none (it counts from the next search event)
+            last_query=str(data.get("last_query", "")),
+            last_query_ts=float(data.get("last_query_ts", NAN)),
         )
 
 
@@ -158,6 +168,7 @@ def update(state: SessionState, event: SessionEvent, config: SessionConfig) -> S
         event.item_id,
         event.category_id,
         config,
+        event.query,
     )
 
 
@@ -169,8 +180,10 @@ def apply_event(
     item_id: str,
     category_id: int | None,
     config: SessionConfig,
+    query: str | None = None,
 ) -> SessionState:
-    """:func:`update` on plain values (the offline replay calls this directly, skipping per-event validation)."""
+    """:func:`update` on plain values (the offline replay calls this directly, skipping per-event validation).
+    ``query``: the search query the event carries (None or "" for a feed event)."""
     if event_id in state.event_ids:
         return state
     if math.isnan(state.last_ts):
@@ -203,7 +216,16 @@ def apply_event(
             state.cat_last_click[category_id] = max(state.cat_last_click.get(category_id, ts), ts)
     elif code == CART:
         _insert_newest(state.cart_ts, ts)
+    if query:  # the newest query by (time, text): order-independent like the rest of the state
+        query = _normalise_query(query)
+        if query and (math.isnan(state.last_query_ts) or (ts, query) > (state.last_query_ts, state.last_query)):
+            state.last_query, state.last_query_ts = query, ts
     return state
+
+
+def _normalise_query(query: str) -> str:
+    """A query as its words (lowercase, single spaces; capped): what the pushed row keeps and the features read."""
+    return " ".join(query.lower().split()[:MAX_QUERY_WORDS])
 
 
 def _new_session(state: SessionState, ts: float) -> None:
@@ -213,6 +235,7 @@ def _new_session(state: SessionState, ts: float) -> None:
     state.cat_clicks, state.cat_last_click, state.cat_impressions = {}, {}, {}
     state.click_ts, state.cart_ts = [], []
     state.clicked, state.shown, state.event_ids = {}, {}, {}
+    state.last_query, state.last_query_ts = "", NAN
 
 
 def _insert_newest(times: list[float], ts: float) -> None:
@@ -250,6 +273,7 @@ CART_TS_COLUMNS = [f"sess_cart_ts_{i:02d}" for i in range(RECENT_TIMESTAMPS)]
 COUNT_COLUMNS = ["sess_impressions", "sess_clicks", "sess_carts", "sess_purchases"]
 TIME_COLUMNS = ["sess_start_ts", "sess_last_event_ts", "sess_last_click_ts"]
 ITEM_LIST_COLUMNS = ["sess_clicked_items", "sess_shown_items"]  # space-separated item ids, newest first
+QUERY_COLUMN = "sess_last_query"  # the session's newest search query (words, lowercase), "" without one
 
 
 def pushed_columns(n_categories: int) -> dict[str, str]:
@@ -262,6 +286,7 @@ def pushed_columns(n_categories: int) -> dict[str, str]:
         **dict.fromkeys(cat_last_click_columns(n_categories), "float64"),
         **dict.fromkeys(cat_impressions_columns(n_categories), "int64"),
         **dict.fromkeys(ITEM_LIST_COLUMNS, "string"),
+        QUERY_COLUMN: "string",
     }
 
 
@@ -312,6 +337,7 @@ def user_session_features(
         row[column] = state.cat_impressions.get(c, 0)
     row["sess_clicked_items"] = " ".join(clicked)
     row["sess_shown_items"] = " ".join(shown)
+    row[QUERY_COLUMN] = state.last_query
     return row
 
 
@@ -338,6 +364,76 @@ SESSION_CANDIDATE_COLUMNS = [
     "session_cat_impressions",
     "session_cat_ctr",
 ]
+
+
+# The candidate against the session's newest search query (a later feed request of the visit still knows what the
+# user searched for): the share of the query's words in the candidate's title, and the candidate's category's share
+# of the catalogue items whose titles match the query best (the category the query names). NaN without a query in
+# the active session. A group of its own (feature_contract's "session_query"), apart from session_candidate.
+SESSION_QUERY_COLUMNS = ["session_query_title_match", "session_query_cat_share"]
+
+
+class TitleIndex(Protocol):
+    """What :func:`session_query_features` needs of a catalogue's titles (shoprank.ranking_features.TitleWordIndex:
+    the share of a query's distinct words in the title of each given row, NaN for no query)."""
+
+    size: int
+
+    def match(self, query: str | None, rows: np.ndarray) -> np.ndarray: ...
+
+
+def query_category_shares(
+    titles: TitleIndex, catalogue_category: np.ndarray, query: str, n_categories: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(match of every catalogue row, per category the share of the best-matching rows): the rows whose titles hold
+    the most of the query's words (none: all shares 0) and how they spread over the categories."""
+    match = titles.match(query, np.arange(titles.size))
+    shares = np.zeros(n_categories)
+    best = float(match.max()) if len(match) else 0.0
+    if best > 0:
+        top = match == best
+        category = np.asarray(catalogue_category, dtype=float)
+        known = top & ~np.isnan(category) & (category >= 0) & (category < n_categories)
+        shares = np.bincount(category[known].astype(int), minlength=n_categories)[:n_categories] / top.sum()
+    return match, shares
+
+
+def session_query_features(
+    user_values: Mapping[str, Any],
+    now: Any,
+    config: SessionConfig,
+    titles: TitleIndex,
+    rows: np.ndarray,
+    catalogue_category: np.ndarray,
+    *,
+    n_categories: int,
+) -> dict[str, np.ndarray]:
+    """SESSION_QUERY_COLUMNS per candidate: ``rows`` are the candidates' rows in the catalogue ``titles`` indexes
+    (negative: not in it), ``catalogue_category`` each catalogue row's category (NaN unknown); user values scalars
+    (one request) or one per candidate row (a training frame). One pass over the catalogue per distinct query."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    active = _active(user_values, _now(now, n), config)
+    raw = user_values.get(QUERY_COLUMN)
+    if raw is None or isinstance(raw, str | float):
+        queries = np.full(n, raw if isinstance(raw, str) else "", dtype=object)
+    else:
+        queries = np.array([q if isinstance(q, str) else "" for q in raw], dtype=object)
+    queries = np.where(active, queries, "")
+    category = np.asarray(catalogue_category, dtype=float)
+    title_match, cat_share = np.full(n, np.nan), np.full(n, np.nan)
+    inside = rows >= 0
+    own = np.full(n, np.nan)
+    own[inside] = category[rows[inside]]
+    own_known = inside & ~np.isnan(own) & (own >= 0) & (own < n_categories)
+    for query in pd.unique(queries[queries != ""]):
+        match, shares = query_category_shares(titles, category, str(query), n_categories)
+        at = queries == query
+        title_match[at & inside] = match[rows[at & inside]]
+        with_cat = at & own_known
+        cat_share[with_cat] = shares[own[with_cat].astype(int)]
+        cat_share[at & ~own_known] = 0.0
+    return {"session_query_title_match": title_match, "session_query_cat_share": cat_share}
 
 
 def _floats(values: Mapping[str, Any], columns: list[str], n: int) -> np.ndarray:

@@ -13,6 +13,7 @@ instants of a user are merged in time order, an instant before the events of the
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from shoprank.feature_contract import push_views, ranker
+from shoprank.ranking_features import TitleWordIndex, title_words
 from shoprank.session import (
     EVENT_CODES,
     SessionConfig,
@@ -27,6 +29,7 @@ from shoprank.session import (
     apply_event,
     candidate_session_features,
     pushed_columns,
+    session_query_features,
     session_user_features,
     user_session_features,
 )
@@ -35,7 +38,7 @@ from shoprank.settings import Settings
 log = logging.getLogger(__name__)
 
 SESSION_VIEW = "user_session_features"
-EVENT_COLUMNS = ["event_id", "event_ts", "event_type", "user_id", "item_id", "request_id"]
+EVENT_COLUMNS = ["event_id", "event_ts", "event_type", "user_id", "item_id", "request_id", "query"]
 
 
 def uses_session_features(feature_service: str) -> bool:
@@ -97,7 +100,8 @@ def session_snapshots(
 ) -> pd.DataFrame:
     """The pushed row of ``requests``' users as of each request_ts, from ``events`` strictly before it.
 
-    ``events``: event_id, event_ts, event_type, user_id, item_id, category_id; ``requests``: request_id, user_id,
+    ``events``: event_id, event_ts, event_type, user_id, item_id, category_id (and query: optional, a search
+    event's query); ``requests``: request_id, user_id,
     request_ts (epoch seconds). Returns request_id + :func:`shoprank.session.pushed_columns`, in ``requests`` order.
     """
     unknown = set(events["event_type"].unique()) - set(EVENT_CODES)
@@ -113,6 +117,11 @@ def session_snapshots(
     codes = events["event_type"].map(EVENT_CODES).tolist()
     items = events["item_id"].tolist()
     cats = [None if np.isnan(c) else int(c) for c in events["category_id"].to_numpy(dtype=float)]
+    queries = (
+        [q if isinstance(q, str) else None for q in events["query"].tolist()]
+        if "query" in events.columns
+        else [None] * n_events
+    )
     user_list, time_list = users.tolist(), times.tolist()
 
     rows: list[dict[str, float | int | str]] = [{}] * len(requests)
@@ -123,7 +132,7 @@ def session_snapshots(
         if user != current:
             state, current = SessionState(user_id=str(user_names[user])), user
         if idx < n_events:
-            apply_event(state, ids[idx], time_list[idx], codes[idx], items[idx], cats[idx], config)
+            apply_event(state, ids[idx], time_list[idx], codes[idx], items[idx], cats[idx], config, queries[idx])
         else:
             rows[idx - n_events] = user_session_features(state, time_list[idx], config, n_categories=n_categories)
     out = pd.DataFrame(rows, columns=list(pushed_columns(n_categories)))
@@ -131,18 +140,59 @@ def session_snapshots(
     return out
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """The items' titles and categories the session_query columns read (serving reads its item cache's)."""
+
+    ids: pd.Index
+    titles: TitleWordIndex
+    category: np.ndarray  # float, NaN unknown, one per row of ``titles``
+
+    @classmethod
+    def from_frame(cls, items: pd.DataFrame) -> Catalogue:
+        """From item_id, title, category_id rows (the raw items table; an item's newest row wins)."""
+        latest = items.drop_duplicates("item_id", keep="last")
+        return cls(
+            ids=pd.Index(latest["item_id"].astype(str).to_numpy()),
+            titles=TitleWordIndex(title_words(t if isinstance(t, str) else None) for t in latest["title"]),
+            category=pd.to_numeric(latest["category_id"], errors="coerce").to_numpy(dtype=float),
+        )
+
+
+def read_catalogue(settings: Settings, last_day: date) -> Catalogue:
+    """The raw items table's partitions through ``last_day`` as a :class:`Catalogue`."""
+    items = ds.dataset(settings.raw_dir / "items", format="parquet", partitioning="hive")
+    table = items.to_table(
+        columns=["item_id", "title", "category_id"], filter=ds.field("dt") <= str(pd.Timestamp(last_day).date())
+    )
+    return Catalogue.from_frame(table.to_pandas())
+
+
 def session_model_columns(
-    frame: pd.DataFrame, now: np.ndarray, config: SessionConfig, n_categories: int
+    frame: pd.DataFrame,
+    now: np.ndarray,
+    config: SessionConfig,
+    n_categories: int,
+    catalogue: Catalogue | None = None,
 ) -> dict[str, np.ndarray]:
-    """The session_user and session_candidate columns of rows carrying the pushed columns and item_category_id."""
+    """The session_user and session_candidate columns of rows carrying the pushed columns and item_category_id;
+    with a ``catalogue``, the session_query columns too."""
     values = {column: frame[column].to_numpy() for column in pushed_columns(n_categories)}
     category = pd.to_numeric(frame["item_category_id"], errors="coerce").to_numpy(dtype=float)
-    return {
+    out = {
         **session_user_features(values, now, config, n_rows=len(frame)),
         **candidate_session_features(
             values, category, frame["item_id"].to_numpy(), now, config, n_categories=n_categories
         ),
     }
+    if catalogue is not None:
+        rows = catalogue.ids.get_indexer(frame["item_id"].astype(str).to_numpy())
+        out.update(
+            session_query_features(
+                values, now, config, catalogue.titles, rows, catalogue.category, n_categories=n_categories
+            )
+        )
+    return out
 
 
 def request_snapshots(settings: Settings, request_ids: pd.Series, first_day: date, last_day: date) -> pd.DataFrame:
@@ -177,7 +227,11 @@ def add_session_features(
     joined = frame[["request_id", "item_id", "item_category_id"]].merge(
         snapshots, on="request_id", how="left", validate="many_to_one"
     )
-    columns = session_model_columns(joined, joined["request_ts"].to_numpy(dtype=float), settings.session, n_categories)
+    # the session_query columns for every session ranker (one catalogue pass per distinct query): a ranker without
+    # them in its feature service leaves them unread, and a benchmark can train both on one frame
+    catalogue = read_catalogue(settings, max(frame["dt"]))
+    now = joined["request_ts"].to_numpy(dtype=float)
+    columns = session_model_columns(joined, now, settings.session, n_categories, catalogue)
     out = frame.copy()
     for name, values in columns.items():
         out[name] = values

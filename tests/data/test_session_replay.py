@@ -1,6 +1,7 @@
 """Online and offline session features agree on a simulated day.
 
-Online: the raw events in arrival order (every 7th sent twice), each validated as a SessionEvent and folded with
+Online: the raw events in arrival order (every 7th sent twice; a search's events with its query), each validated as a
+SessionEvent and folded with
 ``update`` into a per-user state kept as JSON (as a state store would), the pushed row taken when a request arrives and
 the model columns computed from it per candidate. Offline: training's replay (training/session_dataset.py) over the
 same raw files. Every session column of every impression must be equal.
@@ -16,11 +17,13 @@ import pandas as pd
 
 from producers.simulator import simulate
 from shoprank.feature_contract import COMPUTED
+from shoprank.ranking_features import TitleWordIndex, title_words
 from shoprank.session import (
     SessionConfig,
     SessionEvent,
     SessionState,
     candidate_session_features,
+    session_query_features,
     session_user_features,
     update,
     user_session_features,
@@ -45,7 +48,10 @@ def _online(events: pd.DataFrame, requests: pd.DataFrame, n_categories: int) -> 
         while i < len(stream) and stream[i].event_ts.timestamp() < request.request_ts:
             e = stream[i]
             category = None if np.isnan(e.category_id) else int(e.category_id)
-            event = SessionEvent(e.event_id, e.event_ts.to_pydatetime(), e.event_type, e.user_id, e.item_id, category)
+            query = e.query if isinstance(e.query, str) else None  # a search's events carry its query
+            event = SessionEvent(
+                e.event_id, e.event_ts.to_pydatetime(), e.event_type, e.user_id, e.item_id, category, query
+            )
             saved = states.get(e.user_id)
             state = SessionState.from_dict(json.loads(saved)) if saved else SessionState(user_id=e.user_id)
             states[e.user_id] = json.dumps(update(state, event, CONFIG).to_dict())
@@ -78,6 +84,11 @@ def test_online_updates_equal_the_offline_replay(tmp_path) -> None:
     requests = firsts.loc[frame["request_id"].unique()].reset_index()
     rows = _online(events, requests, n_categories)
     when = dict(zip(requests["request_id"], requests["request_ts"], strict=True))
+    # the catalogue as serving's item cache holds it: every item's title words and category, one row each
+    catalogue = pd.read_parquet(settings.raw_dir / "items").drop_duplicates("item_id", keep="last")
+    catalogue_rows = pd.Index(catalogue["item_id"].astype(str))
+    titles = TitleWordIndex(title_words(t) for t in catalogue["title"])
+    catalogue_category = catalogue["category_id"].to_numpy(dtype=float)
     online: dict[str, list[float]] = {}
     for request_id, candidates in frame.groupby("request_id", sort=False):
         now = when[request_id]
@@ -91,16 +102,32 @@ def test_online_updates_equal_the_offline_replay(tmp_path) -> None:
                 CONFIG,
                 n_categories=n_categories,
             ),
+            **session_query_features(
+                rows[request_id],
+                now,
+                CONFIG,
+                titles,
+                catalogue_rows.get_indexer(candidates["item_id"].astype(str)),
+                catalogue_category,
+                n_categories=n_categories,
+            ),
         }
         for name, values in columns.items():
             online.setdefault(name, [0.0] * len(frame))
             for index, value in zip(candidates.index, values, strict=True):
                 online[name][index] = float(value)
 
-    session_columns = [*COMPUTED["session_user"].columns, *COMPUTED["session_candidate"].columns]
+    session_columns = [
+        *COMPUTED["session_user"].columns,
+        *COMPUTED["session_candidate"].columns,
+        *COMPUTED["session_query"].columns,
+    ]
     assert sorted(online) == sorted(session_columns)
     for name in session_columns:
         np.testing.assert_array_equal(offline[name].to_numpy(dtype=float), np.array(online[name]), err_msg=name)
     # The day is not trivial: most requests have a session behind them, some candidates were seen in it.
     assert (offline["session_clicks"] > 0).mean() > 0.5
     assert offline["session_item_shown_no_click"].sum() > 0 and offline["session_item_clicked"].sum() > 0
+    # ... and many follow a search of the session, whose query names the candidate's category for some candidates
+    assert offline["session_query_title_match"].notna().mean() > 0.2
+    assert (offline["session_query_cat_share"] > 0.5).sum() > 0 and (offline["session_query_title_match"] == 1).any()

@@ -89,6 +89,20 @@ def test_a_dead_consumers_pending_entries_are_claimed_on_start(serving_world: Se
     ]
 
 
+def test_a_search_events_query_reaches_the_pushed_session_row(serving_world: ServingWorld, prefix: str) -> None:
+    """/events' rows carry the raw contract's query: the stream keeps it, the worker folds it into the session's
+    last query (the session_query columns read it), and a later feed event leaves it."""
+    client, keys = redis.Redis(), StreamKeys(prefix)
+    shown = {"event_id": "s-1", "event_ts": datetime.now(UTC), "event_type": "impression", "user_id": "u000031"}
+    searched = encode_event(shown | {"item_id": "i000003", "surface": "search", "query": "Vintage Sneakers"})
+    other_user = encode_event(shown | {"event_id": "s-3", "user_id": "u000032", "item_id": "i000003"})
+    xadd_all(client, keys, [searched, click("s-2", "u000031", "i000004"), other_user], maxlen=10_000)
+    stats = StreamWorker(worker_settings(serving_world, prefix, batch_size=2)).run(max_idle_batches=2)
+    assert stats.counted == 3, stats
+    online = online_session(serving_world, ["u000031", "u000032"], ["sess_last_query", "sess_impressions"])
+    assert online == {"sess_last_query": ["vintage sneakers", ""], "sess_impressions": [1, 1]}
+
+
 def _start_worker(world: ServingWorld, prefix: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **world.env,

@@ -299,3 +299,50 @@ def test_a_cold_users_session_points_to_the_category_clicked_last() -> None:
     # a click in a category outside the model's range gives no segment
     outside = row_at(replay([event(1, 0, "click", "i1", 9)]), 5)
     assert session_intent_category(outside, T0 + timedelta(seconds=5), CFG, n_categories=N_CAT) is None
+
+
+def search(n: int, seconds: float, query: str | None, kind: str = "impression") -> SessionEvent:
+    return SessionEvent(f"q{n}", T0 + timedelta(seconds=seconds), kind, "u1", "i9", 2, query)
+
+
+def test_the_session_keeps_its_newest_search_query_in_any_arrival_order() -> None:
+    events = [search(1, 0, "Premium  Sneakers"), search(2, 5, None), search(3, 8, "lamp", "click"), search(4, 9, "")]
+    in_order = replay(events)
+    assert row_at(in_order, 10)["sess_last_query"] == "lamp"  # the newest event with a query; feed events keep it
+    assert row_at(replay(events[::-1]), 10) == row_at(in_order, 10)  # 9 s of reordering: within the lateness
+    assert row_at(replay(events[:1]), 10)["sess_last_query"] == "premium sneakers"  # lowercase, single spaces
+    assert SessionState.from_dict(in_order.to_dict()) == in_order
+    assert row_at(in_order, 10 + CFG.gap_seconds)["sess_last_query"] == ""  # an ended session has no query
+    later = update(in_order, search(5, 20 + CFG.gap_seconds, None), CFG)  # a new session forgets it
+    assert row_at(later, 21 + CFG.gap_seconds)["sess_last_query"] == ""
+    assert row_at(replay([event(1, 0, "click")]), 1)["sess_last_query"] == ""
+
+
+def test_query_features_read_the_last_query_against_the_catalogue() -> None:
+    from shoprank.ranking_features import TitleWordIndex, title_words
+    from shoprank.session import session_query_features
+
+    titles = ["premium sneakers", "eco sneakers", "premium lamp", "eco boots", "mini lamp"]
+    category = np.array([0.0, 0.0, 3.0, 0.0, 3.0])
+    index = TitleWordIndex(title_words(t) for t in titles)
+    rows = np.array([0, 1, 2, 3, 4, -1])  # the last candidate is not in the catalogue
+    state = replay([search(1, 0, "eco sneakers")])
+    now = T0 + timedelta(seconds=30)
+    got = session_query_features(row_at(state, 30), now, CFG, index, rows, category, n_categories=N_CAT)
+    np.testing.assert_allclose(got["session_query_title_match"], [0.5, 1.0, 0.0, 0.5, 0.0, np.nan])
+    # the best match ("eco sneakers") is all category 0: its items share 1, category 3's share 0, unknown 0
+    np.testing.assert_allclose(got["session_query_cat_share"], [1.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    state = replay([search(1, 0, "premium")])  # two best matches, one per category
+    got = session_query_features(row_at(state, 30), now, CFG, index, rows, category, n_categories=N_CAT)
+    np.testing.assert_allclose(got["session_query_cat_share"], [0.5, 0.5, 0.5, 0.5, 0.5, 0.0])
+    # no query in the session, or the session over: no signal (NaN), as for a user without a session
+    for values, at in ((row_at(replay([event(1, 0, "click")]), 30), now), (row_at(state, 30), T0 + timedelta(hours=2))):
+        got = session_query_features(values, at, CFG, index, rows, category, n_categories=N_CAT)
+        assert np.isnan(got["session_query_title_match"]).all() and np.isnan(got["session_query_cat_share"]).all()
+    # one value per row (a training frame): each row reads its own query
+    frame_values = {k: np.array([v, v], dtype=object) for k, v in row_at(state, 30).items()}
+    frame_values["sess_last_query"] = np.array(["premium", "mini lamp"], dtype=object)
+    frame_values["sess_last_event_ts"] = np.array([state.last_ts] * 2, dtype=float)
+    got = session_query_features(frame_values, now, CFG, index, np.array([0, 4]), category, n_categories=N_CAT)
+    np.testing.assert_allclose(got["session_query_title_match"], [1.0, 1.0])
+    np.testing.assert_allclose(got["session_query_cat_share"], [0.5, 1.0])
