@@ -202,6 +202,10 @@ class RecallSettings(BaseModel):
     # Add to each training request 20 catalogue items as non-clicks (training/preranker.py with_catalogue_negatives):
     # at 1M events the funnel's 500 then hold more clicks but agree less with the final ranker (docs/retrieval.md).
     prerank_sampled_negatives: bool = False
+    # What the pre-ranker learns to rank by: ``clicks`` (the impressions' click/purchase relevance) or ``distill``
+    # (imitate the final ranker: each training impression's label is the score of the final ranker trained in the same
+    # run before `train-preranker`, else the champion; training/preranker.py teacher). The card records it.
+    prerank_target: Literal["clicks", "distill"] = "clicks"
 
 
 class ServingSettings(BaseModel):
