@@ -130,3 +130,49 @@ def test_the_counter_counts_a_sellers_impressions_per_snapshot_and_paces_by_yest
     annotated, fraction = exposure.annotate(slate, day2, rows)  # a new snapshot: a new day
     assert list(annotated.seller_shown_today) == [0, 0, 0]
     assert exposure.previous_requests == 3 and fraction == 1 / 3
+
+
+def test_the_service_serves_a_young_seller_until_its_floor_is_met(serving_world) -> None:  # noqa: ANN001
+    """/rank end to end: the service's counter feeds the rule, and the served impressions count toward the floor."""
+    from dataclasses import replace
+
+    from serving.schemas import RankRequest
+    from serving.seller_exposure import seller_ages
+    from serving.service import RankingService
+
+    service = RankingService()
+    items = service.state.items
+    ages, sellers = seller_ages(items)[:-1], items.seller[:-1]
+    young = str(sellers[np.nanargmin(ages)])
+    days = float(np.nanmin(ages)) + 1e-6  # only the youngest seller is "new" under the floor
+    assert (ages[sellers != young] > days).all()
+    base = service.state.rules
+    assert base is not None
+    off = base.model_copy(
+        update={
+            "exploration": base.exploration.model_copy(update={"enabled": False}),
+            "supply_demand": base.supply_demand.model_copy(update={"new_seller_min_items": 0}),
+            "mixing": base.mixing.model_copy(update={"enabled": False}),
+        }
+    )
+    user = serving_world.user_ids[0]
+    stock = items.column("item_stock_units", items.rows([str(i) for i in items.ids]))
+    sellers_of = dict(zip(items.ids.astype(str), sellers, strict=True))
+    stocked = [str(i) for i, units in zip(items.ids, stock, strict=True) if units > 0]
+    pool = [i for i in stocked if sellers_of[i] != young][:40] + [i for i in stocked if sellers_of[i] == young]
+    by_model = service.rank(RankRequest(user_id=user, candidate_ids=pool, k=len(pool), apply_rules=False))
+    order = [i.item_id for i in by_model.items]
+    mine = [i for i in order if sellers_of[i] == young]
+    candidates = [i for i in order[:20] if i not in mine] + mine[-1:]  # the seller's weakest item, last
+    service.state = replace(service.state, rules=off)
+    plain = service.rank(RankRequest(user_id=user, candidate_ids=candidates, k=5, request_id="r0"))
+    assert mine[-1] not in [i.item_id for i in plain.items]
+    floor = SellerFloorRules(enabled=True, days=days, min_impressions=3, max_slots=1, pace=False)
+    service.state = replace(service.state, rules=off.model_copy(update={"seller_floor": floor}))
+    served = []
+    for n in range(5):
+        response = service.rank(RankRequest(user_id=user, candidate_ids=candidates, k=5, request_id=f"r{n + 1}"))
+        shown = {i.item_id: i.reasons for i in response.items}
+        served.append(mine[-1] in shown and SELLER_FLOOR in shown[mine[-1]])
+    assert served == [True, True, True, False, False]  # three impressions a day, then the model decides again
+    assert service.seller_exposure.counts[young] == 3
