@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import line
+from shoprank.mart_files import mart_exists, read_mart
 
 RANKERS = ("ranker_v3", "ranker_v3_relevance")
 
@@ -39,7 +40,7 @@ def _days(settings) -> list[date]:
 
 
 def ensure_marts(settings, run_date: date) -> None:
-    if (settings.marts_export_dir / "training_examples.parquet").exists():
+    if mart_exists(settings.marts_export_dir, "training_examples"):
         return
     from warehouse.build import build_warehouse
     from warehouse.publish import publish_snapshot
@@ -96,7 +97,7 @@ def _search_click_ndcg(settings, holdout_path, k: int) -> float:
     holdout = pd.read_parquet(
         holdout_path, columns=["impression_id", "request_id", "item_id", "relevance", "model_score"]
     )
-    search = pd.read_parquet(settings.marts_export_dir / "query_item_match.parquet", columns=["impression_id"])
+    search = read_mart(settings.marts_export_dir, "query_item_match", ["impression_id"])
     return ndcg_at_k(holdout[holdout["impression_id"].isin(search["impression_id"])], "model_score", k)
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from quality.runner import DataQualityError
 from shoprank.gate_records import drift_report_path
+from shoprank.mart_files import mart_exists, read_mart
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, model_feature_columns
 from shoprank.settings import Settings
 
@@ -45,12 +46,13 @@ WINDOW_MARTS = {
 EPSILON = 1e-4  # floor for empty bins, so one empty bin does not make the index infinite
 
 
-def _read_mart(path: Path, days: Collection[date] | None, columns: list[str] | None = None) -> pd.DataFrame:
-    """A mart's export; given ``days``, only the rows of those dt partitions, filtered while reading (dt is the
-    impression's day or the feature day, so no other row could join): a day's rows, not the whole history."""
+def _read_mart(marts: Path, name: str, days: Collection[date] | None, columns: list[str] | None = None) -> pd.DataFrame:
+    """A mart's export (its file or day files: shoprank/mart_files.py); given ``days``, only the rows of those dt
+    partitions, filtered while reading (dt is the impression's day or the feature day, so no other row could join):
+    a day's rows, not the whole history."""
     if days is None:
-        return pd.read_parquet(path, columns=columns)
-    return pd.read_parquet(path, columns=columns, filters=[("dt", "in", sorted(set(days)))])
+        return read_mart(marts, name, columns)
+    return read_mart(marts, name, columns, filters=[("dt", "in", sorted(set(days)))])
 
 
 def feature_rows(
@@ -60,26 +62,26 @@ def feature_rows(
     start of its day, from the marts in ``marts`` (default: the published ones)."""
     marts = marts or settings.marts_export_dir
     columns = ["impression_id", "user_id", "item_id", "event_ts"]
-    examples = _read_mart(marts / "training_examples.parquet", days, columns)
+    examples = _read_mart(marts, "training_examples", days, columns)
     examples["feature_ts"] = examples["event_ts"].dt.floor("D")
     examples = examples[examples["feature_ts"].dt.date <= run_date]
     if days is not None:
         examples = examples[examples["feature_ts"].dt.date.isin(set(days))]
-    users = _read_mart(marts / "user_features.parquet", days).drop(columns=["dt"], errors="ignore")
-    items = _read_mart(marts / "item_features.parquet", days).drop(columns=["dt"], errors="ignore")
+    users = _read_mart(marts, "user_features", days).drop(columns=["dt"], errors="ignore")
+    items = _read_mart(marts, "item_features", days).drop(columns=["dt"], errors="ignore")
     frame = examples.merge(users, on=["user_id", "feature_ts"], how="left").merge(
         items, on=["item_id", "feature_ts"], how="left"
     )
     # ranker_v3's marts, when built: the champion's score drift needs every column it scores with.
     for mart, keys in WINDOW_MARTS.items():
-        if (marts / f"{mart}.parquet").exists():
-            rows = _read_mart(marts / f"{mart}.parquet", days).drop(columns=["dt"], errors="ignore")
+        if mart_exists(marts, mart):
+            rows = _read_mart(marts, mart, days).drop(columns=["dt"], errors="ignore")
             rows = rows.drop(columns=[c for c in rows.columns if c in frame.columns and c not in keys])
             if CATEGORY_KEY in keys:
                 frame[CATEGORY_KEY] = pd.to_numeric(frame["item_category_id"], errors="coerce").astype("Int64")
             frame = frame.merge(rows, on=keys, how="left")
-    if (marts / "query_item_match.parquet").exists():
-        matches = _read_mart(marts / "query_item_match.parquet", days, ["impression_id", *QUERY_FEATURES])
+    if mart_exists(marts, "query_item_match"):
+        matches = _read_mart(marts, "query_item_match", days, ["impression_id", *QUERY_FEATURES])
         frame = frame.merge(matches, on="impression_id", how="left")
     frame = add_derived_features(frame, settings.simulator.categories)
     frame["day"] = frame["feature_ts"].dt.date

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from shoprank.gate_records import marts_results_path
+from shoprank.mart_files import require_mart_files
 from shoprank.settings import Settings
 
 
@@ -25,17 +26,11 @@ def files_list(paths: list[Path]) -> str:
 
 
 def mart_source(marts_dir: Path, name: str) -> str:
-    """``read_parquet(...)`` of mart ``name`` in ``marts_dir``: ``<name>.parquet``, or a folder ``<name>/`` of
-    parquet files (hive-partitioned). Raises FileNotFoundError naming the path when neither exists."""
-    path = marts_dir / f"{name}.parquet"
-    if path.is_file():
-        return f"read_parquet({sql_string(path)})"
-    folder = marts_dir / name
-    if folder.is_dir() and any(folder.rglob("*.parquet")):
-        return (
-            f"read_parquet({sql_string(folder / '**' / '*.parquet')}, hive_partitioning = true, union_by_name = true)"
-        )
-    raise FileNotFoundError(f"mart {name!r} not found at {path} (nor as a folder {folder}): build the warehouse first")
+    """``read_parquet(...)`` of mart ``name`` in ``marts_dir``: ``<name>.parquet``, or the day files of the folder
+    ``<name>/`` (shoprank/mart_files.py; each file holds its dt column). Raises FileNotFoundError naming the path when
+    neither exists."""
+    files = require_mart_files(marts_dir, name, hint="build the warehouse first")
+    return f"read_parquet({files_list(files)}, hive_partitioning = false)"
 
 
 def raw_partition_files(settings: Settings, table: str, first: date | None, last: date) -> list[Path]:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank import recall
+from shoprank.mart_files import mart_exists, read_mart
 from shoprank.recall import Vectors, als_vectors
 from shoprank.settings import RecallSettings, Settings
 
@@ -55,13 +56,10 @@ def catalogue(settings: Settings) -> pd.DataFrame:
 
 def click_sequences(settings: Settings) -> dict[str, list[str]]:
     """user -> their clicked items in time order, over the published training window."""
-    path = settings.marts_export_dir.resolve() / "training_examples.parquet"
-    if not path.exists():  # no training window published yet: no learned recall
+    marts = settings.marts_export_dir.resolve()
+    if not mart_exists(marts, "training_examples"):  # no training window published yet: no learned recall
         return {}
-    examples = pd.read_parquet(
-        path,
-        columns=["user_id", "item_id", "event_ts", "label_click"],
-    )
+    examples = read_mart(marts, "training_examples", ["user_id", "item_id", "event_ts", "label_click"])
     clicks = examples[examples["label_click"] > 0].sort_values(["user_id", "event_ts"])
     return {str(user): [str(i) for i in items] for user, items in clicks.groupby("user_id", sort=True)["item_id"]}
 

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from shoprank.mart_files import build_files
 from shoprank.settings import Settings
 
 
@@ -35,17 +36,19 @@ def _sha256(path: Path) -> str:
 
 
 def describe_files(directory: Path) -> dict[str, dict[str, Any]]:
-    """``{file name: {sha256, bytes, rows}}`` of every parquet file in ``directory``; a file parquet cannot read
-    raises :class:`GateRecordError` naming it."""
+    """``{file name: {sha256, bytes, rows}}`` of every mart file in ``directory`` (shoprank/mart_files.py: the
+    single files, and the day files of the day-partitioned marts, named by their path under ``directory``); a file
+    parquet cannot read raises :class:`GateRecordError` naming it."""
     import pyarrow.parquet as pq
 
     files = {}
-    for path in sorted(Path(directory).glob("*.parquet")):
+    for path in build_files(Path(directory)):
         try:
             rows = pq.read_metadata(path).num_rows
         except Exception as exc:
             raise GateRecordError(f"mart file {path} is not readable parquet: {exc}") from exc
-        files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size, "rows": rows}
+        name = path.relative_to(directory).as_posix()
+        files[name] = {"sha256": _sha256(path), "bytes": path.stat().st_size, "rows": rows}
     return files
 
 

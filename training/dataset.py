@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from shoprank.feature_store import get_feature_store, use_budgeted_offline_engine
+from shoprank.mart_files import read_mart
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
 from shoprank.resources import within_budget
 from shoprank.settings import Settings
@@ -35,10 +36,7 @@ EXAMPLE_COLUMNS = [
 
 def load_examples(settings: Settings, run_date: date) -> pd.DataFrame:
     """Impressions up to and including run_date, as the training_examples mart exported them."""
-    path = settings.marts_export_dir / "training_examples.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the dbt step first")
-    examples = pd.read_parquet(path, columns=EXAMPLE_COLUMNS)
+    examples = read_mart(settings.marts_export_dir, "training_examples", EXAMPLE_COLUMNS)
     examples["dt"] = pd.to_datetime(examples["dt"]).dt.date
     examples = examples[examples["dt"] <= run_date]
     if examples.empty:
@@ -110,10 +108,9 @@ def with_query_features(settings: Settings, frame: pd.DataFrame, with_text: bool
     """Add QUERY_FEATURES per impression from the query_item_match mart (search impressions only: feed rows stay
     NaN, as serving leaves them without a query); ``with_text``: also the query and the title (for the relevance
     feature)."""
-    path = settings.marts_export_dir / "query_item_match.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the feature service's query features come from it")
-    matches = pd.read_parquet(path, columns=["impression_id", *QUERY_FEATURES, "query", "item_title"])
+    matches = read_mart(
+        settings.marts_export_dir, "query_item_match", ["impression_id", *QUERY_FEATURES, "query", "item_title"]
+    )
     matches = matches.rename(columns={"query": QUERY_COLUMN, "item_title": TITLE_COLUMN})
     if not with_text:
         matches = matches.drop(columns=[QUERY_COLUMN, TITLE_COLUMN])

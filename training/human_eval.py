@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprank import query_relevance
+from shoprank.mart_files import mart_files, sql_files
 from shoprank.resources import duckdb_connect
 from shoprank.settings import Settings
 from training.evaluate import ndcg_per_group
@@ -30,8 +31,8 @@ def judged_rows(settings: Settings, holdout_path: Path, score_columns: dict[str,
     """The holdout's search impressions whose (query, item) pair has a human grade known on ``run_date``: request,
     item, grade and every score column. Empty without grades."""
     grades_path = query_relevance.grades_path(settings)
-    mart = settings.marts_export_dir / "query_item_match.parquet"
-    if not grades_path.exists() or not mart.exists():
+    mart = mart_files(settings.marts_export_dir, "query_item_match")
+    if not grades_path.exists() or not mart:
         return pd.DataFrame()
     grades = pd.read_parquet(grades_path, columns=["query", "item_id", "grade", "day"])
     grades = grades[pd.to_datetime(grades["day"]).dt.date <= run_date]
@@ -46,7 +47,7 @@ def judged_rows(settings: Settings, holdout_path: Path, score_columns: dict[str,
         return con.execute(
             f"SELECT h.request_id, h.item_id, g.grade, {scores} "
             f"FROM read_parquet('{holdout_path}') h "
-            f"JOIN (SELECT impression_id, query FROM read_parquet('{mart}')) q USING (impression_id) "
+            f"JOIN (SELECT impression_id, query FROM read_parquet({sql_files(mart)})) q USING (impression_id) "
             "JOIN grades g ON g.query = q.query AND g.item_id = h.item_id"
         ).df()
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprank import feature_contract as contract
+from shoprank.mart_files import require_mart_files, sql_files
 from shoprank.ranking_features import QUERY_FEATURES, add_derived_features, request_time_features
 from shoprank.resources import duckdb_connect, within_budget
 from shoprank.settings import Settings
@@ -46,10 +47,9 @@ SLICE_FLAG = "seller_is_new"
 
 
 def _path(directory: Path, name: str) -> str:
-    path = directory / f"{name}.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: publish the marts (the build-warehouse and publish steps)")
-    return str(path).replace("'", "''")
+    """The mart's files as read_parquet's argument (a list literal: its file, or its day files)."""
+    files = require_mart_files(directory, name, hint="publish the marts (the build-warehouse and publish steps)")
+    return sql_files(files)
 
 
 def service_joins(feature_service: str, n_categories: int) -> tuple[list[contract.View], list[str], bool]:
@@ -70,7 +70,7 @@ def _view_join(view: contract.View, alias: str, marts: Path) -> tuple[str, list[
     """The ASOF join of one view and its feature columns, missing beyond the view's TTL (Feast's rule)."""
     keys = ", ".join(view.join_keys)
     features = ", ".join(f'"{name}"' for name in view.feature_names)
-    source = f"(SELECT {keys}, feature_ts, {features} FROM read_parquet('{_path(marts, view.mart)}'))"
+    source = f"(SELECT {keys}, feature_ts, {features} FROM read_parquet({_path(marts, view.mart)}))"
     on = " AND ".join(f"e.{key} = {alias}.{key}" for key in view.join_keys)
     join = f"ASOF LEFT JOIN {source} {alias} ON {on} AND e.event_timestamp >= {alias}.feature_ts"
     fresh = f"{alias}.feature_ts + INTERVAL {int(view.ttl_days)} DAY >= e.event_timestamp"
@@ -81,7 +81,7 @@ def _view_join(view: contract.View, alias: str, marts: Path) -> tuple[str, list[
 def examples_sql(settings: Settings, run_date: date) -> str:
     """The SELECT of the impressions up to and including run_date, as the training_examples mart exported them."""
     path = _path(settings.marts_export_dir, "training_examples")
-    return f"SELECT {EXAMPLE_SELECT} FROM read_parquet('{path}') WHERE dt <= DATE '{run_date.isoformat()}'"
+    return f"SELECT {EXAMPLE_SELECT} FROM read_parquet({path}) WHERE dt <= DATE '{run_date.isoformat()}'"
 
 
 def training_set_sql(settings: Settings, run_date: date, feature_service: str) -> str:
@@ -95,7 +95,7 @@ def training_set_sql(settings: Settings, run_date: date, feature_service: str) -
     examples = f"({examples_sql(settings, run_date)})"
     if item_keys:
         picked = ", ".join(f"arg_min({ITEM_KEYS[key]}, feature_ts) AS {key}" for key in item_keys)
-        catalogue = f"(SELECT item_id, {picked} FROM read_parquet('{_path(marts, 'item_features')}') GROUP BY item_id)"
+        catalogue = f"(SELECT item_id, {picked} FROM read_parquet({_path(marts, 'item_features')}) GROUP BY item_id)"
         with_keys = ", ".join(f"k.{key}" for key in item_keys)
         examples = f"(SELECT x.*, {with_keys} FROM {examples} x LEFT JOIN {catalogue} k USING (item_id))"
     joins, columns = [], []
@@ -106,12 +106,12 @@ def training_set_sql(settings: Settings, run_date: date, feature_service: str) -
     relevance = reads_relevance(feature_service)
     if reads_query or relevance:
         matches = ", ".join([*QUERY_FEATURES, "query", "item_title"])
-        source = f"(SELECT impression_id, {matches} FROM read_parquet('{_path(marts, 'query_item_match')}'))"
+        source = f"(SELECT impression_id, {matches} FROM read_parquet({_path(marts, 'query_item_match')}))"
         joins.append(f"LEFT JOIN {source} q ON q.impression_id = e.impression_id")
         columns += [f"q.{name}" for name in QUERY_FEATURES] if reads_query else []
         columns += [f"q.query AS {QUERY_COLUMN}", f"q.item_title AS {TITLE_COLUMN}"] if relevance else []
     if needs_seller_flag:
-        source = f"(SELECT seller_id, dt, {SLICE_FLAG} FROM read_parquet('{_path(marts, 'seller_features')}'))"
+        source = f"(SELECT seller_id, dt, {SLICE_FLAG} FROM read_parquet({_path(marts, 'seller_features')}))"
         joins.append(f"LEFT JOIN {source} s ON s.seller_id = e.seller_id AND s.dt = e.dt")
         columns.append(f"s.{SLICE_FLAG}")
     kept = [c for c in item_keys if c in keys]  # the seller_id fetched only for the flag is dropped, as before

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.feature_contract import exported_views
+from shoprank.mart_files import DAY_PARTITIONED_MARTS
 from shoprank.resources import MemoryBudgetError, budget_error, out_of_memory
 from shoprank.settings import Settings, apply_runtime_env
+from warehouse.day_exports import finish_day_exports, prepare_day_exports
 
 MARTS = ("user_features", "item_features", "training_examples")
 # Every mart dbt exports to parquet on the DuckDB target (macros/incremental.sql: export_mart): the feature
@@ -44,6 +46,12 @@ EXPORTED_MARTS = tuple(
         )
     )
 )
+
+
+def _export_path(settings: Settings, name: str) -> Path:
+    """Where a mart's export lies in the build area: its file, or its folder of day files (shoprank/mart_files.py)."""
+    folder = settings.marts_build_dir / name
+    return folder if name in DAY_PARTITIONED_MARTS else settings.marts_build_dir / f"{name}.parquet"
 
 
 class WarehouseBuildError(RuntimeError):
@@ -145,6 +153,7 @@ def build_warehouse(
     apply_runtime_env(settings)
     settings.ensure_dirs()
     settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)  # the profile's temp_directory: DuckDB spills there
+    prepare_day_exports(settings)  # the day-partitioned marts' export folders (warehouse/day_exports.py)
     raw_load = None
     if settings.dbt_target_name == "postgres":
         from shoprank.databases import ensure_postgres_database
@@ -203,17 +212,19 @@ def build_warehouse(
         from warehouse.spark import collect_exports
 
         exports = collect_exports(settings)
+    day_exports = finish_day_exports(settings)
     return {
         "run_date": run_date.isoformat() if run_date else None,
         "elapsed_s": round(elapsed, 2),
         "exports": exports,
+        "day_exports": day_exports,
         "statuses": statuses,
         "resource_types": resource_types,
         "nodes": sum(statuses.values()),
         "target": settings.dbt_target_name,
         "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),
-        "marts": {name: str(settings.marts_build_dir / f"{name}.parquet") for name in MARTS},
+        "marts": {name: str(_export_path(settings, name)) for name in MARTS},
     }
 
 

@@ -33,6 +33,7 @@ from shoprank.gate_records import (
     fingerprint,
     marts_results_path,
 )
+from shoprank.mart_files import build_files
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,15 +105,17 @@ def publish_snapshot(
     discarded and nothing is published.
     """
     build, snapshots = settings.marts_build_dir, settings.marts_snapshots_dir
-    if not any(build.glob("*.parquet")):
+    if not build_files(build):
         raise PublishError(f"publish {run_date}: no mart files in {build}: build the warehouse first")
     snapshots.mkdir(parents=True, exist_ok=True)
     staging = snapshots / f".incoming-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        for path in sorted(build.glob("*.parquet")):
-            shutil.copyfile(path, staging / path.name)
-            with (staging / path.name).open("rb") as handle:  # on disk before the pointer can name it
+        for path in build_files(build):  # single files, and each day file of the day-partitioned marts
+            copy = staging / path.relative_to(build)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+            with copy.open("rb") as handle:  # on disk before the pointer can name it
                 os.fsync(handle.fileno())
         files = describe_files(staging)  # the copy itself, not the build: what readers will get
         digest = fingerprint(files)
@@ -150,9 +153,18 @@ def publish_snapshot(
         "previous": str(previous) if previous else None,
         "changed": previous != snapshot,
         "fingerprint": digest,
-        "files": {name: f["rows"] for name, f in manifest["files"].items()},
+        "files": _rows_per_mart(manifest["files"]),
         "removed": [p.name for p in removed],
     }
+
+
+def _rows_per_mart(files: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Rows per mart file name (``<mart>.parquet``), a day-partitioned mart's day files summed under its name."""
+    rows: dict[str, int] = {}
+    for name, described in files.items():
+        mart = name.split("/", 1)[0].removesuffix(".parquet") + ".parquet"
+        rows[mart] = rows.get(mart, 0) + described["rows"]
+    return rows
 
 
 def _point(pointer: Path, snapshot: Path) -> None:

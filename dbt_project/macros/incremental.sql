@@ -176,15 +176,23 @@
 {%- endmacro %}
 
 
-{% macro export_mart(order_by, latest_only=none) %}
+{% macro export_mart(order_by, latest_only=none, by_day=none) %}
     {#- Post-hook: write the whole mart (or only its newest `latest_only` partition) to
         $SHOPRANK_MARTS_BUILD_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible): the build
-        area the gates judge; the `publish` step copies it to the published marts after the last gate. -#}
-    {{- return(adapter.dispatch('export_mart')(order_by, latest_only)) -}}
+        area the gates judge; the `publish` step copies it to the published marts after the last gate.
+        by_day (a date column, the model's partition key): one file per day instead,
+        <model>/dt=YYYY-MM-DD.parquet (shoprank/mart_files.py), and a run writes only the days it may have rewritten
+        (from the day spine's first day, run_start, on) plus any day without its file: the large impression marts'
+        export then grows with the day, not with the history. warehouse/build.py makes the folder before the run and
+        deletes, after it, the files of days no longer in the table. -#}
+    {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day)) -}}
 {% endmacro %}
 
 
-{% macro duckdb__export_mart(order_by, latest_only) %}
+{% macro duckdb__export_mart(order_by, latest_only, by_day) %}
+    {%- if by_day -%}
+        {%- do export_mart_days(order_by, by_day) -%}
+    {%- else %}
     copy (
         select * from {{ this }}
         {%- if latest_only %}
@@ -192,10 +200,45 @@
         {%- endif %}
         order by {{ order_by }}
     ) to '{{ env_var("SHOPRANK_MARTS_BUILD_DIR") }}/{{ this.identifier }}.parquet' (format parquet)
+    {%- endif %}
 {% endmacro %}
 
 
-{% macro postgres__export_mart(order_by, latest_only) %}
+{% macro export_mart_days(order_by, by_day) %}
+    {#- DuckDB: one COPY per day this run may have rewritten (see export_mart), each sorted by order_by: a day's
+        file holds the rows, in the order, the whole mart's file held for that day. Runs the copies itself (the hook's
+        own SQL is then empty). -#}
+    {%- if not execute -%}
+        {{- return('') -}}
+    {%- endif -%}
+    {%- set folder = env_var('SHOPRANK_MARTS_BUILD_DIR') ~ '/' ~ this.identifier -%}
+    {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
+    {%- set spine_relation = api.Relation.create(database=spine.database, schema=spine.schema, identifier=spine.alias) -%}
+    {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
+    {%- set first_day = none if first_day is none else (first_day | string)[:10] -%}
+    {%- set existing = [] -%}
+    {%- for file in run_query(
+            "select file from glob('" ~ (folder | replace("'", "''")) ~ "/dt=*.parquet')"
+        ).columns[0].values() -%}
+        {%- do existing.append((file | string).split('dt=')[-1][:10]) -%}
+    {%- endfor -%}
+    {%- set days = run_query(
+        'select distinct ' ~ by_day ~ ' from ' ~ this ~ ' order by 1'
+    ).columns[0].values() -%}
+    {%- for value in days -%}
+        {%- set day = (value | string)[:10] -%}
+        {%- if first_day is none or day >= first_day or day not in existing -%}
+            {%- do run_query(
+                "copy (select * from " ~ this ~ " where " ~ by_day ~ " = date '" ~ day ~ "' order by " ~ order_by
+                ~ ") to '" ~ (folder | replace("'", "''")) ~ "/dt=" ~ day ~ ".parquet' (format parquet)"
+            ) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return('') -}}
+{% endmacro %}
+
+
+{% macro postgres__export_mart(order_by, latest_only, by_day) %}
     {#- PostgreSQL writes no parquet: record the export's query (same rows, same order as DuckDB's) in
         <schema>._mart_exports; warehouse/pg_export.py streams each recorded query to the same build-area file after
         the build, so Feast, training and serving read the same files on either target. -#}
@@ -209,7 +252,7 @@
 {% endmacro %}
 
 
-{% macro spark__export_mart(order_by, latest_only) %}
+{% macro spark__export_mart(order_by, latest_only, by_day) %}
     {#- Spark writes the export itself, as part files of one directory (same rows, same order as DuckDB's copy:
         the sort's range partitions are numbered in order); warehouse/spark.py concatenates them, in name order,
         into the build-area file after the build. -#}
@@ -238,7 +281,7 @@
 {% endmacro %}
 
 
-{% macro default__export_mart(order_by, latest_only) %}
+{% macro default__export_mart(order_by, latest_only, by_day) %}
     {#- Other warehouses are queried in place. -#}
 {% endmacro %}
 

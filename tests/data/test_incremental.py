@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from producers.simulator import simulate
+from shoprank.mart_files import DAY_PARTITIONED_MARTS, build_files, day_file, file_day, mart_files, read_mart, sql_files
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
 from warehouse.build import EXPORTED_MARTS, build_warehouse
@@ -42,21 +44,46 @@ def _build_models(settings: Settings, day: date) -> None:
 
 
 def _exports(settings: Settings) -> dict[str, bytes]:
-    return {name: (settings.marts_build_dir / f"{name}.parquet").read_bytes() for name in EXPORTED_MARTS}
+    """Every exported mart's bytes by name; a day-partitioned mart's day files each under <mart>/dt=...parquet."""
+    build = settings.marts_build_dir
+    exports = {path.relative_to(build).as_posix(): path.read_bytes() for path in build_files(build)}
+    assert {name.split("/")[0].removesuffix(".parquet") for name in exports} == set(EXPORTED_MARTS)
+    return exports
 
 
 def _mart(settings: Settings, name: str) -> pd.DataFrame:
-    return pd.read_parquet(settings.marts_build_dir / f"{name}.parquet")
+    return read_mart(settings.marts_build_dir, name)
+
+
+def _file_states(settings: Settings) -> dict[str, tuple[int, bytes]]:
+    """(mtime in ns, bytes) of every day file of the day-partitioned marts."""
+    return {
+        path.relative_to(settings.marts_build_dir).as_posix(): (path.stat().st_mtime_ns, path.read_bytes())
+        for name in DAY_PARTITIONED_MARTS
+        for path in mart_files(settings.marts_build_dir, name)
+    }
 
 
 @pytest.fixture(scope="module")
-def day_by_day(warehouse: dict, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def day_files_before_each_run() -> dict[date, dict[str, tuple[int, bytes]]]:
+    """Filled by day_by_day: the day-partitioned marts' files (mtime, bytes) just before each day's run."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def day_by_day(
+    warehouse: dict,
+    tmp_path_factory: pytest.TempPathFactory,
+    day_files_before_each_run: dict[date, dict[str, tuple[int, bytes]]],
+) -> Settings:
     """The session's raw data landed one day at a time, with one warehouse run per day (D-2, D-1, D); the last
     run is a whole `dbt build`, its tests included."""
     source: Settings = warehouse["settings"]
     settings = tiny_settings(tmp_path_factory.mktemp("day-by-day-home"))
     for day in DAYS:
         _land_raw_up_to(source.raw_dir, settings.raw_dir, day)
+        day_files_before_each_run[day] = _file_states(settings)
+        time.sleep(0.01)  # a file rewritten by this run gets a later mtime than any before it
         if day == DAYS[-1]:
             build_warehouse(settings, day)
         else:
@@ -68,10 +95,54 @@ def test_day_by_day_runs_equal_one_run_of_the_last_day(warehouse: dict, day_by_d
     # The straight run (the session warehouse) built every day at once from the same raw data.
     straight = _exports(warehouse["settings"])
     incremental = _exports(day_by_day)
-    assert [name for name in EXPORTED_MARTS if incremental[name] != straight[name]] == []
+    assert sorted(incremental) == sorted(straight)
+    assert [name for name in straight if incremental[name] != straight[name]] == []
     # Not trivially equal: the first run could not have seen the later days.
     dts = _mart(day_by_day, "user_features")["dt"]
     assert dts.max() == RUN_DATE + timedelta(days=1) and dts.nunique() == 5
+
+
+def test_the_next_day_writes_only_the_days_it_rewrote(
+    day_by_day: Settings, day_files_before_each_run: dict[date, dict[str, tuple[int, bytes]]]
+) -> None:
+    """D's run (after D-1's) rewrites the impression days D-1 (a late outcome) and D: the large marts' export writes
+    those two day files and leaves every older day's file alone, untouched on disk (same mtime, same bytes)."""
+    before, after = day_files_before_each_run[RUN_DATE], _file_states(day_by_day)
+    rewritten = {RUN_DATE - timedelta(days=1), RUN_DATE}
+    for name in DAY_PARTITIONED_MARTS:
+        days = {file_day(path) for path in mart_files(day_by_day.marts_build_dir, name)}
+        assert days == {RUN_DATE - timedelta(days=n) for n in range(4)}, name  # the world's four days
+        for day in sorted(days):
+            key = day_file(day_by_day.marts_build_dir, name, day).relative_to(day_by_day.marts_build_dir).as_posix()
+            if day in rewritten:
+                assert key not in before or after[key][0] > before[key][0], key  # written by D's run
+            else:
+                assert after[key] == before[key], key  # neither written nor changed
+        assert not (day_by_day.marts_build_dir / f"{name}.parquet").exists(), name  # no whole-mart file besides
+
+
+def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: Path) -> None:
+    """Read together, a day-partitioned mart's day files give the rows, order, columns and types of the single
+    sorted file the export wrote before (here written again from the warehouse table), in pandas and in DuckDB."""
+    order = {
+        "training_examples": "dt, request_id, position, impression_id",
+        "query_item_match": "dt, request_id, impression_id",
+    }
+    with duckdb.connect(str(day_by_day.warehouse_path), read_only=True) as con:
+        for name in DAY_PARTITIONED_MARTS:
+            single = tmp_path / f"{name}.parquet"
+            con.execute(f"copy (select * from {name} order by {order[name]}) to '{single}' (format parquet)")
+            files = mart_files(day_by_day.marts_build_dir, name)
+            assert len(files) == 4, name
+            assert all(pq.read_schema(path) == pq.read_schema(single) for path in files), name
+            whole = pd.read_parquet(single)
+            assert len(whole) > 0
+            pd.testing.assert_frame_equal(_mart(day_by_day, name), whole, obj=name)
+            assert (
+                con.execute(f"select * from read_parquet({sql_files(files)})")
+                .df()
+                .equals(con.execute(f"select * from read_parquet('{single}')").df())
+            ), name
 
 
 def _correct_raw_partition(settings: Settings, day: date) -> str:
@@ -178,10 +249,7 @@ def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path)
     for day in (DAYS[0], DAYS[2]):
         _land_raw_up_to(source.raw_dir, settings.raw_dir, day)
         _build_models(settings, day)
-    for name in EXPORTED_MARTS:
-        assert (settings.marts_build_dir / f"{name}.parquet").read_bytes() == (
-            source.marts_build_dir / f"{name}.parquet"
-        ).read_bytes(), name
+    assert _exports(settings) == _exports(source)
 
 
 def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, tmp_path: Path) -> None:
@@ -205,7 +273,9 @@ def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, t
 
     build_warehouse(settings, day)
 
-    assert [name for name in EXPORTED_MARTS if _exports(settings)[name] != _exports(intact)[name]] == []
+    exports, expected = _exports(settings), _exports(intact)
+    assert sorted(exports) == sorted(expected)
+    assert [name for name in expected if exports[name] != expected[name]] == []
     # The old days are in the marts: their features came from the first run, not re-read.
     assert _mart(settings, "training_examples")["dt"].min() == old_days[0]
     # stg_events, the one model that reads raw events, rewrote the two days it read, all their rows...

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from warehouse.build import EXPORTED_MARTS, build_warehouse
 
@@ -111,7 +112,7 @@ def test_marts_equal_the_duckdb_build(warehouse: dict, postgres_warehouse: tuple
     duckdb_marts: Path = warehouse["settings"].marts_build_dir
     settings, _ = postgres_warehouse
     for name in EXPORTED_MARTS:
-        expected = pd.read_parquet(duckdb_marts / f"{name}.parquet")
+        expected = read_mart(duckdb_marts, name)
         got = _pg_table(settings, name)
         if "snapshot_date" in got:  # one snapshot per run: the D-1 run's and D's; the export holds the newest
             assert got["snapshot_date"].nunique() == 2, name
@@ -140,8 +141,8 @@ def test_exported_marts_equal_the_duckdb_exports(warehouse: dict, postgres_wareh
     settings, result = postgres_warehouse
     assert set(result["build"]["exports"]["marts"]) == set(EXPORTED_MARTS)
     for name in EXPORTED_MARTS:
-        expected = pd.read_parquet(duckdb_marts / f"{name}.parquet")
-        got = pd.read_parquet(settings.marts_build_dir / f"{name}.parquet")
+        expected = read_mart(duckdb_marts, name)
+        got = read_mart(settings.marts_build_dir, name)
         assert len(got) == result["build"]["exports"]["marts"][name] > 0, name
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, obj=name)
     assert not settings.warehouse_path.exists()  # no DuckDB file was written

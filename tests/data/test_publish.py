@@ -54,7 +54,8 @@ def published_home(warehouse: dict, tmp_path: Path) -> Iterator[Settings]:
 
 
 def published_bytes(settings: Settings) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(settings.marts_export_dir.iterdir())}
+    snapshot = settings.marts_export_dir
+    return {p.relative_to(snapshot).as_posix(): p.read_bytes() for p in sorted(snapshot.rglob("*")) if p.is_file()}
 
 
 def inflate_events(settings: Settings, share: float = 0.9) -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from quality.validate import DataQualityError, validate_marts
+from shoprank.mart_files import mart_files, read_mart
 from shoprank.settings import Settings
 
 from .conftest import RUN_DATE
@@ -34,9 +35,10 @@ def test_corrupted_marts_fail_with_names_and_values(copied_home: Settings) -> No
     items = pd.read_parquet(marts / "item_features.parquet")
     items.loc[items.index[:2], "item_price"] = -3.5
     items.to_parquet(marts / "item_features.parquet", index=False)
-    examples = pd.read_parquet(marts / "training_examples.parquet")
+    day_file = mart_files(marts, "training_examples")[-1]  # the newest day's file: a duplicated impression in it
+    examples = pd.read_parquet(day_file)
     examples = pd.concat([examples, examples.head(1)], ignore_index=True)
-    examples.to_parquet(marts / "training_examples.parquet", index=False)
+    examples.to_parquet(day_file, index=False)
 
     with pytest.raises(DataQualityError) as error:
         validate_marts(copied_home, RUN_DATE)
@@ -73,7 +75,7 @@ def test_the_next_day_judges_only_the_partitions_its_run_rewrote(copied_home: Se
         "user_features": f"dt={RUN_DATE}..{next_day}",
     }
     assert summary["tables"]["user_features"]["rows"] == int((~old).sum())
-    examples = pd.read_parquet(marts / "training_examples.parquet", columns=["dt"])
+    examples = read_mart(marts, "training_examples", ["dt"])
     assert summary["tables"]["training_examples"]["rows"] == int((examples["dt"] >= day_before).sum())
 
     users.loc[users.index[~old][:3], "user_ctr_30d"] = 1.7

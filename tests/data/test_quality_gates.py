@@ -26,6 +26,7 @@ from orchestration import pipeline
 from orchestration.cli import app
 from quality.drift import psi
 from quality.runner import DataQualityError
+from shoprank.mart_files import mart_files
 from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings, apply_runtime_env, get_settings
 
@@ -205,7 +206,7 @@ def test_quarantine_fix_release_and_rerun(gate_home: Settings) -> None:
 
 # ---- mart and drift faults: each corrupts the copy's marts ------------------------------------------------
 def _edit_mart(settings: Settings, name: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
-    path = settings.marts_build_dir / f"{name}.parquet"
+    path = mart_files(settings.marts_build_dir, name)[-1]  # a day-partitioned mart: its newest day's file
     edit(pd.read_parquet(path)).to_parquet(path, index=False)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 
 
@@ -63,7 +64,7 @@ def test_user_short_term_features_see_only_yesterday(warehouse: dict) -> None:
 
 def test_query_item_match_counts_title_words(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    match = pd.read_parquet(settings.marts_build_dir / "query_item_match.parquet")
+    match = read_mart(settings.marts_build_dir, "query_item_match")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "surface"])
     assert len(match) == ((events["event_type"] == "impression") & (events["surface"] == "search")).sum()
     words = match["query"].str.lower().str.split().map(set)

@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from tests.support.processes import background_server, free_port
 
@@ -29,7 +30,7 @@ def test_dag_run_succeeded(daily_run: Settings):
 
 def test_marts_have_rows_for_the_run(daily_run: Settings):
     marts = daily_run.marts_export_dir
-    examples = pd.read_parquet(marts / "training_examples.parquet")
+    examples = read_mart(marts, "training_examples")
     users = pd.read_parquet(marts / "user_features.parquet")
     items = pd.read_parquet(marts / "item_features.parquet")
     assert len(examples) > 1000 and len(users) > 0 and len(items) > 0
@@ -47,7 +48,7 @@ def test_mart_validation_result_is_recorded(daily_run: Settings):
 def test_online_store_serves_features_of_a_known_user(daily_run: Settings):
     from shoprank.feature_store import get_feature_store
 
-    examples = pd.read_parquet(daily_run.marts_export_dir / "training_examples.parquet")
+    examples = read_mart(daily_run.marts_export_dir, "training_examples")
     busiest_user = examples["user_id"].value_counts().index[0]
     store = get_feature_store(daily_run)
     online = store.get_online_features(
@@ -91,7 +92,7 @@ def test_service_ranks_a_known_user_with_the_registered_model(daily_run: Setting
     import bentoml
 
     tag = str(bentoml.models.get(f"{daily_run.training.model_name}:latest").tag)
-    examples = pd.read_parquet(daily_run.marts_export_dir / "training_examples.parquet")
+    examples = read_mart(daily_run.marts_export_dir, "training_examples")
     user = examples["user_id"].value_counts().index[0]
     response = httpx.post(f"{served}/rank", json={"user_id": user, "k": 7}, timeout=30)
     assert response.status_code == 200, response.text

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from tests.support.airflow_run import SMALL_WORLD, require_loopback_services
 
@@ -150,7 +150,7 @@ def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run, tmp_pat
             "-c",
             "import sys, pandas as pd; from shoprank.feature_store import get_feature_store as g; "
             "from shoprank.settings import get_settings as s; st = s(); "
-            "e = pd.read_parquet(st.marts_export_dir / 'training_examples.parquet'); "
+            "from shoprank.mart_files import read_mart; e = read_mart(st.marts_export_dir, 'training_examples'); "
             "u = e['user_id'].value_counts().index[0]; store = g(st); "
             "print(store.config.online_store.type, store.get_online_features("
             "features=['user_features:user_impressions_30d'], entity_rows=[{'user_id': u}]).to_dict()"
@@ -164,7 +164,7 @@ def test_daily_dag_runs_end_to_end_on_postgresql_and_redis(services_run, tmp_pat
     assert read.returncode == 0, read.stderr[-3000:]
     store_type, impressions = read.stdout.split()[-2:]
     assert store_type == "redis" and int(impressions) > 0
-    examples = pd.read_parquet(settings.marts_export_dir / "training_examples.parquet")
+    examples = read_mart(settings.marts_export_dir, "training_examples")
     assert len(examples) > 0
 
     # The marts came from PostgreSQL (no DuckDB warehouse was written) and the model equals the DuckDB run's:

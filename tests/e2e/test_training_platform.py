@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shoprank.mart_files import read_mart
 from shoprank.ranking_features import feature_columns_for
 from shoprank.settings import Settings
 
@@ -88,7 +89,7 @@ def test_no_holdout_request_or_day_is_in_training(daily_run: Settings):
     assert set(holdout["dt"].astype(str)) == {str(daily_run.default_run_date)}
     assert card["train_window"][1] < card["holdout_window"][0]
     assert card["validation_window"][1] < card["holdout_window"][0]
-    examples = pd.read_parquet(daily_run.marts_export_dir / "training_examples.parquet")
+    examples = read_mart(daily_run.marts_export_dir, "training_examples")
     examples["dt"] = pd.to_datetime(examples["dt"]).dt.date.astype(str)
     trained_on = examples[(examples["dt"] >= card["train_window"][0]) & (examples["dt"] <= card["train_window"][1])]
     assert not set(trained_on["request_id"]) & set(holdout["request_id"])
@@ -189,7 +190,7 @@ def test_serving_reads_the_v3_user_side_as_training_joins_it(daily_run: Settings
 def test_query_match_in_process_equals_the_marts_sql(daily_run: Settings):
     from shoprank.ranking_features import query_title_match, title_words
 
-    mart = pd.read_parquet(daily_run.marts_export_dir / "query_item_match.parquet")
+    mart = read_mart(daily_run.marts_export_dir, "query_item_match")
     assert len(mart) > 0 and mart["query_title_match"].gt(0).any()
     computed = [
         query_title_match(query, [title_words(title)])[0]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from shoprank import prerank
+from shoprank.mart_files import read_mart
 from shoprank.ranking_features import query_title_match, title_words
 from shoprank.settings import Settings
 from tests.model.conftest import RUN_DATE
@@ -131,7 +132,7 @@ def test_sampled_negatives_are_the_days_catalogue_items_as_non_clicks_with_their
     assert one[prerank.AFFINITY] == pytest.approx(expected)
     # on a search request a sampled item gets serving's query_title_match; on a feed request NaN
     query = query_column(out, settings)
-    matches = pd.read_parquet(marts / "query_item_match.parquet", columns=["request_id", "query"])
+    matches = read_mart(marts, "query_item_match", ["request_id", "query"])
     queries = matches.drop_duplicates("request_id").set_index("request_id")["query"]
     titles = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"]).drop_duplicates(
         "item_id", keep="last"

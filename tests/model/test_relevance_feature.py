@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from shoprank import query_relevance
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from tests.model.conftest import RUN_DATE
 from training.chunks import read_chunk
@@ -34,7 +35,7 @@ EARLY, LATE = RUN_DATE - timedelta(days=2), RUN_DATE
 
 def _search_pairs(settings: Settings) -> pd.DataFrame:
     """The world's search impressions with query, title, category and price (the labelling task's view)."""
-    mart = pd.read_parquet(settings.marts_export_dir / "query_item_match.parquet")
+    mart = read_mart(settings.marts_export_dir, "query_item_match")
     items = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "category_id", "price"])
     pairs = mart.merge(items.drop_duplicates("item_id", keep="last"), on="item_id")
     return pairs.rename(columns={"item_title": "title"}).assign(dt=pd.to_datetime(pairs["dt"]).dt.date)

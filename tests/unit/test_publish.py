@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprank.gate_records import GateRecordError
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from warehouse.publish import MANIFEST, PublishError, build_fingerprint, publish, publish_snapshot, read_manifest
 
@@ -68,6 +69,29 @@ def test_publish_copies_the_build_with_a_manifest_and_points_the_marts_at_it(set
     with (settings.marts_build_dir / "item_features.parquet").open("r+b") as handle:
         handle.write(b"garbage")
     assert served(settings) == files
+
+
+def test_a_day_partitioned_mart_is_published_with_every_day_file(settings: Settings) -> None:
+    """A day-partitioned mart (a folder of day files, shoprank/mart_files.py) is copied file by file, fingerprinted
+    and listed by path; readers of the snapshot read its days; a changed day file is a new build for the gates."""
+    build(settings, 1)
+    folder = settings.marts_build_dir / "training_examples"
+    folder.mkdir()
+    for n, day in enumerate((DAY - timedelta(days=1), DAY)):
+        pq.write_table(pa.table({"dt": [day] * (n + 2), "id": list(range(n + 2))}), folder / f"dt={day}.parquet")
+    record_gates(settings, DAY)
+    summary = publish(settings, DAY)
+
+    snapshot = settings.marts_export_dir.resolve()
+    days = [f"training_examples/dt={DAY - timedelta(days=1)}.parquet", f"training_examples/dt={DAY}.parquet"]
+    assert set(read_manifest(snapshot)["files"]) == {"item_features.parquet", "user_features.parquet", *days}
+    assert summary["files"] == {"item_features.parquet": 4, "user_features.parquet": 4, "training_examples.parquet": 5}
+    for name in days:
+        assert (snapshot / name).read_bytes() == (settings.marts_build_dir / name).read_bytes()
+    assert read_mart(settings.marts_export_dir, "training_examples")["id"].tolist() == [0, 1, 0, 1, 2]
+    judged = build_fingerprint(settings)
+    pq.write_table(pa.table({"dt": [DAY], "id": [9]}), folder / f"dt={DAY}.parquet")
+    assert build_fingerprint(settings) != judged
 
 
 def test_publishing_the_same_build_again_changes_nothing(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-{{ config(post_hook="{{ export_mart('dt, request_id, position, impression_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, request_id, position, impression_id', by_day='dt') }}") }}
 -- One row per impression up to the run's day, labelled by the later click / add-to-cart / purchase of the same
 -- item in the same request. Incremental: a run for day D rewrites days D - 1 (an outcome after midnight lands a
 -- day after its impression) and D.
