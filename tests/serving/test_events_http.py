@@ -292,7 +292,7 @@ def test_served_session_columns_equal_trainings_replay_of_the_logged_events(
     serves (/explain) must equal what training's replay (training/session_dataset.py: the same dedup ids, the state
     strictly before the request) computes from the raw events log at the same instant, impressions counted once."""
     from serving.sessions import load_item_categories
-    from training.session_dataset import dedup_ids, session_model_columns, session_snapshots
+    from training.session_dataset import Catalogue, dedup_ids, session_model_columns, session_snapshots
 
     settings = serving_world.settings
     user, candidates = "u900013", serving_world.item_ids[40:60]  # a user no other test draws
@@ -344,19 +344,26 @@ def test_served_session_columns_equal_trainings_replay_of_the_logged_events(
     n_categories = settings.simulator.categories
     frame = pd.DataFrame({"item_id": list(features)})
     frame["item_category_id"] = frame["item_id"].map(load_item_categories(settings.marts_export_dir)).astype(float)
+    # the catalogue serving reads: the raw items' titles, the published marts' categories
+    items = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"])
+    catalogue = Catalogue.from_frame(
+        items.assign(category_id=items["item_id"].map(load_item_categories(settings.marts_export_dir)))
+    )
     offline = {}
     for name, instant in (("before", before), ("after", after)):
         requests = pd.DataFrame({"request_id": ["explain"], "user_id": [user], "request_ts": [instant]})
         row = session_snapshots(events, requests, settings.session, n_categories).iloc[0]
         rows = pd.concat([frame, pd.DataFrame([row] * len(frame)).reset_index(drop=True)], axis=1)
-        offline[name] = session_model_columns(rows, np.full(len(frame), instant), settings.session, n_categories)
+        offline[name] = session_model_columns(
+            rows, np.full(len(frame), instant), settings.session, n_categories, catalogue
+        )
 
     # half the slate's impressions are in the log twice (/rank's and the application's), all in the session once
     assert (logged["event_type"] == "impression").sum() == len(shown) + len(seen)
     first = features[candidates[0]]
     assert first["session_impressions"] == len(shown) and first["session_clicks"] == 4
     assert first["session_shown_no_click"] == len(shown) - 2
-    for name in SESSION_COLUMNS:
+    for name in SESSION_COLUMNS.intersection(first):  # the session columns of the served model
         served_values = np.array([np.nan if f[name] is None else f[name] for f in features.values()], dtype=float)
         low = np.fmin(offline["before"][name], offline["after"][name])
         high = np.fmax(offline["before"][name], offline["after"][name])
