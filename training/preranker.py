@@ -8,6 +8,10 @@ implicit ALS fitted on the clicks of the days before those; the holdout rows wit
 the holdout. The query match is each search impression's ``query_title_match`` from the query_item_match mart, as the
 final ranker's training reads it (NaN on the feed; serving computes the same value per candidate). Model: a small
 LambdaMART (``prerank_trees`` trees of depth ``prerank_depth``) grouped by request.
+Target (``recall.prerank_target``): ``clicks`` ranks by each impression's click/purchase relevance; ``distill`` by
+the final ranker's score (:func:`teacher`: the candidate the run's `train` step wrote before this step, else the
+champion), each request's scores scaled to [0, 1] as the graded label: the pre-ranker learns to keep what the final
+ranker would put first. The rows then come from the teacher's feature service (its columns hold the pre-ranker's).
 Written to a temporary directory, renamed to ``<preranker_dir>/<day>/``, then ``CURRENT`` is replaced.
 """
 
@@ -25,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from shoprank import prerank
+from shoprank.mart_files import read_mart
+from shoprank.model_bundle import ModelBundle
 from shoprank.recall import EmbeddingIndex, als_vectors
 from shoprank.settings import Settings
 from training.chunks import Chunk, read_chunk, split_days
@@ -38,12 +44,14 @@ FEATURE_SERVICE = "ranker_v1"  # its columns include every pre-ranker feature bu
 LEARNING_RATE = 0.2
 # Catalogue items drawn per training request as non-clicks (about a slate's impressions; see with_catalogue_negatives)
 SAMPLED_PER_REQUEST = 20
+# Under prerank_target=distill: each training row's score by the final ranker (training/preranker.py teacher)
+TEACHER_SCORE = "teacher_score"
 
 
 def click_log(settings: Settings) -> pd.DataFrame:
     """Every click of the published training examples: user_id, item_id, event_ts, dt."""
-    path = settings.marts_export_dir.resolve() / "training_examples.parquet"
-    examples = pd.read_parquet(path, columns=["user_id", "item_id", "event_ts", "label_click", "dt"])
+    marts = settings.marts_export_dir.resolve()
+    examples = read_mart(marts, "training_examples", ["user_id", "item_id", "event_ts", "label_click", "dt"])
     clicks = examples[examples["label_click"] > 0].drop(columns="label_click")
     clicks = clicks.assign(user_id=clicks["user_id"].astype(str), item_id=clicks["item_id"].astype(str))
     return clicks.assign(dt=pd.to_datetime(clicks["dt"]).dt.date)
@@ -89,14 +97,20 @@ def prerank_share_columns(frame: pd.DataFrame, n_categories: int) -> list[str]:
     return columns if all(c in frame.columns for c in columns) else []
 
 
-def read_rows(chunks: list[Chunk], n_categories: int) -> pd.DataFrame:
+def read_rows(chunks: list[Chunk], n_categories: int, teacher: ModelBundle | None = None) -> pd.DataFrame:
+    """The pre-ranker's columns of the chunks' rows; with ``teacher``, each row's ``teacher_score`` too (the final
+    ranker's score on the row's full feature columns, computed chunk by chunk)."""
     from shoprank.ranking_features import category_share_columns
 
     stored = [f for f in prerank.FEATURES if f not in prerank.REQUEST_COLUMNS]
     wanted = ["impression_id", "request_id", "user_id", "item_id", "dt", "relevance", "label_click", *stored]
+    if teacher is not None:
+        wanted.append(TEACHER_SCORE)
     frames = []
     for chunk in chunks:
         frame = read_chunk(chunk)
+        if teacher is not None:
+            frame[TEACHER_SCORE] = teacher.score(frame)
         frames.append(frame[[c for c in [*wanted, *category_share_columns(n_categories)] if c in frame.columns]])
     if not frames:
         return pd.DataFrame(columns=wanted)
@@ -111,8 +125,8 @@ def query_column(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
     search request gets query_title_match of the request's query and the item's raw title, as serving computes it."""
     from shoprank.ranking_features import query_title_match, title_words
 
-    path = settings.marts_export_dir.resolve() / "query_item_match.parquet"
-    matches = pd.read_parquet(path, columns=["impression_id", "request_id", "query", prerank.QUERY_MATCH])
+    marts = settings.marts_export_dir.resolve()
+    matches = read_mart(marts, "query_item_match", ["impression_id", "request_id", "query", prerank.QUERY_MATCH])
     by_impression = matches.drop_duplicates("impression_id").set_index("impression_id")[prerank.QUERY_MATCH]
     out = frame["impression_id"].map(by_impression).to_numpy(dtype=np.float32, na_value=np.nan)
     sampled = frame["impression_id"].isna().to_numpy()
@@ -169,14 +183,60 @@ def with_catalogue_negatives(frame: pd.DataFrame, settings: Settings, per_reques
     return merged.sort_values(["request_id", "item_id"], kind="mergesort").reset_index(drop=True)
 
 
+def teacher(settings: Settings, run_date: date) -> tuple[ModelBundle, str] | None:
+    """The final ranker the pre-ranker imitates under ``prerank_target=distill``, and what it is (for the card): the
+    candidate the run's `train` step wrote (it runs before `train-preranker`: dags/shoprank_daily.py follows
+    orchestration.pipeline.STEPS), else the promoted champion; None when there is neither."""
+    from xgboost import XGBClassifier, XGBRanker
+
+    from shoprank.model_bundle import champion_tag, load_champion
+    from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, MODEL_FILE, candidate_dir
+
+    candidate = candidate_dir(settings, run_date)
+    if (candidate / CARD_FILE).exists() and (candidate / MODEL_FILE).exists():
+        card = json.loads((candidate / CARD_FILE).read_text())
+        ranker = XGBRanker()
+        ranker.load_model(candidate / MODEL_FILE)
+        extra: dict[str, Any] = {}
+        for name, file in (("ctr", CTR_MODEL_FILE), ("cvr", CVR_MODEL_FILE)):
+            if (candidate / file).exists():
+                extra[name] = XGBClassifier()
+                extra[name].load_model(candidate / file)
+        metadata = {key: card[key] for key in ("feature_service", "feature_columns", "n_categories")}
+        bundle = ModelBundle(
+            ranker=ranker,
+            feature_columns=list(card["feature_columns"]),
+            objective=str(card.get("objective", "ndcg")),
+            metadata=metadata,
+            **extra,
+        )
+        return bundle, f"candidate {run_date.isoformat()} ({candidate})"
+    if champion_tag(settings) is None:
+        return None
+    champion = load_champion(settings)
+    return champion, f"champion {champion.tag}"
+
+
+def distilled_relevance(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, its request's teacher scores scaled to [0, 1] (the request's best 1, worst 0; a request whose rows
+    all score the same: 0). Rows without a teacher score (sampled catalogue items) get 0."""
+    scores = pd.to_numeric(frame[TEACHER_SCORE], errors="coerce")
+    groups = scores.groupby(frame["request_id"], sort=False)
+    low, high = groups.transform("min"), groups.transform("max")
+    span = (high - low).where(high > low)
+    return ((scores - low) / span).fillna(0.0).to_numpy(dtype=np.float32)
+
+
 def matrix(frame: pd.DataFrame) -> np.ndarray:
     return frame[prerank.FEATURES].to_numpy(dtype=np.float32, na_value=np.nan)
 
 
-def fit(frame: pd.DataFrame, settings: Settings) -> Any:
+def fit(frame: pd.DataFrame, settings: Settings, distilled: bool = False) -> Any:
+    """LambdaMART on ``frame["relevance"]`` (``distilled``: graded in [0, 1], linear gains)."""
     from xgboost import XGBRanker
 
     cfg = settings.recall
+    gains = {"ndcg_exp_gain": False} if distilled else {}
     model = XGBRanker(
         objective="rank:ndcg",
         n_estimators=cfg.prerank_trees,
@@ -185,6 +245,7 @@ def fit(frame: pd.DataFrame, settings: Settings) -> Any:
         tree_method="hist",
         random_state=settings.training.seed,
         n_jobs=1,
+        **gains,
     )
     qid = pd.factorize(frame["request_id"])[0]
     model.fit(matrix(frame), frame["relevance"].to_numpy(dtype=np.float32), qid=qid)
@@ -201,6 +262,10 @@ def holdout_metrics(frame: pd.DataFrame, scores: np.ndarray, k: int) -> dict[str
     out = {f"{name}_ndcg@{k}": ndcg_at_k(scored, name, k) for name in ("prerank", "popularity", "embedding")}
     out["prerank_click_auc"] = auc(scored["label_click"].to_numpy(), scores)
     out["embedding_coverage"] = float(np.isfinite(frame[prerank.EMBEDDING_SCORE]).mean())
+    if TEACHER_SCORE in frame.columns:  # distill: how well it ranks each request as the final ranker does
+        graded = scored.assign(teacher_relevance=distilled_relevance(frame))
+        out[f"teacher_ndcg@{k}"] = ndcg_at_k(graded, "prerank", k, label_column="teacher_relevance")
+        out[f"popularity_teacher_ndcg@{k}"] = ndcg_at_k(graded, "popularity", k, label_column="teacher_relevance")
     return out
 
 
@@ -208,17 +273,24 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
     """Fit, evaluate and publish the run's pre-ranker; returns its card."""
     cfg = settings.training
     n_categories = settings.simulator.categories
+    target = settings.recall.prerank_target
+    found = teacher(settings, run_date) if target == "distill" else None
+    if target == "distill" and found is None:
+        log.warning("pre-ranker %s: no final ranker to distill (no candidate nor champion): on clicks", run_date)
+        target = "clicks"
+    final, teacher_name = found if found is not None else (None, "")
+    feature_service = final.feature_service if final is not None else FEATURE_SERVICE
     scratch = settings.home_dir / "tmp" / "preranker" / run_date.isoformat()
     try:
-        chunked = build_chunked_training_set(settings, run_date, FEATURE_SERVICE, scratch / "set")
+        chunked = build_chunked_training_set(settings, run_date, feature_service, scratch / "set")
         fit_days, validation_days, holdout_days = split_days(
             chunked.days, cfg.holdout_days, cfg.burn_in_days, cfg.validation_days
         )
         train_days = [*fit_days, *validation_days][-settings.recall.prerank_train_days :]
-        train = read_rows(chunked.on_days(train_days), n_categories)
+        train = read_rows(chunked.on_days(train_days), n_categories, final)
         if settings.recall.prerank_sampled_negatives:
             train = with_catalogue_negatives(train, settings, SAMPLED_PER_REQUEST, settings.training.seed)
-        holdout = read_rows(chunked.on_days(holdout_days), n_categories)
+        holdout = read_rows(chunked.on_days(holdout_days), n_categories, final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if train.empty or holdout.empty:
@@ -228,14 +300,18 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
     holdout[prerank.EMBEDDING_SCORE] = embedding_column(holdout, clicks[clicks["dt"] < holdout_days[0]], settings)
     train[prerank.QUERY_MATCH] = query_column(train, settings)
     holdout[prerank.QUERY_MATCH] = query_column(holdout, settings)
-    model = fit(train, settings)
+    if final is not None:
+        train["relevance"] = distilled_relevance(train)
+    model = fit(train, settings, distilled=final is not None)
     scores = model.predict(matrix(holdout))
     metrics = holdout_metrics(holdout, scores, cfg.ndcg_k)
     gains = model.get_booster().get_score(importance_type="gain")
     card = {
         "run_date": run_date.isoformat(),
         "features": prerank.FEATURES,
-        "feature_service": FEATURE_SERVICE,
+        "target": target,
+        "teacher": teacher_name or None,
+        "feature_service": feature_service,
         "train_window": [str(train_days[0]), str(train_days[-1])],
         "holdout_window": [str(holdout_days[0]), str(holdout_days[-1])],
         "embedding_window_end": {"train": str(train_days[0]), "holdout": str(holdout_days[0])},
@@ -246,9 +322,9 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
         "feature_importance": {prerank.FEATURES[int(f[1:])]: float(v) for f, v in sorted(gains.items())},
         "code_version": code_version(settings.project_root),
     }
-    target = publish(settings.preranker_dir, run_date.isoformat(), model, card, settings.recall.versions_kept)
+    path = publish(settings.preranker_dir, run_date.isoformat(), model, card, settings.recall.versions_kept)
     log.info("pre-ranker %s: %s", run_date, {k: round(v, 4) for k, v in metrics.items()})
-    return {"path": str(target), **card}
+    return {"path": str(path), **card}
 
 
 def publish(root: Path, version: str, model: Any, card: dict[str, Any], kept: int) -> Path:
