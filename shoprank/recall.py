@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +173,14 @@ class EmbeddingIndex:
         if n <= 0:
             return []
         _, found = self.index.search(vector.reshape(1, -1).astype(np.float32), n)
-        return [str(self.item_ids[p]) for p in found[0] if p >= 0]
+        ids = self.id_strings
+        return [ids[p] for p in found[0].tolist() if p >= 0]
+
+    @cached_property
+    def id_strings(self) -> list[str]:
+        """``item_ids`` as a list of str: the funnel asks for thousands of neighbours per request, and indexing a
+        numpy array element by element cost 12 ms per 5,000 (1M-event world, loaded machine)."""
+        return [str(i) for i in self.item_ids]
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,16 @@ def test_without_shares_or_on_a_search_the_affinity_source_stays_out(tmp_path) -
     off, off_sources = index.retrieve("u1", [0.0, 1.0, 0.0, 0.0], 20, cfg=RecallSettings(affinity_share=0.0))
     assert "affinity" not in off_sources.values()
     assert index.affinity_items([0.0, 0.0, 0.0, 0.0], 5) == [] and index.affinity_items(None, 5) == []
+
+
+def test_affinity_ties_go_by_item_id_whatever_the_row_order() -> None:
+    # rows deliberately out of id order, ids of unequal length; three items score 1, three 0
+    ids = np.array(["i10", "i2", "i001", "i3", "j", "i20"], dtype=object)
+    index = RetrievalIndex(
+        row_ids=ids,
+        row_category=np.zeros(len(ids), dtype=np.int64),
+        quality=np.array([0.0, 0.0, 1.0, 0.0, 1.0, 1.0]),
+        catalogue_shares=np.array([1.0]),
+    )
+    assert index.affinity_items([1.0], 3) == ["i001", "i20", "j"]
+    assert index.affinity_items([1.0], 6) == ["i001", "i20", "j", "i10", "i2", "i3"]
