@@ -227,14 +227,21 @@ def add_session_features(
     joined = frame[["request_id", "item_id", "item_category_id"]].merge(
         snapshots, on="request_id", how="left", validate="many_to_one"
     )
-    # the session_query columns for every session ranker (one catalogue pass per distinct query): a ranker without
-    # them in its feature service leaves them unread, and a benchmark can train both on one frame
-    catalogue = read_catalogue(settings, max(frame["dt"]))
+    # The session_query columns for every session ranker (one catalogue pass per distinct query): a ranker without
+    # them in its feature service leaves them unread, and a benchmark can train both on one frame. A day's requests
+    # read the catalogue through the day before, as serving's item cache holds the items published by then (a
+    # day's candidates were all created before it), so a day's values do not depend on the frame's other days.
     now = joined["request_ts"].to_numpy(dtype=float)
-    columns = session_model_columns(joined, now, settings.session, n_categories, catalogue)
+    days = pd.to_datetime(frame["dt"]).dt.date.to_numpy()
     out = frame.copy()
-    for name, values in columns.items():
-        out[name] = values
+    for day in sorted(set(days)):
+        at = days == day
+        catalogue = read_catalogue(settings, day - timedelta(days=1))
+        columns = session_model_columns(joined[at], now[at], settings.session, n_categories, catalogue)
+        for name, values in columns.items():
+            if name not in out.columns:
+                out[name] = np.nan
+            out.loc[at, name] = values
     active = int((joined["sess_last_event_ts"].notna()).sum())
     log.info("session features: %d requests replayed, %d of %d rows in a session", len(snapshots), active, len(out))
     return out

@@ -84,8 +84,9 @@ def test_online_updates_equal_the_offline_replay(tmp_path) -> None:
     requests = firsts.loc[frame["request_id"].unique()].reset_index()
     rows = _online(events, requests, n_categories)
     when = dict(zip(requests["request_id"], requests["request_ts"], strict=True))
-    # the catalogue as serving's item cache holds it: every item's title words and category, one row each
-    catalogue = pd.read_parquet(settings.raw_dir / "items").drop_duplicates("item_id", keep="last")
+    # the catalogue as serving's item cache holds it on the day: the items published through the day before
+    catalogue = pd.read_parquet(settings.raw_dir / "items")
+    catalogue = catalogue[catalogue["dt"].astype(str) < RUN_DATE.isoformat()].drop_duplicates("item_id", keep="last")
     catalogue_rows = pd.Index(catalogue["item_id"].astype(str))
     titles = TitleWordIndex(title_words(t) for t in catalogue["title"])
     catalogue_category = catalogue["category_id"].to_numpy(dtype=float)
