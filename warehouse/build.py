@@ -7,8 +7,10 @@ days alone. A run reads only what those partitions need (dbt_project/macros/incr
 event partitions from its first rewritten day (at most 7 days back, for the retrieval marts) go into the
 incremental daily aggregates ``int_*_daily``, which the 30-day windows read; older raw partitions are never
 opened, and the data tests check the rewritten partitions only. A first run or ``full_refresh`` reads everything.
-After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet``:
-the build area the gates judge (on the PostgreSQL target, warehouse.pg_export writes the same files after the build;
+After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet`` (the large
+impression marts: one file per day, ``<model>/dt=YYYY-MM-DD.parquet``, only the days the run rewrote; see
+shoprank/mart_files.py and warehouse/day_exports.py): the build area the gates judge (on the PostgreSQL target,
+warehouse.pg_export writes the same files after the build;
 on Spark, warehouse.spark.collect_exports joins the parquet parts Spark wrote).
 Feast, training and serving read the published marts (``settings.marts_export_dir``),
 which only the `publish` step updates, after the last gate (warehouse.publish).

@@ -1,7 +1,8 @@
 """Publish the marts: after the last gate, the judged build becomes what every reader sees, in one atomic step.
 
 dbt exports each mart to ``settings.marts_build_dir`` as soon as it builds it, before its tests and the gates run,
-so nothing reads that area but the gates. ``publish`` copies the build into a new snapshot directory,
+so nothing reads that area but the gates. ``publish`` copies the build (every mart file, the day-partitioned marts'
+day files included: shoprank/mart_files.py) into a new snapshot directory,
 ``snapshots/<run_date>-<content hash>/``, writes its ``manifest.json`` (files with sha256 and row counts, the run's
 day, the gates' results) and then swaps the pointer ``settings.marts_export_dir`` (the symlink
 ``warehouse/marts``) to it with ``os.replace``, atomic on POSIX: a reader sees the old snapshot or the new one,

@@ -119,6 +119,10 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
             else:
                 assert after[key] == before[key], key  # neither written nor changed
         assert not (day_by_day.marts_build_dir / f"{name}.parquet").exists(), name  # no whole-mart file besides
+    # The table's rewrite deletes the two days by name (row groups skipped by min/max), not by a join on new rows.
+    run_sql = day_by_day.dbt_artifacts_dir / "run" / "shoprank" / "models" / "marts" / "training_examples.sql"
+    days = ", ".join(f"date '{day}'" for day in sorted(rewritten))
+    assert f"where dt in ({days});" in " ".join(run_sql.read_text().split())
 
 
 def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: Path) -> None:
