@@ -45,16 +45,18 @@ def test_the_affinity_source_leads_the_feed_with_the_users_category_and_the_best
     assert index.affinity_items(shares, 10) == ids[:10]
 
 
-def test_without_shares_or_on_a_search_the_affinity_source_stays_out(tmp_path) -> None:  # noqa: ANN001
+def test_on_a_search_the_affinity_source_stays_out_and_without_shares_it_goes_by_quality(tmp_path) -> None:  # noqa: ANN001
     index = _index(tmp_path)
     cfg = RecallSettings(affinity_share=0.9)
+    # a user without shares: the catalogue by quality alone (here: the higher k, the better), every category
+    best = [f"i{j:03d}" for j in range(39, 34, -1)]
+    assert index.affinity_items(None, 5) == index.affinity_items([0.0, 0.0, 0.0, 0.0], 5) == best
     cold, cold_sources = index.retrieve("stranger", None, 20, cfg=cfg)
-    assert len(cold) == 20 and "affinity" not in cold_sources.values()
+    assert len(cold) == 20 and cold[:5] == best and cold_sources[best[0]] == "affinity"
     searched, search_sources = index.retrieve("u1", [0.0, 1.0, 0.0, 0.0], 20, query="red lamp", cfg=cfg)
     assert len(searched) == 20 and "affinity" not in search_sources.values()
     off, off_sources = index.retrieve("u1", [0.0, 1.0, 0.0, 0.0], 20, cfg=RecallSettings(affinity_share=0.0))
     assert "affinity" not in off_sources.values()
-    assert index.affinity_items([0.0, 0.0, 0.0, 0.0], 5) == [] and index.affinity_items(None, 5) == []
 
 
 def test_affinity_ties_go_by_item_id_whatever_the_row_order() -> None:
