@@ -346,3 +346,29 @@ def test_query_features_read_the_last_query_against_the_catalogue() -> None:
     got = session_query_features(frame_values, now, CFG, index, np.array([0, 4]), category, n_categories=N_CAT)
     np.testing.assert_allclose(got["session_query_title_match"], [1.0, 1.0])
     np.testing.assert_allclose(got["session_query_cat_share"], [0.5, 1.0])
+
+
+def test_serving_joins_the_query_columns_from_the_item_caches_titles() -> None:
+    """serving.ranking.session_columns: a model with the session_query columns gets session_query_features' values
+    from the cache's title index, rows and categories (training's function); without titles it refuses to score."""
+    from serving.ranking import session_columns
+    from shoprank.feature_contract import feature_columns_for
+    from shoprank.ranking_features import TitleWordIndex, title_words
+    from shoprank.session import session_query_features
+
+    columns = feature_columns_for("ranker_v4_query", N_CAT)
+    titles = TitleWordIndex(title_words(t) for t in ["eco sneakers", "mini lamp", "eco boots", ""])
+    category = np.array([0.0, 3.0, 0.0, np.nan])  # the cache's last row is the unknown item's
+    rows, ids = np.array([2, 1, 0]), ["i2", "i1", "i0"]
+    values = row_at(replay([search(1, 0, "eco sneakers")]), 30)
+    now = T0 + timedelta(seconds=30)
+    served = session_columns(columns, values, ids, category[rows], now, CFG, N_CAT, titles, rows, category)
+    expected = session_query_features(values, now, CFG, titles, rows, category, n_categories=N_CAT)
+    np.testing.assert_array_equal(served["session_query_cat_share"], [1.0, 0.0, 1.0])
+    for name, column in expected.items():
+        np.testing.assert_array_equal(served[name], column)
+    assert "session_query_title_match" not in session_columns(
+        feature_columns_for("ranker_v4", N_CAT), values, ids, category[rows], now, CFG, N_CAT
+    )
+    with pytest.raises(ValueError, match="no titles"):
+        session_columns(columns, values, ids, category[rows], now, CFG, N_CAT)
