@@ -28,7 +28,10 @@ from training.preranker import (
 
 
 def test_the_preranker_trains_with_a_card_and_serving_loads_it(feast_world: Settings) -> None:
-    settings = feast_world
+    # on clicks, whether or not a final ranker exists in the shared home (the distilled path: test_preranker_distill)
+    settings = feast_world.model_copy(
+        update={"recall": feast_world.recall.model_copy(update={"prerank_target": "clicks"})}
+    )
     result = train_preranker(settings, RUN_DATE)
     root = settings.preranker_dir
     assert (root / prerank.CURRENT).read_text() == RUN_DATE.isoformat()
