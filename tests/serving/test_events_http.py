@@ -418,11 +418,12 @@ def test_redis_down_rank_answers_without_session_features_and_events_resume(
     }
     with pinned_model_client(serving_world, v4_model_tag, "v4-redis-down", **env) as http:
         body = {"user_id": "u000009", "candidate_ids": serving_world.item_ids[:50], "k": 5}
-        answer = wait_for(
-            lambda: (
-                "session-stream-unavailable" in (a := http.post("/rank", json=body).json()).get("degraded_reasons", ()) and a
-            )
-        )
+
+        def degraded_answer() -> Any:
+            answer = http.post("/rank", json=body).json()
+            return "session-stream-unavailable" in answer.get("degraded_reasons", ()) and answer
+
+        answer = wait_for(degraded_answer)
         assert answer and answer["items"] and answer["model_version"] == v4_model_tag, answer
         batch = [event(f"ev-down-{i}", user_id="u000009", item_id=serving_world.item_ids[i]) for i in range(5)]
         accepted = http.post("/events", json={"events": batch}).json()
