@@ -6,10 +6,10 @@
    for the service's policies, the RankingService's own /rank path in process), their clicks and purchases on the
    served slates become D's raw partitions (producers/served_day.py), and the daily pipeline runs on D: every step
    of ``pipeline.STEPS`` except ``simulate`` (the served day replaced it) and ``deploy`` (the in-process service
-   reloads instead of being called over HTTP), plus the cold-start prior. ``feast-apply`` runs at the warm-up
-   only (the feature repo does not change within a run). train, train-preranker, register and promote run every
-   ``loop.retrain_every_days`` days (production: every day); on the other days the champion keeps serving while
-   features, stock and the catalogue refresh daily.
+   reloads instead of being called over HTTP); ``train-cold-start-prior`` trains daily when the policy's rules use
+   the prior. ``feast-apply`` runs at the warm-up only (the feature repo does not change within a run). train,
+   train-preranker, register and promote run every ``loop.retrain_every_days`` days (production: every day); on
+   the other days the champion keeps serving while features, stock and the catalogue refresh daily.
 3. Metrics per day and over the run (orchestration/loop_metrics.py) go to ``<home>/loop/<policy>/``.
 
 The seed and sizes are the simulator's settings: two policies run in two homes face the same users, requests,
@@ -67,17 +67,7 @@ def daily_steps(day: date, retrain: bool, warm_up: bool) -> dict[str, float]:
         started = time.perf_counter()
         step(day)
         timings[name] = round(time.perf_counter() - started, 1)
-    started = time.perf_counter()
-    pipeline_prior(day)
-    timings["cold-start-prior"] = round(time.perf_counter() - started, 1)
     return timings
-
-
-def pipeline_prior(day: date) -> dict[str, Any]:
-    """The cold-start prior for ``day`` (training/cold_start_prior.py)."""
-    from training.cold_start_prior import train_cold_start_prior
-
-    return train_cold_start_prior(get_settings(), day)
 
 
 def run_loop(

@@ -125,6 +125,19 @@ def train_preranker(run_date: date) -> dict[str, Any]:
     return fit_preranker(settings, run_date)
 
 
+def train_cold_start_prior(run_date: date) -> dict[str, Any]:
+    """Train the learned cold-start prior (a new item's CTR/CVR from its content) for the exploration and
+    seller-floor rules; skipped while serving's rules use neither."""
+    from serving.rules.config import load_rules
+    from training.cold_start_prior import train_cold_start_prior as fit_prior
+
+    settings = _settings()
+    rules = load_rules(settings.rules_file)
+    if not (rules.learned_exploration.enabled or rules.seller_floor.enabled):
+        return {"skipped": f"learned_exploration and seller_floor are off in {settings.rules_file}"}
+    return fit_prior(settings, run_date)
+
+
 def register(run_date: date) -> dict[str, Any]:
     """Save the run's candidate model to the model store, as a challenger."""
     from training.registry import register_candidate
@@ -165,6 +178,7 @@ STEPS = {
     "materialize": materialize,
     "train": train,
     "train-preranker": train_preranker,
+    "train-cold-start-prior": train_cold_start_prior,
     "register": register,
     "promote": promote,
     "deploy": deploy,

@@ -114,6 +114,7 @@ def test_marts_are_published_after_the_last_gate_and_before_anything_reads_them(
         "materialize",
         "train",
         "train_preranker",
+        "train_cold_start_prior",
         "register",
         "promote",
         "deploy",

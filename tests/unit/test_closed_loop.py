@@ -163,3 +163,27 @@ def test_the_prior_lookup_gives_known_items_their_row_and_unknown_ones_no_histor
     assert looked_up["impressions"].tolist() == [0.0, 0.0, 5.0, 5.0]  # unknown history counts as none
     assert looked_up["purchases"].tolist() == [1.0, 0.0, 0.0, 0.0]
     assert len(ItemPriors().lookup([])["clicks"]) == 0
+
+
+def test_the_daily_prior_step_trains_only_when_the_rules_use_the_prior(tmp_path: Path, loop_env: None) -> None:
+    import yaml
+
+    from orchestration import pipeline
+
+    settings = _home(tmp_path, "prior-step")
+    day = _warm_up(settings)
+    os.environ["SHOPRANK_HOME"] = str(settings.home)
+    get_settings.cache_clear()
+    result = pipeline.STEPS["train-cold-start-prior"](day)  # the shipped rules.yaml: neither rule is on
+    assert "skipped" in result and not settings.cold_start_prior_path.exists()
+    for section in ("learned_exploration", "seller_floor"):
+        rules = yaml.safe_load(settings.rules_file.read_text())
+        rules.setdefault(section, {})["enabled"] = True
+        path = tmp_path / f"rules-{section}.yaml"
+        path.write_text(yaml.safe_dump(rules))
+        os.environ["SHOPRANK_SERVING__RULES_PATH"] = str(path)
+        get_settings.cache_clear()
+        settings.cold_start_prior_path.unlink(missing_ok=True)
+        result = pipeline.STEPS["train-cold-start-prior"](day)
+        assert result["run_date"] == day.isoformat() and result["items"] > 0, section
+        assert len(load_priors(settings.cold_start_prior_path).table) == result["items"]
