@@ -321,8 +321,8 @@
         delete names the new partitions' keys as constants, `where dt in (date 'D-1', date 'D')`, instead of
         `in (select dt from <the new rows>)`: a semi join probing every stored row against each of the millions of new
         rows, whose cost grew with the history. Constants let DuckDB skip row groups by their min/max; the rows deleted
-        are the same (a NULL key matched nothing either way). Any other key (not one date column): dbt-duckdb's SQL. -#}
-    {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}
+        are the same (a NULL key matched nothing either way). Any other key (not one date column): dbt-duckdb's own
+        macro, called as it is. -#}
     {%- set keys = none -%}
     {%- if execute and unique_key is string -%}
         {%- set values = run_query(
@@ -338,37 +338,15 @@
             {%- set keys = none -%}  {#- not a date column -#}
         {%- endif -%}
     {%- endif -%}
-    {%- if unique_key and keys is not none -%}
-        {%- if keys %}
+    {%- if keys is none -%}
+        {{- return(dbt.duckdb__get_delete_insert_merge_sql(
+            target, source, unique_key, dest_columns, incremental_predicates
+        )) -}}
+    {%- endif -%}
+    {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}
+    {%- if keys %}
             delete from {{ target }}
             where {{ unique_key }} in ({{ keys | join(', ') }})
-            {%- if incremental_predicates %}
-                {% for predicate in incremental_predicates %}
-                    and {{ predicate }}
-                {% endfor %}
-            {%- endif -%};
-        {%- endif %}
-    {%- elif unique_key is sequence and unique_key is not string %}
-            delete from {{target }} as DBT_INCREMENTAL_TARGET
-            using {{ source }}
-            where (
-                {% for key in unique_key %}
-                    {{ source }}.{{ key }} = DBT_INCREMENTAL_TARGET.{{ key }}
-                    {{ "and " if not loop.last}}
-                {% endfor %}
-                {% if incremental_predicates %}
-                    {% for predicate in incremental_predicates %}
-                        and {{ predicate }}
-                    {% endfor %}
-                {% endif %}
-            );
-    {%- elif unique_key %}
-            delete from {{ target }}
-            where (
-                {{ unique_key }}) in (
-                select ({{ unique_key }})
-                from {{ source }}
-            )
             {%- if incremental_predicates %}
                 {% for predicate in incremental_predicates %}
                     and {{ predicate }}
