@@ -187,21 +187,14 @@ def teacher(settings: Settings, run_date: date) -> tuple[ModelBundle, str] | Non
     """The final ranker the pre-ranker imitates under ``prerank_target=distill``, and what it is (for the card): the
     candidate the run's `train` step wrote (it runs before `train-preranker`: dags/shoprank_daily.py follows
     orchestration.pipeline.STEPS), else the promoted champion; None when there is neither."""
-    from xgboost import XGBClassifier, XGBRanker
-
     from shoprank.model_bundle import champion_tag, load_champion
-    from training.train import CARD_FILE, CTR_MODEL_FILE, CVR_MODEL_FILE, MODEL_FILE, candidate_dir
+    from training.registry import load_candidate_models
+    from training.train import CARD_FILE, MODEL_FILE, candidate_dir
 
     candidate = candidate_dir(settings, run_date)
     if (candidate / CARD_FILE).exists() and (candidate / MODEL_FILE).exists():
         card = json.loads((candidate / CARD_FILE).read_text())
-        ranker = XGBRanker()
-        ranker.load_model(candidate / MODEL_FILE)
-        extra: dict[str, Any] = {}
-        for name, file in (("ctr", CTR_MODEL_FILE), ("cvr", CVR_MODEL_FILE)):
-            if (candidate / file).exists():
-                extra[name] = XGBClassifier()
-                extra[name].load_model(candidate / file)
+        ranker, extra = load_candidate_models(candidate)
         metadata = {key: card[key] for key in ("feature_service", "feature_columns", "n_categories")}
         bundle = ModelBundle(
             ranker=ranker,

@@ -43,17 +43,10 @@ def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
     """
     apply_runtime_env(settings)
     import bentoml
-    from xgboost import XGBClassifier, XGBRanker
 
     card = _freeze_artifacts(settings, candidate, json.loads((candidate / CARD_FILE).read_text()))
-    ranker = XGBRanker()
-    ranker.load_model(candidate / MODEL_FILE)
-    custom_objects = {}
-    for name, file in (("ctr_model", CTR_MODEL_FILE), ("cvr_model", CVR_MODEL_FILE)):
-        if (candidate / file).exists():
-            model = XGBClassifier()
-            model.load_model(candidate / file)
-            custom_objects[name] = model
+    ranker, classifiers = load_candidate_models(candidate)
+    custom_objects = {f"{name}_model": model for name, model in classifiers.items()}
     saved = bentoml.xgboost.save_model(
         settings.training.model_name,
         ranker,
@@ -70,6 +63,21 @@ def register_candidate(settings: Settings, candidate: Path) -> dict[str, Any]:
     (candidate / REGISTERED_FILE).write_text(json.dumps({"tag": tag}))
     log.info("registered %s (challenger) with metrics %s", tag, {k: card["metrics"].get(k) for k in _headline(card)})
     return {"tag": tag, "metrics": card["metrics"], "report": card.get("report_path")}
+
+
+def load_candidate_models(candidate: Path) -> tuple[Any, dict[str, Any]]:
+    """A candidate folder's saved models: the ranker, and the CTR / CVR models trained beside it (keys ``ctr``,
+    ``cvr``; absent when not trained)."""
+    from xgboost import XGBClassifier, XGBRanker
+
+    ranker = XGBRanker()
+    ranker.load_model(candidate / MODEL_FILE)
+    classifiers: dict[str, Any] = {}
+    for name, file in (("ctr", CTR_MODEL_FILE), ("cvr", CVR_MODEL_FILE)):
+        if (candidate / file).exists():
+            classifiers[name] = XGBClassifier()
+            classifiers[name].load_model(candidate / file)
+    return ranker, classifiers
 
 
 def model_store_metadata(card: dict[str, Any]) -> dict[str, Any]:
