@@ -4,7 +4,8 @@ Needs a home run through `feast-apply` (simulate, validate-raw, build-warehouse,
 feast-apply). Builds the v4 training frame once (v3's columns are a subset), then trains each ranker on it with
 training's own `train_on_frame`, for each session gap given (SHOPRANK_SESSION__GAP_SECONDS is the default one).
 ``--ablate`` also trains v4 with the category-standing columns added in session 5 blanked (NaN: no split can use
-them), i.e. session 4's v4 on the same frame. Prints figures; asserts nothing. Example:
+them), i.e. session 4's v4 on the same frame; ``--ablate-taste`` also v4 with the long-term taste (uc_taste_30d,
+shoprank/taste.py) blanked the same way. Prints figures; asserts nothing. Example:
 
     SHOPRANK_HOME=var/bench .venv/bin/python -m benchmarks.bench_session --gaps 1800 14400 --ablate
 """
@@ -43,6 +44,8 @@ SESSION_COLUMNS = [
 ]
 # The candidate's category against the session's other categories (recency rank, most clicked, shown / CTR).
 STANDING_COLUMNS = ["session_cat_recency_rank", "session_cat_is_top", "session_cat_impressions", "session_cat_ctr"]
+TASTE_COLUMNS = ["uc_taste_30d"]  # the user's long-term category taste (shoprank/taste.py)
+ABLATIONS = {"-standing": STANDING_COLUMNS, "-taste": TASTE_COLUMNS}
 
 
 def surfaces(settings) -> pd.Series:  # type: ignore[no-untyped-def]
@@ -219,6 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gaps", type=float, nargs="*", help="session gaps (seconds) to train v4 with")
     parser.add_argument("--ablate", action="store_true", help="also v4 without the category-standing columns")
+    parser.add_argument("--ablate-taste", action="store_true", help="also v4 without the long-term taste column")
     parser.add_argument("--skip-v3", action="store_true", help="v4 only (v3's figures known from an earlier run)")
     parser.add_argument("--query", action="store_true", help="also ranker_v4_query (v4 + the last search query)")
     args = parser.parse_args()
@@ -232,6 +236,8 @@ def main() -> None:
     runs: list[tuple[str, float | None]] = [] if args.skip_v3 else [("ranker_v3", None)]
     if args.ablate:
         runs.append(("ranker_v4 -standing", None))
+    if args.ablate_taste:
+        runs.append(("ranker_v4 -taste", None))
     runs += [("ranker_v4", gap) for gap in (args.gaps or [settings.session.gap_seconds])]
     if args.query:
         runs.append(("ranker_v4_query", None))
@@ -242,7 +248,8 @@ def main() -> None:
         run_settings = settings.model_copy(
             update={"training": settings.training.model_copy(update={"feature_service": service})}
         )
-        run_frame = frame if label_service == service else frame.assign(**dict.fromkeys(STANDING_COLUMNS, float("nan")))
+        blanked = ABLATIONS[label_service.split()[1]] if label_service != service else []
+        run_frame = frame.assign(**dict.fromkeys(blanked, float("nan"))) if blanked else frame
         if gap is not None and gap != settings.session.gap_seconds:
             run_settings = run_settings.model_copy(
                 update={"session": settings.session.model_copy(update={"gap_seconds": gap})}

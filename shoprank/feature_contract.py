@@ -189,8 +189,13 @@ _USER_CATEGORY_FEATURES = View(
         Feature("uc_purchases_30d", "int64"),
         Feature("uc_ctr_30d", "float64"),
         Feature("uc_click_share_30d", "float64"),
+        # The user's long-term taste for the category: the posterior mean of their log click-rate ratio against the
+        # population (shoprank/taste.py; shrunk toward the window's fitted prior). Stored and served (recall can
+        # read it); a model column only once it pays on the holdout (docs/simulator.md, "The long-term taste").
+        Feature("uc_taste_30d", "float64", model=False),
     ),
-    description="The user's 30-day engagement with one item category; joined on the candidate's category.",
+    description="The user's 30-day engagement with one item category and their long-term taste for it (a shrunk "
+    "posterior); joined on the candidate's category.",
     # The mart is sparse (a pair without impressions in the window has no row, meaning zero): a one-day TTL makes
     # the point-in-time join see only the snapshot of the example's own day, never an older row of the pair.
     ttl_days=1,

@@ -83,6 +83,8 @@ USER_CATEGORY_ABSENT = {
     "uc_purchases_30d": 0.0,
     "uc_ctr_30d": float("nan"),
     "uc_click_share_30d": 0.0,
+    # the population prior of the window, which serving does not know: missing, as in training
+    "uc_taste_30d": float("nan"),
 }
 
 

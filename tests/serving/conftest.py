@@ -158,6 +158,7 @@ def make_window_marts(
                     row = {"user_id": user_id, "category_id": category, "feature_ts": ts}
                     row.update({name: float(rng.integers(1, 20)) for name in USER_CATEGORY_FEATURES})
                     row.update({"uc_ctr_30d": rng.uniform(0, 0.5), "uc_click_share_30d": rng.uniform(0, 1)})
+                    row["uc_taste_30d"] = rng.normal(-1.0, 1.0)  # stored and served, model column or not
                     if stale:
                         row["uc_clicks_30d"] = 99.0
                     pairs.append(row)
@@ -190,7 +191,7 @@ def newest_snapshot(path: Path) -> pd.DataFrame:
 def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[str, object]:
     """What the point-in-time join gives for ``user_id`` just after the newest snapshot, straight from the marts: the
     user views' scalars and, per user x category feature, a tuple by category (None: no row in that snapshot)."""
-    from shoprank.ranking_features import USER_CATEGORY_FEATURES
+    from shoprank.feature_contract import views
 
     out: dict[str, object] = {}
     for mart in ("user_features", "user_window_features"):
@@ -198,7 +199,7 @@ def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[
         out.update(rows[rows["user_id"] == user_id].drop(columns="user_id").iloc[0].to_dict())
     pairs = newest_snapshot(marts / "user_category_features.parquet")
     by_category = pairs[pairs["user_id"] == user_id].set_index("category_id")
-    for name in USER_CATEGORY_FEATURES:
+    for name in views(n_categories)["user_category_features"].feature_names:  # stored-only columns too
         out[name] = tuple(by_category[name].get(c) for c in range(n_categories))
     return out
 

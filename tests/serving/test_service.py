@@ -148,6 +148,7 @@ def test_v3_reader_reads_the_user_views_in_one_online_call(
     """User, user-window and user x category features in ONE get_online_features call, equal to the marts' newest
     snapshot (online == offline), the stale pair read as absent; item-side views described for the item cache."""
     from serving.online_features import OnlineFeatureReader
+    from shoprank.feature_contract import views
     from shoprank.feature_store import get_feature_store
     from shoprank.ranking_features import ITEM_WINDOW_FEATURES, USER_CATEGORY_FEATURES, USER_WINDOW_FEATURES
 
@@ -158,7 +159,9 @@ def test_v3_reader_reads_the_user_views_in_one_online_call(
     store = get_feature_store(settings)
     reader = OnlineFeatureReader(store, "ranker_v3", n_categories)
     assert set(USER_WINDOW_FEATURES) <= set(reader.user_feature_names)
-    assert reader.category_feature_names == USER_CATEGORY_FEATURES
+    # the whole view is read: its model columns and the stored-only long-term taste (recall reads it)
+    assert reader.category_feature_names == views(n_categories)["user_category_features"].feature_names
+    assert set(USER_CATEGORY_FEATURES) | {"uc_taste_30d"} == set(reader.category_feature_names)
     assert {v.name: v.join_key for v in reader.item_views} == {
         "item_features": "item_id",
         "item_window_features": "item_id",
