@@ -164,7 +164,8 @@ def dbt_manifest_problem(settings: Settings) -> str | None:
 
 
 def dbt_vars(logical_date: datetime | date | str | None) -> str:
-    """The ``--vars`` JSON of a DAG run's dbt tasks: the same as `shoprank build-warehouse` passes for that day.
+    """The ``--vars`` JSON of a DAG run's dbt tasks: var run_date, the day `shoprank build-warehouse` builds for that
+    run (the CLI gives dbt the day in the environment instead, warehouse.build.dbt_env, to keep dbt's cached parse).
 
     Registered as a user-defined macro of the daily DAG, so each cosmos task renders it from its run's logical date.
     """

@@ -21,7 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -95,8 +98,41 @@ def _release_duckdb() -> None:
         environment.close()
 
 
+# The run's day for dbt when no var run_date is given (dbt_project/macros/shoprank.sql: run_date_value).
+RUN_DATE_ENV = "SHOPRANK_RUN_DATE"
+
+
+def dbt_env(run_date: date | None) -> dict[str, str]:
+    """The environment giving dbt the run's day (empty: the latest event date), as `shoprank build-warehouse` runs it.
+
+    The day travels in the environment, read only when dbt executes, not as ``--vars``: the command line's vars are
+    part of dbt's parse state, so a new day's var made every daily run re-parse the whole project. From a shell:
+    ``SHOPRANK_RUN_DATE=2026-01-08 dbt build <dbt_args(settings, "build")>`` (or ``--vars '{"run_date": ...}'``, which
+    takes precedence and costs the re-parse).
+    """
+    return {RUN_DATE_ENV: run_date.isoformat() if run_date is not None else ""}
+
+
+@contextmanager
+def _run_day_in_env(run_date: date | None) -> Iterator[None]:
+    """:func:`dbt_env` in this process's environment for the dbt run (in process, or its Spark subprocess)."""
+    previous = os.environ.get(RUN_DATE_ENV)
+    os.environ.update(dbt_env(run_date))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DATE_ENV, None)
+        else:
+            os.environ[RUN_DATE_ENV] = previous
+
+
 def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> list[str]:
-    """The CLI arguments every dbt invocation of ShopRank uses (also handy for `dbt` in a shell)."""
+    """The CLI arguments every dbt invocation of ShopRank uses (also handy for `dbt` in a shell).
+
+    ``run_date`` becomes var run_date (the Airflow tasks' way); `shoprank build-warehouse` leaves it out and gives
+    the day in the environment instead (:func:`dbt_env`), so the day's run reuses dbt's cached parse.
+    """
     dbt_vars: dict[str, Any] = {"n_categories": settings.simulator.categories}
     if run_date is not None:
         dbt_vars["run_date"] = run_date.isoformat()
@@ -162,19 +198,20 @@ def build_warehouse(
 
         ensure_postgres_database(settings, settings.services.warehouse_database)
         raw_load = load_raw_to_postgres(settings, run_date)
-    args = dbt_args(settings, "build", run_date) + ["--quiet"]
+    args = dbt_args(settings, "build") + ["--quiet"]  # the day goes in the environment (dbt_env)
     if select:
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
     started = time.perf_counter()
-    if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
-        from warehouse.spark import run_dbt
+    with _run_day_in_env(run_date):
+        if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
+            from warehouse.spark import run_dbt
 
-        success, nodes, output = run_dbt(settings, args)
-        exception: Any = None if nodes else output
-    else:
-        success, nodes, exception = _run_dbt_in_process(args)
+            success, nodes, output = run_dbt(settings, args)
+            exception: Any = None if nodes else output
+        else:
+            success, nodes, exception = _run_dbt_in_process(args)
     elapsed = time.perf_counter() - started
 
     if exception is not None and not nodes:

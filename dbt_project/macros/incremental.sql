@@ -15,9 +15,10 @@
 
 
 {% macro run_day() %}
-    {#- The run's day as a python date: var run_date, else the latest event date (int_day_spine.run_date). -#}
-    {%- set value = var('run_date', none) -%}
-    {%- if value is none or (value | string | trim) in ('', 'None', 'null') -%}
+    {#- The run's day as a python date: run_date_value (var run_date, env SHOPRANK_RUN_DATE), else the latest event
+        date (int_day_spine.run_date). -#}
+    {%- set value = run_date_value() -%}
+    {%- if value is none -%}
         {%- set value = run_query('select max(run_date) from ' ~ ref('int_day_spine')).columns[0].values()[0] -%}
     {%- endif -%}
     {{- return(modules.datetime.date.fromisoformat((value | string | trim)[:10])) -}}
@@ -59,7 +60,7 @@
 
 {% macro run_start() %}
     {#- The first day this run rewrites in any day-partitioned incremental model, as a python date; none when the
-        run builds all history (no var run_date, --full-refresh, or such a model's table missing or empty).
+        run builds all history (no run day given, --full-refresh, or such a model's table missing or empty).
 
         Each model rewrites from min(run's day + offset, its newest partition) (partition_start, offset 0 or -1):
         the minimum over the models, taking -1 for all, is at most one day more than any of them needs. It bounds
@@ -71,7 +72,7 @@
     {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set run = modules.datetime.date.fromisoformat((var('run_date') | string | trim)[:10]) -%}
+    {%- set run = modules.datetime.date.fromisoformat(run_date_value()) -%}
     {%- set state = namespace(start=run - modules.datetime.timedelta(days=1), full=false) -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
             and node.config.materialized == 'incremental' and node.config.unique_key in ('dt', 'event_date') -%}

@@ -20,7 +20,7 @@ from producers.simulator import simulate
 from shoprank.mart_files import DAY_PARTITIONED_MARTS, build_files, day_file, file_day, mart_files, read_mart, sql_files
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from warehouse.build import EXPORTED_MARTS, build_warehouse
+from warehouse.build import EXPORTED_MARTS, WarehouseBuildError, build_warehouse
 
 from .conftest import RUN_DATE, TINY, tiny_settings
 
@@ -123,6 +123,44 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
     run_sql = day_by_day.dbt_artifacts_dir / "run" / "shoprank" / "models" / "marts" / "training_examples.sql"
     days = ", ".join(f"date '{day}'" for day in sorted(rewritten))
     assert f"where dt in ({days});" in " ".join(run_sql.read_text().split())
+
+
+def test_each_days_run_reuses_dbts_parse(day_by_day: Settings) -> None:
+    """The run's day reaches dbt in the environment (warehouse.build.dbt_env), not as a changed `--vars`: only the
+    first of the three daily runs parses the project; D-1's and D's reuse the saved parse (partial parsing), while
+    the marts they wrote still follow their own day (the equality test above)."""
+    log = (day_by_day.home_dir / "dbt" / "logs" / "dbt.log").read_text()
+    runs = re.split(r"\n=+ [0-9:.]+ \| [0-9a-f-]+ =+\n", log)[1:][: len(DAYS)]  # later tests run it again
+    assert len(runs) == len(DAYS)
+    assert "Unable to do partial parsing because saved manifest not found" in runs[0]
+    for day, run in zip(DAYS[1:], runs[1:], strict=True):
+        assert "Unable to do partial parsing" not in run, day
+        assert "Partial parsing enabled" in run, day
+        assert "'run_date'" not in run, day  # no day among dbt's vars
+
+
+def test_a_bad_row_in_the_new_day_fails_the_daily_run(day_by_day: Settings, tmp_path: Path) -> None:
+    """The daily run's data tests check only the partitions it rewrites (dbt_project.yml: __run_partitions__), which
+    hold the new day: D's run again, on a copy of the home whose raw day D repeats one impression under another
+    event id (same request, same item), fails on training_examples' unique (request_id, item_id) test, and the
+    error names it."""
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+    path = partition_path(settings.raw_dir, "events", RUN_DATE)
+    events = pq.read_table(path)
+    impression = events.filter(pc.equal(events["event_type"], "impression")).slice(0, 1)
+    column = events.schema.get_field_index("event_id")
+    twin = impression.set_column(column, "event_id", pa.array(["twin-of-an-impression"]))
+    pq.write_table(pa.concat_tables([events, twin.cast(events.schema)]), path)
+
+    with pytest.raises(WarehouseBuildError) as failed:
+        build_warehouse(settings, RUN_DATE)
+
+    names = [node for node, _, _ in failed.value.failures]
+    assert any(
+        name.startswith("test.shoprank.unique_combination_of_columns_training_examples_request_id__item_id")
+        for name in names
+    ), names
 
 
 def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: Path) -> None:
