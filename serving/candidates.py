@@ -65,6 +65,138 @@ def _grouped(frame: pd.DataFrame | None, key: str, value: str, order: str) -> di
     return {k: [str(v) for v in values] for k, values in frame.groupby(key, sort=False)[value]}
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+_NO_CATEGORY = np.iinfo(np.int64).min  # an item without a category: equal to no query's category
+SOURCES = ("text", "affinity", "new-item", "covisitation", "embedding", "category", "trending", "popular")
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Retrieved candidates as arrays: ``codes`` index ``ids`` (the universe of :class:`Codes` plus the recall
+    index's own ids), ``sources`` index :data:`SOURCES`; in retrieval order."""
+
+    codes: np.ndarray
+    sources: np.ndarray
+    universe: list[str]
+
+    def ids(self) -> list[str]:
+        universe = self.universe
+        return [universe[c] for c in self.codes.tolist()]
+
+    def source_names(self) -> list[str]:
+        return [SOURCES[s] for s in self.sources.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass
+class RecallCodes:
+    """A recall index's rows as codes of a :class:`Codes` universe: its text documents' and its vectors' items;
+    ``ids`` the items the universe lacks (coded after it), ``category`` per code of both (the query filter)."""
+
+    text: np.ndarray | None
+    embedding: np.ndarray | None
+    ids: list[str]
+    category: np.ndarray
+
+
+@dataclass
+class Codes:
+    """The retrieval sources' ids as int64 codes of one universe (``ids``; ``universe`` id -> code)."""
+
+    universe: dict[str, int]
+    ids: list[str]
+    category: np.ndarray  # per code, its item's category (_NO_CATEGORY: none)
+    popular: np.ndarray
+    popular_by_category: dict[int, np.ndarray]
+    new_items: np.ndarray
+    covisitation: dict[str, np.ndarray]
+    trending_by_category: dict[int, np.ndarray]
+    trending: np.ndarray
+    item_category: dict[str, int] = field(default_factory=dict)
+    _recall: list[tuple[RecallIndex, RecallCodes]] = field(default_factory=list)
+
+    def for_recall(self, recall: RecallIndex | None) -> RecallCodes:
+        """The recall index's rows as codes (built once per recall version: the last one is kept)."""
+        cached = self._recall
+        if cached and cached[0][0] is recall:
+            return cached[0][1]
+        extra: dict[str, int] = {}
+        size = len(self.ids)
+
+        def code(item_id: str) -> int:
+            found = self.universe.get(item_id)
+            return extra.setdefault(item_id, size + len(extra)) if found is None else found
+
+        def encode(item_ids: np.ndarray) -> np.ndarray:
+            return np.fromiter((code(str(i)) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+        text = encode(recall.text.item_ids) if recall is not None and recall.text is not None else None
+        embeddings = recall.embeddings if recall is not None else None
+        embedding = encode(embeddings.item_ids) if embeddings is not None else None
+        category = np.concatenate(
+            [self.category, np.fromiter((self.item_category.get(i, _NO_CATEGORY) for i in extra), dtype=np.int64)]
+        )
+        codes = RecallCodes(text, embedding, list(extra), category)
+        if recall is not None:
+            self._recall[:] = [(recall, codes)]
+        return codes
+
+
+class _Picker:
+    """The merge: each source's codes in order, those not picked yet, up to its budget and ``n`` in all."""
+
+    def __init__(self, n: int, universe: int) -> None:
+        self.n = n
+        self.seen = np.zeros(universe, dtype=bool)
+        self.codes: list[np.ndarray] = []
+        self.sizes: list[int] = []
+        self.sources: list[int] = []
+        self.count = 0
+
+    def take(self, codes: np.ndarray, budget: int, source: str) -> None:
+        room = min(budget, self.n - self.count)
+        if room <= 0 or not len(codes):
+            return
+        # the first ``room`` distinct unseen codes: look at a growing prefix, so a long list (the catalogue by
+        # popularity) costs about what is taken from it
+        size = room
+        while True:
+            head = codes[:size]
+            fresh = head[~self.seen[head]]
+            _, first = np.unique(fresh, return_index=True)
+            if len(first) >= room or size >= len(codes):
+                break
+            size *= 4
+        fresh = fresh[np.sort(first)][:room]
+        self.seen[fresh] = True
+        self.codes.append(fresh)
+        self.sizes.append(len(fresh))
+        self.sources.append(SOURCES.index(source))
+        self.count += len(fresh)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.codes:
+            return _NONE, np.zeros(0, dtype=np.int8)
+        return np.concatenate(self.codes), np.repeat(np.asarray(self.sources, dtype=np.int8), self.sizes)
+
+
+def _interleave(lists: Sequence[np.ndarray]) -> np.ndarray:
+    """The lists' elements rank by rank: every list's first, then every list's second, ..."""
+    lists = [lst for lst in lists if len(lst)]
+    if not lists:
+        return _NONE
+    if len(lists) == 1:
+        return lists[0]
+    lengths = np.asarray([len(lst) for lst in lists])
+    grid = np.full((len(lists), lengths.max()), -1, dtype=np.int64)
+    for row, lst in enumerate(lists):
+        grid[row, : len(lst)] = lst
+    flat = grid.T.ravel()
+    return flat[flat >= 0]
+
+
 @dataclass(frozen=True)
 class RetrievalIndex:
     popular: list[str] = field(default_factory=list)
@@ -116,7 +248,7 @@ class RetrievalIndex:
             if trending is None
             else trending.sort_values(["trend_score", "item_id"], ascending=[False, True])["item_id"]
         )
-        return cls(
+        index = cls(
             popular=[str(ids[p]) for p in popular_order],
             popular_by_category=by_category,
             new_items=[str(ids[p]) for p in new_order],
@@ -145,14 +277,21 @@ class RetrievalIndex:
             quality=quality,
             catalogue_shares=catalogue_shares,
         )
+        index.codes  # noqa: B018  (built at load, not by the first request)
+        return index
 
     def affinity_items(self, category_shares: Sequence[float] | None, k: int) -> list[str]:
-        """The ``k`` items of the catalogue with the best quality x the user's category lift, best first; a user
-        without shares (no clicks) has a lift of 1 everywhere: the catalogue by quality alone (at 1M events their
-        feed clicks in it: 0.215 of 396 at 500, vs 0.184 in the other sources' 500). Vectorised over the catalogue:
-        one score per item, one partial sort."""
+        """:meth:`affinity_rows` as item ids."""
+        ids = self.id_strings
+        return [ids[p] for p in self.affinity_rows(category_shares, k).tolist()]
+
+    def affinity_rows(self, category_shares: Sequence[float] | None, k: int) -> np.ndarray:
+        """The rows of the ``k`` items of the catalogue with the best quality x the user's category lift, best
+        first; a user without shares (no clicks) has a lift of 1 everywhere: the catalogue by quality alone (at 1M
+        events their feed clicks in it: 0.215 of 396 at 500, vs 0.184 in the other sources' 500). Vectorised over
+        the catalogue: one score per item, one partial sort."""
         if k <= 0 or not len(self.quality) or self.catalogue_shares.sum() <= 0:
-            return []
+            return _NONE
         catalogue = self.catalogue_shares
         shares = np.nan_to_num(np.asarray(catalogue if category_shares is None else category_shares, dtype=float))
         if shares.sum() <= 0:
@@ -169,9 +308,7 @@ class RetrievalIndex:
         score = self.quality + LIFT_POWER * np.log(by_row)
         k = min(k, len(score))
         top = np.argpartition(-score, k - 1)[:k]
-        top = top[np.lexsort((self.id_order[top], -score[top]))]  # ties: by id, deterministic
-        ids = self.id_strings
-        return [ids[p] for p in top.tolist()]
+        return top[np.lexsort((self.id_order[top], -score[top]))]  # ties: by id, deterministic
 
     # Per row, the rank of its id among all ids, and the ids as str: the affinity source sorts thousands of rows per
     # feed request (4,500 with the funnel); comparing the object ids themselves cost 7 ms of its 9 (1M-event world).
@@ -185,6 +322,24 @@ class RetrievalIndex:
     def id_strings(self) -> list[str]:
         return [str(i) for i in self.row_ids]
 
+    def cache_rows(self, found: Retrieved, items: ItemCache) -> np.ndarray:
+        """The item cache rows of the ``found`` candidates (unknown items: the cache's trailing NaN row). An index
+        built from ``items`` codes its rows as themselves; any other cache is looked up by id."""
+        missing = len(items)
+        if self._built_from(items):
+            return np.where(found.codes < missing, found.codes, missing)
+        return items.rows(found.ids())
+
+    def _built_from(self, items: ItemCache) -> bool:
+        checked = self._aligned
+        if not checked or checked[0] is not items:
+            checked[:] = [items, len(self.row_ids) == len(items) and self.id_strings == items.all_ids()]
+        return bool(checked[1])
+
+    @cached_property
+    def _aligned(self) -> list[object]:
+        return []
+
     def retrieve(
         self,
         user_id: str,
@@ -195,54 +350,62 @@ class RetrievalIndex:
         cfg: RecallSettings | None = None,
     ) -> tuple[list[str], dict[str, str]]:
         """Up to ``n`` distinct candidate ids and, per id, the source that brought it."""
-        cfg = cfg or RecallSettings()
-        picked: dict[str, str] = {}
+        found = self.retrieve_codes(user_id, category_shares, n, query, recall, cfg)
+        ids = found.ids()
+        return ids, dict(zip(ids, found.source_names(), strict=True))
 
-        def take(ids: Sequence[str] | list[str], budget: int, source: str) -> None:
-            limit = min(len(picked) + budget, n)
-            for item_id in ids:
-                if len(picked) >= limit:
-                    return
-                picked.setdefault(item_id, source)
+    def retrieve_codes(
+        self,
+        user_id: str,
+        category_shares: Sequence[float] | None,
+        n: int,
+        query: str | None = None,
+        recall: RecallIndex | None = None,
+        cfg: RecallSettings | None = None,
+    ) -> Retrieved:
+        """:meth:`retrieve` as arrays: each candidate's code in the catalogue's universe (:class:`Codes`) and its
+        source's. Every source is an array of codes, merged with numpy (no str or dict per candidate): the funnel
+        merges 5,000 per request."""
+        cfg = cfg or RecallSettings()
+        codes = self.codes
+        extra = codes.for_recall(recall)
+        picked = _Picker(n, len(codes.ids) + len(extra.ids))
+        take = picked.take
 
         text = recall.text if recall is not None else None
         query_category: int | None = None
-        if query and text is not None:
-            take(text.search(query, n), int(cfg.text_share * n), "text")
+        if query and text is not None and extra.text is not None:
+            take(extra.text[text.search_rows(query, n)], int(cfg.text_share * n), "text")
             query_category = text.query_category(query)
 
-        def in_query_category(ids: Sequence[str]) -> Sequence[str]:
+        def in_query_category(found: np.ndarray) -> np.ndarray:
             if query_category is None:
-                return ids
-            return [i for i in ids if self.item_category.get(i) == query_category]
+                return found
+            return found[extra.category[found] == query_category]
 
         if query_category is None and not query and cfg.affinity_share > 0:
             budget = int(cfg.affinity_share * n)
-            take(self.affinity_items(category_shares, budget), budget, "affinity")
+            take(self.affinity_rows(category_shares, budget), budget, "affinity")
             # new items keep their share right behind it: the exploration rule can only boost a new item retrieved
             # (the affinity score knows too little of them to pick them: ~8 of 75 new items in 500 on the default
             # world instead of ~46)
-            take(self.new_items, int(SOURCE_SHARES["new"] * n), "new-item")
+            take(codes.new_items, int(SOURCE_SHARES["new"] * n), "new-item")
         recent = self.user_recent.get(user_id, [])
-        neighbours: list[str] = []
         # interleave rank by rank across seeds, so every recent item contributes its best neighbours first
-        if recent:
-            lists = [self.covisitation.get(item, []) for item in recent]
-            neighbours = [lst[r] for r in range(max(map(len, lists), default=0)) for lst in lists if r < len(lst)]
+        neighbours = _interleave([codes.covisitation.get(item, _NONE) for item in recent])
         take(in_query_category(neighbours), int(SOURCE_SHARES["covisitation"] * n), "covisitation")
         embeddings = recall.embeddings if recall is not None else None
-        if embeddings is not None:
+        if embeddings is not None and extra.embedding is not None:
             vector = embeddings.user_vector(user_id, recent, category_shares)
             if vector is not None:
                 # a category filter keeps about 1/categories of the neighbours: ask for more
                 wanted = n if query_category is None else n * max(len(self.popular_by_category), 1)
-                take(
-                    in_query_category(embeddings.neighbours(vector, wanted)), int(cfg.embedding_share * n), "embedding"
-                )
+                near = extra.embedding[embeddings.neighbour_rows(vector, wanted)]
+                take(in_query_category(near), int(cfg.embedding_share * n), "embedding")
         top_categories: list[int] = []
         if query_category is not None:
             top_categories = [query_category]
-            take(self.popular_by_category.get(query_category, []), int(SOURCE_SHARES["category"] * n), "category")
+            take(codes.popular_by_category.get(query_category, _NONE), int(SOURCE_SHARES["category"] * n), "category")
         elif category_shares is not None:
             shares = np.nan_to_num(np.asarray(category_shares, dtype=float))
             if shares.sum() > 0:
@@ -250,12 +413,40 @@ class RetrievalIndex:
                 budget = int(SOURCE_SHARES["category"] * n)
                 for c in top_categories:
                     take(
-                        self.popular_by_category.get(c, []), int(np.ceil(budget * shares[c] / shares.sum())), "category"
+                        codes.popular_by_category.get(c, _NONE),
+                        int(np.ceil(budget * shares[c] / shares.sum())),
+                        "category",
                     )
-        trending = [i for c in top_categories[:3] for i in self.trending_by_category.get(c, [])] + self.trending
-        take(in_query_category(trending), int(SOURCE_SHARES["trending"] * n), "trending")
-        take(in_query_category(self.new_items), int(SOURCE_SHARES["new"] * n), "new-item")
+        trending = [codes.trending_by_category.get(c, _NONE) for c in top_categories[:3]] + [codes.trending]
+        take(in_query_category(np.concatenate(trending)), int(SOURCE_SHARES["trending"] * n), "trending")
+        take(in_query_category(codes.new_items), int(SOURCE_SHARES["new"] * n), "new-item")
         if query_category is not None:
-            take(self.popular_by_category.get(query_category, []), n, "popular")
-        take(self.popular, n, "popular")
-        return list(picked), picked
+            take(codes.popular_by_category.get(query_category, _NONE), n, "popular")
+        take(codes.popular, n, "popular")
+        return Retrieved(*picked.result(), codes.ids + extra.ids)
+
+    @cached_property
+    def codes(self) -> Codes:
+        """Every source's ids as codes: one code per distinct id, the cache rows' ids first (so a code below
+        ``len(row_ids)`` is that item cache row), then ids only the retrieval marts name."""
+        universe: dict[str, int] = {}
+        for item_id in self.id_strings:
+            universe.setdefault(item_id, len(universe))
+
+        def encode(ids: Sequence[str]) -> np.ndarray:
+            return np.fromiter((universe.setdefault(i, len(universe)) for i in ids), dtype=np.int64, count=len(ids))
+
+        popular = encode(self.popular)
+        by_category = {c: encode(ids) for c, ids in self.popular_by_category.items()}
+        new_items = encode(self.new_items)
+        covisitation = {str(k): encode(ids) for k, ids in self.covisitation.items()}
+        trending_by_category = {int(c): encode(ids) for c, ids in self.trending_by_category.items()}  # type: ignore[call-overload]
+        trending = encode(self.trending)
+        category = np.full(len(universe), _NO_CATEGORY, dtype=np.int64)
+        for item_id, c in self.item_category.items():
+            if item_id in universe:
+                category[universe[item_id]] = c
+        return Codes(
+            universe, list(universe), category, popular, by_category, new_items, covisitation, trending_by_category,
+            trending, self.item_category,
+        )  # fmt: skip

@@ -82,14 +82,34 @@ class Funnel:
         its best up to its share of ``n`` (:func:`quota_cut`), and their scores (for /explain)."""
         if not candidates:
             return [], {}
-        scores = self.scores(user_id, recent, shares, self.items.rows(candidates), query)
         labels = [sources.get(c, "") for c in candidates] if sources is not None and quotas else None
-        order = quota_cut(scores, labels, n, quotas or {})
+        order, scores = self.keep_rows(user_id, recent, shares, self.items.rows(candidates), n, query, labels, quotas)
         kept = [candidates[p] for p in order]
-        return kept, dict(zip(kept, scores[order].tolist(), strict=True))
+        return kept, dict(zip(kept, scores.tolist(), strict=True))
+
+    def keep_rows(
+        self,
+        user_id: str,
+        recent: Sequence[str],
+        shares: Sequence[float] | None,
+        rows: np.ndarray,
+        n: int,
+        query: str | None = None,
+        sources: Sequence[str] | np.ndarray | None = None,
+        quotas: Mapping[str, float] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`keep` over the candidates' item cache ``rows`` (``sources``: each one's source): the positions
+        of the kept ones, best first, and their scores."""
+        if not len(rows):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores = self.scores(user_id, recent, shares, rows, query)
+        order = quota_cut(scores, sources if quotas else None, n, quotas or {})
+        return order, scores[order]
 
 
-def quota_cut(scores: np.ndarray, sources: Sequence[str] | None, n: int, quotas: Mapping[str, float]) -> np.ndarray:
+def quota_cut(
+    scores: np.ndarray, sources: Sequence[str] | np.ndarray | None, n: int, quotas: Mapping[str, float]
+) -> np.ndarray:
     """Positions of the ``n`` kept candidates, best score first (ties: the earlier position).
 
     Each source in ``quotas`` first keeps its best-scored candidates, up to ``int(share * n)`` (fewer when it

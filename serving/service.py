@@ -25,7 +25,6 @@ the online store is unavailable the candidates are ranked by popularity (still t
 
 from __future__ import annotations
 
-import collections
 import hmac
 import logging
 import threading
@@ -41,7 +40,7 @@ import numpy as np
 from fastapi import FastAPI, Header, HTTPException
 
 from serving import metrics
-from serving.candidates import split_known
+from serving.candidates import SOURCES, Retrieved, split_known
 from serving.event_stream import StreamPublisher
 from serving.events import load_user_ids, screen_events
 from serving.experiments.interleaving import TEAM_A, TEAM_B, seed_of, team_draft
@@ -384,27 +383,28 @@ class RankingService:
             shares = None if cold else [user_values[c] for c in category_share_columns(n_categories)]
             funnel = funnel_for(state.preranker, state.items, state.recall) if self.settings.recall.prerank else None
             stage_started = time.perf_counter()
-            candidates, sources = state.retrieval.retrieve(
+            query = request.query if request.surface == "search" else None
+            found = state.retrieval.retrieve_codes(
                 request.user_id,
                 shares,
                 self.settings.recall.prerank_candidates if funnel is not None else cfg.default_candidate_count,
-                query=request.query if request.surface == "search" else None,
+                query=query,
                 recall=state.recall,
                 cfg=self.settings.recall,
             )
             metrics.STAGE_SECONDS.labels(stage="retrieve").observe(time.perf_counter() - stage_started)
-            metrics.STAGE_CANDIDATES.labels(stage="retrieved").inc(len(candidates))
-            for source, count in collections.Counter(sources.values()).items():
-                metrics.RETRIEVED.labels(source=source).inc(count)
+            metrics.STAGE_CANDIDATES.labels(stage="retrieved").inc(len(found))
+            _count_sources(metrics.RETRIEVED, found)
             if state.preranker_error and self.settings.recall.prerank:
                 reasons.append(PRERANKER_LOAD_FAILED)
+            scores = np.zeros(0)
             if funnel is not None:
-                query = request.query if request.surface == "search" else None
-                candidates, prerank_scores = self._prerank(
-                    funnel, request.user_id, shares, candidates, reasons, query, sources
-                )
-                for source, count in collections.Counter(sources[c] for c in candidates).items():
-                    metrics.PRERANKED.labels(source=source).inc(count)
+                found, scores = self._prerank(funnel, state, request.user_id, shares, found, reasons, query)
+                _count_sources(metrics.PRERANKED, found)
+            candidates = found.ids()
+            sources = dict(zip(candidates, found.source_names(), strict=True))
+            if len(scores):
+                prerank_scores = dict(zip(candidates, scores.tolist(), strict=True))
             if not len(state.popularity):
                 reasons.append(NO_POPULARITY_INDEX)
         candidates, unknown = split_known(candidates, state.items)
@@ -537,26 +537,31 @@ class RankingService:
     def _prerank(
         self,
         funnel: Any,
+        state: ServingState,
         user_id: str,
         shares: Any,
-        candidates: list[str],
+        found: Retrieved,
         reasons: list[str],
         query: str | None = None,
-        sources: dict[str, str] | None = None,
-    ) -> tuple[list[str], dict[str, float]]:
-        """The funnel's middle stage (serving/prerank.py): the best ``recall.prerank_keep`` retrieved candidates.
-        If it raises, the first ``serving.default_candidate_count`` go on, as without a pre-ranker."""
+    ) -> tuple[Retrieved, np.ndarray]:
+        """The funnel's middle stage (serving/prerank.py): the best ``recall.prerank_keep`` retrieved candidates
+        and their scores. If it raises, the first ``serving.default_candidate_count`` go on, as without a
+        pre-ranker (no scores)."""
         started = time.perf_counter()
         try:
-            recent = self.state.retrieval.user_recent.get(user_id, [])
+            recent = state.retrieval.user_recent.get(user_id, [])
             cfg = self.settings.recall
-            kept, scores = funnel.keep(
-                user_id, recent, shares, candidates, cfg.prerank_keep, query, sources, cfg.prerank_quotas
+            labels = np.asarray(SOURCES, dtype=object)[found.sources] if cfg.prerank_quotas else None
+            rows = state.retrieval.cache_rows(found, state.items)
+            order, scores = funnel.keep_rows(
+                user_id, recent, shares, rows, cfg.prerank_keep, query, labels, cfg.prerank_quotas
             )
+            kept = replace(found, codes=found.codes[order], sources=found.sources[order])
         except Exception:
             log.exception("pre-ranking failed")
             reasons.append(PRERANK_FAILED)
-            kept, scores = candidates[: self.settings.serving.default_candidate_count], {}
+            n = self.settings.serving.default_candidate_count
+            kept, scores = replace(found, codes=found.codes[:n], sources=found.sources[:n]), np.zeros(0)
         metrics.STAGE_SECONDS.labels(stage="prerank").observe(time.perf_counter() - started)
         metrics.STAGE_CANDIDATES.labels(stage="preranked").inc(len(kept))
         return kept, scores
@@ -857,6 +862,13 @@ RankingService.add_asgi_middleware(  # type: ignore[attr-defined]
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------------------------
+def _count_sources(counter: Any, found: Retrieved) -> None:
+    """Add each source's number of ``found`` candidates to the per-source metric ``counter``."""
+    for code, count in enumerate(np.bincount(found.sources, minlength=len(SOURCES)).tolist()):
+        if count:
+            counter.labels(source=SOURCES[code]).inc(count)
+
+
 def _reads_session(models: Iterable[ModelBundle | None]) -> bool:
     """Whether any of ``models`` reads session features."""
     return any(m is not None and uses_session(m.feature_columns) for m in models)
