@@ -225,6 +225,7 @@ def main() -> None:
     parser.add_argument("--ablate-taste", action="store_true", help="also v4 without the long-term taste column")
     parser.add_argument("--skip-v3", action="store_true", help="v4 only (v3's figures known from an earlier run)")
     parser.add_argument("--query", action="store_true", help="also ranker_v4_query (v4 + the last search query)")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the oracle ceilings (known from a run)")
     args = parser.parse_args()
     settings = bench_settings()
     run_date = settings.default_run_date
@@ -265,6 +266,8 @@ def main() -> None:
             f"{f['ratio']:>7.3f}   {f['oracle all']:.3f}/{f['oracle feed']:.3f}/{f['oracle search']:.3f}",
             flush=True,
         )
+    if args.no_ceiling:
+        return
     started = time.perf_counter()
     c = ceiling_figures(settings, run_date, surface)  # the holdout's rows are the same for every ranker
     for label, column in (
