@@ -4,7 +4,8 @@ funnel, each on its own `shoprank serve` of the bench home.
 - today: ``recall.prerank`` off, ``serving.default_candidate_count`` retrieved, all ranked by the final ranker;
 - funnel: ``recall.prerank_candidates`` retrieved (capped by the catalogue), the pre-ranker keeps
   ``recall.prerank_keep`` for the final ranker.
-Feed requests (k=20, rules on) cycling over the home's users; p50/p95/p99 over HTTP, and each stage's mean time and
+Feed requests (k=20, rules on) cycling over the home's users; p50/p95/p99 over HTTP, the server's CPU time per request
+(user + system of its process tree: steadier than wall times on a shared machine), and each stage's mean time and
 candidate count as the service's /metrics report them. The pre-ranker is trained first if the home has none.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import fmt_quantiles, line, quantiles_ms, serving, time_calls
+from benchmarks.bench_serving_arms import _cpu_seconds, _server
+from benchmarks.common import fmt_quantiles, line, quantiles_ms, time_calls
 
 
 def _ensure_preranker(settings: Any) -> None:
@@ -74,17 +76,20 @@ def bench_funnel(settings: Any, users: list[str], n: int) -> dict[str, dict[str,
     results: dict[str, dict[str, Any]] = {}
     for mode, env in modes.items():
         with (
-            serving(settings, env={**env, "SHOPRANK_SERVING__CACHE_REFRESH_SECONDS": "0"}) as base,
+            _server(settings, env={**env, "SHOPRANK_SERVING__CACHE_REFRESH_SECONDS": "0"}) as (base, server),
             httpx.Client(base_url=base, timeout=30) as client,
         ):
             call = _caller(client, users)
             for _ in range(20):  # warm the server's code paths
                 call()
+            cpu = _cpu_seconds(server)
             timings = time_calls(call, n)
+            cpu = _cpu_seconds(server) - cpu
             metrics = client.get("/metrics").text
         calls = n + 21
         results[mode] = {
             "timings": timings,
+            "cpu_ms": cpu / (n + 1) * 1000,  # the server's process tree, per timed call (+ time_calls' warm-up)
             "stages": _stages(metrics),
             "retrieved": _candidates(metrics, "retrieved") / calls,
             "ranked": _candidates(metrics, "ranked") / calls,
@@ -106,6 +111,7 @@ def print_funnel(results: dict[str, dict[str, Any]], settings: Any) -> None:
         )
         stages = ", ".join(f"{stage} {ms:.2f} ms" for stage, (ms, _) in result["stages"].items())
         line("  mean time per stage (service /metrics)", stages)
+        line("  server CPU per request (its process tree)", f"{result['cpu_ms']:.1f} CPU-ms")
         target = 25 if mode == "funnel" else 20
         p99 = quantiles_ms(result["timings"])[2]
         line(f"  target: p99 < {target} ms", "met" if p99 < target else "NOT met")
