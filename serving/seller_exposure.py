@@ -56,9 +56,11 @@ class SellerExposure:
             fraction = min(max(self.requests, 1) / self.previous_requests, 1.0) if self.previous_requests else 1.0
         return replace(slate, seller_age_days=ages, seller_shown_today=shown), fraction
 
-    def record(self, sellers: np.ndarray) -> None:
-        """Count one impression for the seller of each served item."""
+    def record(self, sellers: np.ndarray, request: bool = False) -> None:
+        """Count one impression for the seller of each served item; ``request``: count the request too (an
+        interleaved slate, whose two arms' rankings read the counts without counting, serves once)."""
         with self._lock:
+            self.requests += int(request)
             for seller in sellers:
                 if seller:
                     self.counts[str(seller)] = self.counts.get(str(seller), 0) + 1

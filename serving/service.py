@@ -328,6 +328,9 @@ class RankingService:
                 "interleaved": [a.response.model_version, b.response.model_version],
             }
         )
+        floor = any(s.rules is not None and s.rules.seller_floor.enabled for s in (a_state, b_state))
+        if floor and request.apply_rules and log_request:  # the merged slate counts toward the floor, as a plain one
+            self.seller_exposure.record(a_state.items.seller[a_state.items.rows(merged.items)], request=True)
         self._observe(request, response, a.slate, a.top, a.n_candidates, started, log_request, route)
         return replace(a, response=response)
 

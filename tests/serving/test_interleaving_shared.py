@@ -88,3 +88,34 @@ def test_each_team_keeps_its_own_models_scores_and_order(service: RankingService
         a_scores = {i.item_id: i.score for i in alone[0].items}
         differ |= any(a_scores.get(i.item_id) != pytest.approx(i.score) for i in alone[1].items)
     assert differ, "the two models scored alike: the test could not tell whose scores were used"
+
+
+def test_an_interleaved_slate_counts_toward_the_seller_floor(
+    service: RankingService, serving_world: ServingWorld
+) -> None:
+    """The served (merged) slate's sellers count toward the new-seller floor and the request counts once, as for
+    a plain slate (each arm's rules only read the counts); without rules nothing is counted."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from serving.rules.config import SellerFloorRules
+    from serving.seller_exposure import SellerExposure
+
+    state, exposure = service.state, service.seller_exposure
+    assert state.rules is not None
+    floor = SellerFloorRules(enabled=True, days=10_000, min_impressions=1, max_slots=1, pace=False)
+    try:
+        service.state = replace(state, rules=state.rules.model_copy(update={"seller_floor": floor}))
+        service.seller_exposure = SellerExposure()
+        user = _tdi_users(service, serving_world)[0]
+        request = RankRequest(user_id=user, candidate_ids=serving_world.item_ids[:40], k=10, request_id="floor-1")
+        response = service.rank(request)
+        assert response.interleaved is not None
+        items = service.state.items
+        served = Counter(str(s) for s in items.seller[items.rows([i.item_id for i in response.items])] if s)
+        assert sum(served.values()) == 10
+        assert service.seller_exposure.counts == dict(served) and service.seller_exposure.requests == 1
+        service.rank(request.model_copy(update={"apply_rules": False, "request_id": "floor-2"}))
+        assert service.seller_exposure.counts == dict(served) and service.seller_exposure.requests == 1
+    finally:
+        service.state, service.seller_exposure = state, exposure
