@@ -395,7 +395,9 @@ class RetrievalIndex:
         neighbours = _interleave([codes.covisitation.get(item, _NONE) for item in recent])
         take(in_query_category(neighbours), int(SOURCE_SHARES["covisitation"] * n), "covisitation")
         embeddings = recall.embeddings if recall is not None else None
-        if embeddings is not None and extra.embedding is not None:
+        # (a full list skips the nearest-neighbour search: on the feed the affinity source and the new items' share
+        # fill all n, and asking faiss for 5,000 neighbours cost ~1 ms for nothing)
+        if embeddings is not None and extra.embedding is not None and picked.count < n:
             vector = embeddings.user_vector(user_id, recent, category_shares)
             if vector is not None:
                 # a category filter keeps about 1/categories of the neighbours: ask for more
