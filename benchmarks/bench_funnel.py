@@ -38,6 +38,7 @@ def run(
     n_requests: int,
     variants: dict[str, dict[str, float]] | None = None,
 ) -> None:
+    from serving.candidates import SOURCES
     from serving.prerank import funnel_for
     from serving.service import RankingService
 
@@ -65,7 +66,11 @@ def run(
     for request in rows.itertuples():
         query = request.query if isinstance(request.query, str) and request.surface == "search" else None
         user_shares = shares.get(request.user_id)
-        full, sources = state.retrieval.retrieve(request.user_id, user_shares, full_n, query, state.recall, cfg)
+        found = state.retrieval.retrieve_codes(request.user_id, user_shares, full_n, query, state.recall, cfg)
+        full = found.ids()
+        sources = dict(zip(full, found.source_names(), strict=True))
+        item_rows = state.retrieval.cache_rows(found, state.items)
+        labels = np.asarray(SOURCES, dtype=object)[found.sources]
         recent = state.retrieval.user_recent.get(request.user_id, [])
         top20 = ranked(service, request, query, full, 20, funnel_on=False)
         gains = dict.fromkeys(request.clicked, 1.0)
@@ -76,7 +81,9 @@ def run(
         totals[request.surface] += len(request.clicked)
         for name, quotas in variants.items():
             started = time.perf_counter()
-            kept, _ = funnel.keep(request.user_id, recent, user_shares, full, keep, query, sources, quotas)
+            # as serving pre-ranks (RankingService._prerank): over the candidates' cache rows, then the kept ids
+            order, _ = funnel.keep_rows(request.user_id, recent, user_shares, item_rows, keep, query, labels, quotas)
+            kept = [full[p] for p in order.tolist()]
             prerank_ms[name].append((time.perf_counter() - started) * 1000)
             recall20[name].setdefault(request.surface, []).append(len(set(top20) & set(kept)) / max(len(top20), 1))
             ndcg = ndcg_at(ranked(service, request, query, kept, 10, funnel_on=False), gains)
