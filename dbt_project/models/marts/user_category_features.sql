@@ -50,35 +50,71 @@ with_user as (
     select
         *,
         sum(impressions) over (partition by user_id, feature_date) as user_impressions,
-        sum(clicks) over (partition by user_id, feature_date) as user_clicks,
-        -- clicks an average user would have made on what this user was shown (the window population's CTR)
-        impressions * coalesce(
-            cast(sum(clicks) over (partition by feature_date) as {{ float8() }})
-            / nullif(sum(impressions) over (partition by feature_date), 0),
-            {{ var('fallback_ctr_prior') }}
-        ) as expected_clicks
+        sum(clicks) over (partition by user_id, feature_date) as user_clicks
 
     from windowed
 
 ),
 
-taste_prior as (
+window_moments as (
 
-    -- method of moments over the window's pairs: 1 / shape = sum((clicks - expected)^2 - expected) / sum(expected^2)
+    -- Integer sums only: exact, so a re-run or a day-by-day build gives the same bytes (a sum of floats over a
+    -- day's pairs depends on the order DuckDB's threads add them in).
     select
         feature_date,
+        sum(impressions) as impressions,
+        sum(clicks) as clicks,
+        sum(impressions * impressions) as impressions_sq,
+        sum(clicks * clicks) as clicks_sq,
+        sum(clicks * impressions) as clicks_impressions
+
+    from windowed
+    group by feature_date
+
+),
+
+window_ctr as (
+
+    -- the window population's CTR: expected clicks = impressions * ctr, what an average user would have clicked
+    select
+        *,
+        coalesce(
+            cast(clicks as {{ float8() }}) / nullif(impressions, 0), {{ var('fallback_ctr_prior') }}
+        ) as ctr
+
+    from window_moments
+
+),
+
+taste_prior as (
+
+    -- method of moments over the window's pairs: 1 / shape = sum((clicks - expected)^2 - expected) / sum(expected^2),
+    -- both sums expanded into the integer moments above
+    select
+        feature_date,
+        ctr,
+        ctr * ctr * cast(impressions_sq as {{ float8() }}) as expected_sq,
+        cast(clicks_sq as {{ float8() }})
+        - 2 * ctr * cast(clicks_impressions as {{ float8() }})
+        + ctr * ctr * cast(impressions_sq as {{ float8() }})
+        - ctr * cast(impressions as {{ float8() }}) as excess_variance
+
+    from window_ctr
+
+),
+
+taste_shape as (
+
+    select
+        feature_date,
+        ctr,
         case
-            when sum(expected_clicks * expected_clicks) > 0
-                and sum((clicks - expected_clicks) * (clicks - expected_clicks) - expected_clicks) > 0
-                then least(greatest(
-                    sum(expected_clicks * expected_clicks)
-                    / sum((clicks - expected_clicks) * (clicks - expected_clicks) - expected_clicks),
-                    0.05), 100.0)
+            when expected_sq > 0 and excess_variance > 0
+                then least(greatest(expected_sq / excess_variance, 0.05), 100.0)
             else 100.0
         end as taste_shape
 
-    from with_user
-    group by feature_date
+    from taste_prior
 
 ),
 
@@ -96,13 +132,14 @@ final as (
             10) }} as uc_ctr_30d,
         cast(coalesce(cast(clicks as {{ float8() }}) / nullif(user_clicks, 0), 0) as {{ float8() }}) as uc_click_share_30d,
         cast(
-            {{ digamma('taste_prior.taste_shape + clicks') }} - ln(taste_prior.taste_shape + expected_clicks)
+            {{ digamma('taste_shape.taste_shape + clicks') }}
+            - ln(taste_shape.taste_shape + impressions * taste_shape.ctr)
             as {{ float8() }}
         ) as uc_taste_30d,
         with_user.feature_date as dt
 
     from with_user
-    inner join taste_prior on with_user.feature_date = taste_prior.feature_date
+    inner join taste_shape on with_user.feature_date = taste_shape.feature_date
     where impressions > 0
 
 )
