@@ -64,7 +64,7 @@ def _step_command(name: str) -> None:
 
 
 # Steps with a hand-written command below (more options than --run-date).
-_CUSTOM_COMMANDS = {"promote", "simulate"}
+_CUSTOM_COMMANDS = {"build-warehouse", "promote", "simulate"}
 for _name in pipeline.STEPS:
     if _name not in _CUSTOM_COMMANDS:
         _step_command(_name)
@@ -86,6 +86,26 @@ def simulate(
     day = _run_date(run_date)
     with stage("simulate"):
         result = pipeline.simulate(day)
+    _print(result)
+
+
+@app.command("build-warehouse")
+def build_warehouse(
+    run_date: RunDate = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh", help="rebuild every mart from all raw history (once after a mart's column set changes)"
+        ),
+    ] = False,
+    select: Annotated[
+        str | None, typer.Option(help="dbt node selection, e.g. 'user_category_features' (default: every node)")
+    ] = None,
+) -> None:
+    """dbt build: staging, marts and their tests on the warehouse; the marts' parquet goes to the build area."""
+    day = _run_date(run_date)
+    with stage("build-warehouse"):
+        result = pipeline.build_warehouse(day, full_refresh=full_refresh, select=select)
     _print(result)
 
 

@@ -7,6 +7,7 @@ day, and returns a small JSON-able summary (it becomes the task's XCom).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -59,11 +60,14 @@ def validate_raw(run_date: date) -> dict[str, Any]:
     return run_suites(_settings(), run_date)
 
 
-def build_warehouse(run_date: date) -> dict[str, Any]:
-    """dbt build: staging, marts and their tests on the warehouse; the marts' parquet goes to the build area."""
+def build_warehouse(run_date: date, full_refresh: bool = False, select: str | None = None) -> dict[str, Any]:
+    """dbt build: staging, marts and their tests on the warehouse; the marts' parquet goes to the build area.
+
+    ``full_refresh`` rebuilds the marts from all raw history (needed once after a mart's column set changes);
+    ``select`` limits the build to dbt's selection (default: every node)."""
     from warehouse.build import build_warehouse as run_dbt
 
-    return run_dbt(_settings(), run_date)
+    return run_dbt(_settings(), run_date, select=select, full_refresh=full_refresh)
 
 
 def validate_marts(run_date: date) -> dict[str, Any]:
@@ -166,7 +170,7 @@ def deploy(run_date: date) -> dict[str, Any]:
 
 # In dependency order; `shoprank run` and the DAG follow it. dbt writes the marts to a build area; the gates judge
 # it and `publish` hands it to every reader (Feast, training, serving) only after the last one.
-STEPS = {
+STEPS: dict[str, Callable[[date], dict[str, Any]]] = {
     "simulate": simulate,
     "validate-raw": validate_raw,
     "build-warehouse": build_warehouse,

@@ -59,6 +59,14 @@ def _export_path(settings: Settings, name: str) -> Path:
     return folder if name in DAY_PARTITIONED_MARTS else settings.marts_build_dir / f"{name}.parquet"
 
 
+# dbt's message when an incremental mart's stored columns differ from its SQL's (on_schema_change: fail), e.g. after
+# an upgrade adds a feature column: the operator's way out, which keeps the published marts serving meanwhile.
+SCHEMA_CHANGE_HINT = (
+    " -- a mart's column set changed: rebuild all history with `shoprank build-warehouse --full-refresh` "
+    "(the published marts keep serving until the rebuilt ones pass the gates and `publish` swaps them in)"
+)
+
+
 class WarehouseBuildError(RuntimeError):
     """dbt build failed; ``failures`` lists (node, status, message) of every failed node."""
 
@@ -238,8 +246,9 @@ def build_warehouse(
             over.failures = failures
             raise over
         detail = "; ".join(f"{node} [{status}] {message}" for node, status, message in failures)
+        hint = SCHEMA_CHANGE_HINT if any("out of sync" in m for m in messages) else ""
         raise WarehouseBuildError(
-            f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or exception}",
+            f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or exception}{hint}",
             failures,
         )
     exports = None
