@@ -222,7 +222,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gaps", type=float, nargs="*", help="session gaps (seconds) to train v4 with")
     parser.add_argument("--ablate", action="store_true", help="also v4 without the category-standing columns")
-    parser.add_argument("--ablate-taste", action="store_true", help="also v4 without the long-term taste column")
+    parser.add_argument(
+        "--ablate-taste",
+        action="store_true",
+        help="also v4 without the long-term taste column (a no-op while uc_taste_30d is not a model column)",
+    )
     parser.add_argument("--skip-v3", action="store_true", help="v4 only (v3's figures known from an earlier run)")
     parser.add_argument("--query", action="store_true", help="also ranker_v4_query (v4 + the last search query)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the oracle ceilings (known from a run)")

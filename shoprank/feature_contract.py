@@ -190,9 +190,9 @@ _USER_CATEGORY_FEATURES = View(
         Feature("uc_ctr_30d", "float64"),
         Feature("uc_click_share_30d", "float64"),
         # The user's long-term taste for the category: the posterior mean of their log click-rate ratio against the
-        # population (shoprank/taste.py; shrunk toward the window's fitted prior). Recall can read it too. A model
-        # column since it paid on ranker_v4's holdout, seeds 42 / 7 / 11 (docs/simulator.md, "The long-term taste").
-        Feature("uc_taste_30d", "float64"),
+        # population (shoprank/taste.py; shrunk toward the window's fitted prior). Stored and served (recall can
+        # read it); a model column only once it pays on the holdout (docs/simulator.md, "The long-term taste").
+        Feature("uc_taste_30d", "float64", model=False),
     ),
     description="The user's 30-day engagement with one item category and their long-term taste for it (a shrunk "
     "posterior); joined on the candidate's category.",
