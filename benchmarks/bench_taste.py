@@ -7,7 +7,8 @@ the user's taste for the item's category is computed from the events strictly be
 - NDCG@10 of the day's slates ranked by the truth's feed click probability with ``w_aff * log(C * affinity)``
   replaced by the estimate (the items' quality and price and the user's price sensitivity stay the true ones): what a
   ranker that knew everything but the tastes exactly could reach with that estimator. ``worth`` is the share of the
-  gap between the prior (taste unknown) and the truth that the estimate closes.
+  gap between the prior (taste unknown) and the truth that the estimate closes, and ``of truth`` its NDCG@10 over the
+  truth's: the oracle ratio (issue 14) a ranker knowing everything but the tastes would reach with that estimator.
 
 Estimators: the prior (no taste), the click share (``user_category_affinity``), a Dirichlet posterior of the
 category shares on the click counts, and shoprank/taste.py (``uc_taste_30d``: clicks against impressions times the
@@ -90,14 +91,14 @@ def main() -> None:
     print(f"home {settings.home_dir}, day {day}: {len(rows):,} impressions")
     per_user = clicks.sum() / len(users)
     print(f"history before it: {per_user:.1f} clicks per user, fitted prior shape {shape:.3f}, CTR {ctr:.4f}")
-    print(f"{'estimator':<28} {'corr':>6} {'NDCG@10':>8} {'worth':>6}")
-    print(f"{'truth (taste known)':<28} {1.0:>6.3f} {truth_ndcg:>8.4f} {1.0:>6.2f}")
+    print(f"{'estimator':<28} {'corr':>6} {'NDCG@10':>8} {'worth':>6} {'of truth':>8}")
+    print(f"{'truth (taste known)':<28} {1.0:>6.3f} {truth_ndcg:>8.4f} {1.0:>6.2f} {1.0:>8.3f}")
     for name, estimate in estimates.items():
         values = estimate[user_row, category]
         corr = float(np.corrcoef(values, true_log)[0, 1]) if values.std() > 0 else float("nan")
         score = ndcg(values)
         worth = (score - prior_ndcg) / (truth_ndcg - prior_ndcg)
-        print(f"{name:<28} {corr:>6.3f} {score:>8.4f} {worth:>6.2f}")
+        print(f"{name:<28} {corr:>6.3f} {score:>8.4f} {worth:>6.2f} {score / truth_ndcg:>8.3f}")
 
 
 if __name__ == "__main__":
