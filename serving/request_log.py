@@ -4,8 +4,12 @@ Impressions are rows of the raw ``events`` table (event_type 'impression', reque
 price), and so are the events POST /events accepts (:meth:`RequestLogger.log_events`); one row per request goes to a
 ``requests`` table beside it (model and rules versions, degraded, latency).
 Both are buffered in memory and written as new files — ``<serving_logs_dir>/<table>/dt=YYYY-MM-DD/part-<uuid>.parquet``
-— when the buffer is full, every ``flush_seconds`` (a daemon timer) and at shutdown. They never go into raw_dir,
-whose partitions the simulator rewrites; an ingestion step can append them to raw events (same schema).
+— by a background writer thread: when the buffer is full (the request that fills it only wakes the writer; the
+DataFrame and Parquet work never runs on the request path), every ``flush_seconds`` and at shutdown (``close`` joins
+the writer and writes what is left, so nothing buffered is lost). The buffer is bounded: should the writer fall
+``MAX_PENDING_BUFFERS`` buffers behind, the request that finds it so writes inline (back-pressure, never a drop).
+They never go into raw_dir, whose partitions the simulator rewrites; an ingestion step can append them to raw
+events (same schema).
 """
 
 from __future__ import annotations
@@ -50,15 +54,21 @@ REQUEST_SCHEMA = pa.schema(
 )
 
 
+# The writer may lag this many full buffers before a logging request writes inline (bounded memory, nothing dropped).
+MAX_PENDING_BUFFERS = 4
+
+
 class RequestLogger:
     def __init__(self, root: Path, buffer_rows: int = 5000, flush_seconds: float = 10.0) -> None:
         self.root = Path(root)
         self.buffer_rows = buffer_rows
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one writer at a time: files land in the order their rows were buffered
         self._events: list[dict[str, Any]] = []
         self._requests: list[dict[str, Any]] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._timer = threading.Thread(target=self._tick, name="request-log-flush", daemon=True)
         self._timer.start()
 
@@ -74,28 +84,36 @@ class RequestLogger:
         with self._lock:
             self._events.extend(impressions)
             self._requests.append(request)
-            full = len(self._events) >= self.buffer_rows
-        if full:
-            self.flush()
+            pending = len(self._events)
+        self._signal(pending)
 
     def log_events(self, rows: list[dict[str, Any]]) -> None:
         """Events accepted by POST /events, already in the raw events contract's columns, into the same buffer."""
         with self._lock:
             self._events.extend(rows)
-            full = len(self._events) >= self.buffer_rows
-        if full:
+            pending = len(self._events)
+        self._signal(pending)
+
+    def _signal(self, pending: int) -> None:
+        """A full buffer wakes the writer thread; one the writer has let grow past its bound is written here."""
+        if pending >= self.buffer_rows * MAX_PENDING_BUFFERS or self._stop.is_set():
             self.flush()
+        elif pending >= self.buffer_rows:
+            self._wake.set()
 
     def flush(self) -> list[Path]:
         with self._lock:
             events, requests = self._events, self._requests
             self._events, self._requests = [], []
-        written = []
-        try:
-            written += self._write("events", events, SCHEMAS["events"], "event_ts")
-            written += self._write("requests", requests, REQUEST_SCHEMA, "request_ts")
-        except Exception:
-            log.exception("could not write %d serving log rows", len(events) + len(requests))
+        written: list[Path] = []
+        if not events and not requests:
+            return written
+        with self._write_lock:
+            try:
+                written += self._write("events", events, SCHEMAS["events"], "event_ts")
+                written += self._write("requests", requests, REQUEST_SCHEMA, "request_ts")
+            except Exception:
+                log.exception("could not write %d serving log rows", len(events) + len(requests))
         return written
 
     def _write(self, table: str, rows: list[dict[str, Any]], schema: pa.Schema, ts: str) -> list[Path]:
@@ -114,9 +132,16 @@ class RequestLogger:
         return paths
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        """The writer: every ``flush_seconds``, or as soon as a request fills the buffer, until ``close``."""
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.flush()
 
     def close(self) -> None:
+        """Stop the writer (it finishes the write under way) and write everything still buffered."""
         self._stop.set()
+        self._wake.set()
+        self._timer.join()
         self.flush()
