@@ -46,6 +46,7 @@ from serving.events import load_user_ids, screen_events
 from serving.experiments.interleaving import TEAM_A, TEAM_B, seed_of, team_draft
 from serving.experiments.routing import Route, experiment_columns
 from serving.experiments.routing import route as route_request
+from serving.heap import freeze_loaded
 from serving.item_cache import newest_mtime, published_sources
 from serving.logs import configure_service_logging
 from serving.online_features import OnlineFeatureReader
@@ -188,6 +189,7 @@ class RankingService:
             threading.Thread(target=self._watch_marts, name="item-cache-refresh", daemon=True).start()
         champion = self.state.champion
         log.info("serving %s (%d cached items)", champion.tag if champion else None, len(self.state.items))
+        self._freeze_heap()
 
     # ---- conveniences for tests and /model ----------------------------------------------------------------------
     @property
@@ -394,6 +396,7 @@ class RankingService:
                 query=query,
                 recall=state.recall,
                 cfg=self.settings.recall,
+                user_clicks=None if cold else user_values.get("user_clicks_30d"),  # the shares' count
             )
             metrics.STAGE_SECONDS.labels(stage="retrieve").observe(time.perf_counter() - stage_started)
             metrics.STAGE_CANDIDATES.labels(stage="retrieved").inc(len(found))
@@ -641,14 +644,17 @@ class RankingService:
         """Load the current champion, rules and marts; swap atomically; keep the previous model if it fails."""
         with self._reload_lock:
             previous = self.state
+            previous_tag = previous.champion.tag if previous.champion else None
             state = load_state(self.settings, previous=previous)
             self.state = state
+            del previous  # the old state's last reference here: freed before the heap is frozen again
+            self._freeze_heap()
         reloaded = not any(e.startswith("model:") for e in state.errors)
         metrics.RELOADS.labels(outcome="ok" if reloaded else "kept-previous").inc()
         return ReloadResponse(
             reloaded=reloaded,
             model_version=state.champion.tag if state.champion else None,
-            previous_model_version=previous.champion.tag if previous.champion else None,
+            previous_model_version=previous_tag,
             error="; ".join(state.errors) or None,
             item_cache_size=len(state.items),
             rules_version=state.rules.version if state.rules else None,
@@ -686,6 +692,8 @@ class RankingService:
                             "user_ids": user_ids,
                         }
                     )
+                    del current
+                    self._freeze_heap()
                 log.info("item cache refreshed: %d items (snapshot %s)", len(items), items.snapshot_ts)
             except Exception:
                 log.exception("item cache refresh failed; keeping the current cache")
@@ -700,6 +708,7 @@ class RankingService:
                 recall, error = load_recall(self.settings, self.state.recall)
                 if error is None:
                     self.state = replace(self.state, recall=recall)
+                    self._freeze_heap()
                     log.info("recall index %s loaded", recall.version)
         except Exception:
             log.exception("recall index refresh failed; keeping version %s", self.state.recall.version)
@@ -716,8 +725,14 @@ class RankingService:
             with self._reload_lock:
                 preranker, error = load_prerank(self.settings, self.state.preranker)
                 self.state = replace(self.state, preranker=preranker, preranker_error=error)
+                self._freeze_heap()
         except Exception:
             log.exception("pre-ranker refresh failed; keeping the one serving")
+
+    def _freeze_heap(self) -> None:
+        """After the state is loaded or swapped: the cyclic GC skips it from now on (serving/heap.py)."""
+        if self.settings.serving.gc_freeze:
+            freeze_loaded()
 
     def _segment_category(self, state: ServingState, request: RankRequest, shared: _Shared) -> int | None:
         """The cold-start segment: the request's context category, else (a cold user of a session model) the

@@ -230,6 +230,9 @@ class ServingSettings(BaseModel):
     log_requests: bool = True
     log_buffer_rows: int = Field(5000, ge=1)
     log_flush_seconds: float = Field(10.0, gt=0)
+    # After the serving state loads (and after each reload or refresh swaps it), collect once and gc.freeze() what is
+    # alive, so the cyclic GC's gen-2 passes skip the caches and models (serving/heap.py: the /rank tail).
+    gc_freeze: bool = True
     # The service's own log (access lines, warnings, errors; serving/logs.py): a file rotated at this size, keeping
     # this many older files (None: <home>/logs/serve.log; 0 bytes: no file, BentoML's console logging unchanged).
     service_log_path: Path | None = None
