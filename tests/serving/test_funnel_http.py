@@ -107,7 +107,10 @@ def test_the_model_sees_the_preranker_best_candidates(with_preranker: Settings, 
     assert state.reader is not None
     cold, values = user_vector(service._read_user(state, user), n_categories, state.reader.user_feature_names)
     shares = None if cold else [values[c] for c in category_share_columns(n_categories)]
-    retrieved, _ = state.retrieval.retrieve(user, shares, 150, recall=state.recall, cfg=service.settings.recall)
+    clicks = None if cold else values.get("user_clicks_30d")  # the affinity source's count, as the service passes it
+    retrieved, _ = state.retrieval.retrieve(
+        user, shares, 150, recall=state.recall, cfg=service.settings.recall, user_clicks=clicks
+    )
     funnel = funnel_for(state.preranker, state.items, state.recall)
     assert funnel is not None and len(retrieved) == 150
     recent = state.retrieval.user_recent.get(user, [])
