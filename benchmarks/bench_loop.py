@@ -62,6 +62,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="shoprank-bench-loop-"))
+    out.mkdir(parents=True, exist_ok=True)  # a new --out (and its parents) is created, not required
     runs_to_do: dict[str, tuple[str, list[str]]] = {p: (p, []) for p in args.policies.split(",") if p}
     for variant in args.variant:
         name, _, spec = variant.partition("=")

@@ -58,16 +58,42 @@ def configure(home: Path | None, rules_path: Path | None) -> Settings:
     return settings
 
 
-def daily_steps(day: date, retrain: bool, warm_up: bool) -> dict[str, float]:
-    """Run the day's pipeline steps (see the module docstring); returns seconds per step."""
+def daily_steps(day: date, retrain: bool, warm_up: bool, results: dict[str, Any] | None = None) -> dict[str, float]:
+    """Run the day's pipeline steps (see the module docstring); returns seconds per step (and, into ``results``
+    when given, each step's own result by name)."""
     timings: dict[str, float] = {}
     for name, step in pipeline.STEPS.items():
         if name in NOT_IN_LOOP or (name in WARM_UP_ONLY and not warm_up) or (name in RETRAIN_STEPS and not retrain):
             continue
         started = time.perf_counter()
-        step(day)
+        result = step(day)
         timings[name] = round(time.perf_counter() - started, 1)
+        if results is not None:
+            results[name] = result
     return timings
+
+
+def gate_line(decision: dict[str, Any] | None) -> str:
+    """The champion gate's decision on a retraining day, for the day's log line: promoted or kept, and the
+    challenger's and champion's holdout NDCG (the headline metric of training/gate.py)."""
+    if not decision:
+        return "gate: no decision"
+    verdict = "PROMOTE" if decision.get("promoted") else "KEEP"
+    metrics = decision.get("metrics") or {}
+    headline = [k for k in metrics if k.startswith("challenger_") and "ndcg@" in k and not k.startswith("slice_")]
+    parts = [f"gate {verdict} {decision.get('challenger')}"]
+    for key in sorted(headline)[:1]:
+        baseline = "champion" if decision.get("champion") else "popularity"
+        other = metrics.get(key.replace("challenger_", f"{baseline}_", 1))
+        mine = metrics.get(key)
+        if mine is not None and other is not None:
+            parts.append(f"holdout {key[len('challenger_') :]} {mine:.4f} vs {baseline} {other:.4f}")
+    if decision.get("refusal"):
+        parts.append(f"refused: {decision['refusal']}")
+    elif not decision.get("promoted") and decision.get("reasons"):
+        failed = [r for r in decision["reasons"] if "FAIL" in r]
+        parts.append("; ".join(failed or decision["reasons"][:1]))
+    return ", ".join(parts)
 
 
 def run_loop(
@@ -140,10 +166,13 @@ def run_loop(
         line = f"day {n:>2} {day}: ctr {result['ctr']:.4f}, purchases {purchases}, served {served_s:.0f} s"
         if service is not None and n < days:  # after the last served day no policy serves again: no pipeline
             retrain = n % retrain_every == 0
-            timings = daily_steps(day, retrain=retrain, warm_up=False)
+            results: dict[str, Any] = {}
+            timings = daily_steps(day, retrain=retrain, warm_up=False, results=results)
             service.reload()
             line += f", pipeline {sum(timings.values()):.0f} s" + (" (retrained)" if retrain else "")
             line += " [" + ", ".join(f"{k} {v:.0f}" for k, v in timings.items() if v >= 1) + "]"
+            if retrain:
+                line += "; " + gate_line(results.get("promote"))
         echo(line)
         write_summary(settings, name, warm, n, retrain_every, None, pd.concat(frames))  # so far: a cut run counts
     rules_version = service.state.rules.version if service is not None and service.state.rules else None
