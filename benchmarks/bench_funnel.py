@@ -37,6 +37,7 @@ def run(
     shares: dict[str, list[float]],
     n_requests: int,
     variants: dict[str, dict[str, float]] | None = None,
+    clicks: dict[str, float] | None = None,
 ) -> None:
     from serving.candidates import SOURCES
     from serving.prerank import funnel_for
@@ -66,7 +67,10 @@ def run(
     for request in rows.itertuples():
         query = request.query if isinstance(request.query, str) and request.surface == "search" else None
         user_shares = shares.get(request.user_id)
-        found = state.retrieval.retrieve_codes(request.user_id, user_shares, full_n, query, state.recall, cfg)
+        user_clicks = (clicks or {}).get(request.user_id)  # the affinity source's count, as the service passes it
+        found = state.retrieval.retrieve_codes(
+            request.user_id, user_shares, full_n, query, state.recall, cfg, user_clicks
+        )
         full = found.ids()
         sources = dict(zip(full, found.source_names(), strict=True))
         item_rows = state.retrieval.cache_rows(found, state.items)

@@ -208,7 +208,7 @@ def main() -> None:
 
         variants = {"funnel": dict(settings.recall.prerank_quotas)}
         variants |= {f"quotas {text}": json.loads(text) for text in args.prerank_quotas}
-        bench_funnel.run(settings, requests, shares, args.funnel_requests, variants)
+        bench_funnel.run(settings, requests, shares, args.funnel_requests, variants, clicks)
     measure(requests[requests["surface"] == "feed"], embedding_alone, "embedding alone")
     measure(requests[requests["surface"] == "search"], text_alone, "text alone")
     timings = []
