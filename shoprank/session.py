@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
@@ -426,6 +425,8 @@ def session_query_features(
     own = np.full(n, np.nan)
     own[inside] = category[rows[inside]]
     own_known = inside & ~np.isnan(own) & (own >= 0) & (own < n_categories)
+    import pandas as pd  # here, not at the top: settings import this module, and most commands never need pandas
+
     for query in pd.unique(queries[queries != ""]):
         match, shares = query_category_shares(titles, category, str(query), n_categories)
         at = queries == query
@@ -535,6 +536,8 @@ def _member(items: list[str], values: Mapping[str, Any], column: str) -> np.ndar
         if not listed:
             return np.zeros(len(items))
         return np.fromiter(map(listed.__contains__, items), bool, len(items)).astype(float)
+    import pandas as pd
+
     lists = _item_lists(values, column, len(items))
     codes, uniques = pd.factorize(pd.Series(lists, dtype=object))
     sets = [set(u.split()) for u in uniques]

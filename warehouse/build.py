@@ -159,6 +159,45 @@ def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> 
     ]
 
 
+# Where a build that ran every unit test records the fingerprint they passed on (:func:`unit_tests_fingerprint`).
+UNIT_TESTS_PASSED = "unit_tests_passed.sha256"
+
+
+def unit_tests_fingerprint(settings: Settings) -> str:
+    """sha256 of what dbt's unit tests depend on: the project's models, macros, tests and yml files, the dbt
+    version, the target and the vars (not the paths: a home copied elsewhere keeps it). The SQL does not change from
+    day to day, so a daily run whose fingerprint equals the last passing run's skips the unit tests
+    (:func:`build_warehouse`)."""
+    from dbt.version import __version__ as dbt_version
+
+    args = dbt_args(settings, "build")
+    dbt_vars = args[args.index("--vars") + 1]
+    digest = hashlib.sha256(json.dumps([dbt_version, settings.dbt_target_name, dbt_vars]).encode())
+    root = settings.dbt_project_dir
+    files = [path for path in root.glob("*.y*ml") if path.is_file()]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        files += [path for path in (root / folder).rglob("*") if path.is_file()]
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _unit_tests_passed_path(settings: Settings) -> Path:
+    return settings.dbt_artifacts_dir.parent / UNIT_TESTS_PASSED
+
+
+def _skip_unit_tests(settings: Settings, full_refresh: bool, fingerprint: str) -> bool:
+    """True on an incremental run of a warehouse whose unit tests already passed on this very project (same
+    fingerprint): they test the models' SQL on fixed fixtures, not the day's data. A first build, a full refresh and
+    any change to the project's SQL or yml run them."""
+    marker = _unit_tests_passed_path(settings)
+    if full_refresh or not marker.exists():
+        return False
+    if settings.dbt_target_name == "duckdb" and not settings.warehouse_path.exists():
+        return False  # a first build
+    return marker.read_text().strip() == fingerprint
+
+
 @dataclass(frozen=True)
 class NodeResult:
     """One node of a dbt run: model, test, unit test or hook (resource type "operation")."""
@@ -211,6 +250,11 @@ def build_warehouse(
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
+    fingerprint = unit_tests_fingerprint(settings)
+    skip_unit_tests = _skip_unit_tests(settings, full_refresh, fingerprint)
+    if skip_unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
+    _unit_tests_passed_path(settings).unlink(missing_ok=True)  # rewritten below if this run's unit tests pass
     started = time.perf_counter()
     with _run_day_in_env(run_date):
         if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
@@ -251,6 +295,8 @@ def build_warehouse(
             f"dbt build failed for run_date={run_date}: {len(failures)} node(s) failed: {detail or exception}{hint}",
             failures,
         )
+    if skip_unit_tests or (select is None and resource_types.get("unit_test", 0) > 0):
+        _unit_tests_passed_path(settings).write_text(fingerprint + "\n")
     exports = None
     if settings.dbt_target_name == "postgres":  # the marts to the build area, as DuckDB's post-hooks write them
         from warehouse.pg_export import export_marts_from_postgres
@@ -269,6 +315,7 @@ def build_warehouse(
         "statuses": statuses,
         "resource_types": resource_types,
         "nodes": sum(statuses.values()),
+        "unit_tests_skipped": skip_unit_tests,
         "target": settings.dbt_target_name,
         "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),

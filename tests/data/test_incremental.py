@@ -20,7 +20,13 @@ from producers.simulator import simulate
 from shoprank.mart_files import DAY_PARTITIONED_MARTS, build_files, day_file, file_day, mart_files, read_mart, sql_files
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
-from warehouse.build import EXPORTED_MARTS, WarehouseBuildError, build_warehouse
+from warehouse.build import (
+    EXPORTED_MARTS,
+    UNIT_TESTS_PASSED,
+    WarehouseBuildError,
+    build_warehouse,
+    unit_tests_fingerprint,
+)
 
 from .conftest import RUN_DATE, TINY, tiny_settings
 
@@ -121,8 +127,8 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
         assert not (day_by_day.marts_build_dir / f"{name}.parquet").exists(), name  # no whole-mart file besides
     # The table's rewrite deletes the two days by name (row groups skipped by min/max), not by a join on new rows.
     run_sql = day_by_day.dbt_artifacts_dir / "run" / "shoprank" / "models" / "marts" / "training_examples.sql"
-    days = ", ".join(f"date '{day}'" for day in sorted(rewritten))
-    assert f"where dt in ({days});" in " ".join(run_sql.read_text().split())
+    listed = ", ".join(f"date '{day}'" for day in sorted(rewritten))
+    assert f"where dt in ({listed});" in " ".join(run_sql.read_text().split())
 
 
 def test_each_days_run_reuses_dbts_parse(day_by_day: Settings) -> None:
@@ -161,6 +167,40 @@ def test_a_bad_row_in_the_new_day_fails_the_daily_run(day_by_day: Settings, tmp_
         name.startswith("test.shoprank.unique_combination_of_columns_training_examples_request_id__item_id")
         for name in names
     ), names
+
+
+def test_the_daily_run_skips_the_unit_tests_already_passed_on_the_same_project(
+    day_by_day: Settings, tmp_path: Path
+) -> None:
+    """dbt's unit tests check the models' SQL on fixed fixtures, not the day's data: D's whole build ran them and
+    recorded the project's fingerprint, so D's run again (a copy of the home) excludes them and still runs every
+    model and data test; a fingerprint that differs (a changed model, macro or yml) runs them again and records the
+    new one. The fingerprint follows the project's files."""
+    marker = day_by_day.dbt_artifacts_dir.parent / UNIT_TESTS_PASSED
+    assert marker.read_text().strip() == unit_tests_fingerprint(day_by_day)  # D's whole build ran and passed them
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+
+    again = build_warehouse(settings, RUN_DATE)
+    assert again["unit_tests_skipped"] is True
+    assert "unit_test" not in again["resource_types"]
+    assert again["resource_types"]["model"] >= 13 and again["resource_types"]["test"] > 50
+
+    (settings.dbt_artifacts_dir.parent / UNIT_TESTS_PASSED).write_text("another project's fingerprint\n")
+    changed = build_warehouse(settings, RUN_DATE)
+    assert changed["unit_tests_skipped"] is False
+    assert changed["resource_types"]["unit_test"] >= 4
+    assert (settings.dbt_artifacts_dir.parent / UNIT_TESTS_PASSED).read_text().strip() == unit_tests_fingerprint(
+        settings
+    )
+
+    project = tmp_path / "project"
+    shutil.copytree(settings.dbt_project_dir, project / "dbt_project")
+    copied = settings.model_copy(update={"project_root": project})
+    assert unit_tests_fingerprint(copied) == unit_tests_fingerprint(settings)
+    model = project / "dbt_project" / "models" / "marts" / "retrieval_covisitation.sql"
+    model.write_text(model.read_text() + "\n")
+    assert unit_tests_fingerprint(copied) != unit_tests_fingerprint(settings)
 
 
 def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: Path) -> None:
