@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +117,24 @@ class RequestLogger:
         return written
 
     def _write(self, table: str, rows: list[dict[str, Any]], schema: pa.Schema, ts: str) -> list[Path]:
+        """One file per UTC day of ``ts``, the rows in buffer order. Built column by column straight into Arrow (not
+        through a DataFrame of the row dicts: a fifth of the CPU, and the writer holds the GIL, which the requests
+        being served need, for that long)."""
         if not rows:
             return []
-        frame = pd.DataFrame(rows, columns=schema.names)
-        frame[ts] = pd.to_datetime(frame[ts], utc=True).astype("datetime64[us, UTC]")
+        stamps = [_utc(row[ts]) for row in rows]
+        days: dict[date, list[int]] = {}
+        for position, stamp in enumerate(stamps):
+            days.setdefault(stamp.date(), []).append(position)
         paths = []
-        for day, part in frame.groupby(frame[ts].dt.date):
+        for day in sorted(days):
+            part = [rows[p] for p in days[day]]
+            columns = {name: [row.get(name) for row in part] for name in schema.names}
+            columns[ts] = [stamps[p] for p in days[day]]
             path = self.root / table / f"dt={day.isoformat()}" / f"part-{uuid.uuid4().hex}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            pq.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False), tmp)
+            pq.write_table(pa.Table.from_pydict(columns, schema=schema), tmp)
             tmp.replace(path)  # atomic: a reader never sees half a file
             paths.append(path)
         return paths
@@ -145,3 +153,15 @@ class RequestLogger:
         self._wake.set()
         self._timer.join()
         self.flush()
+
+
+def _utc(value: Any) -> datetime:
+    """A row's timestamp as an aware UTC datetime, as ``pd.to_datetime(utc=True)`` reads it (naive: UTC; a string:
+    parsed), to the microsecond (the contract's unit)."""
+    if not isinstance(value, datetime):
+        value = pd.Timestamp(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if isinstance(value, pd.Timestamp):
+        value = value.floor("us").to_pydatetime()
+    return value.astimezone(UTC)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from serving import request_log
@@ -101,3 +102,38 @@ def test_a_writer_behind_is_caught_up_inline_and_nothing_is_lost(
     logger.close()
     assert len(_rows(tmp_path, "events")) == 4 + 4 * request_log.MAX_PENDING_BUFFERS
     assert len(_rows(tmp_path, "requests")) == 2 + 2 * request_log.MAX_PENDING_BUFFERS
+
+
+def test_rows_are_written_as_the_dataframe_path_wrote_them(tmp_path: Path) -> None:
+    """Straight into Arrow, the same files as through ``pd.DataFrame(rows)`` (the earlier path): a file per UTC day,
+    rows in buffer order, naive stamps read as UTC, strings parsed, missing columns null, other time zones moved."""
+    from datetime import timedelta, timezone
+
+    from shoprank.raw_contract import SCHEMAS
+
+    paris = timezone(timedelta(hours=1))
+    stamps = [
+        datetime(2026, 1, 8, 23, 59, 59, 123456, tzinfo=UTC),
+        datetime(2026, 1, 9, 0, 30, tzinfo=paris),  # 2026-01-08 23:30 UTC
+        datetime(2026, 1, 9, 0, 0, 1),  # naive: UTC
+        "2026-01-09T10:00:00Z",
+        datetime(2026, 1, 8, 1, tzinfo=UTC),
+    ]
+    rows = [
+        {"event_id": f"e{i}", "event_ts": ts, "event_type": "click", "user_id": "u1", "item_id": f"i{i}",
+         "position": i if i % 2 else None, "price": 1.5 * i, "quantity": None, "not_a_column": 1}
+        for i, ts in enumerate(stamps)
+    ]  # fmt: skip
+    logger = RequestLogger(tmp_path, buffer_rows=10_000, flush_seconds=3600)
+    logger.log_events([dict(row) for row in rows])
+    logger.close()
+    schema = SCHEMAS["events"]
+    expected = pd.DataFrame(rows, columns=schema.names)
+    expected["event_ts"] = pd.to_datetime(expected["event_ts"], utc=True, format="mixed").astype("datetime64[us, UTC]")
+    for day in ("2026-01-08", "2026-01-09"):
+        (written,) = (tmp_path / "events" / f"dt={day}").glob("part-*.parquet")
+        got = pd.read_parquet(written)
+        want = expected[expected["event_ts"].dt.date.astype(str) == day].reset_index(drop=True)
+        want = pd.DataFrame(pa.Table.from_pandas(want, schema=schema, preserve_index=False).to_pandas())
+        assert list(got["event_id"]) == (["e0", "e1", "e4"] if day == "2026-01-08" else ["e2", "e3"])
+        pd.testing.assert_frame_equal(got, want)
