@@ -76,7 +76,11 @@ def serving_process(
         env={**os.environ, **settings.runtime_env(), **(env or {})},
         ready_timeout=ready_timeout,
     ) as process:
-        share_autogroup_nice(process.pid)
+        import psutil
+
+        with contextlib.suppress(psutil.Error):  # once ready: BentoML's workers run in sessions of their own too
+            for pid in [process.pid, *(c.pid for c in psutil.Process(process.pid).children(recursive=True))]:
+                share_autogroup_nice(pid)
         yield base, process
 
 
@@ -89,11 +93,11 @@ def autogroup_nice(path: Path = Path("/proc/self/autogroup")) -> int | None:
 
 
 def share_autogroup_nice(pid: int, proc: Path = Path("/proc")) -> None:
-    """Give the server's session the bench's autogroup nice. With the kernel's autogroups on
-    (sched_autogroup_enabled), ``nice`` ranks a process only inside its session and `shoprank serve` starts its own,
-    so a bench run under ``nice -n -10`` would leave its server at an equal share of the cores with every other
-    session. Set the bench's with ``echo -10 > /proc/self/autogroup`` (root) first; a bench at the default 0 leaves
-    the server's alone."""
+    """Give the session of ``pid`` (the server, each of its workers) the bench's autogroup nice. With the kernel's
+    autogroups on (sched_autogroup_enabled), ``nice`` ranks a process only inside its session; `shoprank serve` starts
+    its own and BentoML's workers one each, so a bench run under ``nice -n -10`` would leave its server at an equal
+    share of the cores with every other session. Set the bench's with ``echo -10 > /proc/self/autogroup`` (root)
+    first; a bench at the default 0 leaves the server's alone."""
     nice = autogroup_nice(proc / "self" / "autogroup")
     if nice is None or nice == 0:
         return
