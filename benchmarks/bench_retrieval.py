@@ -56,19 +56,20 @@ def holdout(settings, day: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     return requests[requests["clicked"].notna()]
 
 
-def user_shares(settings) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+def latest_warm_users(settings) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Each warm user's newest user_features row (the snapshot serving reads)."""
     users = pd.read_parquet(settings.marts_export_dir.resolve() / "user_features.parquet")
     latest = users.sort_values(["user_id", "feature_ts"]).drop_duplicates("user_id", keep="last")
-    latest = latest[latest["user_is_cold_start"] != 1]
+    return latest[latest["user_is_cold_start"] != 1]
+
+
+def user_shares(latest: pd.DataFrame) -> dict[str, list[float]]:
     columns = sorted(c for c in latest.columns if c.startswith("user_cat_share_"))
     return dict(zip(latest["user_id"].astype(str), latest[columns].to_numpy(dtype=float).tolist(), strict=True))
 
 
-def user_clicks(settings) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def user_clicks(latest: pd.DataFrame) -> dict[str, float]:
     """Per user (as user_shares), the clicks the shares are of (user_clicks_30d): the affinity source's counts."""
-    users = pd.read_parquet(settings.marts_export_dir.resolve() / "user_features.parquet")
-    latest = users.sort_values(["user_id", "feature_ts"]).drop_duplicates("user_id", keep="last")
-    latest = latest[latest["user_is_cold_start"] != 1]
     return dict(zip(latest["user_id"].astype(str), latest["user_clicks_30d"].astype(float), strict=True))
 
 
@@ -158,8 +159,8 @@ def main() -> None:
     requests = holdout(settings, holdout_day)
     if args.requests:
         requests = requests.head(args.requests)
-    shares = user_shares(settings)
-    clicks = user_clicks(settings)
+    latest = latest_warm_users(settings)
+    shares, clicks = user_shares(latest), user_clicks(latest)
     n = settings.serving.default_candidate_count
 
     before = settings.recall.model_copy(update={"affinity_share": 0.0})  # issue 16's sources all off

@@ -82,7 +82,8 @@ def gate_line(decision: dict[str, Any] | None) -> str:
     metrics = decision.get("metrics") or {}
     headline = [k for k in metrics if k.startswith("challenger_") and "ndcg@" in k and not k.startswith("slice_")]
     parts = [f"gate {verdict} {decision.get('challenger')}"]
-    for key in sorted(headline)[:1]:
+    key = min(headline, default=None)
+    if key is not None:
         baseline = "champion" if decision.get("champion") else "popularity"
         other = metrics.get(key.replace("challenger_", f"{baseline}_", 1))
         mine = metrics.get(key)
