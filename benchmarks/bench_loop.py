@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestration.loop import cadence
 from orchestration.loop_policies import POLICIES
 from orchestration.loop_report import format_table, load_run, verdicts, with_regret, write_report
 
@@ -40,7 +41,12 @@ SMALL_WORLD = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--retrain-every", type=int, default=7, help="days between retrainings (production: 1)")
+    parser.add_argument(
+        "--retrain-every",
+        type=int,
+        default=7,
+        help="days between retrainings (production: 1; 0: never, the warm-up's champion serves every day)",
+    )
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument(
         "--variant",
@@ -72,8 +78,8 @@ def main() -> None:
     extra_env = {"SHOPRANK_LOOP__SURVIVAL_DAYS": str(args.survival_days)}
     started = time.perf_counter()
     print(
-        f"bench-loop: {', '.join(policies)} over {args.days} served days, pipeline daily, retraining every "
-        f"{args.retrain_every} days (production retrains daily), world {SMALL_WORLD}, homes under {out}",
+        f"bench-loop: {', '.join(policies)} over {args.days} served days, {cadence(args.retrain_every, args.days)}, "
+        f"world {SMALL_WORLD}, homes under {out}",
         flush=True,
     )
     pending = list(policies)
@@ -117,8 +123,8 @@ def main() -> None:
         print(f"{name}: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in checks.items()))
     elapsed = time.perf_counter() - started
     note = (
-        f"{len(summaries)} policies x {args.days} served days; pipeline daily, retraining every {args.retrain_every} "
-        f"days; world {SMALL_WORLD}; bench run time {elapsed:.0f} s"
+        f"{len(summaries)} policies x {args.days} served days; {cadence(args.retrain_every, args.days)}; "
+        f"world {SMALL_WORLD}; bench run time {elapsed:.0f} s"
     )
     report = write_report(out / "loop-report.html", summaries, {p: items for p, (_, items) in runs.items()}, note)
     print(f"\nreport: {report}")

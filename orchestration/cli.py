@@ -498,7 +498,8 @@ def loop(
         None
     ),
     retrain_every: Annotated[
-        int | None, typer.Option(help="retrain every N days (default: settings.loop.retrain_every_days, 1)")
+        int | None,
+        typer.Option(help="retrain every N days, 0 never (default: settings.loop.retrain_every_days, 1)"),
     ] = None,
     rule: Annotated[
         list[str] | None, typer.Option(help="a rules setting for this run, SECTION.KEY=VALUE (repeatable)")

@@ -8,8 +8,9 @@
    of ``pipeline.STEPS`` except ``simulate`` (the served day replaced it) and ``deploy`` (the in-process service
    reloads instead of being called over HTTP); ``train-cold-start-prior`` trains daily when the policy's rules use
    the prior. ``feast-apply`` runs at the warm-up only (the feature repo does not change within a run). train,
-   train-preranker, register and promote run every ``loop.retrain_every_days`` days (production: every day); on
-   the other days the champion keeps serving while features, stock and the catalogue refresh daily.
+   train-preranker, register and promote run every ``loop.retrain_every_days`` days (production: every day;
+   ``--retrain-every 0``: never, the warm-up's champion serves the whole run); on the other days the champion keeps
+   serving while features, stock and the catalogue refresh daily.
 3. Metrics per day and over the run (orchestration/loop_metrics.py) go to ``<home>/loop/<policy>/``.
 
 The seed and sizes are the simulator's settings: two policies run in two homes face the same users, requests,
@@ -73,6 +74,21 @@ def daily_steps(day: date, retrain: bool, warm_up: bool, results: dict[str, Any]
     return timings
 
 
+def retrains_on(day_number: int, retrain_every: int) -> bool:
+    """Whether served day ``day_number`` (1-based) retrains: every ``retrain_every`` days; 0 never (the warm-up's
+    champion serves the whole run)."""
+    return retrain_every > 0 and day_number % retrain_every == 0
+
+
+def cadence(retrain_every: int, days: int) -> str:
+    """The run's retraining cadence in words, for its first log line and the bench's output. No pipeline runs after
+    the last served day, so a cadence of ``days`` or more never retrains either: it says so."""
+    if retrain_every == 0 or retrain_every >= days:
+        why = "--retrain-every 0" if retrain_every == 0 else f"every {retrain_every} days >= {days} served days"
+        return f"pipeline daily, no retraining ({why}: the warm-up's champion serves every day)"
+    return f"pipeline daily, retraining every {retrain_every} day(s) (production: 1)"
+
+
 def gate_line(decision: dict[str, Any] | None) -> str:
     """The champion gate's decision on a retraining day, for the day's log line: promoted or kept, and the
     challenger's and champion's holdout NDCG (the headline metric of training/gate.py)."""
@@ -117,7 +133,9 @@ def run_loop(
     started = time.perf_counter()
     settings = configure(home, None)
     days = days or settings.loop.days
-    retrain_every = retrain_every or settings.loop.retrain_every_days
+    retrain_every = settings.loop.retrain_every_days if retrain_every is None else retrain_every
+    if retrain_every < 0:
+        raise ValueError(f"retrain_every is a number of days >= 0 (0: never), got {retrain_every}")
     name = name or policy
     out_dir = settings.loop_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +143,7 @@ def run_loop(
         rules_path = write_policy_rules(settings, policy, out_dir / "rules.yaml", rules_overrides)
         settings = configure(None, rules_path)
     warm = settings.default_run_date
-    cadence = f"pipeline daily, retraining every {retrain_every} day(s)"
-    echo(f"loop {name} ({policy}): {days} served days after {warm}; {cadence}")
+    echo(f"loop {name} ({policy}): {days} served days after {warm}; {cadence(retrain_every, days)}")
     if warm_home is not None:
         from orchestration.loop_home import copy_warm_up
 
@@ -166,7 +183,7 @@ def run_loop(
         purchases = result["events"]["purchase"]
         line = f"day {n:>2} {day}: ctr {result['ctr']:.4f}, purchases {purchases}, served {served_s:.0f} s"
         if service is not None and n < days:  # after the last served day no policy serves again: no pipeline
-            retrain = n % retrain_every == 0
+            retrain = retrains_on(n, retrain_every)
             results: dict[str, Any] = {}
             timings = daily_steps(day, retrain=retrain, warm_up=False, results=results)
             service.reload()

@@ -102,6 +102,14 @@ def test_the_loop_is_deterministic_for_a_seed(tmp_path: Path, loop_env: None) ->
     assert written["cumulative_gmv"] == first["cumulative_gmv"]
 
 
+def test_a_cadence_of_zero_is_kept_not_replaced_by_the_default(tmp_path: Path, loop_env: None) -> None:
+    lines: list[str] = []
+    summary = run_loop("oracle", days=1, retrain_every=0, home=tmp_path / "fixed", echo=lines.append)
+    assert summary["retrain_every_days"] == 0 and "no retraining (--retrain-every 0" in lines[0]
+    with pytest.raises(ValueError, match="0: never"):
+        run_loop("oracle", days=1, retrain_every=-1, home=tmp_path / "bad", echo=lines.append)
+
+
 def test_a_shared_warm_up_gives_the_run_its_own_warm_up_would(tmp_path: Path, loop_env: None) -> None:
     build_warm_up(tmp_path / "warm", service=False)
     shared = run_loop("oracle", days=2, home=tmp_path / "shared", warm_home=tmp_path / "warm", echo=lambda _: None)

@@ -15,16 +15,26 @@ from benchmarks import bench_loop
 from orchestration import loop, pipeline
 
 
+def _fake_warm_up(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The warm-up's `shoprank loop --warm-up` is faked (it runs the daily pipeline: minutes, not a unit test's
+    budget); any other subprocess.run (matplotlib's fc-list probe on a cold font cache) runs for real."""
+    warm_ups: list[list[str]] = []
+    real_run = subprocess.run
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        if "--warm-up" not in command:
+            return real_run(command, **kwargs)
+        warm_ups.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bench_loop.subprocess, "run", fake_run)
+    return warm_ups
+
+
 def test_bench_loop_creates_a_new_out_directory_and_its_parents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warm_ups: list[list[str]] = []
-
-    def fake_warm_up(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
-        warm_ups.append(command)  # the real warm-up runs the daily pipeline: minutes, not this test's budget
-        return subprocess.CompletedProcess(command, 0)
-
-    monkeypatch.setattr(bench_loop.subprocess, "run", fake_warm_up)
+    warm_ups = _fake_warm_up(monkeypatch)
     out = tmp_path / "not" / "yet" / "there"
     monkeypatch.setattr(sys, "argv", ["bench_loop", "--out", str(out), "--policies", "", "--days", "1"])
     bench_loop.main()
@@ -80,3 +90,21 @@ def test_daily_steps_hand_back_the_promote_result_only_on_retraining_days(monkey
     results = {}
     loop.daily_steps(day, retrain=False, warm_up=False, results=results)
     assert set(results) == {"build-warehouse"} and ran.count("promote") == 1
+
+
+def test_a_cadence_of_zero_or_of_the_whole_run_never_retrains_and_says_so() -> None:
+    assert [n for n in range(1, 29) if loop.retrains_on(n, 7)] == [7, 14, 21, 28]
+    assert not any(loop.retrains_on(n, 0) for n in range(1, 29))
+    for every in (0, 28, 40):  # day 28 is the last served day: no pipeline runs after it
+        assert "no retraining" in loop.cadence(every, 28) and "champion serves every day" in loop.cadence(every, 28)
+    assert loop.cadence(7, 28) == "pipeline daily, retraining every 7 day(s) (production: 1)"
+
+
+def test_the_bench_prints_a_fixed_champion_cadence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_warm_up(monkeypatch)
+    argv = ["bench_loop", "--out", str(tmp_path / "out"), "--policies", "", "--days", "28", "--retrain-every", "0"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_loop.main()
+    assert "over 28 served days, pipeline daily, no retraining (--retrain-every 0" in capsys.readouterr().out
