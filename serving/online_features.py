@@ -10,6 +10,10 @@ The service's feature views are sorted by join keys when the reader is built:
 - on-demand views: computed in process from the other columns (serving/ranking.py, same logic as Feast's).
 Any other view makes the service unservable, with an error naming it. Values missing from the store (unknown user,
 not materialized) come back as None and become NaN.
+
+On a SQLite online store (the ``local`` profile) the user's read goes straight to Feast's tables
+(serving/online_sqlite.py: the same values and timestamps, without ``get_online_features``' per-call work); any
+other online store is read through Feast.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from serving.item_cache import ItemView
+from serving.online_sqlite import Columns, SqliteUserRead
 from shoprank.ranking_features import CATEGORY_KEY
 from shoprank.session import STORED_COLUMN, unpack_row
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    from feast import FeatureStore, FeatureView
 
 
 class OnlineFeatureReader:
@@ -44,6 +49,9 @@ class OnlineFeatureReader:
         self.on_demand_features: list[str] = []
         # Features of user views written per event (push sources: the session view) rather than daily snapshots.
         self.pushed_features: set[str] = set()
+        # the user / user x category views and their features read, for the direct SQLite read
+        self.user_views: list[tuple[FeatureView, list[str]]] = []
+        self.category_views: list[tuple[FeatureView, list[str]]] = []
         for projection in service.feature_view_projections:
             names = [feature.name for feature in projection.features]
             try:
@@ -56,10 +64,12 @@ class OnlineFeatureReader:
             refs = [f"{projection.name_to_use()}:{name}" for name in names]
             if keys == {"user_id"}:
                 self.user_refs += refs
+                self.user_views.append((view, names))
                 if view.stream_source is not None:
                     self.pushed_features.update(names)
             elif keys == {"user_id", CATEGORY_KEY}:
                 self.category_refs += refs
+                self.category_views.append((view, names))
             elif keys in ({"item_id"}, {"seller_id"}):
                 (key,) = keys
                 if key == "item_id":
@@ -74,6 +84,8 @@ class OnlineFeatureReader:
                     f"feature view {projection.name} has join keys {sorted(keys)}; serving reads views keyed on "
                     f"user_id, user_id + {CATEGORY_KEY}, item_id or seller_id"
                 )
+        # None: read through Feast (not a SQLite online store)
+        self.direct = SqliteUserRead.build(store, self.user_views, self.category_views, n_categories)
 
     # The readers a union reads for (union()); empty for a reader of one feature service.
     parts: tuple[OnlineFeatureReader, ...] = ()
@@ -97,10 +109,14 @@ class OnlineFeatureReader:
         merged.item_views = list({v.name: v for r in distinct for v in r.item_views}.values())
         merged.on_demand_features = list(dict.fromkeys(f for r in distinct for f in r.on_demand_features))
         merged.pushed_features = set().union(*(r.pushed_features for r in distinct))
+        merged.user_views = _merge_views(r.user_views for r in distinct)
+        merged.category_views = _merge_views(r.category_views for r in distinct)
         names = [ref.split(":", 1)[1] for ref in merged.user_refs + merged.category_refs]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(f"feature services {merged.feature_service} both name {clashes} from different views")
+        views = merged.user_views, merged.category_views
+        merged.direct = SqliteUserRead.build(merged.store, *views, merged.n_categories)
         return merged
 
     @property
@@ -119,31 +135,43 @@ class OnlineFeatureReader:
         newest window, so the mart has no row for it while the online store keeps the old one): it reads as None,
         as the point-in-time join (one-day TTL) sees it in training.
         """
+        if not self.user_refs and not self.category_refs:
+            return {}
+        direct = self.direct
+        columns = direct.read(user_id, self.n_categories) if direct is not None else self.feast_columns(user_id)
+        out: dict[str, Any] = {name: columns[name][0][0] for name in self.user_feature_names}
+        if STORED_COLUMN in self.pushed_features:  # the session row is stored packed: its columns, by name
+            out.update(unpack_row(out.pop(STORED_COLUMN)))
+        if self.category_refs:  # the snapshot's time: a pushed view's rows are stamped when an event arrived
+            snapshot_names = [name for name in self.user_feature_names if name not in self.pushed_features]
+            user_ts = max((columns[name][1][0] for name in snapshot_names), default=0)
+            for name in self.category_feature_names:
+                values, stamps = columns[name]
+                out[name] = tuple(
+                    value if stamp and stamp >= user_ts else None for value, stamp in zip(values, stamps, strict=True)
+                )
+        return out
+
+    def feast_columns(self, user_id: str) -> Columns:
+        """The user's read through ``FeatureStore.get_online_features``: per feature, each entity row's python value
+        and event timestamp (seconds); the user views' values once (their first entity row)."""
         from feast.type_map import feast_value_type_to_python_type as python_value
 
-        refs = self.user_refs + self.category_refs
-        if not refs:
-            return {}
         if self.category_refs:
             rows = [{"user_id": user_id, CATEGORY_KEY: c} for c in range(self.n_categories)]
         else:
             rows = [{"user_id": user_id}]
         # Read the response's protobuf directly, and only the cells used: the user views' values come back once per
         # entity row (n_categories copies), and converting them all (OnlineResponse.to_dict) costs more than the read.
-        proto = self.store.get_online_features(features=refs, entity_rows=rows).proto
+        proto = self.store.get_online_features(features=self.user_refs + self.category_refs, entity_rows=rows).proto
         results = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
-        out: dict[str, Any] = {name: python_value(results[name].values[0]) for name in self.user_feature_names}
-        if STORED_COLUMN in self.pushed_features:  # the session row is stored packed: its columns, by name
-            out.update(unpack_row(out.pop(STORED_COLUMN)))
-        if self.category_refs:  # the snapshot's time: a pushed view's rows are stamped when an event arrived
-            snapshot_names = [name for name in self.user_feature_names if name not in self.pushed_features]
-            user_ts = max((results[name].event_timestamps[0].seconds for name in snapshot_names), default=0)
-            for name in self.category_feature_names:
-                vector = results[name]
-                out[name] = tuple(
-                    python_value(value) if stamp.seconds and stamp.seconds >= user_ts else None
-                    for value, stamp in zip(vector.values, vector.event_timestamps, strict=True)
-                )
+        out: Columns = {}
+        for name in self.user_feature_names:
+            vector = results[name]
+            out[name] = ([python_value(vector.values[0])], [vector.event_timestamps[0].seconds])
+        for name in self.category_feature_names:
+            vector = results[name]
+            out[name] = ([python_value(v) for v in vector.values], [t.seconds for t in vector.event_timestamps])
         return out
 
     def item_features(self, item_ids: Sequence[str]) -> pd.DataFrame:
@@ -155,3 +183,13 @@ class OnlineFeatureReader:
             features=self.item_refs, entity_rows=[{"item_id": i} for i in item_ids]
         ).to_dict()
         return pd.DataFrame(rows).set_index("item_id")
+
+
+def _merge_views(groups: Any) -> list[tuple[FeatureView, list[str]]]:
+    """Views of several readers, one entry per view name, with every feature any of them reads."""
+    merged: dict[str, tuple[FeatureView, list[str]]] = {}
+    for views in groups:
+        for view, names in views:
+            _, known = merged.setdefault(view.name, (view, []))
+            known.extend(n for n in names if n not in known)
+    return list(merged.values())

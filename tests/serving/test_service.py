@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -172,13 +173,23 @@ def test_v3_reader_reads_the_user_views_in_one_online_call(
     real = store.get_online_features
     monkeypatch.setattr(store, "get_online_features", lambda **kw: calls.append(kw) or real(**kw))
     user_id, stale_category = STALE_PAIR
-    online = reader.user_features(user_id)
+    assert reader.direct is not None  # a SQLite store is read directly (tests/serving/test_online_sqlite.py)
+    assert reader.user_features(user_id) == (online := _feast_path(reader).user_features(user_id))
     assert len(calls) == 1
     offline = offline_user_features(settings.marts_export_dir, user_id, n_categories)
     assert online["uc_clicks_30d"][stale_category] is None  # the online store still holds the older row
     for name, value in offline.items():
         if isinstance(value, tuple) or name in online:
             assert online[name] == pytest.approx(value, nan_ok=True), name
+
+
+def _feast_path(reader: Any) -> Any:
+    """The same reader reading through Feast's get_online_features (what other online stores do)."""
+    import copy
+
+    feast = copy.copy(reader)
+    feast.direct = None
+    return feast
 
 
 def test_sparse_user_category_view_never_reads_an_older_snapshot(serving_world: ServingWorld) -> None:
