@@ -105,3 +105,54 @@ def test_the_preranker_scores_a_title_matching_candidate_higher_on_a_search(quer
     sources = {"i1": "category", "i2": "text", "i3": "category"}
     kept, _ = funnel.keep("u1", [], None, candidates, 2, "leather boots", sources, {"text": 0.5})
     assert kept[0] == "i1" and "i2" in kept
+
+
+def test_the_funnel_scores_are_the_preranker_over_prerank_matrix(query_preranker: PreRanker) -> None:
+    """Funnel.scores (its prepared rows, one gather of the vectors that exist) gives the pre-ranker's scores over
+    prerank.prerank_matrix of the reference columns: item features, category affinity, embedding score (NaN for an
+    item without a vector or a user without one), query match; an id the cache lacks included."""
+    from shoprank.recall import EmbeddingIndex
+
+    rng = np.random.default_rng(3)
+    words = ["red", "lamp", "oak", "desk", "boots", "tent"]
+    ids = [f"i{i:03d}" for i in range(60)]
+    frame = pd.DataFrame({"item_id": ids, "feature_ts": pd.Timestamp("2026-01-07"), SELLER_COLUMN: "s1"})
+    for name in ITEM_FEATURES:
+        frame[name] = rng.normal(size=len(ids))
+    frame["item_category_id"] = rng.integers(0, 4, len(ids)).astype(float)
+    titles = [" ".join(rng.choice(words, 3)) for _ in ids]
+    cache = ItemCache.from_frame(frame).with_titles(pd.DataFrame({"item_id": ids, "title": titles}))
+    with_vector = ids[::3] + ids[1::3]  # a third of the catalogue has no vector
+    vectors = rng.normal(size=(len(with_vector), 8)).astype(np.float32)
+    embeddings = EmbeddingIndex(
+        index=None,
+        item_ids=np.array(with_vector),
+        vectors=vectors,
+        categories=np.zeros(len(with_vector), dtype=np.int64),
+        user_ids=np.array(["u1"]),
+        user_vectors=rng.normal(size=(1, 8)).astype(np.float32),
+    )
+    funnel = Funnel.build(query_preranker, cache, RecallIndex(embeddings=embeddings))
+    candidates = [ids[p] for p in rng.permutation(len(ids))[:40]] + ["unknown"]
+    rows = cache.rows(candidates)
+    items = np.vstack(
+        [cache.matrix[:, [cache.column_index[n] for n in ITEM_FEATURES]], np.full(len(ITEM_FEATURES), np.nan)]
+    )
+    shares = [0.1, 0.2, 0.3, 0.4]
+    for user, recent, user_shares in (("u1", [], shares), ("u2", [ids[0], ids[3]], shares), ("u3", [], None)):
+        vector = embeddings.user_vector(user, recent, user_shares)
+        position = {i: p for p, i in enumerate(with_vector)}
+        expected_embedding = np.array(
+            [np.nan if vector is None or c not in position else vectors[position[c]] @ vector for c in candidates],
+            dtype=np.float32,
+        )
+        affinity = prerank.category_affinity(
+            None if user_shares is None else np.asarray(user_shares),
+            items[rows, ITEM_FEATURES.index("item_category_id")],
+        )
+        for query in (None, "red lamp"):
+            match = query_title_match(query, [title_words(t) for t in [*titles, ""]])[rows]
+            expected = query_preranker.score(prerank.prerank_matrix(items[rows], affinity, expected_embedding, match))
+            got = funnel.scores(user, recent, user_shares, rows, query)
+            np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert np.isnan(funnel.base[-1]).all()  # the unknown item's row
