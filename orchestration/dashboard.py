@@ -230,6 +230,25 @@ def champion(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+def preranker_text(settings: Settings) -> str:
+    """The served pre-ranker (the version ``CURRENT`` names under ``settings.preranker_dir``) and the pre-ranker gate's
+    last decision (training/preranker_gate.py writes ``<preranker_gate_dir>/decisions/<day>.json``)."""
+    pointer = settings.preranker_dir / "CURRENT"  # shoprank.prerank.CURRENT
+    served = pointer.read_text().strip() if pointer.exists() else ""
+    text = f"serving {served}" if served else "none serving (today's path)"
+    paths = sorted((settings.preranker_gate_dir / "decisions").glob("*.json"))
+    last = _read(paths[-1]) if paths else None
+    if last is None:
+        return text
+    if "_unreadable" in last:
+        return f"{text}; last gate decision unreadable: {last['_unreadable']}"
+    reasons = [str(r) for r in last.get("reasons", [])]
+    if last.get("published"):
+        return f"{text}; gate {last.get('run_date')}: published"
+    failing = [r for r in reasons if "FAIL" in r] or reasons
+    return f"{text}; gate {last.get('run_date')}: REFUSED ({'; '.join(failing[:2])})"
+
+
 def ndcg_series(settings: Settings) -> list[dict[str, Any]]:
     """Per training day, oldest first: holdout NDCG@k of the day's challenger, popularity and the oracle (from its
     card), the champion's on the same holdout (from the gate's decision), and whether the challenger was promoted."""
@@ -353,6 +372,7 @@ def status(settings: Settings, days: int = 3) -> list[tuple[str, str]]:
                 + (f" ({outcome.reason[:80]})" if outcome.status in (REFUSED, QUARANTINED, ERROR) else "")
             )
         rows.append((f"gates {run.day}", ", ".join(cells)))
+    rows.append(("pre-ranker", preranker_text(settings)))
     rows.append(("ranking service", service_state(settings)))
     return rows
 

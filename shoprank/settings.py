@@ -159,6 +159,26 @@ class TrainingSettings(BaseModel):
     gate: GateSettings = GateSettings()
 
 
+class PrerankGateSettings(BaseModel):
+    """The pre-ranker's publish gate (training/preranker_gate.py): the `train-preranker` step publishes a pre-ranker
+    to serving only if, on ``requests`` holdout requests per surface (each pool: the request's impressions plus the
+    holdout day's other shown items, up to ``recall.prerank_candidates``), its best ``recall.prerank_keep`` hold at
+    least these shares of the final ranker's top ``top``, and of the clicked items ``min_clicks_kept_ratio`` times
+    what the final ranker's own cut holds (without a final ranker: a random cut's). Otherwise the served pre-ranker
+    stays (none: today's path). 0 turns a check off; a surface with fewer than ``min_requests`` is not judged.
+    Defaults from the default world's pre-ranker (docs/retrieval.md, "The pre-ranker's gate, and its agreement
+    re-measured")."""
+
+    requests: int = Field(200, ge=1)
+    top: int = Field(20, ge=1)
+    # Default world, 2026-11-30: the distilled 40-tree pre-ranker 1.000 / 1.000 (feed / search) and clicks ratio
+    # 1.01 / 1.01; one tree of depth 1: 0.936 / 0.881 and 0.865 / 0.831, refused on all four checks.
+    min_recall_feed: float = Field(0.95, ge=0, le=1)
+    min_recall_search: float = Field(0.9, ge=0, le=1)
+    min_clicks_kept_ratio: float = Field(0.9, ge=0)
+    min_requests: int = Field(20, ge=1)
+
+
 class RecallSettings(BaseModel):
     """Learned and text recall (retrieval/ builds the indexes, serving/candidates.py uses them)."""
 
@@ -186,8 +206,8 @@ class RecallSettings(BaseModel):
     # The funnel (issue 16): with ``prerank`` on, the `train-preranker` step trains a pre-ranker (training/preranker.py)
     # and serving retrieves ``prerank_candidates``, the pre-ranker keeps the best ``prerank_keep`` for the final ranker.
     # Off (or no pre-ranker): today's path, ``serving.default_candidate_count`` straight to the final ranker. Off by
-    # default: at 1M events the pre-ranker, even with the query match, cuts search recall and NDCG (docs/retrieval.md),
-    # and it reaches serving without a gate of its own.
+    # default: at 1M events the pre-ranker, even with the query match, cuts search recall and NDCG (docs/retrieval.md);
+    # a trained one reaches serving only past ``prerank_gate``.
     prerank: bool = False
     prerank_candidates: int = Field(5000, ge=1)
     prerank_keep: int = Field(500, ge=1)
@@ -208,6 +228,8 @@ class RecallSettings(BaseModel):
     # default: at 1M events its recall of the final ranker's top 20 is 0.961 vs 0.949 (search 0.878 vs 0.840) and its
     # 500 keep as many of the clicks (docs/retrieval.md).
     prerank_target: Literal["clicks", "distill"] = "distill"
+    # What a trained pre-ranker must show on the holdout before serving gets it (SHOPRANK_RECALL__PRERANK_GATE__...).
+    prerank_gate: PrerankGateSettings = PrerankGateSettings()
 
 
 class ServingSettings(BaseModel):
@@ -620,6 +642,11 @@ class Settings(BaseSettings):
     def preranker_dir(self) -> Path:
         """Pre-rankers per day: <preranker_dir>/<day>/ (model + card), CURRENT names the served one."""
         return self.home_dir / "models" / "preranker"
+
+    @property
+    def preranker_gate_dir(self) -> Path:
+        """The pre-ranker gate's records: decisions/<day>.json, and refused/<day>/ (a refused model and its card)."""
+        return self.home_dir / "models" / "preranker_gate"
 
     @property
     def quality_dir(self) -> Path:

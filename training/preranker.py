@@ -31,8 +31,10 @@ import pandas as pd
 from shoprank import prerank
 from shoprank.mart_files import read_mart
 from shoprank.model_bundle import ModelBundle
+from shoprank.prerank import current_version
 from shoprank.recall import EmbeddingIndex, als_vectors
 from shoprank.settings import Settings
+from training import preranker_gate
 from training.chunks import Chunk, read_chunk, split_days
 from training.evaluate import auc, ndcg_at_k
 from training.pit_dataset import build_chunked_training_set
@@ -60,15 +62,28 @@ def click_log(settings: Settings) -> pd.DataFrame:
 def embedding_column(frame: pd.DataFrame, clicks: pd.DataFrame, settings: Settings) -> np.ndarray:
     """Each row's user x item inner product under an ALS fitted on ``clicks`` (NaN without vectors), the user's
     vector chosen as serving chooses it: their factors, else their category shares' centroid."""
-    out = np.full(len(frame), np.nan, dtype=np.float32)
+    index = embedding_index(frame, clicks, settings)
+    return embedding_scores_with(index, frame, settings)
+
+
+def embedding_index(frame: pd.DataFrame, clicks: pd.DataFrame, settings: Settings) -> EmbeddingIndex | None:
+    """An ALS fitted on ``clicks`` as an index (items' categories from ``frame``); None without two-click users."""
     ordered = clicks.sort_values(["user_id", "event_ts"])
     sequences = {str(u): list(items) for u, items in ordered.groupby("user_id", sort=True)["item_id"]}
     if not any(len(seq) > 1 for seq in sequences.values()):
-        return out
+        return None
     ids, vectors, user_ids, user_vectors = als_vectors(sequences, settings.recall)
     category_of = frame.drop_duplicates("item_id").set_index("item_id")["item_category_id"]
     categories = pd.to_numeric(category_of.reindex(ids), errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
-    index = EmbeddingIndex(None, ids, vectors, categories, user_ids, user_vectors)
+    return EmbeddingIndex(None, ids, vectors, categories, user_ids, user_vectors)
+
+
+def embedding_scores_with(index: EmbeddingIndex | None, frame: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """:func:`embedding_column`'s scores under an already fitted ``index`` (None: all NaN)."""
+    out = np.full(len(frame), np.nan, dtype=np.float32)
+    if index is None:
+        return out
+    vectors, user_vectors = index.vectors, index.user_vectors
     item_rows = frame["item_id"].astype(str).map(index.positions)
     has_item = item_rows.notna().to_numpy()
     item_rows = item_rows.fillna(0).to_numpy(dtype=np.int64)
@@ -118,22 +133,29 @@ def read_rows(chunks: list[Chunk], n_categories: int, teacher: ModelBundle | Non
     return rows.sort_values(["request_id", "item_id"], kind="mergesort").reset_index(drop=True)
 
 
-def query_column(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
+def query_lookups(settings: Settings) -> tuple[pd.DataFrame, pd.Series]:
+    """What :func:`query_column` reads: the query_item_match mart's rows and the raw catalogue's titles by item."""
+    marts = settings.marts_export_dir.resolve()
+    matches = read_mart(marts, "query_item_match", ["impression_id", "request_id", "query", prerank.QUERY_MATCH])
+    raw = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"])
+    return matches, raw.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
+
+
+def query_column(
+    frame: pd.DataFrame, settings: Settings, lookups: tuple[pd.DataFrame, pd.Series] | None = None
+) -> np.ndarray:
     """Each row's query_title_match as the final ranker's training reads it: the query_item_match mart's value for
     a search impression (the SQL twin of shoprank.ranking_features.query_title_match; a test pins both), NaN for a
     feed one (the mart has no row for it, and serving gives a feed request NaN). A sampled row (no impression) of a
     search request gets query_title_match of the request's query and the item's raw title, as serving computes it."""
     from shoprank.ranking_features import query_title_match, title_words
 
-    marts = settings.marts_export_dir.resolve()
-    matches = read_mart(marts, "query_item_match", ["impression_id", "request_id", "query", prerank.QUERY_MATCH])
+    matches, titles = lookups if lookups is not None else query_lookups(settings)
     by_impression = matches.drop_duplicates("impression_id").set_index("impression_id")[prerank.QUERY_MATCH]
     out = frame["impression_id"].map(by_impression).to_numpy(dtype=np.float32, na_value=np.nan)
     sampled = frame["impression_id"].isna().to_numpy()
     if sampled.any():
         queries = matches.drop_duplicates("request_id").set_index("request_id")["query"]
-        raw = pd.read_parquet(settings.raw_dir / "items", columns=["item_id", "title"])
-        titles = raw.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
         rows = frame[sampled]
         positions = np.flatnonzero(sampled)
         for request_id, at in rows.groupby("request_id", sort=False).indices.items():
@@ -284,21 +306,40 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
         if settings.recall.prerank_sampled_negatives:
             train = with_catalogue_negatives(train, settings, SAMPLED_PER_REQUEST, settings.training.seed)
         holdout = read_rows(chunked.on_days(holdout_days), n_categories, final)
+        # the gate's pools need every column of the final ranker's feature service (training/preranker_gate.py)
+        gate_rows = pd.concat([read_chunk(c) for c in chunked.on_days(holdout_days)], ignore_index=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if train.empty or holdout.empty:
         raise ValueError(f"pre-ranker needs training and holdout days; the set has {chunked.days}")
     clicks = click_log(settings)
     train[prerank.EMBEDDING_SCORE] = embedding_column(train, clicks[clicks["dt"] < train_days[0]], settings)
-    holdout[prerank.EMBEDDING_SCORE] = embedding_column(holdout, clicks[clicks["dt"] < holdout_days[0]], settings)
-    train[prerank.QUERY_MATCH] = query_column(train, settings)
-    holdout[prerank.QUERY_MATCH] = query_column(holdout, settings)
+    holdout_embeddings = embedding_index(holdout, clicks[clicks["dt"] < holdout_days[0]], settings)
+    holdout[prerank.EMBEDDING_SCORE] = embedding_scores_with(holdout_embeddings, holdout, settings)
+    lookups = query_lookups(settings)
+    train[prerank.QUERY_MATCH] = query_column(train, settings, lookups)
+    holdout[prerank.QUERY_MATCH] = query_column(holdout, settings, lookups)
     if final is not None:
         train["relevance"] = distilled_relevance(train)
     model = fit(train, settings, distilled=final is not None)
     scores = model.predict(matrix(holdout))
     metrics = holdout_metrics(holdout, scores, cfg.ndcg_k)
     gains = model.get_booster().get_score(importance_type="gain")
+
+    def complete(pool: pd.DataFrame) -> pd.DataFrame:  # the gate's pool rows: the pre-ranker's request columns
+        return pool.assign(
+            **{
+                prerank.EMBEDDING_SCORE: embedding_scores_with(holdout_embeddings, pool, settings),
+                prerank.QUERY_MATCH: query_column(pool, settings, lookups),
+            }
+        )
+
+    gate_metrics = preranker_gate.evaluate(
+        settings, gate_rows, preranker_gate.search_request_ids(settings), model.predict, final, complete
+    )
+    del gate_rows
+    published, reasons = preranker_gate.judge(settings, gate_metrics, teacher_name or None)
+    decision = preranker_gate.GateDecision(run_date.isoformat(), published, reasons, gate_metrics, teacher_name or None)
     card = {
         "run_date": run_date.isoformat(),
         "features": prerank.FEATURES,
@@ -314,14 +355,34 @@ def train_preranker(settings: Settings, run_date: date) -> dict[str, Any]:
         "metrics": json_safe(metrics),
         "feature_importance": {prerank.FEATURES[int(f[1:])]: float(v) for f, v in sorted(gains.items())},
         "code_version": code_version(settings.project_root),
+        "gate": {"published": published, "reasons": reasons, "metrics": decision.metrics},
     }
-    path = publish(settings.preranker_dir, run_date.isoformat(), model, card, settings.recall.versions_kept)
     log.info("pre-ranker %s: %s", run_date, {k: round(v, 4) for k, v in metrics.items()})
+    preranker_gate.record(settings, decision)
+    if not published:
+        path = write_version(settings.preranker_gate_dir / "refused", run_date.isoformat(), model, card)
+        served = current_version(settings.preranker_dir)
+        log.warning("pre-ranker gate: REFUSE %s, serving stays %s: %s", run_date, served or "today's path", reasons)
+        return {"path": str(path), **card}
+    path = publish(settings.preranker_dir, run_date.isoformat(), model, card, settings.recall.versions_kept)
+    log.info("pre-ranker gate: PUBLISH %s: %s", run_date, reasons)
     return {"path": str(path), **card}
 
 
 def publish(root: Path, version: str, model: Any, card: dict[str, Any], kept: int) -> Path:
     """Write the version beside the others, card last, then point CURRENT at it; prune the oldest."""
+    target = write_version(root, version, model, card)
+    pointer = root / f".{prerank.CURRENT}.tmp-{os.getpid()}"
+    pointer.write_text(version)
+    os.replace(pointer, root / prerank.CURRENT)
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in [v for v in versions[:-kept] if v != version]:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return target
+
+
+def write_version(root: Path, version: str, model: Any, card: dict[str, Any]) -> Path:
+    """``<root>/<version>/`` with the model and its card (card last), replacing a version of the same name whole."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{version}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -335,10 +396,4 @@ def publish(root: Path, version: str, model: Any, card: dict[str, Any], kept: in
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    pointer = root / f".{prerank.CURRENT}.tmp-{os.getpid()}"
-    pointer.write_text(version)
-    os.replace(pointer, root / prerank.CURRENT)
-    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for name in [v for v in versions[:-kept] if v != version]:
-        shutil.rmtree(root / name, ignore_errors=True)
     return target
