@@ -3,10 +3,11 @@
 
 The marts are incremental tables in the DuckDB warehouse, rewritten per day partition (delete+insert on ``dt``): a
 run for day D rewrites only the partitions D owns, so re-running or backfilling a day is safe and leaves the other
-days alone. A run reads only what those partitions need (dbt_project/macros/incremental.sql: run_start): the raw
-event partitions from its first rewritten day (at most 7 days back, for the retrieval marts) go into the
-incremental daily aggregates ``int_*_daily``, which the 30-day windows read; older raw partitions are never
-opened, and the data tests check the rewritten partitions only. A first run or ``full_refresh`` reads everything.
+days alone. A run reads only what those partitions need (dbt_project/macros/incremental.sql: run_start): the daily
+run reads day D's raw event partition alone into ``stg_events`` and the incremental daily aggregates ``int_*_daily``
+(their stored days are final), which the 7- and 30-day windows read; older raw partitions are never opened, and the
+data tests check the rewritten partitions only. A raw partition re-landed with other content since the last build
+(:func:`relanded_from`) makes the run rewrite from its day on. A first run or ``full_refresh`` reads everything.
 After each mart is written, a post-hook exports it to ``settings.marts_build_dir/<model>.parquet`` (the large
 impression marts: one file per day, ``<model>/dt=YYYY-MM-DD.parquet``, only the days the run rewrote; see
 shoprank/mart_files.py and warehouse/day_exports.py): the build area the gates judge (on the PostgreSQL target,
@@ -122,17 +123,87 @@ def dbt_env(run_date: date | None) -> dict[str, str]:
 
 
 @contextmanager
-def _run_day_in_env(run_date: date | None) -> Iterator[None]:
-    """:func:`dbt_env` in this process's environment for the dbt run (in process, or its Spark subprocess)."""
-    previous = os.environ.get(RUN_DATE_ENV)
-    os.environ.update(dbt_env(run_date))
+def _run_day_in_env(run_date: date | None, relanded: date | None = None) -> Iterator[None]:
+    """:func:`dbt_env` and the re-landed day (:func:`relanded_from`) in this process's environment for the dbt run
+    (in process, or its Spark subprocess)."""
+    values = {**dbt_env(run_date), RELANDED_ENV: relanded.isoformat() if relanded is not None else ""}
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(RUN_DATE_ENV, None)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# The earliest raw day re-landed since the last build (dbt_project/macros/incremental.sql: relanded_start).
+RELANDED_ENV = "SHOPRANK_RELANDED_FROM"
+# Where a build that ran stg_events lists the raw files as it read them:
+# {path under raw_dir: [mtime_ns, size, sha256]}.
+RAW_FILES_BUILT = "raw_files_built.json"
+
+
+def _raw_files_built_path(settings: Settings) -> Path:
+    return settings.dbt_artifacts_dir.parent / RAW_FILES_BUILT
+
+
+def _built_raw_files(settings: Settings) -> dict[str, list[Any]] | None:
+    path = _raw_files_built_path(settings)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def raw_file_states(settings: Settings, known: dict[str, list[Any]] | None = None) -> dict[str, list[Any]]:
+    """{raw file path relative to raw_dir: [mtime in ns, size, sha256]} of every raw partition file (all tables).
+
+    A file whose mtime and size equal ``known``'s keeps its recorded digest; any other is read and hashed (the
+    simulator rewrites its whole window every day with the same bytes: its content decides, not its mtime)."""
+    known = known or {}
+    states: dict[str, list[Any]] = {}
+    for path in sorted(settings.raw_dir.glob("*/dt=*/*.parquet")):
+        name = path.relative_to(settings.raw_dir).as_posix()
+        stat = path.stat()
+        before = known.get(name)
+        if before is not None and before[:2] == [stat.st_mtime_ns, stat.st_size]:
+            digest = before[2]
         else:
-            os.environ[RUN_DATE_ENV] = previous
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        states[name] = [stat.st_mtime_ns, stat.st_size, digest]
+    return states
+
+
+def _file_day(name: str) -> date | None:
+    folder = name.split("/")[1] if name.count("/") >= 2 else ""
+    try:
+        return date.fromisoformat(folder.removeprefix("dt="))
+    except ValueError:
+        return None
+
+
+def relanded_from(built: dict[str, list[Any]] | None, states: dict[str, list[Any]]) -> date | None:
+    """The earliest day whose raw partition (any table) was re-landed since the last build that read the raw data
+    (``built``: its :func:`raw_file_states`): a file whose content changed (sha256), added or removed, on a day that
+    build had already seen (at most its newest day; a later day is new data, which the daily run reads anyway).
+    None without that build's list (a first build, a home built before the list existed). An incremental run then
+    also rewrites from that day on, what a backfill of it would and every later day (macros/incremental.sql:
+    relanded_start), so a corrected partition is picked up by the next daily run."""
+    if not built:
+        return None
+    seen = [day for day in map(_file_day, built) if day is not None]
+    if not seen:
+        return None
+    newest = max(seen)
+    changed = [
+        day
+        for name in states.keys() | built.keys()
+        if (states[name][2] if name in states else None) != (built[name][2] if name in built else None)
+        and (day := _file_day(name)) is not None
+        and day <= newest
+    ]
+    return min(changed, default=None)
 
 
 def dbt_args(settings: Settings, command: str, run_date: date | None = None) -> list[str]:
@@ -255,8 +326,11 @@ def build_warehouse(
     if skip_unit_tests:
         args += ["--exclude-resource-type", "unit_test"]
     _unit_tests_passed_path(settings).unlink(missing_ok=True)  # rewritten below if this run's unit tests pass
+    built = _built_raw_files(settings)
+    raw_files = raw_file_states(settings, built)  # as this run finds them: kept below if stg_events reads them
+    relanded = None if full_refresh else relanded_from(built, raw_files)
     started = time.perf_counter()
-    with _run_day_in_env(run_date):
+    with _run_day_in_env(run_date, relanded):
         if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
             from warehouse.spark import run_dbt
 
@@ -297,6 +371,8 @@ def build_warehouse(
         )
     if skip_unit_tests or (select is None and resource_types.get("unit_test", 0) > 0):
         _unit_tests_passed_path(settings).write_text(fingerprint + "\n")
+    if any(node.unique_id == "model.shoprank.stg_events" and node.status == "success" for node in nodes):
+        _raw_files_built_path(settings).write_text(json.dumps(raw_files, sort_keys=True) + "\n")
     exports = None
     if settings.dbt_target_name == "postgres":  # the marts to the build area, as DuckDB's post-hooks write them
         from warehouse.pg_export import export_marts_from_postgres
@@ -316,6 +392,7 @@ def build_warehouse(
         "resource_types": resource_types,
         "nodes": sum(statuses.values()),
         "unit_tests_skipped": skip_unit_tests,
+        "relanded_from": relanded.isoformat() if relanded is not None else None,
         "target": settings.dbt_target_name,
         "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),

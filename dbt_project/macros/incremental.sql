@@ -25,7 +25,7 @@
 {% endmacro %}
 
 
-{% macro partition_start(offset_days=0) %}
+{% macro partition_start(offset_days=0, after_newest=false) %}
     {#- The first partition an incremental run rewrites, as a SQL date literal; none on a full build.
 
         The marts are delete+insert keyed on their partition column (config unique_key): a run for day D writes the
@@ -34,7 +34,11 @@
         run owns D (the stock snapshot taken at D 00:00 lands with day D's data) and D + 1 (the serving snapshot).
         Impression marts use -1: an outcome after midnight lands a day after its impression.
         When the table's newest partition is older than that (runs were skipped), the run starts there instead and
-        fills the gap, so running days one at a time gives the same rows as one run of the last day. -#}
+        fills the gap, so running days one at a time gives the same rows as one run of the last day.
+        after_newest: the table's rows of a day depend only on that day's raw partition (int_*_daily,
+        query_item_match), so a stored day is final and the run starts at min(D + offset_days, newest + 1 day).
+        A raw partition re-landed since the last build (relanded_start, day R) moves the start to R + offset_days
+        at most: the run then rewrites what a backfill of R would, and every later day. -#}
     {%- set spine = ref('int_day_spine') -%}  {#- a parse-time dependency: run_day() queries it -#}
     {%- if not is_incremental() -%}
         {{- return(none) -}}
@@ -46,14 +50,46 @@
         {{- return(none) -}}  {#- an empty table: build everything -#}
     {%- endif -%}
     {%- set newest = modules.datetime.date.fromisoformat((newest | string)[:10]) -%}
-    {%- set start = [run_day() + modules.datetime.timedelta(days=offset_days | int), newest] | min -%}
-    {{- return("date '" ~ start.isoformat() ~ "'") -}}
+    {%- set offset = modules.datetime.timedelta(days=offset_days | int) -%}
+    {%- set starts = [run_day() + offset, newest + modules.datetime.timedelta(days=1) if after_newest else newest] -%}
+    {%- set relanded = relanded_start() -%}
+    {%- if relanded is not none -%}
+        {%- do starts.append(relanded + offset) -%}
+    {%- endif -%}
+    {{- return("date '" ~ (starts | min).isoformat() ~ "'") -}}
 {% endmacro %}
 
 
-{% macro partition_filter(column, offset_days=0) %}
+{% macro relanded_start() %}
+    {#- The earliest day whose raw partition (of any raw table) changed or appeared since the last build that read
+        the raw data (a python date, or none): env SHOPRANK_RELANDED_FROM, which `shoprank build-warehouse` sets from
+        the raw files' sizes and mtimes against the list it kept after its last successful build
+        (warehouse/build.py: relanded_from). Read only at execution, like the run's day. Without it (dbt run by
+        hand, the per-model Airflow tasks) a corrected older partition needs a backfill of its day or --full-refresh. -#}
+    {%- set value = env_var('SHOPRANK_RELANDED_FROM', '') if execute else '' -%}
+    {%- if (value | trim) == '' -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(modules.datetime.date.fromisoformat((value | trim)[:10])) -}}
+{% endmacro %}
+
+
+{% macro newest_stored(name, column) %}
+    {#- max(column) of the model `name`'s table, as a python date; none when the table is missing or empty -#}
+    {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', name) | first -%}
+    {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
+    {%- if relation is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set newest = run_query('select max(' ~ column ~ ') from ' ~ relation).columns[0].values()[0] -%}
+    {{- return(none if newest is none else modules.datetime.date.fromisoformat((newest | string)[:10])) -}}
+{% endmacro %}
+
+
+{% macro partition_filter(column, offset_days=0, after_newest=false) %}
     {#- A predicate keeping `column` (a date) to the partitions this run rewrites; `true` on a full build. -#}
-    {%- set start = partition_start(offset_days) -%}
+    {%- set start = partition_start(offset_days, after_newest) -%}
     {{- return(column ~ ' >= ' ~ start if start else 'true') -}}
 {% endmacro %}
 
@@ -62,12 +98,12 @@
     {#- The first day this run rewrites in any day-partitioned incremental model, as a python date; none when the
         run builds all history (no run day given, --full-refresh, or such a model's table missing or empty).
 
-        Each model rewrites from min(run's day + offset, its newest partition) (partition_start, offset 0 or -1):
-        the minimum over the models, taking -1 for all, is at most one day more than any of them needs. It bounds
-        what a run reads: the day spine starts here (int_day_spine), stg_events reads the raw partitions from here
-        on (events_start) and the data tests on the marts check the partitions from here
-        on (get_where_subquery), so the daily run reads and rewrites a few days, whatever the history's length.
-        Called while stg_events and int_day_spine compile, before this run has changed any mart (stg_events, itself
+        Each model rewrites from min(run's day + offset, its newest partition (+ 1 day: after_newest), a re-landed
+        raw day + offset) (partition_start, offset 0 or -1): the minimum over the models, taking -1 for all, is at
+        most one day more than any of them needs. It bounds what a run reads: the day spine starts here
+        (int_day_spine) and the data tests on the marts check the partitions from here on (get_where_subquery), so
+        the daily run reads and rewrites a few days, whatever the history's length (stg_events has its own start,
+        events_start). Called while int_day_spine compiles, before this run has changed any mart (stg_events, itself
         one of these models, then holds at least the days it read). -#}
     {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
         {{- return(none) -}}
@@ -86,15 +122,46 @@
             {%- set state.start = [state.start, modules.datetime.date.fromisoformat((newest | string)[:10])] | min -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- set relanded = relanded_start() -%}
+    {%- if relanded is not none -%}
+        {%- set state.start = [state.start, relanded - modules.datetime.timedelta(days=1)] | min -%}
+    {%- endif -%}
     {{- return(none if state.full else state.start) -}}
 {% endmacro %}
 
 
+{% macro events_start_day() %}
+    {#- The first raw event day this run reads into stg_events, as a python date (none: all): min(the run's day,
+        stg_events' newest stored dt + 1 day, relanded_start). A stored day of stg_events is final (its rows come
+        from its own raw partition only), so the daily run reads one raw partition, D's; an id re-landed in D that
+        the stored day before already holds is dropped there (stg_events: an anti-join against that one stored
+        day). Spark (whose insert overwrite cannot read the table it writes) reads the day before again instead and
+        de-duplicates the two. The raw gate keeps every event inside its partition's day, so the partition dt is
+        the event's date. stg_events is a table incremental by dt, so the retrieval marts' 7-day windows read its
+        stored days. -#}
+    {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set newest = newest_stored('stg_events', 'dt') -%}
+    {%- if newest is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set run = modules.datetime.date.fromisoformat(run_date_value()) -%}
+    {%- set starts = [run, newest + modules.datetime.timedelta(days=1)] -%}
+    {%- if target.type == 'spark' -%}
+        {%- do starts.append(run - modules.datetime.timedelta(days=1)) -%}
+    {%- endif -%}
+    {%- set relanded = relanded_start() -%}
+    {%- if relanded is not none -%}
+        {%- do starts.append(relanded) -%}
+    {%- endif -%}
+    {{- return(starts | min) -}}
+{% endmacro %}
+
+
 {% macro events_start() %}
-    {#- The first raw event day this run reads, as a SQL date literal (none: all): run_start. stg_events is a table
-        incremental by dt, so the retrieval marts' 7-day windows read its stored days, not raw partitions. The raw
-        gate keeps every event inside its partition's day, so the partition dt is the event's date. -#}
-    {%- set start = run_start() -%}
+    {#- events_start_day as a SQL date literal (none: all raw event partitions) -#}
+    {%- set start = events_start_day() -%}
     {{- return(none if start is none else "date '" ~ start.isoformat() ~ "'") -}}
 {% endmacro %}
 
@@ -345,6 +412,17 @@
         )) -}}
     {%- endif -%}
     {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}
+    {%- set partial = [] -%}
+    {%- set relabel_key = config.get('relabel_key') -%}
+    {%- if keys and relabel_key -%}
+        {#- training_examples: the days before its first whole day (partition_start(0, after_newest)) hold only the
+            relabelled rows, which replace their stored twins by relabel_key; the whole days are replaced whole -#}
+        {%- set first_day = partition_start(0, after_newest=true) -%}
+        {%- if first_day -%}
+            {%- set partial = keys | select('lt', first_day) | list -%}
+            {%- set keys = keys | select('ge', first_day) | list -%}
+        {%- endif -%}
+    {%- endif -%}
     {%- if keys %}
             delete from {{ target }}
             where {{ unique_key }} in ({{ keys | join(', ') }})
@@ -354,6 +432,12 @@
                 {% endfor %}
             {%- endif -%};
     {%- endif %}
+    {%- for day in partial %}
+            delete from {{ target }}
+            where {{ unique_key }} = {{ day }} and {{ relabel_key }} in (
+                select {{ relabel_key }} from {{ source }} where {{ unique_key }} = {{ day }}
+            );
+    {%- endfor %}
 
     insert into {{ target }} ({{ dest_cols_csv }})
     (

@@ -3,6 +3,7 @@ of one run over all days, and a backfill of an earlier day rewrites only the par
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -25,6 +26,8 @@ from warehouse.build import (
     UNIT_TESTS_PASSED,
     WarehouseBuildError,
     build_warehouse,
+    raw_file_states,
+    relanded_from,
     unit_tests_fingerprint,
 )
 
@@ -125,10 +128,142 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
             else:
                 assert after[key] == before[key], key  # neither written nor changed
         assert not (day_by_day.marts_build_dir / f"{name}.parquet").exists(), name  # no whole-mart file besides
-    # The table's rewrite deletes the two days by name (row groups skipped by min/max), not by a join on new rows.
+    # The table's rewrite deletes day D by name (row groups skipped by min/max), not by a join on new rows; D-1 is
+    # not rewritten whole (no outcome of the test world lands after midnight: nothing of D-1 is relabelled).
     run_sql = day_by_day.dbt_artifacts_dir / "run" / "shoprank" / "models" / "marts" / "training_examples.sql"
-    listed = ", ".join(f"date '{day}'" for day in sorted(rewritten))
-    assert f"where dt in ({listed});" in " ".join(run_sql.read_text().split())
+    run = " ".join(run_sql.read_text().split())
+    assert f"where dt in (date '{RUN_DATE}');" in run
+    assert f"date '{RUN_DATE - timedelta(days=1)}'" not in run
+
+
+def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impressions(
+    day_by_day: Settings, tmp_path: Path
+) -> None:
+    """D's raw partition re-lands with two additions: a copy of a click of D-1 (same event id, same row) and a click
+    just after midnight on an unclicked impression of D-1 (a request across midnight). D's run again reads D's raw
+    partition alone; the copied id is dropped against stg_events' stored D-1 rows (an anti-join on that one stored
+    day: a full build keeps the earliest partition's copy); training_examples writes D whole and, of D-1, only the
+    impression the late click labels (replaced by impression_id). Every mart's export is byte-identical to one run
+    of D over the same raw data (a kept copy would count the click twice in the windows; a relabelled row added
+    beside its stored twin would repeat the impression)."""
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+    previous = RUN_DATE - timedelta(days=1)
+    earlier = pq.read_table(partition_path(settings.raw_dir, "events", previous))
+    click = earlier.filter(pc.equal(earlier["event_type"], "click")).slice(0, 1)
+    copied_id = click["event_id"][0].as_py()
+    examples = _mart(settings, "training_examples")
+    path = partition_path(settings.raw_dir, "events", RUN_DATE)
+    events = pq.read_table(path)
+    # a user also shown items on D, so their day D still has more impressions than clicks (a gate checks it)
+    active = set(events.filter(pc.equal(events["event_type"], "impression"))["user_id"].to_pylist())
+    unclicked = examples[(examples["dt"] == previous) & (examples["label_click"] == 0)]
+    late = unclicked[unclicked["user_id"].isin(active)].iloc[0]
+    late_click = pa.Table.from_pylist(
+        [
+            {
+                "event_id": f"late-{late.impression_id}",
+                "event_ts": pd.Timestamp(RUN_DATE, tz="UTC") + pd.Timedelta(seconds=5),
+                "event_type": "click",
+                "user_id": late.user_id,
+                "item_id": late.item_id,
+                "request_id": late.request_id,
+                "surface": late.surface,
+            }
+        ],
+        schema=events.schema,
+    )
+    pq.write_table(pa.concat_tables([events, click.select(events.column_names).cast(events.schema), late_click]), path)
+
+    build_warehouse(settings, RUN_DATE)
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        kept = con.execute("select dt from stg_events where event_id = ?", [copied_id]).fetchall()
+        per_day = con.execute("select count(*) from stg_events where dt = ?", [RUN_DATE]).fetchone()
+    assert kept == [(previous,)]
+    assert per_day is not None and per_day[0] == events.num_rows + 1  # the late click, not the copy
+    compiled = settings.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "staging" / "stg_events.sql"
+    assert set(re.findall(r"/events/dt=([0-9-]+)/", compiled.read_text())) == {RUN_DATE.isoformat()}
+    run_sql = settings.dbt_artifacts_dir / "run" / "shoprank" / "models" / "marts" / "training_examples.sql"
+    run = " ".join(run_sql.read_text().split())
+    assert f"where dt in (date '{RUN_DATE}');" in run
+    assert f"where dt = date '{previous}' and impression_id in ( select impression_id from" in run
+    relabelled = _mart(settings, "training_examples").set_index("impression_id")
+    assert relabelled.loc[late.impression_id, "label_click"] == 1
+    assert (relabelled["dt"] == previous).sum() == (examples["dt"] == previous).sum()
+
+    straight = tiny_settings(tmp_path / "straight")
+    shutil.copytree(settings.raw_dir, straight.raw_dir, dirs_exist_ok=True)
+    _build_models(straight, RUN_DATE)
+    after, expected = _exports(settings), _exports(straight)
+    assert sorted(after) == sorted(expected)
+    assert [name for name in expected if after[name] != expected[name]] == []
+
+
+def test_relanded_from_names_the_earliest_day_whose_raw_content_changed(tmp_path: Path) -> None:
+    """The last build's list against the raw files now: a partition rewritten with the same bytes (the simulator
+    rewrites its window every day) is not re-landed, nor is a day newer than the list's newest (new data); changed
+    content, or a file added or removed on a day the list had seen, is, and the earliest such day is named. A file
+    with the listed mtime and size keeps its listed digest (not read again)."""
+    settings = tiny_settings(tmp_path / "home")
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(4)]
+    for day in days[:3]:
+        for table in ("events", "users"):
+            path = partition_path(settings.raw_dir, table, day)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"{table} {day}".encode())
+    built = raw_file_states(settings)
+    assert relanded_from(None, built) is None  # no list: a first build
+    assert relanded_from(built, raw_file_states(settings, built)) is None
+
+    for day in days[:3]:  # the same bytes again, a later mtime
+        path = partition_path(settings.raw_dir, "events", day)
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    new_day = partition_path(settings.raw_dir, "events", days[3])
+    new_day.parent.mkdir(parents=True)
+    new_day.write_bytes(b"the next day")
+    assert relanded_from(built, raw_file_states(settings, built)) is None
+
+    partition_path(settings.raw_dir, "users", days[2]).write_bytes(b"corrected")
+    assert relanded_from(built, raw_file_states(settings, built)) == days[2]
+    partition_path(settings.raw_dir, "events", days[1]).unlink()
+    assert relanded_from(built, raw_file_states(settings, built)) == days[1]
+
+    # a listed digest is trusted while mtime and size match: the file is not read
+    unread = raw_file_states(settings)
+    path = partition_path(settings.raw_dir, "events", days[0])
+    stat = path.stat()
+    path.write_bytes(b"X" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert raw_file_states(settings, unread) == unread
+    assert (
+        raw_file_states(settings)[path.relative_to(settings.raw_dir).as_posix()][2]
+        != unread[path.relative_to(settings.raw_dir).as_posix()][2]
+    )
+
+
+def test_a_corrected_older_partition_is_picked_up_by_the_next_run(day_by_day: Settings, tmp_path: Path) -> None:
+    """D-2's raw partitions (events and inventory) re-land corrected after D's build; D's run again, with no
+    backfill asked, finds them changed (their sha256: warehouse.build.relanded_from), rewrites from D-2 on, and its
+    marts equal one run of D over the corrected raw data (a run that rewrote only D would keep the old D-2)."""
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+    before = _exports(settings)
+    _correct_raw_partition(settings, DAYS[0])
+
+    summary = build_warehouse(settings, RUN_DATE)
+
+    assert summary["relanded_from"] == DAYS[0].isoformat()
+    straight = tiny_settings(tmp_path / "straight")
+    shutil.copytree(settings.raw_dir, straight.raw_dir, dirs_exist_ok=True)
+    _build_models(straight, RUN_DATE)
+    after, expected = _exports(settings), _exports(straight)
+    assert sorted(after) == sorted(expected)
+    assert [name for name in expected if after[name] != expected[name]] == []
+    assert after["user_features.parquet"] != before["user_features.parquet"]
+    # The next run finds nothing re-landed: it keeps the raw files' state this run read.
+    assert build_warehouse(settings, RUN_DATE)["relanded_from"] is None
 
 
 def test_each_days_run_reuses_dbts_parse(day_by_day: Settings) -> None:
@@ -335,11 +470,13 @@ def test_a_run_after_skipped_days_fills_the_gap(warehouse: dict, tmp_path: Path)
 
 
 def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, tmp_path: Path) -> None:
-    """A ten-day history built up to D-1; then every raw event partition older than the first day D's run rewrites
-    (D-1) is replaced by garbage bytes, the retrieval marts' 7-day window included (they read the stored days of
-    stg_events): D's run, its tests included, still succeeds, scans and deduplicates only days D-1 and D, and its
-    marts equal one run of D over the intact data (a run that re-read history fails on the first garbage file; one
-    that read it from elsewhere would differ)."""
+    """A ten-day history built up to D-1; then every raw event partition older than D (D-1 included) is replaced by
+    garbage bytes, the retrieval marts' 7-day window included (they read the stored days of stg_events); each
+    garbage file keeps its partition's size and mtime, so the run takes its content digest from the last build's
+    list instead of reading it (warehouse.build.raw_file_states). D's run, its tests included, still succeeds,
+    scans and deduplicates only day D (stg_events' stored days are final), and its marts equal one run of D over the
+    intact data (a run that re-read history fails on the first garbage file; one that read it from elsewhere would
+    differ)."""
     history = TINY.model_copy(update={"days": 10})
     day = history.start_date + timedelta(days=9)
     intact = Settings(home=tmp_path / "intact", simulator=history)
@@ -349,9 +486,12 @@ def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, t
     _land_raw_up_to(intact.raw_dir, settings.raw_dir, day - timedelta(days=1))
     _build_models(settings, day - timedelta(days=1))
     _land_raw_up_to(intact.raw_dir, settings.raw_dir, day)
-    old_days = [day - timedelta(days=n) for n in range(9, 1, -1)]
+    old_days = [day - timedelta(days=n) for n in range(9, 0, -1)]
     for old_day in old_days:
-        partition_path(settings.raw_dir, "events", old_day).write_bytes(b"not a parquet file")
+        path = partition_path(settings.raw_dir, "events", old_day)
+        stat = path.stat()
+        path.write_bytes(b"not a parquet file".ljust(stat.st_size, b"\0"))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     build_warehouse(settings, day)
 
@@ -360,14 +500,17 @@ def test_the_next_days_run_reads_no_old_raw_event_partition(restore_env: None, t
     assert [name for name in expected if exports[name] != expected[name]] == []
     # The old days are in the marts: their features came from the first run, not re-read.
     assert _mart(settings, "training_examples")["dt"].min() == old_days[0]
-    # stg_events, the one model that reads raw events, rewrote the two days it read, all their rows...
-    new_rows = sum(
-        pq.read_metadata(partition_path(settings.raw_dir, "events", d)).num_rows for d in (day - timedelta(days=1), day)
-    )
+    # stg_events, the one model that reads raw events, wrote the one day it read, all its rows...
+    new_rows = pq.read_metadata(partition_path(settings.raw_dir, "events", day)).num_rows
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         per_day = dict(con.execute("select dt, count(*) from stg_events group by dt").fetchall())
-    assert len(per_day) == 10 and sum(per_day[d] for d in (day - timedelta(days=1), day)) == new_rows
-    # ... reading only their raw files: the compiled model lists the two partitions' files.
+    assert len(per_day) == 10 and per_day[day] == new_rows
+    # ... reading only its raw file: the compiled model lists D's partition alone.
     compiled = settings.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "staging" / "stg_events.sql"
     read = set(re.findall(r"/events/dt=([0-9-]+)/", compiled.read_text()))
-    assert read == {(day - timedelta(days=1)).isoformat(), day.isoformat()}
+    assert read == {day.isoformat()}
+    # The daily aggregates and the query match aggregated day D alone too (a stored day is final).
+    for model in ("int_item_daily", "int_user_daily", "int_user_category_daily", "query_item_match"):
+        folder = "intermediate" if model.startswith("int_") else "marts"
+        sql = (settings.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / folder / f"{model}.sql").read_text()
+        assert f"event_date >= date '{day.isoformat()}'" in sql, model

@@ -1,8 +1,8 @@
 {{ config(post_hook="{{ export_mart('dt, request_id, impression_id', by_day='dt') }}") }}
 -- One row per search impression: the query, the item's title and their word overlap (share of the query's words
 -- found in the title, case-insensitive). A request-time feature: it uses only the request and the catalogue, so it
--- is point-in-time by construction. Joins training_examples on impression_id. Incremental like training_examples:
--- a run for day D rewrites days D - 1 and D.
+-- is point-in-time by construction. Joins training_examples on impression_id. Incremental by day: a stored day is
+-- final (its rows come from that day's impressions only), so a run for day D writes day D alone (after_newest).
 with
 
 impressions as (
@@ -10,7 +10,7 @@ impressions as (
     select event_id, request_id, user_id, item_id, query, item_title, event_date
     from {{ ref('int_events') }}
     where event_type = 'impression' and surface = 'search' and query is not null
-        and {{ partition_filter('event_date', -1) }}
+        and {{ partition_filter('event_date', after_newest=true) }}
 
 ),
 

@@ -1,7 +1,22 @@
-{{ config(post_hook="{{ export_mart('dt, request_id, position, impression_id', by_day='dt') }}") }}
+{{ config(
+    relabel_key='impression_id',
+    post_hook="{{ export_mart('dt, request_id, position, impression_id', by_day='dt') }}"
+) }}
 -- One row per impression up to the run's day, labelled by the later click / add-to-cart / purchase of the same
--- item in the same request. Incremental: a run for day D rewrites days D - 1 (an outcome after midnight lands a
--- day after its impression) and D.
+-- item in the same request. Incremental: a run for day D writes day D whole and, of day D - 1, only the impressions
+-- whose item has an outcome in the same request landing in D (a request across midnight): their labels are computed
+-- again from both days' outcomes and replace the stored rows by impression_id (config relabel_key; the delete in
+-- macros/incremental.sql: duckdb__get_delete_insert_merge_sql). A label only ever grows by a later outcome of the
+-- same request and item, so every other stored row of D - 1 stays what a full build gives. On PostgreSQL and Spark
+-- (whose delete+insert / insert overwrite replace whole days) the run rewrites D - 1 whole instead.
+{%- set relabel = target.type == 'duckdb' and is_incremental() %}
+{%- set first_day = partition_start(0, after_newest=true) if relabel else none %}
+{%- set previous_day = none %}
+{%- if first_day %}
+{%- set previous_day = "date '" ~ (
+    modules.datetime.date.fromisoformat(first_day[6:16]) - modules.datetime.timedelta(days=1)
+).isoformat() ~ "'" %}
+{%- endif %}
 
 with
 
@@ -10,6 +25,55 @@ events as (
     select * from {{ ref('int_events') }}
 
 ),
+
+{%- if previous_day %}
+
+late_outcomes as (
+
+    -- the (request, item) pairs with an outcome in the days written whole: of the day before, only their
+    -- impressions can gain a label
+    select distinct request_id, item_id
+    from events
+    where event_type in ('click', 'add_to_cart', 'purchase') and event_date >= {{ first_day }}
+
+),
+
+impressions as (
+
+    select event_id as impression_id, request_id, user_id, item_id, event_ts, position, surface, event_date
+    from events
+    where event_type = 'impression' and event_date >= {{ first_day }}
+
+    union all
+
+    select
+        events.event_id as impression_id,
+        events.request_id,
+        events.user_id,
+        events.item_id,
+        events.event_ts,
+        events.position,
+        events.surface,
+        events.event_date
+
+    from events
+    inner join late_outcomes
+        on events.request_id = late_outcomes.request_id
+        and events.item_id = late_outcomes.item_id
+    where events.event_type = 'impression' and events.event_date = {{ previous_day }}
+
+),
+
+outcomes as (
+
+    select request_id, item_id, event_type, event_ts
+    from events
+    -- the relabelled impressions' outcomes of their own day too
+    where event_type in ('click', 'add_to_cart', 'purchase') and event_date >= {{ previous_day }}
+
+),
+
+{%- else %}
 
 impressions as (
 
@@ -36,6 +100,8 @@ outcomes as (
     where event_type in ('click', 'add_to_cart', 'purchase') and {{ partition_filter('event_date', -1) }}
 
 ),
+
+{%- endif %}
 
 labelled as (
 

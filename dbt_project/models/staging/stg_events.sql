@@ -4,17 +4,18 @@
 ) }}
 {#- A table, incremental by raw partition day (dt, the event's UTC date: the raw gate keeps events inside their
     partition's day): an incremental run reads, types and deduplicates only the raw partitions from its first
-    rewritten day on (events_start), once; every model downstream (the 7-day retrieval windows included) reads the
-    stored days instead of re-scanning raw history through a view. -#}
-{%- set first_day = events_start() %}
+    rewritten day on (events_start: the daily run reads D's alone), once; every model downstream (the 7-day
+    retrieval windows included) reads the stored days instead of re-scanning raw history through a view. -#}
+{%- set first_day = events_start_day() %}
+{%- set anti_join = first_day is not none and target.type != 'spark' %}
 
 with
 
 source as (
 
     {%- if first_day %}
-    select * from {{ raw_partitions(source('raw', 'events'), 'events', first_day) }}
-    where dt >= {{ first_day }}
+    select * from {{ raw_partitions(source('raw', 'events'), 'events', "date '" ~ first_day.isoformat() ~ "'") }}
+    where dt >= date '{{ first_day.isoformat() }}'
     {%- else %}
     select * from {{ source('raw', 'events') }}
     {%- endif %}
@@ -43,10 +44,32 @@ renamed as (
 
 deduplicated as (
 
-    -- a partition re-landed twice must not double-count: keep one row per event, from the latest partition (of
-    -- those read: an incremental run leaves an older stored day's copy of an id it re-reads in a later day alone)
-    {{ latest_row('renamed', 'event_id', 'dt desc, event_ts desc') }}
+    -- an event landed twice (a partition re-landed, or an id sent again the next day) must not double-count: keep
+    -- one row per event, from the earliest partition that holds it (the latest event_ts within one partition)
+    {{ latest_row('renamed', 'event_id', 'dt, event_ts desc') }}
+
+){% if anti_join %},
+
+stored as (
+
+    -- the stored day before the first day read: the copy of an id it already holds wins (a full build would keep
+    -- that earlier copy too); only that partition is read (its row groups by min/max on dt), not the raw history
+    select event_id
+    from {{ this }}
+    where dt = date '{{ (first_day - modules.datetime.timedelta(days=1)).isoformat() }}'
+
+),
+
+final as (
+
+    select deduplicated.*
+    from deduplicated
+    where not exists (select 1 from stored where stored.event_id = deduplicated.event_id)
 
 )
 
+select * from final
+{%- else %}
+
 select * from deduplicated
+{%- endif %}
