@@ -449,8 +449,9 @@ class LoopSettings(BaseModel):
     """The closed-loop marketplace (orchestration/loop.py: `shoprank loop`, `make bench-loop`)."""
 
     days: int = Field(28, ge=1, description="served days after the logged warm-up")
-    # Production retrains daily; the data steps run every day regardless (features, stock, new items).
-    retrain_every_days: int = Field(1, ge=1)
+    # Production retrains daily; the data steps run every day regardless (features, stock, new items). 0: never
+    # (the warm-up's champion serves the whole run: policies judged without the champion gate's promotions).
+    retrain_every_days: int = Field(1, ge=0)
     # The cold-start prior predicts a new item's CTR / CVR over its first days, from items whose first days ended.
     prior_first_days: int = Field(3, ge=1)
     prior_lookback_days: int = Field(60, ge=1)

@@ -21,7 +21,7 @@ from producers.served_day import MissingStock, simulate_served_day
 from producers.simulator import simulate
 from shoprank.item_priors import ItemPriors, load_priors
 from shoprank.raw_contract import partition_path
-from shoprank.settings import Settings, get_settings
+from shoprank.settings import LoopSettings, Settings, get_settings
 from training.cold_start_prior import train_cold_start_prior, training_frame
 
 LOOP_ENV = (
@@ -106,6 +106,7 @@ def test_a_cadence_of_zero_is_kept_not_replaced_by_the_default(tmp_path: Path, l
     lines: list[str] = []
     summary = run_loop("oracle", days=1, retrain_every=0, home=tmp_path / "fixed", echo=lines.append)
     assert summary["retrain_every_days"] == 0 and "no retraining (--retrain-every 0" in lines[0]
+    assert LoopSettings(retrain_every_days=0).retrain_every_days == 0  # settable as SHOPRANK_LOOP__RETRAIN_EVERY_DAYS
     with pytest.raises(ValueError, match="0: never"):
         run_loop("oracle", days=1, retrain_every=-1, home=tmp_path / "bad", echo=lines.append)
 
