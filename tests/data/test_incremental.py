@@ -155,24 +155,7 @@ def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impres
     examples = _mart(settings, "training_examples")
     path = partition_path(settings.raw_dir, "events", RUN_DATE)
     events = pq.read_table(path)
-    # a user also shown items on D, so their day D still has more impressions than clicks (a gate checks it)
-    active = set(events.filter(pc.equal(events["event_type"], "impression"))["user_id"].to_pylist())
-    unclicked = examples[(examples["dt"] == previous) & (examples["label_click"] == 0)]
-    late = unclicked[unclicked["user_id"].isin(active)].iloc[0]
-    late_click = pa.Table.from_pylist(
-        [
-            {
-                "event_id": f"late-{late.impression_id}",
-                "event_ts": pd.Timestamp(RUN_DATE, tz="UTC") + pd.Timedelta(seconds=5),
-                "event_type": "click",
-                "user_id": late.user_id,
-                "item_id": late.item_id,
-                "request_id": late.request_id,
-                "surface": late.surface,
-            }
-        ],
-        schema=events.schema,
-    )
+    late_click = _late_click(settings, events, RUN_DATE)
     pq.write_table(pa.concat_tables([events, click.select(events.column_names).cast(events.schema), late_click]), path)
 
     build_warehouse(settings, RUN_DATE)
@@ -189,7 +172,7 @@ def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impres
     assert f"where dt in (date '{RUN_DATE}');" in run
     assert f"where dt = date '{previous}' and impression_id in ( select impression_id from" in run
     relabelled = _mart(settings, "training_examples").set_index("impression_id")
-    assert relabelled.loc[late.impression_id, "label_click"] == 1
+    assert relabelled.loc[_impression_of(late_click), "label_click"] == 1
     assert (relabelled["dt"] == previous).sum() == (examples["dt"] == previous).sum()
 
     straight = tiny_settings(tmp_path / "straight")
@@ -362,19 +345,15 @@ def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: P
             ), name
 
 
-def _correct_raw_partition(settings: Settings, day: date) -> str:
-    """Re-land day's raw partition corrected: half its requests removed, the stock snapshot of day 00:00 raised by
-    1000, and a late click (just after midnight) on an unclicked impression of the day before, whose id it returns."""
-    path = partition_path(settings.raw_dir, "events", day)
-    events = pq.read_table(path)
-    dropped = pa.array(pc.unique(events["request_id"]).to_pylist()[::2])
-    events = events.filter(pc.invert(pc.is_in(events["request_id"], dropped)))
+def _late_click(settings: Settings, events: pa.Table, day: date) -> pa.Table:
+    """One click just after day's midnight on an unclicked impression of the day before, shown to a user who also
+    has impressions in ``events`` (day's events), so their day keeps more impressions than clicks (a gate checks it).
+    Its event_id is ``late-<impression_id>``."""
     examples = _mart(settings, "training_examples")
-    # A user also shown items on the corrected day, so their day still has more impressions than clicks.
     active = set(events.filter(pc.equal(events["event_type"], "impression"))["user_id"].to_pylist())
     unclicked = examples[(examples["dt"] == day - timedelta(days=1)) & (examples["label_click"] == 0)]
     late = unclicked[unclicked["user_id"].isin(active)].iloc[0]
-    click = pa.Table.from_pylist(
+    return pa.Table.from_pylist(
         [
             {
                 "event_id": f"late-{late.impression_id}",
@@ -388,12 +367,27 @@ def _correct_raw_partition(settings: Settings, day: date) -> str:
         ],
         schema=events.schema,
     )
+
+
+def _impression_of(late_click: pa.Table) -> str:
+    """The impression id a _late_click clicks."""
+    return str(late_click["event_id"][0].as_py()).removeprefix("late-")
+
+
+def _correct_raw_partition(settings: Settings, day: date) -> str:
+    """Re-land day's raw partition corrected: half its requests removed, the stock snapshot of day 00:00 raised by
+    1000, and a late click (just after midnight) on an unclicked impression of the day before, whose id it returns."""
+    path = partition_path(settings.raw_dir, "events", day)
+    events = pq.read_table(path)
+    dropped = pa.array(pc.unique(events["request_id"]).to_pylist()[::2])
+    events = events.filter(pc.invert(pc.is_in(events["request_id"], dropped)))
+    click = _late_click(settings, events, day)
     pq.write_table(pa.concat_tables([events, click]), path)
     path = partition_path(settings.raw_dir, "inventory", day)
     inventory = pq.read_table(path)
     stock = inventory.column_names.index("stock_units")
     pq.write_table(inventory.set_column(stock, "stock_units", pc.add(inventory["stock_units"], 1000)), path)
-    return str(late.impression_id)
+    return _impression_of(click)
 
 
 def test_backfill_rewrites_only_the_partitions_of_its_day(day_by_day: Settings) -> None:
