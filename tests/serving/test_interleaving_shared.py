@@ -13,6 +13,7 @@ from feast import FeatureStore
 
 from serving.experiments.assignment import arm_for
 from serving.experiments.routing import route
+from serving.online_sqlite import Columns, SqliteUserRead
 from serving.schemas import RankRequest
 from serving.service import RankingService
 from serving.state import load_state
@@ -43,14 +44,22 @@ def _tdi_users(service: RankingService, serving_world: ServingWorld) -> list[str
 def test_an_interleaved_request_reads_the_online_store_once(
     service: RankingService, serving_world: ServingWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[list[str]] = []
-    original = FeatureStore.get_online_features
+    # The user's read goes through Feast's get_online_features, or straight to its SQLite tables (the local
+    # profile: serving/online_sqlite.py): either way, each call is one read; record the feature names it asks for.
+    calls: list[set[str]] = []
+    through_feast = FeatureStore.get_online_features
+    direct = SqliteUserRead.read
 
     def counted(self: FeatureStore, *args: object, **kwargs: object) -> object:
-        calls.append(list(kwargs.get("features") or args[0]))  # type: ignore[call-overload]
-        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+        calls.append({ref.split(":", 1)[1] for ref in kwargs.get("features") or args[0]})  # type: ignore[attr-defined]
+        return through_feast(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_direct(self: SqliteUserRead, user_id: str, n_categories: int) -> Columns:
+        calls.append({name for table in self.tables for name in table.features})
+        return direct(self, user_id, n_categories)
 
     monkeypatch.setattr(FeatureStore, "get_online_features", counted)
+    monkeypatch.setattr(SqliteUserRead, "read", counted_direct)
     (pair,) = service.state.interleave_readers
     readers = [service.state.arm_models[tag][1] for tag in pair]
     assert readers[0].feature_service != readers[1].feature_service  # ranker_v1 vs ranker_v3: a real union
@@ -60,7 +69,7 @@ def test_an_interleaved_request_reads_the_online_store_once(
         assert response.interleaved is not None and not response.degraded, response.degraded_reasons
         assert len(calls) == 1, f"{len(calls)} online reads for one interleaved request"
         # the one read asks for every user-side feature of both models' services
-        assert set(calls[0]) == {ref for r in readers for ref in r.user_refs + r.category_refs}
+        assert calls[0] == {ref.split(":", 1)[1] for r in readers for ref in r.user_refs + r.category_refs}
 
 
 def test_each_team_keeps_its_own_models_scores_and_order(service: RankingService, serving_world: ServingWorld) -> None:
