@@ -175,12 +175,7 @@ def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impres
     assert relabelled.loc[_impression_of(late_click), "label_click"] == 1
     assert (relabelled["dt"] == previous).sum() == (examples["dt"] == previous).sum()
 
-    straight = tiny_settings(tmp_path / "straight")
-    shutil.copytree(settings.raw_dir, straight.raw_dir, dirs_exist_ok=True)
-    _build_models(straight, RUN_DATE)
-    after, expected = _exports(settings), _exports(straight)
-    assert sorted(after) == sorted(expected)
-    assert [name for name in expected if after[name] != expected[name]] == []
+    _exports_equal_to_a_full_build(settings, tmp_path)
 
 
 def test_relanded_from_names_the_earliest_day_whose_raw_content_changed(tmp_path: Path) -> None:
@@ -238,12 +233,7 @@ def test_a_corrected_older_partition_is_picked_up_by_the_next_run(day_by_day: Se
     summary = build_warehouse(settings, RUN_DATE)
 
     assert summary["relanded_from"] == DAYS[0].isoformat()
-    straight = tiny_settings(tmp_path / "straight")
-    shutil.copytree(settings.raw_dir, straight.raw_dir, dirs_exist_ok=True)
-    _build_models(straight, RUN_DATE)
-    after, expected = _exports(settings), _exports(straight)
-    assert sorted(after) == sorted(expected)
-    assert [name for name in expected if after[name] != expected[name]] == []
+    after = _exports_equal_to_a_full_build(settings, tmp_path)
     assert after["user_features.parquet"] != before["user_features.parquet"]
     # The next run finds nothing re-landed: it keeps the raw files' state this run read.
     assert build_warehouse(settings, RUN_DATE)["relanded_from"] is None
@@ -343,6 +333,18 @@ def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: P
                 .df()
                 .equals(con.execute(f"select * from read_parquet('{single}')").df())
             ), name
+
+
+def _exports_equal_to_a_full_build(settings: Settings, tmp_path: Path) -> dict[str, bytes]:
+    """Asserts every export of ``settings``' home equals, byte for byte, one build of RUN_DATE over the same raw
+    data in a fresh home; returns the home's exports."""
+    straight = tiny_settings(tmp_path / "straight")
+    shutil.copytree(settings.raw_dir, straight.raw_dir, dirs_exist_ok=True)
+    _build_models(straight, RUN_DATE)
+    after, expected = _exports(settings), _exports(straight)
+    assert sorted(after) == sorted(expected)
+    assert [name for name in expected if after[name] != expected[name]] == []
+    return after
 
 
 def _late_click(settings: Settings, events: pa.Table, day: date) -> pa.Table:
