@@ -98,18 +98,24 @@
     {#- The first day this run rewrites in any day-partitioned incremental model, as a python date; none when the
         run builds all history (no run day given, --full-refresh, or such a model's table missing or empty).
 
-        Each model rewrites from min(run's day + offset, its newest partition (+ 1 day: after_newest), a re-landed
-        raw day + offset) (partition_start, offset 0 or -1): the minimum over the models, taking -1 for all, is at
-        most one day more than any of them needs. It bounds what a run reads: the day spine starts here
-        (int_day_spine) and the data tests on the marts check the partitions from here on (get_where_subquery), so
-        the daily run reads and rewrites a few days, whatever the history's length (stg_events has its own start,
-        events_start). Called while int_day_spine compiles, before this run has changed any mart (stg_events, itself
-        one of these models, then holds at least the days it read). -#}
+        Each model rewrites from min(run's day + offset, its newest partition, a re-landed raw day + offset)
+        (partition_start); a model whose stored days are final (config stored_days_final: its rows of a day come
+        from that day's raw partition only, partition_start(after_newest=true)) from its newest partition + 1 day.
+        The minimum over the models bounds what a run reads: the day spine starts here (int_day_spine), the
+        day-partitioned exports write the days from here on (export_mart_days) and the marts' data tests check the
+        partitions from here on (get_where_subquery), so the daily run reads and rewrites a few days, whatever the
+        history's length (stg_events has its own start, events_start). The impression marts' late outcomes: on
+        DuckDB training_examples rewrites of the day before its first whole day only the impressions an outcome in
+        the new days labels (relabel_key), so the spine starts that day earlier only when there is such an outcome
+        (relabels_day_before); PostgreSQL and Spark rewrite that day whole, so there it always starts a day earlier.
+        Called while int_day_spine compiles, after stg_events (itself one of these models, then holding at least the
+        days it read) and before any other model of this run. -#}
     {%- if not execute or flags.FULL_REFRESH or run_date_literal() is none -%}
         {{- return(none) -}}
     {%- endif -%}
+    {%- set one_day = modules.datetime.timedelta(days=1) -%}
     {%- set run = modules.datetime.date.fromisoformat(run_date_value()) -%}
-    {%- set state = namespace(start=run - modules.datetime.timedelta(days=1), full=false) -%}
+    {%- set state = namespace(start=run if target.type == 'duckdb' else run - one_day, full=false, relabelled=[]) -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
             and node.config.materialized == 'incremental' and node.config.unique_key in ('dt', 'event_date') -%}
         {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
@@ -119,14 +125,47 @@
         {%- if newest is none -%}
             {%- set state.full = true -%}
         {%- else -%}
-            {%- set state.start = [state.start, modules.datetime.date.fromisoformat((newest | string)[:10])] | min -%}
+            {%- set newest = modules.datetime.date.fromisoformat((newest | string)[:10]) -%}
+            {%- set first = newest + one_day if node.config.get('stored_days_final') else newest -%}
+            {%- set state.start = [state.start, first] | min -%}
+            {%- if node.config.get('relabel_key') -%}
+                {%- do state.relabelled.append([run, newest + one_day] | min) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set relanded = relanded_start() -%}
     {%- if relanded is not none -%}
-        {%- set state.start = [state.start, relanded - modules.datetime.timedelta(days=1)] | min -%}
+        {%- set state.start = [state.start, relanded - one_day] | min -%}
     {%- endif -%}
+    {%- for first_whole_day in state.relabelled if first_whole_day <= state.start -%}
+        {%- if relabels_day_before(first_whole_day) -%}
+            {%- set state.start = [state.start, first_whole_day - one_day] | min -%}
+        {%- endif -%}
+    {%- endfor -%}
     {{- return(none if state.full else state.start) -}}
+{% endmacro %}
+
+
+{% macro relabels_day_before(first_day) %}
+    {#- True when stg_events holds, from first_day (a python date) on, a click, add-to-cart or purchase of a
+        (request, item) shown on the day before: an impression of that day training_examples relabels (a request
+        across midnight), so that day's partition, its export and its tests belong to the run. A superset of what
+        training_examples relabels (its events also stop at the run's day): an extra day costs an export, a missed
+        one would leave a stale file. -#}
+    {%- set events = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', 'stg_events') | first -%}
+    {%- set relation = adapter.get_relation(database=events.database, schema=events.schema, identifier=events.alias) -%}
+    {%- if relation is none -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from (select request_id, item_id from " ~ relation
+        ~ " where dt >= date '" ~ first_day.isoformat() ~ "' and event_type in ('click', 'add_to_cart', 'purchase')"
+        ~ " intersect select request_id, item_id from " ~ relation
+        ~ " where dt = date '" ~ (first_day - modules.datetime.timedelta(days=1)).isoformat() ~ "'"
+        ~ " and event_type = 'impression')"
+    ).columns[0].values()[0] -%}
+    {{- return(found > 0) -}}
 {% endmacro %}
 
 

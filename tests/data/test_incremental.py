@@ -114,10 +114,11 @@ def test_day_by_day_runs_equal_one_run_of_the_last_day(warehouse: dict, day_by_d
 def test_the_next_day_writes_only_the_days_it_rewrote(
     day_by_day: Settings, day_files_before_each_run: dict[date, dict[str, tuple[int, bytes]]]
 ) -> None:
-    """D's run (after D-1's) rewrites the impression days D-1 (a late outcome) and D: the large marts' export writes
-    those two day files and leaves every older day's file alone, untouched on disk (same mtime, same bytes)."""
+    """D's run (after D-1's) rewrites the impression day D, and D-1 only for an outcome after midnight, of which the
+    test world has none: the large marts' export writes D's day file and leaves every older day's file alone,
+    D-1's included, untouched on disk (same mtime, same bytes; the day spine starts at D: run_start)."""
     before, after = day_files_before_each_run[RUN_DATE], _file_states(day_by_day)
-    rewritten = {RUN_DATE - timedelta(days=1), RUN_DATE}
+    rewritten = {RUN_DATE}
     for name in DAY_PARTITIONED_MARTS:
         days = {file_day(path) for path in mart_files(day_by_day.marts_build_dir, name)}
         assert days == {RUN_DATE - timedelta(days=n) for n in range(4)}, name  # the world's four days
@@ -275,6 +276,27 @@ def test_a_bad_row_in_the_new_day_fails_the_daily_run(day_by_day: Settings, tmp_
         name.startswith("test.shoprank.unique_combination_of_columns_training_examples_request_id__item_id")
         for name in names
     ), names
+
+
+def test_a_bad_row_in_an_old_day_is_left_to_a_run_over_every_day(day_by_day: Settings, tmp_path: Path) -> None:
+    """The daily run's data tests read the days it rewrote, not the stored ones: an impression of D-2 repeated in
+    the warehouse's training_examples table (a row no run of D writes) passes D's run again, whose tests check
+    day D alone (the spine starts at D: nothing of D-1 is relabelled); a run without a run day, which tests every
+    partition as a full build does, fails on it."""
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("insert into training_examples select * from training_examples where dt = ? limit 1", [DAYS[0]])
+
+    build_warehouse(settings, RUN_DATE)
+
+    compiled = settings.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "marts" / "training_examples.yml"
+    tests = " ".join(path.read_text() for path in compiled.glob("unique_training_examples_impression_id*.sql"))
+    assert f"dt >= date '{RUN_DATE}'" in tests
+    with pytest.raises(WarehouseBuildError) as failed:
+        build_warehouse(settings, None)
+    names = [node for node, _, _ in failed.value.failures]
+    assert any(name.startswith("test.shoprank.unique_training_examples_impression_id") for name in names), names
 
 
 def test_the_daily_run_skips_the_unit_tests_already_passed_on_the_same_project(

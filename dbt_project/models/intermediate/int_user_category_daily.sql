@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental', incremental_strategy=partition_strategy(), unique_key='event_date',
-    partition_by=partition_key('event_date'), on_schema_change='fail'
+    partition_by=partition_key('event_date'), on_schema_change='fail', stored_days_final=true
 ) }}
 -- Per user, item category and event day: impressions, clicks and purchases (inputs of user_category_features).
 -- An incremental table by event day: a run re-aggregates only the event days it rewrites (partition_start), so

@@ -1,4 +1,6 @@
-{{ config(post_hook="{{ export_mart('dt, request_id, impression_id', by_day='dt') }}") }}
+{{ config(
+    stored_days_final=true, post_hook="{{ export_mart('dt, request_id, impression_id', by_day='dt') }}"
+) }}
 -- One row per search impression: the query, the item's title and their word overlap (share of the query's words
 -- found in the title, case-insensitive). A request-time feature: it uses only the request and the catalogue, so it
 -- is point-in-time by construction. Joins training_examples on impression_id. Incremental by day: a stored day is

@@ -1,5 +1,6 @@
 {{ config(
     relabel_key='impression_id',
+    stored_days_final=true,
     post_hook="{{ export_mart('dt, request_id, position, impression_id', by_day='dt') }}"
 ) }}
 -- One row per impression up to the run's day, labelled by the later click / add-to-cart / purchase of the same
@@ -9,6 +10,8 @@
 -- macros/incremental.sql: duckdb__get_delete_insert_merge_sql). A label only ever grows by a later outcome of the
 -- same request and item, so every other stored row of D - 1 stays what a full build gives. On PostgreSQL and Spark
 -- (whose delete+insert / insert overwrite replace whole days) the run rewrites D - 1 whole instead.
+-- stored_days_final: a stored day before the run's is rewritten only by a relabelled row (macros/incremental.sql:
+-- run_start, relabels_day_before), so the daily run's spine, exports and tests start at D unless one exists.
 {%- set relabel = target.type == 'duckdb' and is_incremental() %}
 {%- set first_day = partition_start(0, after_newest=true) if relabel else none %}
 {%- set previous_day = none %}
