@@ -56,6 +56,9 @@ class SellerFloorRules(_Section):
     days: float = Field(7.0, gt=0)  # sellers younger than this (oldest item's age, days) are held to the floor
     min_impressions: int = Field(20, ge=0)  # impressions a day across all requests, the seller's items together
     max_slots: int = Field(1, ge=0)  # floor slots per slate (bottom of the top k)
+    # Where a floor item is shown: 0 at the displaced item's place (the bottom of the top k); n >= 1 at rank n, the
+    # items from there down moving one place (a click at rank 5 is 1.7x as likely as at rank 20 in the simulator).
+    rank: int = Field(0, ge=0)
     # Spread the floor over the day: a seller is due min_impressions x (the day's requests so far / yesterday's),
     # so the floor is not met by the first requests of the day alone. Without yesterday's count: the whole floor.
     pace: bool = True

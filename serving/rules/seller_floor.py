@@ -5,7 +5,8 @@ far today (``min_impressions``, paced through the day: x the day's requests so f
 item in this slate's top k gets one: its best candidate by one Thompson draw from the learned cold-start prior
 (serving/rules/learned_exploration.py's posterior value; the item's own history once it has one) takes the place of
 the lowest-ranked top-k item that is not a newcomer's (new item or new seller), at most ``max_slots`` per slate,
-the sellers furthest below their due first. At or above the floor, or from day ``days`` on, the seller competes
+the sellers furthest below their due first; it is shown in that place, or from rank ``rank`` of the top k when set
+(the items between move down one). At or above the floor, or from day ``days`` on, the seller competes
 like any other. The counts are the service's (serving/seller_exposure.py): impressions served across requests.
 """
 
@@ -64,4 +65,17 @@ def seller_floor(
         return slate, order
     incoming, outgoing = chosen[:n], victims[:n]
     slate = slate.with_reasons(incoming, SELLER_FLOOR).with_reasons(outgoing, DISPLACED_BY_FLOOR)
-    return slate, promote(order, incoming, outgoing)
+    order = promote(order, incoming, outgoing)
+    return slate, (raise_to_rank(order, incoming, cfg.rank, k) if cfg.rank else order)
+
+
+def raise_to_rank(order: np.ndarray, incoming: list[int], rank: int, k: int) -> np.ndarray:
+    """``incoming`` (already in the top k) moved up to start at ``rank`` (1-based) where they sit lower; the top-k
+    items between move down, their order kept."""
+    top, rest = [int(p) for p in order[:k]], order[k:]
+    start = min(rank, k) - 1
+    for offset, p in enumerate(incoming):
+        at, target = top.index(p), min(start + offset, k - 1)
+        if at > target:
+            top.insert(target, top.pop(at))
+    return np.concatenate([np.asarray(top, dtype=int), np.asarray(rest, dtype=int)])

@@ -176,3 +176,13 @@ def test_the_service_serves_a_young_seller_until_its_floor_is_met(serving_world)
         served.append(mine[-1] in shown and SELLER_FLOOR in shown[mine[-1]])
     assert served == [True, True, True, False, False]  # three impressions a day, then the model decides again
     assert service.seller_exposure.counts[young] == 3
+
+
+def test_a_floor_rank_shows_the_floor_item_there_and_moves_the_items_below_down_one() -> None:
+    slate = _slate(age=2.0, shown=5)
+    at_two = SellerFloorRules(enabled=True, days=7, min_impressions=20, max_slots=1, pace=True, rank=2)
+    moved, order = seller_floor(slate, by_score(slate), at_two, PRIOR, K, 1.0, np.random.default_rng(0))
+    assert _top(moved, order) == ["old0", "young1", "old1", "old2", "old3"]  # old4 still the one displaced
+    beyond = SellerFloorRules(enabled=True, days=7, min_impressions=20, max_slots=1, pace=True, rank=K + 3)
+    moved, order = seller_floor(slate, by_score(slate), beyond, PRIOR, K, 1.0, np.random.default_rng(0))
+    assert _top(moved, order) == ["old0", "old1", "old2", "old3", "young1"]  # past the top k: its bottom place
