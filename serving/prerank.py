@@ -74,14 +74,15 @@ class Funnel:
             embedding[has] = embeddings.vectors[vector_rows[has]] @ np.asarray(user, dtype=np.float32)
         affinity = prerank.category_affinity(None if shares is None else np.asarray(shares), self.categories[rows])
         # as the final ranker: NaN without a query (training's feed impressions have no query_item_match row)
-        query_match = self.titles.match(query, rows) if self.titles is not None else np.full(len(rows), np.nan)
+        titles = self.titles if query is not None else None
+        query_match = titles.match(query, rows) if titles is not None else np.full(len(rows), np.nan)
         # prerank.prerank_matrix(self.item_features[rows], affinity, embedding, query_match), in one gather of the
         # prepared rows and three column writes (no column_stack of copies per request)
         matrix = self.base[rows]
         matrix[:, _AFFINITY] = affinity
         matrix[:, _EMBEDDING] = embedding
         matrix[:, _QUERY_MATCH] = query_match
-        return self.model.score(matrix)
+        return self.model.score(matrix, query=titles is not None)  # no query: the booster without its splits
 
     def keep(
         self,

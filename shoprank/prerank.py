@@ -73,12 +73,27 @@ class PreRanker:
     version: str
     booster: Any  # xgboost.Booster
     card: dict[str, Any] = field(default_factory=dict)
+    # The booster with the query match's splits cut to their missing branch (shoprank/missing_branch.py): a request
+    # without a query (the feed) gets the same scores from it walking fewer nodes. Built here; None if it cannot be.
+    no_query_booster: Any = field(default=None, init=False, repr=False, compare=False)
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
-        """Scores of the rows of a :func:`prerank_matrix` (higher: more likely in the final ranker's top)."""
+    def __post_init__(self) -> None:
+        from shoprank.missing_branch import fix_missing
+
+        try:
+            specialised = fix_missing(self.booster, [FEATURES.index(QUERY_MATCH)])
+            specialised.set_param({"nthread": 1})  # as load_preranker sets the booster's
+        except ValueError:
+            specialised = None
+        object.__setattr__(self, "no_query_booster", specialised)
+
+    def score(self, matrix: np.ndarray, query: bool = True) -> np.ndarray:
+        """Scores of the rows of a :func:`prerank_matrix` (higher: more likely in the final ranker's top).
+        ``query`` False: the rows' query match is NaN (no query), scored by the same model's shorter trees."""
         if not len(matrix):
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float32)
+        booster = self.booster if query or self.no_query_booster is None else self.no_query_booster
+        return np.asarray(booster.inplace_predict(matrix), dtype=np.float32)
 
 
 def current_version(root: Path) -> str | None:
