@@ -85,7 +85,8 @@ def test_an_imitating_preranker_is_published_and_a_one_split_one_refused_while_t
     assert (root / prerank.CURRENT).read_text() == day
     assert (root / day / prerank.MODEL_FILE).read_bytes() == served_model
     loaded = prerank.load_preranker(root)
-    assert loaded is not None and loaded.card["gate"]["published"] and loaded.card["params"]["n_estimators"] == 40
+    assert loaded is not None and loaded.card["gate"]["published"]
+    assert loaded.card["params"]["n_estimators"] == good.recall.prerank_trees
     refused = good.preranker_gate_dir / "refused" / day
     assert json.loads((refused / prerank.CARD_FILE).read_text())["params"]["max_depth"] == 1
     decision = json.loads((good.preranker_gate_dir / "decisions" / f"{day}.json").read_text())
