@@ -11,15 +11,20 @@
 -- same request and item, so every other stored row of D - 1 stays what a full build gives. On PostgreSQL and Spark
 -- (whose delete+insert / insert overwrite replace whole days) the run rewrites D - 1 whole instead.
 -- stored_days_final: a stored day before the run's is rewritten only by a relabelled row (macros/incremental.sql:
--- run_start, relabels_day_before), so the daily run's spine, exports and tests start at D unless one exists.
+-- run_start, relabels_day_before), so the daily run's spine, exports and tests start at D unless one exists; when
+-- the spine starts at D no impression of D - 1 gains a label, and the run reads D's events alone.
+{%- set spine = ref('int_day_spine') %}
 {%- set relabel = target.type == 'duckdb' and is_incremental() %}
 {%- set first_day = partition_start(0, after_newest=true) if relabel else none %}
 {%- set previous_day = none %}
 {%- if first_day %}
-{%- set previous_day = "date '" ~ (
-    modules.datetime.date.fromisoformat(first_day[6:16]) - modules.datetime.timedelta(days=1)
-).isoformat() ~ "'" %}
+{%- set previous = modules.datetime.date.fromisoformat(first_day[6:16]) - modules.datetime.timedelta(days=1) %}
+{%- set spine_start = run_query('select min(feature_date) from ' ~ spine).columns[0].values()[0] %}
+{%- if spine_start is none or (spine_start | string)[:10] <= previous.isoformat() %}
+{%- set previous_day = "date '" ~ previous.isoformat() ~ "'" %}
 {%- endif %}
+{%- endif %}
+{%- set rewritten = 'event_date >= ' ~ first_day if first_day else partition_filter('event_date', -1) %}
 
 with
 
@@ -91,7 +96,7 @@ impressions as (
         event_date
 
     from events
-    where event_type = 'impression' and {{ partition_filter('event_date', -1) }}
+    where event_type = 'impression' and {{ rewritten }}
 
 ),
 
@@ -100,7 +105,7 @@ outcomes as (
     select request_id, item_id, event_type, event_ts
     from events
     -- outcomes follow their impression, so none of a rewritten impression's is older than the first rewritten day
-    where event_type in ('click', 'add_to_cart', 'purchase') and {{ partition_filter('event_date', -1) }}
+    where event_type in ('click', 'add_to_cart', 'purchase') and {{ rewritten }}
 
 ),
 
