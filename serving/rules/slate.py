@@ -78,7 +78,7 @@ class Slate:
             )
         }
         dropped = {str(self.item_ids[p]): (*self.reasons[p], reason) for p in np.flatnonzero(~keep)}
-        reasons = tuple(self.reasons[p] for p in np.flatnonzero(keep))
+        reasons = tuple(map(self.reasons.__getitem__, np.flatnonzero(keep).tolist()))
         return replace(self, **arrays, reasons=reasons, removed={**self.removed, **dropped})
 
     def spread(self) -> float:
@@ -152,7 +152,7 @@ def make_slate(
         history_impressions=arr(history_impressions, 0.0, float),
         history_clicks=arr(history_clicks, 0.0, float),
         history_purchases=arr(history_purchases, 0.0, float),
-        reasons=tuple(() for _ in range(n)),
+        reasons=((),) * n,
         seller_age_days=arr(seller_age_days, np.nan, float),
         seller_shown_today=arr(seller_shown_today, 0.0, float),
     )
