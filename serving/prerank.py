@@ -133,9 +133,9 @@ def quota_cut(
     brought fewer); the rest of the ``n`` go to the best of the others by score. Why: the pre-ranker ranks by
     what the logged impressions taught it, and a source it cannot see (on a search, the query's text matches)
     can otherwise lose candidates the final ranker would have put first."""
-    order = np.argsort(-scores, kind="stable")
     if not quotas or sources is None:
-        return order[:n]
+        return best_positions(scores, n)
+    order = np.argsort(-scores, kind="stable")
     labels = np.asarray(sources, dtype=object)[order]
     chosen = np.zeros(len(scores), dtype=bool)
     for source, share in quotas.items():
@@ -143,6 +143,24 @@ def quota_cut(
     rest = order[~chosen[order]][: max(n - int(chosen.sum()), 0)]
     chosen[rest] = True
     return order[chosen[order]][:n]  # shares summing above 1 keep the best n of their picks
+
+
+def best_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(-scores, kind="stable")[:n]`` (best first, ties: the earlier position) without sorting all of
+    them: a partition finds the n-th best score, and only the candidates at or above it are sorted (5,000 scores,
+    500 kept)."""
+    negated = -np.asarray(scores)
+    if n >= len(negated):
+        return np.argsort(negated, kind="stable")
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cutoff = np.partition(negated, n - 1)[n - 1]
+    if np.isnan(cutoff):  # fewer than n real scores: NaNs go last, as argsort puts them
+        return np.argsort(negated, kind="stable")[:n]
+    above = np.flatnonzero(negated < cutoff)
+    tied = np.flatnonzero(negated == cutoff)[: n - len(above)]  # the earliest of the scores equal to the n-th
+    chosen = np.sort(np.concatenate([above, tied]))
+    return chosen[np.argsort(negated[chosen], kind="stable")]
 
 
 _lock = threading.Lock()

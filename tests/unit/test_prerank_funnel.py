@@ -156,3 +156,19 @@ def test_the_funnel_scores_are_the_preranker_over_prerank_matrix(query_preranker
             got = funnel.scores(user, recent, user_shares, rows, query)
             assert np.array_equal(got, expected)  # exactly: a feed's query-free trees (no_query_booster) too
     assert np.isnan(funnel.base[-1]).all()  # the unknown item's row
+
+
+def test_the_best_positions_are_the_stable_sorts_first_n() -> None:
+    """best_positions (a partition, then a sort of the kept) keeps exactly what a stable argsort keeps, in its
+    order: many ties (a small model's scores repeat), ties across the cut, NaN scores, n at and beyond the length."""
+    from serving.prerank import best_positions
+
+    rng = np.random.default_rng(9)
+    for size, n, levels in [(5000, 500, 40), (5000, 500, 3), (1000, 999, 5), (300, 300, 10), (50, 80, 4), (10, 0, 2)]:
+        scores = np.round(rng.normal(size=size) * levels) / levels
+        scores = scores.astype(np.float32)
+        for nan_share in (0.0, 0.3, 0.95):
+            with_nan = np.where(rng.random(size) < nan_share, np.nan, scores).astype(np.float32)
+            expected = np.argsort(-with_nan, kind="stable")[:n]
+            assert np.array_equal(best_positions(with_nan, n), expected), (size, n, levels, nan_share)
+    assert quota_cut(np.array([0.5, 0.9, 0.5, 0.9]), None, 3, {}).tolist() == [1, 3, 0]
