@@ -153,8 +153,24 @@ def test_mixing_quota_promotes_the_best_video_and_live() -> None:
     assert list(search_order) == list(by_score(slate)) and moved(search) == {}
 
 
-def test_pipeline_applies_all_rules_in_order_and_is_reproducible() -> None:
+def test_the_shipped_rules_are_the_closed_loops_choice() -> None:
+    # docs/closed-loop.md session 11: out-of-stock removal and a 60-a-day new-seller floor, nothing else of
+    # supply_demand, no smoothed-CTR exploration (beat model-only's 28-day GMV on seeds 42 and 2, doubled survival)
     rules = load_rules(get_settings().rules_file)
+    sd = rules.supply_demand
+    assert sd.enabled and sd.remove_out_of_stock
+    assert sd.low_stock_penalty == 0 and sd.overstock_boost == 0
+    assert sd.max_per_seller >= 1000 and sd.new_seller_min_items == 0
+    assert not rules.exploration.enabled
+    assert rules.seller_floor.enabled and rules.seller_floor.min_impressions == 60 and rules.seller_floor.rank == 0
+    assert rules.mixing.enabled and rules.cold_start.enabled
+
+
+def test_pipeline_applies_all_rules_in_order_and_is_reproducible() -> None:
+    # every rule on (the shipped file switches some off): today's file with supply-demand and exploration at their
+    # typed defaults
+    shipped = load_rules(get_settings().rules_file)
+    rules = shipped.model_copy(update={"supply_demand": SupplyDemandRules(), "exploration": ExplorationRules()})
     rng = np.random.default_rng(0)
     n = 200
     slate = make_slate(

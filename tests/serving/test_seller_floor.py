@@ -95,8 +95,9 @@ def test_a_seller_already_in_the_top_k_takes_no_floor_slot() -> None:
 
 def test_the_rules_pipeline_runs_the_floor_only_when_enabled() -> None:
     base = load_rules(get_settings().rules_file)
-    assert not base.seller_floor.enabled  # off by default
-    rules = RulesConfig.model_validate({**base.model_dump(), "exploration": {"enabled": False}})
+    rules = RulesConfig.model_validate(
+        {**base.model_dump(), "exploration": {"enabled": False}, "seller_floor": {"enabled": False}}
+    )
     slate = _slate(age=2.0, shown=0)
     ctx = RuleContext(k=K, surface="search", cold_user=False, seed=1)
     assert "young1" not in _top(*apply_rules(slate, rules, ctx))

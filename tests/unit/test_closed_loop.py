@@ -183,11 +183,16 @@ def test_the_daily_prior_step_trains_only_when_the_rules_use_the_prior(tmp_path:
     day = _warm_up(settings)
     os.environ["SHOPRANK_HOME"] = str(settings.home)
     get_settings.cache_clear()
-    result = pipeline.STEPS["train-cold-start-prior"](day)  # the shipped rules.yaml: neither rule is on
+    neither = yaml.safe_load(settings.rules_file.read_text())
+    for section in ("learned_exploration", "seller_floor"):
+        neither.setdefault(section, {})["enabled"] = False
+    (tmp_path / "rules-neither.yaml").write_text(yaml.safe_dump(neither))
+    os.environ["SHOPRANK_SERVING__RULES_PATH"] = str(tmp_path / "rules-neither.yaml")
+    get_settings.cache_clear()
+    result = pipeline.STEPS["train-cold-start-prior"](day)
     assert "skipped" in result and not settings.cold_start_prior_path.exists()
     for section in ("learned_exploration", "seller_floor"):
-        rules = yaml.safe_load(settings.rules_file.read_text())
-        rules.setdefault(section, {})["enabled"] = True
+        rules = {**neither, section: {**neither[section], "enabled": True}}
         path = tmp_path / f"rules-{section}.yaml"
         path.write_text(yaml.safe_dump(rules))
         os.environ["SHOPRANK_SERVING__RULES_PATH"] = str(path)
