@@ -59,6 +59,10 @@ class SellerFloorRules(_Section):
     # Where a floor item is shown: 0 at the displaced item's place (the bottom of the top k); n >= 1 at rank n, the
     # items from there down moving one place (a click at rank 5 is 1.7x as likely as at rank 20 in the simulator).
     rank: int = Field(0, ge=0)
+    # A needy seller's item is a floor candidate only within the first max_candidate_rank places of this request's
+    # order (the ranker's score after the earlier rules), so the floor's impressions go to the requests whose users
+    # the model thinks likely to click it; 0 = anywhere in the candidates.
+    max_candidate_rank: int = Field(0, ge=0)
     # Spread the floor over the day: a seller is due min_impressions x (the day's requests so far / yesterday's),
     # so the floor is not met by the first requests of the day alone. Without yesterday's count: the whole floor.
     pace: bool = True

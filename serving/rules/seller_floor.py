@@ -6,7 +6,9 @@ item in this slate's top k gets one: its best candidate by one Thompson draw fro
 (serving/rules/learned_exploration.py's posterior value; the item's own history once it has one) takes the place of
 the lowest-ranked top-k item that is not a newcomer's (new item or new seller), at most ``max_slots`` per slate,
 the sellers furthest below their due first; it is shown in that place, or from rank ``rank`` of the top k when set
-(the items between move down one). At or above the floor, or from day ``days`` on, the seller competes
+(the items between move down one). With ``max_candidate_rank`` set, only items within that many first places of
+this request's order count as candidates, so the floor is spent where the ranker expects a click and the due
+impressions come from those requests. At or above the floor, or from day ``days`` on, the seller competes
 like any other. The counts are the service's (serving/seller_exposure.py): impressions served across requests.
 """
 
@@ -45,7 +47,8 @@ def seller_floor(
     if cfg.max_slots <= 0 or not len(order):
         return slate, order
     needy = below_floor(slate, cfg, day_fraction)
-    top, rest = order[:k], order[k:]
+    top = order[:k]
+    rest = order[k : cfg.max_candidate_rank] if cfg.max_candidate_rank else order[k:]
     in_top = set(slate.seller[top])
     candidates = [int(p) for p in rest if needy[p] and slate.seller[p] not in in_top]
     if not candidates:

@@ -187,3 +187,20 @@ def test_a_floor_rank_shows_the_floor_item_there_and_moves_the_items_below_down_
     beyond = SellerFloorRules(enabled=True, days=7, min_impressions=20, max_slots=1, pace=True, rank=K + 3)
     moved, order = seller_floor(slate, by_score(slate), beyond, PRIOR, K, 1.0, np.random.default_rng(0))
     assert _top(moved, order) == ["old0", "old1", "old2", "old3", "young1"]  # past the top k: its bottom place
+
+
+def test_max_candidate_rank_promotes_only_a_needy_sellers_item_within_the_first_n_of_the_order() -> None:
+    """young0 is 9th in the order and young1 (the better draw) 10th: N = 8 promotes neither, 9 only young0, 10 and
+    0 (anywhere, the old behaviour) young1."""
+    slate = _slate(age=2.0, shown=5)
+    order = by_score(slate)
+    assert [str(i) for i in slate.item_ids[order[8:10]]] == ["young0", "young1"]
+
+    def top_with(n: int) -> list[str]:
+        cfg = SellerFloorRules(enabled=True, days=7, min_impressions=20, max_slots=1, max_candidate_rank=n)
+        return _top(*seller_floor(slate, order, cfg, PRIOR, K, 1.0, np.random.default_rng(0)))
+
+    assert top_with(8) == ["old0", "old1", "old2", "old3", "old4"]
+    assert top_with(9) == ["old0", "old1", "old2", "old3", "young0"]
+    assert top_with(10) == top_with(0) == ["old0", "old1", "old2", "old3", "young1"]
+    assert SellerFloorRules().max_candidate_rank == 0  # the default keeps today's behaviour
