@@ -517,6 +517,9 @@ class Settings(BaseSettings):
 
     feast_project: str = "shoprank"
     dbt_target: str | None = None
+    # What dbt writes to <home>/dbt/logs/dbt.log. "info": each node's start and result; "debug" adds every SQL
+    # statement, which costs the 10M-event next-day build about a tenth of its CPU (docs/scale.md "Session 12").
+    dbt_log_level_file: Literal["debug", "info", "warn", "error", "none"] = "info"
     # Overrides DuckDB's memory_limit everywhere (e.g. "4GB"); None: resources.duckdb_share of the memory budget.
     # The warehouse build at 10M events peaked at 5.4 GiB uncapped.
     warehouse_memory_limit: str | None = None
@@ -778,6 +781,7 @@ class Settings(BaseSettings):
                 "DBT_PROFILES_DIR": str(self.dbt_project_dir),
                 "DBT_TARGET_PATH": str(self.dbt_artifacts_dir),
                 "DBT_LOG_PATH": str(self.home_dir / "dbt" / "logs"),
+                "DBT_LOG_LEVEL_FILE": self.dbt_log_level_file,
                 "BENTOML_HOME": str(self.model_store_dir),
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_dir),

@@ -40,6 +40,17 @@ def test_build_ran_models_and_tests(warehouse: dict) -> None:
     assert set(build["statuses"]) <= {"success", "pass"}
 
 
+def test_dbt_log_keeps_each_nodes_result_without_its_sql(warehouse: dict) -> None:
+    """settings.dbt_log_level_file "info" (the default): dbt.log says what ran and how it ended, not every statement
+    (debug lines cost the 10M-event next-day build a tenth of its CPU)."""
+    settings: Settings = warehouse["settings"]
+    assert settings.runtime_env()["DBT_LOG_LEVEL_FILE"] == "info"
+    log = (settings.home_dir / "dbt" / "logs" / "dbt.log").read_text()
+    assert "OK created sql incremental model main.stg_events" in log
+    assert " PASS " in log and "Completed successfully" in log
+    assert "[debug]" not in log
+
+
 def test_marts_have_the_contract_columns(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
     n_cat = settings.simulator.categories
