@@ -53,7 +53,9 @@ def reference(
     if query_category is None and not query and cfg.affinity_share > 0:
         budget = int(cfg.affinity_share * n)
         take(index.affinity_items(category_shares, budget), budget, "affinity")
-        take(index.new_items, int(SOURCE_SHARES["new"] * n), "new-item")
+        # the new items best by the affinity score (up to `budget` of them taken already)
+        new_budget = int(SOURCE_SHARES["new"] * n)
+        take(index.affinity_new_items(category_shares, budget + new_budget), new_budget, "new-item")
     recent = index.user_recent.get(user_id, [])
     lists = [index.covisitation.get(item, []) for item in recent]
     neighbours = [lst[r] for r in range(max(map(len, lists), default=0)) for lst in lists if r < len(lst)]
