@@ -277,6 +277,23 @@ class NodeResult:
     resource_type: str
     status: str
     message: str
+    compiled_code: str = ""  # a test's SQL, which returns its failing rows
+
+
+def _failing_rows(settings: Settings, sql: str, limit: int = 5) -> str:
+    """A failed data test's first rows on DuckDB, for the error: dbt's own message only counts them, and a test over
+    several columns (not_null_columns) names the failing column in its rows."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            con.execute("set TimeZone = 'UTC'")  # as the profile's session (profiles.yml)
+            cursor = con.execute(f"select * from ({sql}) as failing limit {limit}")
+            names = [column[0] for column in cursor.description or []]
+            rows = cursor.fetchall()
+    except duckdb.Error as error:  # the error names the test either way
+        return f"(not read: {str(error).splitlines()[0]})"
+    return "; ".join(", ".join(f"{name}={value}" for name, value in zip(names, row, strict=True)) for row in rows)
 
 
 def _run_dbt_in_process(args: list[str]) -> tuple[bool, list[NodeResult], BaseException | None]:
@@ -288,7 +305,13 @@ def _run_dbt_in_process(args: list[str]) -> tuple[bool, list[NodeResult], BaseEx
     finally:
         _release_duckdb()
     nodes = [
-        NodeResult(r.node.unique_id, str(r.node.resource_type), str(r.status), r.message or "")
+        NodeResult(
+            r.node.unique_id,
+            str(r.node.resource_type),
+            str(r.status),
+            r.message or "",
+            getattr(r.node, "compiled_code", None) or "",
+        )
         for r in getattr(result.result, "results", None) or []
     ]
     return result.success, nodes, result.exception
@@ -356,7 +379,10 @@ def build_warehouse(
         if node.status in ("error", "fail", "runtime error"):
             messages.append(node.message)
             message = node.message.strip().splitlines()
-            failures.append((node.unique_id, node.status, message[0] if message else ""))
+            first = message[0] if message else ""
+            if node.status == "fail" and node.compiled_code and settings.dbt_target_name == "duckdb":
+                first += f"; first failing rows: {_failing_rows(settings, node.compiled_code)}"
+            failures.append((node.unique_id, node.status, first))
 
     if failures or not success:
         over = _budget_failure(settings, run_date, [*messages, str(exception or "")])
