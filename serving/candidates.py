@@ -290,6 +290,7 @@ class RetrievalIndex:
             new_rows=np.flatnonzero(is_new).astype(np.int64),
         )
         index.codes  # noqa: B018  (built at load, not by the first request)
+        index.is_new_row  # noqa: B018
         return index
 
     def affinity_items(
@@ -371,6 +372,12 @@ class RetrievalIndex:
         return order
 
     @cached_property
+    def is_new_row(self) -> np.ndarray:
+        mask = np.zeros(len(self.row_ids), dtype=bool)
+        mask[self.new_rows] = True
+        return mask
+
+    @cached_property
     def id_strings(self) -> list[str]:
         return [str(i) for i in self.row_ids]
 
@@ -440,14 +447,18 @@ class RetrievalIndex:
 
         if query_category is None and not query and cfg.affinity_share > 0:
             budget = int(cfg.affinity_share * n)
+            new_budget = int(SOURCE_SHARES["new"] * n)
             score = self.affinity_scores(category_shares, user_clicks)
-            take(_NONE if score is None else self._best(score, None, budget), budget, "affinity")
+            new_items = codes.new_items
+            if score is not None:
+                best = self._best(score, None, budget)
+                take(best, budget, "affinity")
+                # the best new items by the same score, past those the affinity source took already
+                taken = int(np.count_nonzero(self.is_new_row[best]))
+                new_items = self.affinity_new_rows(score, new_budget + taken)
             # new items keep their share right behind it: the exploration rule can only boost a new item retrieved
             # (among all items the affinity score puts few new ones first: ~8 of 75 new items in 500 on the default
-            # world instead of ~46). Which new items: the best by the same score (up to `budget` of them may be in
-            # the affinity source's already)
-            new_budget = int(SOURCE_SHARES["new"] * n)
-            new_items = codes.new_items if score is None else self.affinity_new_rows(score, budget + new_budget)
+            # world instead of ~46)
             take(new_items, new_budget, "new-item")
         recent = self.user_recent.get(user_id, [])
         # interleave rank by rank across seeds, so every recent item contributes its best neighbours first
