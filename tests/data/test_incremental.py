@@ -179,6 +179,25 @@ def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impres
     _exports_equal_to_a_full_build(settings, tmp_path)
 
 
+def test_a_late_outcome_in_the_new_day_relabels_the_day_before(warehouse: dict, tmp_path: Path) -> None:
+    """Day D lands (for the first time, not re-landed) with a click just after midnight on an unclicked impression of
+    D-1: D's run finds it (macros/incremental.sql: relabels_day_before), so its day spine starts at D-1 and D-1's
+    training_examples day file is written again with the impression labelled."""
+    settings = tiny_settings(tmp_path / "home")
+    _land_raw_up_to(warehouse["settings"].raw_dir, settings.raw_dir, DAYS[1])
+    _build_models(settings, DAYS[1])
+    _land_raw_up_to(warehouse["settings"].raw_dir, settings.raw_dir, RUN_DATE)
+    path = partition_path(settings.raw_dir, "events", RUN_DATE)
+    events = pq.read_table(path)
+    late_click = _late_click(settings, events, RUN_DATE)
+    pq.write_table(pa.concat_tables([events, late_click]), path)
+
+    _build_models(settings, RUN_DATE)
+
+    examples = _mart(settings, "training_examples").set_index("impression_id")
+    assert examples.loc[_impression_of(late_click), "label_click"] == 1
+
+
 def test_relanded_from_names_the_earliest_day_whose_raw_content_changed(tmp_path: Path) -> None:
     """The last build's list against the raw files now: a partition rewritten with the same bytes (the simulator
     rewrites its window every day) is not re-landed, nor is a day newer than the list's newest (new data); changed
