@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 
 import duckdb
@@ -49,6 +50,17 @@ def test_dbt_log_keeps_each_nodes_result_without_its_sql(warehouse: dict) -> Non
     assert "OK created sql incremental model main.stg_events" in log
     assert " PASS " in log and "Completed successfully" in log
     assert "[debug]" not in log
+
+
+def test_the_build_writes_its_run_results_not_the_manifest(warehouse: dict) -> None:
+    """run_results.json holds every node of the build; manifest.json (serial work before the first node, read by
+    nothing after a build) is left to `dbt parse` / `dbt docs generate`."""
+    settings: Settings = warehouse["settings"]
+    results = json.loads((settings.dbt_artifacts_dir / "run_results.json").read_text())["results"]
+    assert len(results) == sum(warehouse["build"]["resource_types"].values())  # the hooks too
+    assert {r["unique_id"] for r in results} >= {"model.shoprank.stg_events", "model.shoprank.training_examples"}
+    assert all(r["status"] in ("success", "pass") and r["execution_time"] >= 0 for r in results)
+    assert not (settings.dbt_artifacts_dir / "manifest.json").exists()
 
 
 def test_marts_have_the_contract_columns(warehouse: dict) -> None:
