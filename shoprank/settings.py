@@ -518,7 +518,8 @@ class Settings(BaseSettings):
     feast_project: str = "shoprank"
     dbt_target: str | None = None
     # What dbt writes to <home>/dbt/logs/dbt.log. "info": each node's start and result; "debug" adds every SQL
-    # statement, which costs the 10M-event next-day build about a tenth of its CPU (docs/scale.md "Session 12").
+    # statement, which cost a quarter of the default world's next-day build's CPU samples (py-spy; docs/scale.md
+    # "Session 12").
     dbt_log_level_file: Literal["debug", "info", "warn", "error", "none"] = "info"
     # Overrides DuckDB's memory_limit everywhere (e.g. "4GB"); None: resources.duckdb_share of the memory budget.
     # The warehouse build at 10M events peaked at 5.4 GiB uncapped.

@@ -33,7 +33,7 @@ from typing import Any
 
 from shoprank.feature_contract import exported_views
 from shoprank.mart_files import DAY_PARTITIONED_MARTS
-from shoprank.resources import MemoryBudgetError, budget_error, out_of_memory
+from shoprank.resources import MemoryBudgetError, budget_error, duckdb_connect, out_of_memory
 from shoprank.settings import Settings, apply_runtime_env
 from warehouse.day_exports import finish_day_exports, prepare_day_exports
 
@@ -286,8 +286,7 @@ def _failing_rows(settings: Settings, sql: str, limit: int = 5) -> str:
     import duckdb
 
     try:
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            con.execute("set TimeZone = 'UTC'")  # as the profile's session (profiles.yml)
+        with duckdb_connect(settings, settings.warehouse_path, read_only=True) as con:  # the budget, UTC (as dbt's)
             cursor = con.execute(f"select * from ({sql}) as failing limit {limit}")
             names = [column[0] for column in cursor.description or []]
             rows = cursor.fetchall()

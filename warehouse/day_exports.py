@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from shoprank.mart_files import DAY_FILE_GLOB, DAY_PARTITIONED_MARTS, day_file, file_day
+from shoprank.resources import duckdb_connect
 from shoprank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,9 @@ def prepare_day_exports(settings: Settings) -> None:
 
 def _table_days(settings: Settings, mart: str) -> set[date] | None:
     """The days in the warehouse table ``mart`` (DuckDB target); None when it has no such table."""
-    import duckdb
-
     if not settings.warehouse_path.exists():
         return None
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with duckdb_connect(settings, settings.warehouse_path, read_only=True) as con:
         found = con.execute(
             "select table_schema from information_schema.tables where table_name = ? order by 1", [mart]
         ).fetchone()

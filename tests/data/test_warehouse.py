@@ -43,7 +43,7 @@ def test_build_ran_models_and_tests(warehouse: dict) -> None:
 
 def test_dbt_log_keeps_each_nodes_result_without_its_sql(warehouse: dict) -> None:
     """settings.dbt_log_level_file "info" (the default): dbt.log says what ran and how it ended, not every statement
-    (debug lines cost the 10M-event next-day build a tenth of its CPU)."""
+    (debug lines cost a quarter of the default world's next-day build's CPU samples)."""
     settings: Settings = warehouse["settings"]
     assert settings.runtime_env()["DBT_LOG_LEVEL_FILE"] == "info"
     log = (settings.home_dir / "dbt" / "logs" / "dbt.log").read_text()
