@@ -1,4 +1,6 @@
-"""Offline sources, derived from the feature contract: the parquet file dbt exports for each view's mart.
+"""Offline sources, derived from the feature contract: the parquet dbt exports for each view's mart, its file or, for a
+day-partitioned mart, its folder of day files (shoprank/mart_files.py: feast_source_path; Feast's DuckDB offline store
+reads the folder as one table with ibis.read_parquet, and ``feast apply`` its schema with pyarrow's ParquetDataset).
 
 Rows are daily snapshots: a row stamped ``feature_ts`` = day D 00:00 UTC holds features computed only from data
 before D, so Feast's point-in-time join never leaks the future into a training example. The marts directory is
@@ -6,8 +8,10 @@ the published snapshot (only data that passed every gate).
 """
 
 from feast import FileSource, PushSource
+from feast.data_format import ParquetFormat
 
 from shoprank.feature_contract import View, views
+from shoprank.mart_files import feast_source_path
 from shoprank.settings import get_settings
 
 _MARTS = get_settings().marts_export_dir
@@ -16,7 +20,9 @@ _MARTS = get_settings().marts_export_dir
 def file_source(view: View) -> FileSource:
     return FileSource(
         name=f"{view.mart}_source",
-        path=str(_MARTS / f"{view.mart}.parquet"),
+        path=str(feast_source_path(_MARTS, view.mart)),
+        # explicit: Feast infers parquet only from a path ending in .parquet, and a folder's does not
+        file_format=ParquetFormat(),
         timestamp_field="feature_ts",
         description=f"dbt mart {view.mart}: {view.description}",
     )

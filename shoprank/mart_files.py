@@ -1,11 +1,13 @@
 """Where a mart's exported parquet lies, in the build area or a published snapshot.
 
-Most marts are one file, ``<mart>.parquet``, rewritten whole by each run (small snapshot marts, Feast's offline
-sources). The large impression marts that only grow by day (:data:`DAY_PARTITIONED_MARTS`) are a folder ``<mart>/``
-of one file per day partition, ``dt=YYYY-MM-DD.parquet`` (each with its ``dt`` column, sorted within the day as the
-single file was): a daily run writes only the days it rewrote (dbt_project/macros/incremental.sql: export_mart), so
+Most marts are one file, ``<mart>.parquet``, rewritten whole by each run (the small snapshot marts). The marts that
+grow by day (:data:`DAY_PARTITIONED_MARTS`: the impression marts and the Feast offline sources in
+:data:`DAY_PARTITIONED_FEATURE_MARTS`) are a folder ``<mart>/`` of one file per day partition,
+``dt=YYYY-MM-DD.parquet`` (each with its ``dt`` column, sorted within the day as the single file was): a daily run
+writes only the days it rewrote (dbt_project/macros/incremental.sql: export_mart; a feature mart's D and D + 1), so
 its export grows with the day, not the history. Every reader takes the file list from here: read in day order, the
-files hold the rows, columns and types the single file held.
+files hold the rows, columns and types the single file held. Feast reads a feature mart's folder itself
+(:func:`feast_source_path`: its DuckDB offline store reads a folder of parquet files as one table).
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-# Exported one file per day partition (not Feast sources: training, the gates, drift and publish read them).
-DAY_PARTITIONED_MARTS = ("training_examples", "query_item_match")
+# Feast offline sources exported one file per day partition (Feast reads the folder: feast_source_path).
+DAY_PARTITIONED_FEATURE_MARTS = ("user_category_features",)
+# Exported one file per day partition.
+DAY_PARTITIONED_MARTS = ("training_examples", "query_item_match", *DAY_PARTITIONED_FEATURE_MARTS)
 DAY_FILE_GLOB = "dt=*.parquet"
 
 
 def day_file(marts_dir: Path, name: str, day: date) -> Path:
     """The file of ``day``'s partition of day-partitioned mart ``name``."""
     return marts_dir / name / f"dt={day.isoformat()}.parquet"
+
+
+def feast_source_path(marts_dir: Path, name: str) -> Path:
+    """The path of mart ``name`` a Feast FileSource names: the folder of day files of a day-partitioned mart (Feast's
+    DuckDB offline store reads a folder as one table, ``feast apply`` reads its schema with pyarrow's ParquetDataset),
+    else ``<name>.parquet``."""
+    return marts_dir / name if name in DAY_PARTITIONED_MARTS else marts_dir / f"{name}.parquet"
 
 
 def file_day(path: Path) -> date:

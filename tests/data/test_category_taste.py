@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import Settings
 from shoprank.taste import category_taste, population_ctr, prior_shape
 
@@ -40,7 +41,7 @@ def _events(settings: Settings) -> pd.DataFrame:
 
 def test_taste_is_the_python_estimator_of_the_events_before_the_day(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_build_dir / "user_category_features.parquet")
+    mart = read_mart(settings.marts_build_dir, "user_category_features")
     mart["day"] = pd.to_datetime(mart["dt"]).dt.date
     events = _events(settings)
     checked = 0
@@ -57,7 +58,7 @@ def test_taste_is_the_python_estimator_of_the_events_before_the_day(warehouse: d
 
 def test_a_users_later_events_do_not_change_an_earlier_rows_taste(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_build_dir / "user_category_features.parquet")
+    mart = read_mart(settings.marts_build_dir, "user_category_features")
     mart["day"] = pd.to_datetime(mart["dt"]).dt.date
     events = _events(settings)
     first_day = min(mart["day"])

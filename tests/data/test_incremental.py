@@ -18,7 +18,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from producers.simulator import simulate
-from shoprank.mart_files import DAY_PARTITIONED_MARTS, build_files, day_file, file_day, mart_files, read_mart, sql_files
+from shoprank.mart_files import (
+    DAY_PARTITIONED_FEATURE_MARTS,
+    DAY_PARTITIONED_MARTS,
+    build_files,
+    day_file,
+    file_day,
+    mart_files,
+    read_mart,
+    sql_files,
+)
 from shoprank.raw_contract import partition_path
 from shoprank.settings import Settings
 from warehouse.build import (
@@ -116,16 +125,23 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
 ) -> None:
     """D's run (after D-1's) rewrites the impression day D, and D-1 only for an outcome after midnight, of which the
     test world has none: the large marts' export writes D's day file and leaves every older day's file alone,
-    D-1's included, untouched on disk (same mtime, same bytes; the day spine starts at D: run_start)."""
+    D-1's included, untouched on disk (same mtime, same bytes; the day spine starts at D: run_start). A feature mart
+    (user_category_features) rewrites feature days D (written by D-1's run as its serving snapshot, now with D's
+    stock and the whole of D-1's events) and D + 1, new: D's file is written again, D + 1's appears, older ones stay."""
     before, after = day_files_before_each_run[RUN_DATE], _file_states(day_by_day)
-    rewritten = {RUN_DATE}
     for name in DAY_PARTITIONED_MARTS:
+        feature_mart = name in DAY_PARTITIONED_FEATURE_MARTS
+        rewritten = {RUN_DATE, RUN_DATE + timedelta(days=1)} if feature_mart else {RUN_DATE}
+        newest = max(rewritten)
         days = {file_day(path) for path in mart_files(day_by_day.marts_build_dir, name)}
-        assert days == {RUN_DATE - timedelta(days=n) for n in range(4)}, name  # the world's four days
+        # the world's four days; a feature mart's from D-2 (D-3's 30-day window is empty) to D + 1
+        assert days == {newest - timedelta(days=n) for n in range(4)}, name
         for day in sorted(days):
             key = day_file(day_by_day.marts_build_dir, name, day).relative_to(day_by_day.marts_build_dir).as_posix()
             if day in rewritten:
                 assert key not in before or after[key][0] > before[key][0], key  # written by D's run
+                if feature_mart and day == RUN_DATE:
+                    assert key in before, key  # D-1's run wrote it: D's rewrote it
             else:
                 assert after[key] == before[key], key  # neither written nor changed
         assert not (day_by_day.marts_build_dir / f"{name}.parquet").exists(), name  # no whole-mart file besides
@@ -414,7 +430,9 @@ def test_day_files_read_as_the_whole_mart_file(day_by_day: Settings, tmp_path: P
     order = {
         "training_examples": "dt, request_id, position, impression_id",
         "query_item_match": "dt, request_id, impression_id",
+        "user_category_features": "dt, user_id, category_id",
     }
+    assert set(order) == set(DAY_PARTITIONED_MARTS)
     with duckdb.connect(str(day_by_day.warehouse_path), read_only=True) as con:
         for name in DAY_PARTITIONED_MARTS:
             single = tmp_path / f"{name}.parquet"

@@ -85,3 +85,38 @@ def test_the_daily_materialize_loads_only_the_new_snapshots(published_home: Sett
     apply_feature_repo(settings)
     assert materialize_for_run(settings, RUN_DATE)["start"] == whole_window_start(RUN_DATE)
     assert _online_rows(settings) == daily_rows
+
+
+def test_feast_reads_a_day_partitioned_mart_from_its_folder(published_home: Settings) -> None:
+    """A day-partitioned feature mart's Feast source is its folder of day files in the published snapshot
+    (shoprank/mart_files.py: feast_source_path): `feast apply` took it, materialize loads every pair of every day
+    file into the online store, and the point-in-time join reads a row of the newest day file."""
+    import pandas as pd
+
+    from feature_repo.materialize import materialize_for_run
+    from shoprank.feature_store import get_feature_store
+    from shoprank.mart_files import DAY_PARTITIONED_FEATURE_MARTS, mart_files, read_mart
+
+    settings = published_home
+    store = get_feature_store(settings)
+    assert "user_category_features" in DAY_PARTITIONED_FEATURE_MARTS
+    for name in DAY_PARTITIONED_FEATURE_MARTS:
+        path = Path(store.get_data_source(f"{name}_source").path)
+        assert path == settings.marts_export_dir / name and path.is_dir(), path
+        assert len(mart_files(settings.marts_export_dir, name)) > 1
+        assert not (settings.marts_export_dir / f"{name}.parquet").exists()
+    materialize_for_run(settings, RUN_DATE)
+    pairs = read_mart(settings.marts_export_dir, "user_category_features")
+    online = _online_rows(settings)
+    (table,) = [name for name in online if name.endswith("user_category_features")]
+    assert len({row[0] for row in online[table]}) == len(pairs[["user_id", "category_id"]].drop_duplicates())
+    newest = pairs[pairs["feature_ts"] == pairs["feature_ts"].max()].iloc[0]
+    entities = pd.DataFrame(
+        {
+            "user_id": [newest.user_id],
+            "category_id": [int(newest.category_id)],
+            "event_timestamp": [newest.feature_ts + pd.Timedelta(hours=1)],
+        }
+    )
+    offline = store.get_historical_features(entity_df=entities, features=["user_category_features:uc_clicks_30d"])
+    assert offline.to_df()["uc_clicks_30d"].tolist() == [newest.uc_clicks_30d]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shoprank.mart_files import DAY_PARTITIONED_MARTS, day_file, mart_exists, read_mart
 from shoprank.ranking_features import (
     ITEM_FEATURES,
     add_derived_features,
@@ -58,6 +59,18 @@ def _snapshots() -> list[pd.Timestamp]:
 def _as_mart(frame: pd.DataFrame) -> pd.DataFrame:
     """feature_ts as dbt-duckdb writes it (timestamptz, microseconds); Feast's DuckDB store cannot cast ns+tz."""
     return frame.assign(feature_ts=frame["feature_ts"].astype("datetime64[us, UTC]"))
+
+
+def write_mart(marts: Path, name: str, frame: pd.DataFrame) -> None:
+    """Write a synthetic mart as dbt exports it: ``<name>.parquet``, or a day-partitioned mart's day files
+    (shoprank/mart_files.py), each with its ``dt`` (the feature day) as the models write it."""
+    if name not in DAY_PARTITIONED_MARTS:
+        frame.to_parquet(marts / f"{name}.parquet", index=False)
+        return
+    frame = frame.assign(dt=pd.to_datetime(frame["feature_ts"], utc=True).dt.date)
+    (marts / name).mkdir(parents=True, exist_ok=True)
+    for day, rows in frame.groupby("dt", sort=True):
+        rows.to_parquet(day_file(marts, name, day), index=False)
 
 
 def make_item_features(rng: np.random.Generator, n_categories: int) -> pd.DataFrame:
@@ -182,10 +195,10 @@ def write_catalogue(raw_dir: Path, items: pd.DataFrame, rng: np.random.Generator
 
 
 @functools.lru_cache(maxsize=16)
-def newest_snapshot(path: Path) -> pd.DataFrame:
-    """A mart's rows of its newest snapshot (feature_ts dropped); read once per file."""
-    rows = pd.read_parquet(path)
-    return rows[rows["feature_ts"] == rows["feature_ts"].max()].drop(columns="feature_ts")
+def newest_snapshot(marts: Path, mart: str) -> pd.DataFrame:
+    """A mart's rows of its newest snapshot (feature_ts dropped), its file or day files; read once per mart."""
+    rows = read_mart(marts, mart)
+    return rows[rows["feature_ts"] == rows["feature_ts"].max()].drop(columns=["feature_ts", "dt"], errors="ignore")
 
 
 def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[str, object]:
@@ -195,9 +208,9 @@ def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[
 
     out: dict[str, object] = {}
     for mart in ("user_features", "user_window_features"):
-        rows = newest_snapshot(marts / f"{mart}.parquet")
+        rows = newest_snapshot(marts, mart)
         out.update(rows[rows["user_id"] == user_id].drop(columns="user_id").iloc[0].to_dict())
-    pairs = newest_snapshot(marts / "user_category_features.parquet")
+    pairs = newest_snapshot(marts, "user_category_features")
     by_category = pairs[pairs["user_id"] == user_id].set_index("category_id")
     for name in views(n_categories)["user_category_features"].feature_names:  # stored-only columns too
         out[name] = tuple(by_category[name].get(c) for c in range(n_categories))
@@ -206,10 +219,7 @@ def offline_user_features(marts: Path, user_id: str, n_categories: int) -> dict[
 
 def offline_item_features(marts: Path, item_ids: list[str]) -> pd.DataFrame:
     """The items' newest item_features and item_window_features rows, indexed by item_id."""
-    frames = [
-        newest_snapshot(marts / f"{mart}.parquet").set_index("item_id")
-        for mart in ("item_features", "item_window_features")
-    ]
+    frames = [newest_snapshot(marts, mart).set_index("item_id") for mart in ("item_features", "item_window_features")]
     joined = frames[0].join(frames[1].drop(columns=[c for c in frames[1].columns if c in frames[0].columns]))
     return joined.reindex(item_ids).rename_axis("item_id")
 
@@ -280,8 +290,8 @@ def write_other_views(rng: np.random.Generator, items: pd.DataFrame, marts: Path
     join_keys = {d.name: [d.join_key] for d in DEFINITIONS if isinstance(d, Entity)}
     for view in DEFINITIONS:
         source = getattr(getattr(view, "batch_source", None), "path", "")
-        path = marts / Path(source).name
-        if not isinstance(view, FeatureView) or not source or path.exists():
+        name = Path(source).name.removesuffix(".parquet")
+        if not isinstance(view, FeatureView) or not source or mart_exists(marts, name):
             continue
         (join_key,) = [key for entity in view.entities for key in join_keys[entity]]
         ids = keys.get(join_key, [f"{join_key[0]}{i:06d}" for i in range(10)])
@@ -296,7 +306,7 @@ def write_other_views(rng: np.random.Generator, items: pd.DataFrame, marts: Path
                     else (rng.uniform(0, 1, len(ids)) if "Float" in kind else "x")
                 )
             frames.append(frame)
-        _as_mart(pd.concat(frames, ignore_index=True)).to_parquet(path, index=False)
+        write_mart(marts, name, _as_mart(pd.concat(frames, ignore_index=True)))
 
 
 @contextlib.contextmanager
@@ -359,7 +369,7 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         users.to_parquet(build / "user_features.parquet", index=False)
         window_rng = np.random.default_rng(1)  # its own stream: the v1 world's values stay as they were
         for name, mart in make_window_marts(window_rng, users, items, n_categories).items():
-            mart.to_parquet(build / f"{name}.parquet", index=False)
+            write_mart(build, name, mart)
         write_catalogue(settings.raw_dir, items, window_rng)
         write_retrieval_marts(build, items)
 

@@ -1,19 +1,23 @@
-{{ config(post_hook="{{ export_mart('dt, user_id, category_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, user_id, category_id', by_day='dt') }}") }}
 -- One row per (user, item category, feature day D) with impressions in [D-30, D): the user's engagement with the
 -- category, the CTR smoothed toward the user's own 30-day CTR, the category's share of the user's clicks, and the
 -- user's long-term taste for the category (uc_taste_30d: shoprank/taste.py's Gamma-Poisson posterior of the user's
 -- click-rate ratio against the window's population CTR, its prior fitted over all pairs of the window).
 -- Pairs without impressions have no row (serving and training treat them as zero). Incremental: a run for day D
--- rewrites feature days D and D + 1.
+-- rewrites feature days D and D + 1 (not stored_days_final: D + 1 is rewritten by the next day's run). Exported one
+-- file per feature day (<mart>/dt=YYYY-MM-DD.parquet): a run writes the days from the day spine's first day on.
 {%- set window_days = var('user_window_days') | int %}
 
 with
 
 spine as (
 
+    -- Feature day D counts events before D only (int_user_category_daily, by event day; the raw gate keeps every
+    -- event in its own day's partition), so a stored feature day is final once the days before it are: the daily
+    -- run for D writes D + 1 alone (offset 1, after_newest), a re-landed day R rewrites from R + 1.
     select feature_date, feature_ts
     from {{ ref('int_day_spine') }}
-    where {{ partition_filter('feature_date') }}
+    where {{ partition_filter('feature_date', 1, after_newest=true) }}
 
 ),
 
