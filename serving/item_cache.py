@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shoprank.mart_files import DAY_FILE_GLOB, read_mart
 from shoprank.query_relevance import parse
 from shoprank.ranking_features import ITEM_FEATURES, TitleWordIndex, title_words
 
@@ -32,7 +33,8 @@ SELLER_COLUMN = "item_seller_id"
 
 @dataclass(frozen=True)
 class ItemView:
-    """An item-side feature view of the serving feature service: its mart file, join key and numeric features.
+    """An item-side feature view of the serving feature service: its mart (Feast's source path: the mart's file, or
+    the folder of a day-partitioned mart's day files, shoprank/mart_files.py), join key and numeric features.
 
     ``join_key`` is ``item_id``, or ``seller_id`` for a view joined through each item's seller."""
 
@@ -117,9 +119,7 @@ class ItemCache:
         path = Path(marts_dir) / ITEM_FEATURES_FILE
         base = pd.read_parquet(path, columns=["item_id", "feature_ts", SELLER_COLUMN, *ITEM_FEATURES])
         extra = [v for v in views if set(v.features) - set(ITEM_FEATURES)]
-        loaded = [
-            (view, pd.read_parquet(view.path, columns=[view.join_key, "feature_ts", *view.features])) for view in extra
-        ]
+        loaded = [(view, read_view(view.path, [view.join_key, "feature_ts", *view.features])) for view in extra]
         sources = (path, *(Path(v.path) for v in extra))
         return cls.from_frame(base, new_seller_days, newest_mtime(sources), loaded, sources)
 
@@ -167,9 +167,18 @@ class ItemCache:
         return [str(i) for i in self.ids]
 
 
+def read_view(path: Path, columns: list[str]) -> pd.DataFrame:
+    """An item-side view's mart at its Feast source ``path``: ``<mart>.parquet`` or a day-partitioned mart's folder,
+    read in day order (shoprank/mart_files.py: read_mart)."""
+    path = Path(path)
+    return read_mart(path.parent, path.name.removesuffix(".parquet"), columns)
+
+
 def newest_mtime(paths: Sequence[Path]) -> float:
-    """The newest modification time among ``paths`` that exist (0 when none does)."""
-    return max((Path(p).stat().st_mtime for p in paths if Path(p).exists()), default=0.0)
+    """The newest modification time among ``paths`` that exist, a folder's day files included (a day file rewritten
+    in place does not touch its folder's mtime); 0 when none exists."""
+    files = [f for p in map(Path, paths) for f in ([p, *p.glob(DAY_FILE_GLOB)] if p.is_dir() else [p])]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
 def published_sources(marts_dir: Path, loaded: Sequence[Path]) -> tuple[Path, ...]:

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # Feast offline sources exported one file per day partition (Feast reads the folder: feast_source_path).
-DAY_PARTITIONED_FEATURE_MARTS = ("user_category_features",)
+DAY_PARTITIONED_FEATURE_MARTS = (
+    "user_category_features",
+    "user_window_features",
+    "item_window_features",
+    "seller_features",
+)
 # Exported one file per day partition.
 DAY_PARTITIONED_MARTS = ("training_examples", "query_item_match", *DAY_PARTITIONED_FEATURE_MARTS)
 DAY_FILE_GLOB = "dt=*.parquet"

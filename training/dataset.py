@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from shoprank.feature_store import get_feature_store, use_budgeted_offline_engine
-from shoprank.mart_files import read_mart
+from shoprank.mart_files import mart_exists, read_mart
 from shoprank.ranking_features import CATEGORY_KEY, QUERY_FEATURES, add_derived_features, feature_columns_for
 from shoprank.resources import within_budget
 from shoprank.settings import Settings
@@ -152,10 +152,9 @@ def add_slice_flags(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
     Point in time like every feature: the seller snapshot stamped at the start of the row's day. Without a
     seller_features mart (older warehouses) the frame is returned unchanged and the slice is skipped.
     """
-    path = settings.marts_export_dir / "seller_features.parquet"
-    if "seller_is_new" in frame.columns or not path.exists():
+    if "seller_is_new" in frame.columns or not mart_exists(settings.marts_export_dir, "seller_features"):
         return frame
-    sellers = pd.read_parquet(path, columns=["seller_id", "dt", "seller_is_new"])
+    sellers = read_mart(settings.marts_export_dir, "seller_features", ["seller_id", "dt", "seller_is_new"])
     sellers["dt"] = pd.to_datetime(sellers["dt"]).dt.date
     keyed = frame if "seller_id" in frame.columns else with_seller_ids(settings, frame)
     out = keyed.merge(sellers, on=["seller_id", "dt"], how="left", validate="many_to_one")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprank import feature_contract as contract
-from shoprank.mart_files import require_mart_files, sql_files
+from shoprank.mart_files import mart_exists, require_mart_files, sql_files
 from shoprank.ranking_features import QUERY_FEATURES, add_derived_features, request_time_features
 from shoprank.resources import duckdb_connect, within_budget
 from shoprank.settings import Settings
@@ -88,9 +88,7 @@ def training_set_sql(settings: Settings, run_date: date, feature_service: str) -
     """The SELECT of every training row (examples up to run_date, their keys, features and slice flag)."""
     marts = settings.marts_export_dir
     stored, keys, reads_query = service_joins(feature_service, settings.simulator.categories)
-    needs_seller_flag = (
-        all(SLICE_FLAG not in v.feature_names for v in stored) and (marts / "seller_features.parquet").exists()
-    )
+    needs_seller_flag = all(SLICE_FLAG not in v.feature_names for v in stored) and mart_exists(marts, "seller_features")
     item_keys = sorted({*keys, "seller_id"} if needs_seller_flag else keys)
     examples = f"({examples_sql(settings, run_date)})"
     if item_keys:

@@ -15,6 +15,7 @@ import pytest
 
 from quality.drift import bin_counts, drift_report, feature_rows, psi, reference_edges, reference_window
 from quality.drift_sql import count_bins, create_feature_rows
+from shoprank.mart_files import mart_files
 from shoprank.ranking_features import model_feature_columns
 from shoprank.resources import duckdb_connect
 from shoprank.settings import Settings
@@ -114,12 +115,14 @@ def test_feature_rows_of_given_days_read_only_those_days(copied_home: Settings) 
     expected = whole[whole["day"].isin(days)].reset_index(drop=True)
     assert len(expected) and len(expected) < len(whole)
     for name in ("user_features", "item_features", "user_window_features", "item_window_features"):
-        path = marts / f"{name}.parquet"
-        frame = pd.read_parquet(path)
-        other = ~frame["dt"].isin(days)
-        assert other.any(), name
-        frame.loc[other, "feature_ts"] = DAY_START
-        frame.to_parquet(path, index=False)
+        restamped = 0
+        for path in mart_files(marts, name):  # its file, or a day-partitioned mart's day files
+            frame = pd.read_parquet(path)
+            other = ~frame["dt"].isin(days)
+            restamped += int(other.sum())
+            frame.loc[other, "feature_ts"] = DAY_START
+            frame.to_parquet(path, index=False)
+        assert restamped, name
     assert len(feature_rows(settings, RUN_DATE, marts)) > len(whole)  # read whole, the restamped rows do join
 
     read = feature_rows(settings, RUN_DATE, marts, days=days).reset_index(drop=True)

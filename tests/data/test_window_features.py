@@ -14,7 +14,7 @@ from shoprank.settings import Settings
 
 def test_windows_count_exactly_the_days_before_the_feature_day(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_build_dir / "item_window_features.parquet")
+    mart = read_mart(settings.marts_build_dir, "item_window_features")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "item_id", "event_ts"])
     imp = events[events["event_type"] == "impression"].assign(day=lambda f: f["event_ts"].dt.date)
     daily = imp.groupby(["item_id", "day"]).size()
@@ -29,7 +29,7 @@ def test_windows_count_exactly_the_days_before_the_feature_day(warehouse: dict) 
 
 def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_build_dir / "item_window_features.parquet")
+    mart = read_mart(settings.marts_build_dir, "item_window_features")
     category = pd.read_parquet(settings.raw_dir / "items").set_index("item_id")["category_id"]
     mart["item_category_id"] = category.reindex(mart["item_id"]).to_numpy()
     unseen = mart[mart["item_impressions_7d"] == 0]
@@ -49,7 +49,7 @@ def test_items_without_data_sit_at_their_category_prior(warehouse: dict) -> None
 
 def test_user_short_term_features_see_only_yesterday(warehouse: dict) -> None:
     settings: Settings = warehouse["settings"]
-    mart = pd.read_parquet(settings.marts_build_dir / "user_window_features.parquet")
+    mart = read_mart(settings.marts_build_dir, "user_window_features")
     events = pd.read_parquet(settings.raw_dir / "events", columns=["event_type", "user_id", "event_ts"])
     clicks = events[events["event_type"] == "click"].assign(day=lambda f: f["event_ts"].dt.date)
     daily = clicks.groupby(["user_id", "day"]).size()

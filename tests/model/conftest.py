@@ -52,16 +52,20 @@ def punch_gaps(marts: Path, views: tuple[str, ...] = GAPPED_VIEWS, share: float 
     for user_features; none for the one-day user x category view), as Feast does. A complete daily mart never
     needs either rule."""
     import numpy as np
-    import pandas as pd
+
+    from shoprank.mart_files import file_day, mart_files, read_mart
 
     rng = np.random.default_rng(0)
     for view in views:
-        path = marts / f"{view}.parquet"
-        mart = pd.read_parquet(path)
+        files = mart_files(marts, view)  # its file, or a day-partitioned mart's day files
+        mart = read_mart(marts, view)
         recent = mart["feature_ts"] >= sorted(mart["feature_ts"].unique())[-2]
         dropped = recent & (rng.random(len(mart)) < share)
-        path.unlink()  # the published snapshot's own copy (not the build area's)
-        mart[~dropped].to_parquet(path, index=False)
+        kept = mart[~dropped]
+        for path in files:
+            path.unlink()  # the published snapshot's own copy (not the build area's)
+            rows = kept if path.name == f"{view}.parquet" else kept[kept["dt"] == file_day(path)]
+            rows.to_parquet(path, index=False)
 
 
 @contextlib.contextmanager

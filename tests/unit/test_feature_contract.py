@@ -10,6 +10,7 @@ import pytest
 
 from shoprank import feature_contract as contract
 from shoprank.feature_contract import Feature, Ranker, View
+from shoprank.mart_files import DAY_PARTITIONED_MARTS, feast_source_path
 from shoprank.settings import get_settings
 
 FEATURE_REPO_MODULES = [
@@ -53,7 +54,11 @@ def test_feast_definitions_follow_the_contract() -> None:
         assert [f.name for f in feast_view.features] == view.feature_names
         assert feast_view.ttl.days == view.ttl_days
         assert list(feast_view.entities) == list(view.entities)
-        assert feast_view.batch_source.path.endswith(f"{view.mart}.parquet")
+        marts = get_settings().marts_export_dir
+        assert feast_view.batch_source.path == str(feast_source_path(marts, view.mart))
+        # a day-partitioned mart's source is its folder of day files (shoprank/mart_files.py)
+        folder = view.mart in DAY_PARTITIONED_MARTS
+        assert feast_view.batch_source.path.endswith(view.mart if folder else f"{view.mart}.parquet")
     for name in contract.RANKERS:
         service = definitions[name]
         assert [p.name for p in service.feature_view_projections] == contract.service_views(name)

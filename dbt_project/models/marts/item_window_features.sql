@@ -1,9 +1,10 @@
-{{ config(post_hook="{{ export_mart('dt, item_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, item_id', by_day='dt') }}") }}
 -- One row per item (created before D) and feature day D, keyed like item_features (item_id, feature_ts): counts
 -- over [D-1, D), [D-7, D) and [D-30, D), CTR / CVR smoothed toward the item's CATEGORY prior of the same window,
 -- the popularity trend, and days of cover (stock at D 00:00 over the last 7 days' daily units sold).
 -- Kept apart from item_features so that mart's column contract (Feast views, training, serving) stays as it is.
--- Incremental: a run for day D rewrites feature days D and D + 1.
+-- Incremental: a run for day D rewrites feature days D and D + 1,
+-- exported one file per feature day (shoprank/mart_files.py).
 
 with
 

@@ -1,7 +1,8 @@
-{{ config(post_hook="{{ export_mart('dt, seller_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, seller_id', by_day='dt') }}") }}
 -- One row per seller (created before D) and feature day D: age, catalogue size and 7-day engagement of the
 -- seller's items over [D-7, D), with rates smoothed toward the day's global rates (Feast view seller_features).
--- Incremental: a run for day D rewrites feature days D and D + 1.
+-- Incremental: a run for day D rewrites feature days D and D + 1,
+-- exported one file per feature day (shoprank/mart_files.py).
 {%- set new_seller_days = var('new_seller_days', var('new_item_days')) | int %}
 
 with

@@ -1,9 +1,10 @@
-{{ config(post_hook="{{ export_mart('dt, user_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, user_id', by_day='dt') }}") }}
 -- One row per user (signed up before D) and feature day D, keyed like user_features (user_id, feature_ts):
 -- short-term activity (yesterday, [D-1, D)), the last active day before D (the raw contract has no session ids:
 -- a user's last active day stands in for the last session), the 30-day purchase rate per click and price band.
 -- Kept apart from user_features so that mart's column contract (Feast, training, serving) stays as it is; both
--- read their windows from int_user_windows. Incremental: a run for day D rewrites feature days D and D + 1.
+-- read their windows from int_user_windows. Incremental: a run for day D rewrites feature days D and D + 1,
+-- exported one file per feature day (shoprank/mart_files.py).
 {%- set window_days = var('user_window_days') | int %}
 
 with
