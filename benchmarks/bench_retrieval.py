@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import line
+from shoprank.mart_files import read_mart
 
 HOME = Path(__file__).resolve().parents[1] / "var" / "bench-retrieval"
 BUILD_STEPS = ("simulate", "validate-raw", "build-warehouse", "validate-marts", "check-drift", "publish")
@@ -58,7 +59,7 @@ def holdout(settings, day: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
 
 def latest_warm_users(settings) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """Each warm user's newest user_features row (the snapshot serving reads)."""
-    users = pd.read_parquet(settings.marts_export_dir.resolve() / "user_features.parquet")
+    users = read_mart(settings.marts_export_dir.resolve(), "user_features")
     latest = users.sort_values(["user_id", "feature_ts"]).drop_duplicates("user_id", keep="last")
     return latest[latest["user_is_cold_start"] != 1]
 

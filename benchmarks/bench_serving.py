@@ -135,24 +135,22 @@ def main() -> None:
     _ensure_pipeline_output(settings)
     import pandas as pd
 
+    from shoprank.mart_files import read_mart
+
     items = pd.read_parquet(settings.marts_export_dir / "item_features.parquet", columns=["item_id"])
     candidates = sorted(items["item_id"].unique())[:N_CANDIDATES]
     user_id = "u000001"
     if args.funnel or args.only_funnel:
         from benchmarks.bench_serving_funnel import bench_funnel, print_funnel
 
-        user_frame = pd.read_parquet(settings.marts_export_dir / "user_features.parquet", columns=["user_id"])
+        user_frame = read_mart(settings.marts_export_dir, "user_features", ["user_id"])
         print_funnel(bench_funnel(settings, sorted(user_frame["user_id"].unique()), args.requests), settings)
         if args.only_funnel:
             return
     if args.arms or args.only_arms:
         from benchmarks.bench_serving_arms import bench_arms, print_arms
 
-        users = sorted(
-            pd.read_parquet(settings.marts_export_dir / "user_features.parquet", columns=["user_id"])[
-                "user_id"
-            ].unique()
-        )
+        users = sorted(read_mart(settings.marts_export_dir, "user_features", ["user_id"])["user_id"].unique())
         print_arms(bench_arms(settings, candidates, users, args.requests), len(candidates))
         if args.only_arms:
             return

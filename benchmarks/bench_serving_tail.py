@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.common import bench_settings
+from shoprank.mart_files import read_mart
 
 STAGES = ("read_user", "retrieve", "prerank", "score", "rules", "observe")
 
@@ -85,9 +86,7 @@ def main() -> None:
     if service.request_log is not None:
         service.request_log.flush = splits.timed("logflush", service.request_log.flush)  # type: ignore[method-assign]
 
-    users = sorted(
-        pd.read_parquet(settings.marts_export_dir / "user_features.parquet", columns=["user_id"])["user_id"].unique()
-    )
+    users = sorted(read_mart(settings.marts_export_dir, "user_features", ["user_id"])["user_id"].unique())
     for i in range(20):
         service._rank(RankRequest(user_id=users[i % len(users)], k=20))
     gc.callbacks.append(splits.gc_callback)

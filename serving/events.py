@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.schemas import EventIn, EventRejection
+from shoprank.mart_files import mart_files
 from shoprank.raw_contract import SCHEMAS
 
 EVENT_COLUMNS = tuple(SCHEMAS["events"].names)
@@ -75,8 +76,8 @@ def load_user_ids(marts: Path) -> frozenset[str]:
     """The users the published user_features mart knows (any snapshot); empty when it is missing."""
     import pyarrow.parquet as pq
 
-    path = marts.resolve() / "user_features.parquet"
-    if not path.exists():
+    files = mart_files(marts.resolve(), "user_features")  # its file or day files (shoprank/mart_files.py)
+    if not files:
         return frozenset()
-    column = pq.read_table(path, columns=["user_id"]).column("user_id").unique()
+    column = pq.read_table([str(p) for p in files], columns=["user_id"], partitioning=None).column("user_id").unique()
     return frozenset(str(user) for user in column.to_pylist())

@@ -1,7 +1,8 @@
 """Where a mart's exported parquet lies, in the build area or a published snapshot.
 
-Most marts are one file, ``<mart>.parquet``, rewritten whole by each run (the small snapshot marts). The marts that
-grow by day (:data:`DAY_PARTITIONED_MARTS`: the impression marts and the Feast offline sources in
+Most marts are one file, ``<mart>.parquet``, rewritten whole by each run (the retrieval snapshot marts, and
+item_features, which a dozen readers in serving, training and monitoring open by name). The marts that grow by day
+(:data:`DAY_PARTITIONED_MARTS`: the impression marts and the Feast offline sources in
 :data:`DAY_PARTITIONED_FEATURE_MARTS`) are a folder ``<mart>/`` of one file per day partition,
 ``dt=YYYY-MM-DD.parquet`` (each with its ``dt`` column, sorted within the day as the single file was): a daily run
 writes only the days it rewrote (dbt_project/macros/incremental.sql: export_mart; a feature mart's D and D + 1), so
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 # Feast offline sources exported one file per day partition (Feast reads the folder: feast_source_path).
 DAY_PARTITIONED_FEATURE_MARTS = (
+    "user_features",
     "user_category_features",
     "user_window_features",
     "item_window_features",

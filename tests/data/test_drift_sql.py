@@ -15,10 +15,11 @@ import pytest
 
 from quality.drift import bin_counts, drift_report, feature_rows, psi, reference_edges, reference_window
 from quality.drift_sql import count_bins, create_feature_rows
-from shoprank.mart_files import mart_files
+from shoprank.mart_files import mart_files, read_mart
 from shoprank.ranking_features import model_feature_columns
 from shoprank.resources import duckdb_connect
 from shoprank.settings import Settings
+from tests.support.marts import write_mart_rows
 
 from .conftest import RUN_DATE
 
@@ -39,11 +40,10 @@ def perturb(settings: Settings) -> None:
     today = items["feature_ts"] == DAY_START
     items.loc[today & (items.index % 2 == 0), "item_price"] *= 5
     items.to_parquet(path, index=False)
-    path = settings.marts_build_dir / "user_features.parquet"
-    users = pd.read_parquet(path)
+    users = read_mart(settings.marts_build_dir, "user_features")
     users = users[~((users["feature_ts"] == DAY_START) & (users.index % 3 == 0))]
     users.loc[users.index % 7 == 0, "user_ctr_30d"] = np.nan
-    users.to_parquet(path, index=False)
+    write_mart_rows(settings.marts_build_dir, "user_features", users)
 
 
 @pytest.mark.parametrize("world", ["clean", "perturbed"])

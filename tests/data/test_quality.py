@@ -10,6 +10,7 @@ import pytest
 from quality.validate import DataQualityError, validate_marts
 from shoprank.mart_files import mart_files, read_mart
 from shoprank.settings import Settings
+from tests.support.marts import write_mart_rows
 
 from .conftest import RUN_DATE
 
@@ -62,10 +63,10 @@ def test_the_next_day_judges_only_the_partitions_its_run_rewrote(copied_home: Se
     copied_home.quality_dir.mkdir(parents=True, exist_ok=True)
     (copied_home.quality_dir / f"marts-{day_before}.json").write_text(json.dumps({"success": True}))
     marts = copied_home.marts_build_dir
-    users = pd.read_parquet(marts / "user_features.parquet")
+    users = read_mart(marts, "user_features")
     old = users["dt"] < RUN_DATE
     users.loc[users.index[old][:3], "user_ctr_30d"] = 1.7
-    users.to_parquet(marts / "user_features.parquet", index=False)
+    write_mart_rows(marts, "user_features", users)
 
     summary = validate_marts(copied_home, RUN_DATE)
     next_day = RUN_DATE + timedelta(days=1)
@@ -79,6 +80,6 @@ def test_the_next_day_judges_only_the_partitions_its_run_rewrote(copied_home: Se
     assert summary["tables"]["training_examples"]["rows"] == int((examples["dt"] >= day_before).sum())
 
     users.loc[users.index[~old][:3], "user_ctr_30d"] = 1.7
-    users.to_parquet(marts / "user_features.parquet", index=False)
+    write_mart_rows(marts, "user_features", users)
     with pytest.raises(DataQualityError, match=f"user_features dt={RUN_DATE}..{next_day}.*1.7"):
         validate_marts(copied_home, RUN_DATE)

@@ -80,7 +80,7 @@ def test_marts_have_the_contract_columns(warehouse: dict) -> None:
         assert _rows(settings, name) > 0
         if "feature_ts" in schema.names:
             assert schema.field("feature_ts").type == pa.timestamp("us", tz="UTC")
-    users = pq.read_schema(settings.marts_build_dir / "user_features.parquet")
+    users = pq.read_schema(mart_files(settings.marts_build_dir, "user_features")[0])
     for column in ("user_impressions_30d", "user_clicks_30d", "user_purchases_30d", "user_is_cold_start"):
         assert users.field(column).type == pa.int64(), column
     for column in ("user_ctr_30d", "user_avg_click_price_30d", "user_cat_share_00"):

@@ -31,7 +31,7 @@ def test_dag_run_succeeded(daily_run: Settings):
 def test_marts_have_rows_for_the_run(daily_run: Settings):
     marts = daily_run.marts_export_dir
     examples = read_mart(marts, "training_examples")
-    users = pd.read_parquet(marts / "user_features.parquet")
+    users = read_mart(marts, "user_features")
     items = pd.read_parquet(marts / "item_features.parquet")
     assert len(examples) > 1000 and len(users) > 0 and len(items) > 0
     assert pd.to_datetime(examples["dt"]).dt.date.max() == daily_run.default_run_date

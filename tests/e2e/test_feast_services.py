@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shoprank.mart_files import read_mart
 from shoprank.settings import ServicesSettings, Settings, get_settings
 
 pytestmark = pytest.mark.e2e
@@ -133,7 +134,7 @@ def test_redis_serves_the_same_values_as_the_local_online_store(daily_run: Setti
     from shoprank.feature_store import get_feature_store
 
     settings, store = services_store
-    users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet", columns=["user_id", "feature_ts"])
+    users = read_mart(daily_run.marts_export_dir, "user_features", ["user_id", "feature_ts"])
     latest = users[users["feature_ts"] == users["feature_ts"].max()]
     # category_id: the user x category view's join key (ranker_v3)
     rows = [

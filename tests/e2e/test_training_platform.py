@@ -72,7 +72,7 @@ def test_training_features_come_only_from_days_before_the_impression(daily_run: 
 
 
 def test_training_rows_carry_the_snapshot_stamped_at_the_start_of_their_day(daily_run: Settings, training_frame):
-    users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet")
+    users = read_mart(daily_run.marts_export_dir, "user_features")
     users["dt"] = users["feature_ts"].dt.date
     sample = training_frame.sample(300, random_state=1)[["user_id", "dt", "user_ctr_30d"]]
     joined = sample.merge(users[["user_id", "dt", "user_ctr_30d"]], on=["user_id", "dt"], suffixes=("", "_mart"))
@@ -101,7 +101,7 @@ def test_online_values_equal_historical_retrieval_at_the_same_moment(daily_run: 
 
     store = get_feature_store(daily_run)
     service = store.get_feature_service(daily_run.training.feature_service)
-    users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet", columns=["user_id", "feature_ts"])
+    users = read_mart(daily_run.marts_export_dir, "user_features", ["user_id", "feature_ts"])
     items = pd.read_parquet(daily_run.marts_export_dir / "item_features.parquet", columns=["item_id", "feature_ts"])
     latest = users["feature_ts"].max()
     rng = np.random.default_rng(5)
@@ -163,7 +163,7 @@ def test_serving_reads_the_v3_user_side_as_training_joins_it(daily_run: Settings
     store = get_feature_store(daily_run)
     n_categories = daily_run.simulator.categories
     reader = OnlineFeatureReader(store, "ranker_v3", n_categories)
-    users = pd.read_parquet(daily_run.marts_export_dir / "user_features.parquet", columns=["user_id", "feature_ts"])
+    users = read_mart(daily_run.marts_export_dir, "user_features", ["user_id", "feature_ts"])
     latest = users["feature_ts"].max()
     user_ids = np.random.default_rng(8).choice(users.loc[users["feature_ts"] == latest, "user_id"].unique(), 8)
     entities = pd.DataFrame([{"user_id": u, "category_id": c} for u in user_ids for c in range(n_categories)]).assign(

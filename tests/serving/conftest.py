@@ -366,7 +366,7 @@ def serving_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingW
         users = make_user_features(rng, n_categories)
         assert set(ITEM_FEATURES) <= set(items.columns)
         items.to_parquet(build / "item_features.parquet", index=False)
-        users.to_parquet(build / "user_features.parquet", index=False)
+        write_mart(build, "user_features", users)
         window_rng = np.random.default_rng(1)  # its own stream: the v1 world's values stay as they were
         for name, mart in make_window_marts(window_rng, users, items, n_categories).items():
             write_mart(build, name, mart)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from serving.ranking import REASON_MODEL, REASON_POPULAR
 from serving.schemas import RankRequest
 from serving.service import FEATURE_FETCH_FAILED, MODEL_UNAVAILABLE, RankingService
+from shoprank.mart_files import read_mart
 
 from .conftest import ServingWorld
 
@@ -49,7 +50,7 @@ def test_scores_match_the_model_on_the_offline_features(service: RankingService,
 
     settings = serving_world.settings
     marts = settings.marts_export_dir
-    users = pd.read_parquet(marts / "user_features.parquet")
+    users = read_mart(marts, "user_features")
     items = pd.read_parquet(marts / "item_features.parquet")
     user_id, candidates = serving_world.user_ids[3], serving_world.item_ids[10:20]
     user = users[(users.user_id == user_id) & (users.feature_ts == users.feature_ts.max())]

@@ -1,7 +1,8 @@
-{{ config(post_hook="{{ export_mart('dt, user_id') }}") }}
+{{ config(post_hook="{{ export_mart('dt, user_id', by_day='dt') }}") }}
 -- One row per user (signed up before D) and feature day D; every feature uses only events before D 00:00 UTC,
 -- over the window [D-30, D). The last day (run's day + 1) is the snapshot serving reads. Incremental: a run for
--- day D rewrites feature days D and D + 1 (see partition_start).
+-- day D rewrites feature days D and D + 1 (see partition_start), exported one file per feature day
+-- (shoprank/mart_files.py).
 {%- set n_cat = n_categories() %}
 
 with
