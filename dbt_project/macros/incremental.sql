@@ -288,7 +288,7 @@
 {%- endmacro %}
 
 
-{% macro export_mart(order_by, latest_only=none, by_day=none) %}
+{% macro export_mart(order_by, latest_only=none, by_day=none, first_day_offset=0) %}
     {#- Post-hook: write the whole mart (or only its newest `latest_only` partition) to
         $SHOPRANK_MARTS_BUILD_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible): the build
         area the gates judge; the `publish` step copies it to the published marts after the last gate.
@@ -296,14 +296,15 @@
         <model>/dt=YYYY-MM-DD.parquet (shoprank/mart_files.py), and a run writes only the days it may have rewritten
         (from the day spine's first day, run_start, on) plus any day without its file: the large impression marts'
         export then grows with the day, not with the history. warehouse/build.py makes the folder before the run and
-        deletes, after it, the files of days no longer in the table. -#}
-    {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day)) -}}
+        deletes, after it, the files of days no longer in the table. first_day_offset: a model whose run rewrites from
+        the spine's first day + that many days on (user_category_features: 1) writes its files from there. -#}
+    {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day, first_day_offset)) -}}
 {% endmacro %}
 
 
-{% macro duckdb__export_mart(order_by, latest_only, by_day) %}
+{% macro duckdb__export_mart(order_by, latest_only, by_day, first_day_offset) %}
     {%- if by_day -%}
-        {%- do export_mart_days(order_by, by_day) -%}
+        {%- do export_mart_days(order_by, by_day, first_day_offset) -%}
     {%- else %}
     copy (
         select * from {{ this }}
@@ -316,7 +317,7 @@
 {% endmacro %}
 
 
-{% macro export_mart_days(order_by, by_day) %}
+{% macro export_mart_days(order_by, by_day, first_day_offset=0) %}
     {#- DuckDB: one COPY per day this run may have rewritten (see export_mart), each sorted by order_by: a day's
         file holds the rows, in the order, the whole mart's file held for that day. Runs the copies itself (the hook's
         own SQL is then empty). -#}
@@ -327,7 +328,10 @@
     {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
     {%- set spine_relation = api.Relation.create(database=spine.database, schema=spine.schema, identifier=spine.alias) -%}
     {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
-    {%- set first_day = none if first_day is none else (first_day | string)[:10] -%}
+    {%- set first_day = none if first_day is none else (
+        modules.datetime.date.fromisoformat((first_day | string)[:10])
+        + modules.datetime.timedelta(days=first_day_offset | int)
+    ).isoformat() -%}
     {%- set existing = [] -%}
     {%- for file in run_query(
             "select file from glob('" ~ (folder | replace("'", "''")) ~ "/dt=*.parquet')"
@@ -350,7 +354,7 @@
 {% endmacro %}
 
 
-{% macro postgres__export_mart(order_by, latest_only, by_day) %}
+{% macro postgres__export_mart(order_by, latest_only, by_day, first_day_offset) %}
     {#- PostgreSQL writes no parquet: record the export's query (same rows, same order as DuckDB's) in
         <schema>._mart_exports; warehouse/pg_export.py streams each recorded query to the same build-area file after
         the build, so Feast, training and serving read the same files on either target. -#}
@@ -364,7 +368,7 @@
 {% endmacro %}
 
 
-{% macro spark__export_mart(order_by, latest_only, by_day) %}
+{% macro spark__export_mart(order_by, latest_only, by_day, first_day_offset) %}
     {#- Spark writes the export itself, as part files of one directory (same rows, same order as DuckDB's copy:
         the sort's range partitions are numbered in order); warehouse/spark.py concatenates them, in name order,
         into the build-area file after the build. -#}
@@ -393,7 +397,7 @@
 {% endmacro %}
 
 
-{% macro default__export_mart(order_by, latest_only, by_day) %}
+{% macro default__export_mart(order_by, latest_only, by_day, first_day_offset) %}
     {#- Other warehouses are queried in place. -#}
 {% endmacro %}
 

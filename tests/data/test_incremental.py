@@ -131,12 +131,15 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
     """D's run (after D-1's) rewrites the impression day D, and D-1 only for an outcome after midnight, of which the
     test world has none: the large marts' export writes D's day file and leaves every older day's file alone,
     D-1's included, untouched on disk (same mtime, same bytes; the day spine starts at D: run_start). A feature mart
-    (user_category_features) rewrites feature days D (written by D-1's run as its serving snapshot, now with D's
-    stock and the whole of D-1's events) and D + 1, new: D's file is written again, D + 1's appears, older ones stay."""
+    rewrites feature days D (written by D-1's run as its serving snapshot, now with D's stock and the whole of D-1's
+    events) and D + 1, new: D's file is written again, D + 1's appears, older ones stay; user_category_features,
+    whose feature day D counts only events before D, writes D + 1 alone."""
     before, after = day_files_before_each_run[RUN_DATE], _file_states(day_by_day)
     for name in DAY_PARTITIONED_MARTS:
         feature_mart = name in DAY_PARTITIONED_FEATURE_MARTS
         rewritten = {RUN_DATE, RUN_DATE + timedelta(days=1)} if feature_mart else {RUN_DATE}
+        if name == "user_category_features":
+            rewritten = {RUN_DATE + timedelta(days=1)}
         newest = max(rewritten)
         days = {file_day(path) for path in mart_files(day_by_day.marts_build_dir, name)}
         assert days == _table_days(day_by_day, name), name  # a file per day of the table, and no other
@@ -157,6 +160,12 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
     run = " ".join(run_sql.read_text().split())
     assert f"where dt in (date '{RUN_DATE}');" in run
     assert f"date '{RUN_DATE - timedelta(days=1)}'" not in run
+    # user_category_features computes and deletes feature day D + 1 alone (feature day D stays as D-1's run wrote it)
+    run_sql = run_sql.with_name("user_category_features.sql")
+    run = " ".join(run_sql.read_text().split())
+    assert f"where dt in (date '{RUN_DATE + timedelta(days=1)}');" in run
+    compiled = day_by_day.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "marts" / run_sql.name
+    assert f"feature_date >= date '{RUN_DATE + timedelta(days=1)}'" in compiled.read_text()
 
 
 def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impressions(

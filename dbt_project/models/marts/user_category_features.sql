@@ -1,11 +1,11 @@
-{{ config(post_hook="{{ export_mart('dt, user_id, category_id', by_day='dt') }}") }}
+{{ config(post_hook="{{ export_mart('dt, user_id, category_id', by_day='dt', first_day_offset=1) }}") }}
 -- One row per (user, item category, feature day D) with impressions in [D-30, D): the user's engagement with the
 -- category, the CTR smoothed toward the user's own 30-day CTR, the category's share of the user's clicks, and the
 -- user's long-term taste for the category (uc_taste_30d: shoprank/taste.py's Gamma-Poisson posterior of the user's
 -- click-rate ratio against the window's population CTR, its prior fitted over all pairs of the window).
 -- Pairs without impressions have no row (serving and training treat them as zero). Incremental: a run for day D
--- rewrites feature days D and D + 1 (not stored_days_final: D + 1 is rewritten by the next day's run). Exported one
--- file per feature day (<mart>/dt=YYYY-MM-DD.parquet): a run writes the days from the day spine's first day on.
+-- writes feature day D + 1 alone (see the spine below; D was final after D-1's run). Exported one file per feature
+-- day (<mart>/dt=YYYY-MM-DD.parquet): a run writes the days from the day spine's first day + 1 on.
 {%- set window_days = var('user_window_days') | int %}
 
 with
