@@ -249,7 +249,6 @@
         whole tables (every day on a full build):
         __run_partitions__: the partitions this run rewrote, from the day spine's first day (run_start) on, in the
         tested model's partition column (config unique_key);
-        __run_events__: the raw event partitions this run reads (events_start; source tests run before any model);
         __run_days__: the same days of a model partitioned by the raw day dt (stg_events, tested before the spine
         is rebuilt). -#}
     {%- set where = config.get('where', '') -%}
@@ -269,13 +268,6 @@
             '__run_partitions__',
             column.name ~ " >= date '" ~ (first_day | string)[:10] ~ "'" if first_day is not none else 'true'
         ) -%}
-    {%- endif -%}
-    {%- if execute and where and '__run_events__' in where -%}
-        {%- set first_day = events_start() -%}
-        {%- if first_day -%}
-            {%- set relation = raw_partitions(relation, relation.identifier, first_day) -%}
-        {%- endif -%}
-        {%- set where = where | replace('__run_events__', 'dt >= ' ~ first_day if first_day else 'true') -%}
     {%- endif -%}
     {%- if execute and where and '__run_days__' in where -%}
         {%- set first_day = events_start() -%}

@@ -355,31 +355,32 @@ def _not_null_failures(failed: WarehouseBuildError, model: str) -> list[str]:
     return [message for node, _, message in failed.failures if node.startswith(prefix)]
 
 
+@pytest.mark.parametrize("column_name", ["request_id", "event_id"])
 def test_a_null_in_the_new_day_fails_its_models_not_null_test_naming_the_column(
-    day_by_day: Settings, tmp_path: Path
+    day_by_day: Settings, tmp_path: Path, column_name: str
 ) -> None:
     """Each model's not-null columns are one test node (tests/generic/not_null_columns.sql): D's run again, on a copy
     of the home whose raw day D has one impression without a request id, fails on stg_events' not-null test (which
     `dbt build` runs before the marts), and the failure names the column and its count of nulls, not just the
-    test."""
+    test. The same for an event id: the raw source has no tests of its own (the raw gate and this one cover it)."""
     settings = tiny_settings(tmp_path / "home")
     shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
     path = partition_path(settings.raw_dir, "events", RUN_DATE)
     events = pq.read_table(path)
     first_impression = pc.index(events["event_type"], "impression").as_py()
-    request_ids = events["request_id"].to_pylist()
-    request_ids[first_impression] = None
-    column = events.schema.get_field_index("request_id")
-    pq.write_table(events.set_column(column, events.schema.field(column), pa.array(request_ids)), path)
+    values = events[column_name].to_pylist()
+    values[first_impression] = None
+    column = events.schema.get_field_index(column_name)
+    pq.write_table(events.set_column(column, events.schema.field(column), pa.array(values)), path)
 
     with pytest.raises(WarehouseBuildError) as failed:
         build_warehouse(settings, RUN_DATE)
 
     messages = _not_null_failures(failed.value, "stg_events")
     assert [message.split("; first failing rows: ")[1] for message in messages] == [
-        "column_name=request_id, null_rows=1"
+        f"column_name={column_name}, null_rows=1"
     ], failed.value.failures
-    assert "column_name=request_id, null_rows=1" in str(failed.value)
+    assert f"column_name={column_name}, null_rows=1" in str(failed.value)
 
 
 def test_a_null_in_an_old_day_is_left_to_a_run_over_every_day(day_by_day: Settings, tmp_path: Path) -> None:

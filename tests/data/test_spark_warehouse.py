@@ -46,7 +46,7 @@ def test_every_model_and_test_passes_on_spark(spark_warehouse: tuple[Settings, d
     settings, build = spark_warehouse
     assert build["target"] == "spark"
     assert build["resource_types"]["model"] >= 26 and build["resource_types"]["unit_test"] >= 4
-    assert build["resource_types"]["test"] > 60  # 70 data tests: not-null columns and value checks one test per model
+    assert build["resource_types"]["test"] > 60  # 68 data tests: not-null columns and value checks one test per model
     assert set(build["statuses"]) <= {"success", "pass"}
     # Spark's tables and metastore under the test's home; no DuckDB file, no part files left behind.
     assert (settings.spark_dir / "warehouse" / f"{settings.spark.schema_name}.db" / "user_features").is_dir()
