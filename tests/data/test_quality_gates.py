@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from orchestration import pipeline
 from orchestration.cli import app
 from quality.drift import psi
 from quality.runner import DataQualityError
-from shoprank.mart_files import mart_files
+from shoprank.mart_files import day_file, mart_files
 from shoprank.raw_contract import SCHEMAS, partition_path
 from shoprank.settings import Settings, apply_runtime_env, get_settings
 
@@ -205,8 +205,13 @@ def test_quarantine_fix_release_and_rerun(gate_home: Settings) -> None:
 
 
 # ---- mart and drift faults: each corrupts the copy's marts ------------------------------------------------
-def _edit_mart(settings: Settings, name: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
-    path = mart_files(settings.marts_build_dir, name)[-1]  # a day-partitioned mart: its newest day's file
+def _edit_mart(
+    settings: Settings, name: str, edit: Callable[[pd.DataFrame], pd.DataFrame], day: date | None = None
+) -> None:
+    """Rewrite mart ``name``'s file in the build area through ``edit``: a day-partitioned mart's file of ``day``
+    (None: its newest day's file), else its one file."""
+    files = mart_files(settings.marts_build_dir, name)
+    path = files[-1] if day is None or len(files) == 1 else day_file(settings.marts_build_dir, name, day)
     edit(pd.read_parquet(path)).to_parquet(path, index=False)
 
 
@@ -234,7 +239,7 @@ def leaked_labels(s: Settings) -> None:
         f.loc[rows, "user_impressions_30d"] += extra
         return f
 
-    _edit_mart(s, "user_features", edit)
+    _edit_mart(s, "user_features", edit, day=RUN_DATE)  # the run day's snapshot: its own day file
 
 
 def lost_examples(s: Settings) -> None:
