@@ -1,5 +1,5 @@
 """Offline sources, derived from the feature contract: the parquet dbt exports for each view's mart, its file or, for a
-day-partitioned mart, its folder of day files (shoprank/mart_files.py: feast_source_path; Feast's DuckDB offline store
+day-partitioned mart, its folder of day files (shoprank/mart_files.py: mart_path; Feast's DuckDB offline store
 reads the folder as one table with ibis.read_parquet, and ``feast apply`` its schema with pyarrow's ParquetDataset).
 
 Rows are daily snapshots: a row stamped ``feature_ts`` = day D 00:00 UTC holds features computed only from data
@@ -11,7 +11,7 @@ from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
 from shoprank.feature_contract import View, views
-from shoprank.mart_files import feast_source_path
+from shoprank.mart_files import mart_path
 from shoprank.settings import get_settings
 
 _MARTS = get_settings().marts_export_dir
@@ -20,7 +20,7 @@ _MARTS = get_settings().marts_export_dir
 def file_source(view: View) -> FileSource:
     return FileSource(
         name=f"{view.mart}_source",
-        path=str(feast_source_path(_MARTS, view.mart)),
+        path=str(mart_path(_MARTS, view.mart)),
         # explicit: Feast infers parquet only from a path ending in .parquet, and a folder's does not
         file_format=ParquetFormat(),
         timestamp_field="feature_ts",

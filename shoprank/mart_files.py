@@ -8,7 +8,7 @@ item_features, which a dozen readers in serving, training and monitoring open by
 writes only the days it rewrote (dbt_project/macros/incremental.sql: export_mart; a feature mart's D and D + 1), so
 its export grows with the day, not the history. Every reader takes the file list from here: read in day order, the
 files hold the rows, columns and types the single file held. Feast reads a feature mart's folder itself
-(:func:`feast_source_path`: its DuckDB offline store reads a folder of parquet files as one table).
+(:func:`mart_path`: its DuckDB offline store reads a folder of parquet files as one table).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-# Feast offline sources exported one file per day partition (Feast reads the folder: feast_source_path).
+# Feast offline sources exported one file per day partition (Feast reads the folder: mart_path).
 DAY_PARTITIONED_FEATURE_MARTS = (
     "user_features",
     "user_category_features",
@@ -38,10 +38,10 @@ def day_file(marts_dir: Path, name: str, day: date) -> Path:
     return marts_dir / name / f"dt={day.isoformat()}.parquet"
 
 
-def feast_source_path(marts_dir: Path, name: str) -> Path:
-    """The path of mart ``name`` a Feast FileSource names: the folder of day files of a day-partitioned mart (Feast's
-    DuckDB offline store reads a folder as one table, ``feast apply`` reads its schema with pyarrow's ParquetDataset),
-    else ``<name>.parquet``."""
+def mart_path(marts_dir: Path, name: str) -> Path:
+    """The one path that names mart ``name``: the folder of day files of a day-partitioned mart, else
+    ``<name>.parquet``. What a Feast FileSource names (Feast's DuckDB offline store reads a folder as one table,
+    ``feast apply`` reads its schema with pyarrow's ParquetDataset) and what the build reports for each mart."""
     return marts_dir / name if name in DAY_PARTITIONED_MARTS else marts_dir / f"{name}.parquet"
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.feature_contract import exported_views
-from shoprank.mart_files import DAY_PARTITIONED_MARTS
+from shoprank.mart_files import mart_path
 from shoprank.resources import MemoryBudgetError, budget_error, duckdb_connect, out_of_memory
 from shoprank.settings import Settings, apply_runtime_env
 from warehouse.day_exports import finish_day_exports, prepare_day_exports
@@ -52,12 +52,6 @@ EXPORTED_MARTS = tuple(
         )
     )
 )
-
-
-def _export_path(settings: Settings, name: str) -> Path:
-    """Where a mart's export lies in the build area: its file, or its folder of day files (shoprank/mart_files.py)."""
-    folder = settings.marts_build_dir / name
-    return folder if name in DAY_PARTITIONED_MARTS else settings.marts_build_dir / f"{name}.parquet"
 
 
 # dbt's message when an incremental mart's stored columns differ from its SQL's (on_schema_change: fail), e.g. after
@@ -430,7 +424,7 @@ def build_warehouse(
         "target": settings.dbt_target_name,
         "raw_load": raw_load,
         "warehouse_path": str(settings.warehouse_path),
-        "marts": {name: str(_export_path(settings, name)) for name in MARTS},
+        "marts": {name: str(mart_path(settings.marts_build_dir, name)) for name in MARTS},
     }
 
 

@@ -89,7 +89,7 @@ def test_the_daily_materialize_loads_only_the_new_snapshots(published_home: Sett
 
 def test_feast_reads_a_day_partitioned_mart_from_its_folder(published_home: Settings) -> None:
     """A day-partitioned feature mart's Feast source is its folder of day files in the published snapshot
-    (shoprank/mart_files.py: feast_source_path): `feast apply` took it, materialize loads every pair of every day
+    (shoprank/mart_files.py: mart_path): `feast apply` took it, materialize loads every pair of every day
     file into the online store, and the point-in-time join reads a row of the newest day file."""
     import pandas as pd
 

@@ -10,7 +10,7 @@ import pytest
 
 from shoprank import feature_contract as contract
 from shoprank.feature_contract import Feature, Ranker, View
-from shoprank.mart_files import DAY_PARTITIONED_MARTS, feast_source_path
+from shoprank.mart_files import DAY_PARTITIONED_MARTS, mart_path
 from shoprank.settings import get_settings
 
 FEATURE_REPO_MODULES = [
@@ -55,7 +55,7 @@ def test_feast_definitions_follow_the_contract() -> None:
         assert feast_view.ttl.days == view.ttl_days
         assert list(feast_view.entities) == list(view.entities)
         marts = get_settings().marts_export_dir
-        assert feast_view.batch_source.path == str(feast_source_path(marts, view.mart))
+        assert feast_view.batch_source.path == str(mart_path(marts, view.mart))
         # a day-partitioned mart's source is its folder of day files (shoprank/mart_files.py)
         folder = view.mart in DAY_PARTITIONED_MARTS
         assert feast_view.batch_source.path.endswith(view.mart if folder else f"{view.mart}.parquet")
