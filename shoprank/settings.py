@@ -613,6 +613,11 @@ class Settings(BaseSettings):
         return self.home_dir / "dbt" / "target"
 
     @property
+    def dbt_log_dir(self) -> Path:
+        """dbt.log's folder (DBT_LOG_PATH; the in-process build writes it itself: warehouse/dbt_log.py)."""
+        return self.home_dir / "dbt" / "logs"
+
+    @property
     def feature_repo_dir(self) -> Path:
         return self.project_root / "feature_repo"
 
@@ -781,7 +786,7 @@ class Settings(BaseSettings):
                 "SHOPRANK_PG_SCHEMA": self.services.warehouse_schema,
                 "DBT_PROFILES_DIR": str(self.dbt_project_dir),
                 "DBT_TARGET_PATH": str(self.dbt_artifacts_dir),
-                "DBT_LOG_PATH": str(self.home_dir / "dbt" / "logs"),
+                "DBT_LOG_PATH": str(self.dbt_log_dir),
                 "DBT_LOG_LEVEL_FILE": self.dbt_log_level_file,
                 "BENTOML_HOME": str(self.model_store_dir),
                 "AIRFLOW_HOME": str(self.airflow_home),

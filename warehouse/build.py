@@ -36,6 +36,7 @@ from shoprank.mart_files import mart_path
 from shoprank.resources import MemoryBudgetError, budget_error, duckdb_connect, out_of_memory
 from shoprank.settings import Settings, apply_runtime_env
 from warehouse.day_exports import finish_day_exports, prepare_day_exports
+from warehouse.dbt_log import DBT_LOGGERS_OFF, DbtEventLog
 
 MARTS = ("user_features", "item_features", "training_examples")
 # Every mart dbt exports to parquet on the DuckDB target (macros/incremental.sql: export_mart): the feature
@@ -289,18 +290,23 @@ def _failing_rows(settings: Settings, sql: str, limit: int = 5) -> str:
     return "; ".join(", ".join(f"{name}={value}" for name, value in zip(names, row, strict=True)) for row in rows)
 
 
-def _run_dbt_in_process(args: list[str], run_results: Path) -> tuple[bool, list[NodeResult], BaseException | None]:
+def _run_dbt_in_process(
+    settings: Settings, args: list[str], run_results: Path
+) -> tuple[bool, list[NodeResult], BaseException | None]:
     """dbt in this process (DuckDB, PostgreSQL): (success, the nodes' results, the exception that stopped it).
 
     dbt writes no JSON artifacts here (``--no-write-json``): its manifest.json is serial work before the first node
     (0.3-0.5 s) that nothing reads after a build (`dbt parse` and `dbt docs generate` write their own). The run's
     ``run_results`` (each node's status and timing, for operators and `make bench-data`) is written from the result.
+    dbt's log is written by :class:`DbtEventLog` (warehouse/dbt_log.py), not by dbt's own loggers.
     """
     from dbt.cli.main import dbtRunner  # heavy import (~2.5 s): only when a build runs
 
+    event_log = DbtEventLog(settings.dbt_log_dir, settings.dbt_log_level_file)
     try:
-        result = dbtRunner().invoke([*args, "--no-write-json"])
+        result = dbtRunner(callbacks=[event_log]).invoke([*args, "--no-write-json", *DBT_LOGGERS_OFF])
     finally:
+        event_log.close()
         _release_duckdb()
     from dbt.contracts.results import RunExecutionResult
 
@@ -341,7 +347,7 @@ def build_warehouse(
 
         ensure_postgres_database(settings, settings.services.warehouse_database)
         raw_load = load_raw_to_postgres(settings, run_date)
-    args = dbt_args(settings, "build") + ["--quiet"]  # the day goes in the environment (dbt_env)
+    args = dbt_args(settings, "build")  # the day goes in the environment (dbt_env)
     if select:
         args += ["--select", select]
     if full_refresh:
@@ -359,10 +365,12 @@ def build_warehouse(
         if settings.dbt_target_name == "spark":  # dbt and pyspark from the Spark venv, in a subprocess
             from warehouse.spark import run_dbt
 
-            success, nodes, output = run_dbt(settings, args)
+            success, nodes, output = run_dbt(settings, [*args, "--quiet"])
             exception: Any = None if nodes else output
         else:
-            success, nodes, exception = _run_dbt_in_process(args, settings.dbt_artifacts_dir / "run_results.json")
+            success, nodes, exception = _run_dbt_in_process(
+                settings, args, settings.dbt_artifacts_dir / "run_results.json"
+            )
     elapsed = time.perf_counter() - started
 
     if exception is not None and not nodes:
