@@ -524,6 +524,11 @@ class Settings(BaseSettings):
     # Overrides DuckDB's memory_limit everywhere (e.g. "4GB"); None: resources.duckdb_share of the memory budget.
     # The warehouse build at 10M events peaked at 5.4 GiB uncapped.
     warehouse_memory_limit: str | None = None
+    # DuckDB's max_vacuum_tasks for the dbt build: 0 (no vacuum) leaves a row group that lost rows to a day's
+    # delete+insert as it is, deleted rows marked, instead of merging it with its neighbours at the checkpoint (the
+    # serial tail of every incremental run: 0.7-0.9 s of the 10M next day; the file grew less without it over four
+    # next days, docs/scale.md "Session 14"). A first build deletes nothing. DuckDB's default is 100.
+    warehouse_vacuum_tasks: int = Field(0, ge=0)
     # Published mart snapshots kept (the served one included); older ones are deleted by `publish`. At least 2, so a
     # reader that resolved the previous pointer just before a publish still finds its files.
     published_snapshots_kept: int = Field(3, ge=2)
@@ -765,6 +770,7 @@ class Settings(BaseSettings):
                 # setting, and exporting the derived value under it would pin it for later settings objects).
                 "SHOPRANK_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
                 "SHOPRANK_DUCKDB_TEMP_DIR": str(self.duckdb_temp_dir),
+                "SHOPRANK_DUCKDB_MAX_VACUUM_TASKS": str(self.warehouse_vacuum_tasks),
                 "SHOPRANK_MARTS_EXPORT_DIR": str(self.marts_export_dir),
                 # dbt's export post-hook writes here (dbt_project/macros/incremental.sql); publish copies it out.
                 "SHOPRANK_MARTS_BUILD_DIR": str(self.marts_build_dir),
