@@ -244,19 +244,31 @@
 {% endmacro %}
 
 
+{% macro run_partition_offset(node_config=none) %}
+    {#- A model's config run_partition_offset (default 0): its run rewrites the partitions from the day spine's
+        first day + that many days on, so its day exports and its daily data tests start there. 1 for the models
+        whose run writes the serving snapshot (run's day + 1) alone: the retrieval marts, and user_category_features
+        (feature day D is final after D - 1's run). node_config: a graph node's config (a data test's model); the
+        model being run by default. -#}
+    {%- set node_config = node_config if node_config is not none else config -%}
+    {{- return(node_config.get('run_partition_offset', 0) | int) -}}
+{% endmacro %}
+
+
 {% macro get_where_subquery(relation) -%}
     {#- dbt's `where` test config, with two placeholders, so the daily run's tests read a few days rather than
         whole tables (every day on a full build):
-        __run_partitions__: the partitions this run rewrote, from the day spine's first day (run_start) on, in the
-        tested model's partition column (config unique_key);
+        __run_partitions__: the partitions this run rewrote, from the day spine's first day (run_start) + the tested
+        model's run_partition_offset on, in its partition column (config unique_key);
         __run_days__: the same days of a model partitioned by the raw day dt (stg_events, tested before the spine
         is rebuilt). -#}
     {%- set where = config.get('where', '') -%}
     {%- if execute and where and '__run_partitions__' in where -%}
-        {%- set column = namespace(name='dt') -%}
+        {%- set column = namespace(name='dt', offset=0) -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.alias == relation.identifier
                 and node.config.unique_key -%}
             {%- set column.name = node.config.unique_key -%}
+            {%- set column.offset = run_partition_offset(node.config) -%}
         {%- endfor -%}
         {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
         {%- set spine_relation = api.Relation.create(
@@ -264,6 +276,9 @@
         ) -%}
         {#- a literal, not a subquery: DuckDB then skips the older row groups by their min/max -#}
         {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
+        {%- set first_day = none if first_day is none else (
+            modules.datetime.date.fromisoformat((first_day | string)[:10]) + modules.datetime.timedelta(days=column.offset)
+        ) -%}
         {%- set where = where | replace(
             '__run_partitions__',
             column.name ~ " >= date '" ~ (first_day | string)[:10] ~ "'" if first_day is not none else 'true'
@@ -280,7 +295,7 @@
 {%- endmacro %}
 
 
-{% macro export_mart(order_by, latest_only=none, by_day=none, first_day_offset=0) %}
+{% macro export_mart(order_by, latest_only=none, by_day=none) %}
     {#- Post-hook: write the whole mart (or only its newest `latest_only` partition) to
         $SHOPRANK_MARTS_BUILD_DIR/<model>.parquet, sorted (a total order: the bytes are reproducible): the build
         area the gates judge; the `publish` step copies it to the published marts after the last gate.
@@ -288,15 +303,15 @@
         <model>/dt=YYYY-MM-DD.parquet (shoprank/mart_files.py), and a run writes only the days it may have rewritten
         (from the day spine's first day, run_start, on) plus any day without its file: the large impression marts'
         export then grows with the day, not with the history. warehouse/build.py makes the folder before the run and
-        deletes, after it, the files of days no longer in the table. first_day_offset: a model whose run rewrites from
-        the spine's first day + that many days on (user_category_features: 1) writes its files from there. -#}
-    {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day, first_day_offset)) -}}
+        deletes, after it, the files of days no longer in the table, from the spine's first day + the model's config
+        run_partition_offset on (run_partition_offset). -#}
+    {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day)) -}}
 {% endmacro %}
 
 
-{% macro duckdb__export_mart(order_by, latest_only, by_day, first_day_offset) %}
+{% macro duckdb__export_mart(order_by, latest_only, by_day) %}
     {%- if by_day -%}
-        {%- do export_mart_days(order_by, by_day, first_day_offset) -%}
+        {%- do export_mart_days(order_by, by_day) -%}
     {%- else %}
     copy (
         select * from {{ this }}
@@ -309,7 +324,7 @@
 {% endmacro %}
 
 
-{% macro export_mart_days(order_by, by_day, first_day_offset=0) %}
+{% macro export_mart_days(order_by, by_day) %}
     {#- DuckDB: one COPY per day this run may have rewritten (see export_mart), each sorted by order_by: a day's
         file holds the rows, in the order, the whole mart's file held for that day. Runs the copies itself (the hook's
         own SQL is then empty). -#}
@@ -322,7 +337,7 @@
     {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
     {%- set first_day = none if first_day is none else (
         modules.datetime.date.fromisoformat((first_day | string)[:10])
-        + modules.datetime.timedelta(days=first_day_offset | int)
+        + modules.datetime.timedelta(days=run_partition_offset())
     ).isoformat() -%}
     {%- set existing = [] -%}
     {%- for file in run_query(
@@ -346,7 +361,7 @@
 {% endmacro %}
 
 
-{% macro postgres__export_mart(order_by, latest_only, by_day, first_day_offset) %}
+{% macro postgres__export_mart(order_by, latest_only, by_day) %}
     {#- PostgreSQL writes no parquet: record the export's query (same rows, same order as DuckDB's) in
         <schema>._mart_exports; warehouse/pg_export.py streams each recorded query to the same build-area file after
         the build, so Feast, training and serving read the same files on either target. -#}
@@ -360,7 +375,7 @@
 {% endmacro %}
 
 
-{% macro spark__export_mart(order_by, latest_only, by_day, first_day_offset) %}
+{% macro spark__export_mart(order_by, latest_only, by_day) %}
     {#- Spark writes the export itself, as part files of one directory (same rows, same order as DuckDB's copy:
         the sort's range partitions are numbered in order); warehouse/spark.py concatenates them, in name order,
         into the build-area file after the build. -#}
@@ -389,7 +404,7 @@
 {% endmacro %}
 
 
-{% macro default__export_mart(order_by, latest_only, by_day, first_day_offset) %}
+{% macro default__export_mart(order_by, latest_only, by_day) %}
     {#- Other warehouses are queried in place. -#}
 {% endmacro %}
 

@@ -168,6 +168,24 @@ def test_the_next_day_writes_only_the_days_it_rewrote(
     assert f"feature_date >= date '{RUN_DATE + timedelta(days=1)}'" in compiled.read_text()
 
 
+def test_the_daily_tests_of_a_snapshot_mart_check_the_snapshot_the_run_wrote(day_by_day: Settings) -> None:
+    """A model's config run_partition_offset moves its daily data tests' first partition (__run_partitions__: the
+    spine's first day, D, + the offset): the retrieval marts and user_category_features, whose run writes the
+    serving snapshot D + 1 alone, test that one (D's was tested by D-1's run); the other marts (offset 0) from D."""
+    compiled = day_by_day.dbt_artifacts_dir / "compiled" / "shoprank" / "models" / "marts"
+    scoped = re.compile(r'\(select \* from "[^"]+"\."[^"]+"\."(\w+)" where ([^)]*)\) dbt_subquery')
+    wheres: dict[str, set[str]] = {}
+    for path in compiled.glob("*.yml/*.sql"):
+        for model, where in scoped.findall(path.read_text()):
+            wheres.setdefault(model, set()).add(where.strip())
+    serving_day = RUN_DATE + timedelta(days=1)
+    for model in ("retrieval_covisitation", "retrieval_user_recent", "retrieval_trending"):
+        assert wheres[model] == {f"snapshot_date >= date '{serving_day}'"}, model
+    assert wheres["user_category_features"] == {f"dt >= date '{serving_day}'"}
+    for model in ("training_examples", "user_features", "item_window_features"):
+        assert wheres[model] == {f"dt >= date '{RUN_DATE}'"}, model
+
+
 def test_the_next_day_drops_a_relanded_id_and_relabels_only_late_outcomes_impressions(
     day_by_day: Settings, tmp_path: Path
 ) -> None:
@@ -302,6 +320,32 @@ def test_each_days_run_reuses_dbts_parse(day_by_day: Settings) -> None:
     for day, run in zip(DAYS[1:], runs[1:], strict=True):
         assert "Unable to do partial parsing" not in run, day  # said at info level, unlike "Partial parsing enabled"
         assert "'run_date'" not in run, day  # no day among dbt's vars
+
+
+def test_an_id_repeated_within_the_new_day_is_kept_once_the_latest(day_by_day: Settings, tmp_path: Path) -> None:
+    """stg_events deduplicates within the day it reads too (an ungated raw day: the raw gate would refuse it):
+    D's raw partition re-lands holding one impression twice, the copy a second earlier. D's run keeps one row for
+    that id, the later one (latest event_ts within a partition), and the day's row count is the partition's
+    distinct ids."""
+    settings = tiny_settings(tmp_path / "home")
+    shutil.copytree(day_by_day.home_dir, settings.home_dir, dirs_exist_ok=True)
+    path = partition_path(settings.raw_dir, "events", RUN_DATE)
+    events = pq.read_table(path)
+    impression = events.filter(pc.equal(events["event_type"], "impression")).slice(0, 1)
+    repeated_id, kept_ts = impression["event_id"][0].as_py(), impression["event_ts"][0].as_py()
+    column = events.schema.get_field_index("event_ts")
+    earlier = impression.set_column(
+        column, "event_ts", pa.array([kept_ts - timedelta(seconds=1)], type=events.schema.field("event_ts").type)
+    )
+    pq.write_table(pa.concat_tables([earlier.cast(events.schema), events]), path)
+
+    build_warehouse(settings, RUN_DATE)
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        stored = con.execute("select event_ts from stg_events where event_id = ?", [repeated_id]).fetchall()
+        per_day = con.execute("select count(*) from stg_events where dt = ?", [RUN_DATE]).fetchone()
+    assert [ts for (ts,) in stored] == [kept_ts]
+    assert per_day == (events.num_rows,)
 
 
 def test_a_bad_row_in_the_new_day_fails_the_daily_run(day_by_day: Settings, tmp_path: Path) -> None:

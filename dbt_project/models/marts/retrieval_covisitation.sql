@@ -1,12 +1,14 @@
 {{ config(
     unique_key='snapshot_date',
     partition_by=partition_key('snapshot_date'),
+    run_partition_offset=1,
     post_hook="{{ export_mart('item_id, neighbour_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Item-to-item co-visitation for candidate retrieval: two items clicked by the same user on the same day (the
 -- session) within the last N days before the serving snapshot (run's day + 1); the top M neighbours per item.
 -- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
--- parquet export holds the newest one, the one serving reads.
+-- parquet export holds the newest one, the one serving reads. run_partition_offset 1: the run writes that one
+-- snapshot (run's day + 1), so its data tests check that one (macros/incremental.sql: get_where_subquery).
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_neighbours = var('retrieval_max_neighbours') | int %}
 

@@ -1,12 +1,14 @@
 {{ config(
     unique_key='snapshot_date',
     partition_by=partition_key('snapshot_date'),
+    run_partition_offset=1,
     post_hook="{{ export_mart('category_id, trend_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Trending items per category: clicks on the run's last day against the item's daily average over the window
 -- before it, smoothed, (clicks_1d + 1) / (clicks_prev_avg + 1); the top M per category, as of the snapshot.
 -- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
--- parquet export holds the newest one, the one serving reads.
+-- parquet export holds the newest one, the one serving reads. run_partition_offset 1: the run writes that one
+-- snapshot (run's day + 1), so its data tests check that one (macros/incremental.sql: get_where_subquery).
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_trending = var('retrieval_max_trending') | int %}
 

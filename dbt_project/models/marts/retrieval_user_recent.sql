@@ -1,12 +1,14 @@
 {{ config(
     unique_key='snapshot_date',
     partition_by=partition_key('snapshot_date'),
+    run_partition_offset=1,
     post_hook="{{ export_mart('user_id, recency_rank', latest_only='snapshot_date') }}",
 ) }}
 -- Each user's most recently clicked items (seeds of co-visitation retrieval) within the last N days before the
 -- serving snapshot (run's day + 1); one row per (user, item), the latest click first.
 -- Incremental by snapshot_date: each run writes its own snapshot (a backfill rewrites only its own); the
--- parquet export holds the newest one, the one serving reads.
+-- parquet export holds the newest one, the one serving reads. run_partition_offset 1: the run writes that one
+-- snapshot (run's day + 1), so its data tests check that one (macros/incremental.sql: get_where_subquery).
 {%- set window_days = var('retrieval_window_days') | int %}
 {%- set max_recent = var('retrieval_max_recent_items') | int %}
 

@@ -1,4 +1,7 @@
-{{ config(post_hook="{{ export_mart('dt, user_id, category_id', by_day='dt', first_day_offset=1) }}") }}
+{{ config(
+    run_partition_offset=1,
+    post_hook="{{ export_mart('dt, user_id, category_id', by_day='dt') }}",
+) }}
 -- One row per (user, item category, feature day D) with impressions in [D-30, D): the user's engagement with the
 -- category, the CTR smoothed toward the user's own 30-day CTR, the category's share of the user's clicks, and the
 -- user's long-term taste for the category (uc_taste_30d: shoprank/taste.py's Gamma-Poisson posterior of the user's
