@@ -303,8 +303,8 @@
         <model>/dt=YYYY-MM-DD.parquet (shoprank/mart_files.py), and a run writes only the days it may have rewritten
         (from the day spine's first day, run_start, on) plus any day without its file: the large impression marts'
         export then grows with the day, not with the history. warehouse/build.py makes the folder before the run and
-        deletes, after it, the files of days no longer in the table, from the spine's first day + the model's config
-        run_partition_offset on (run_partition_offset). -#}
+        deletes, after it, the files of days no longer in the table. A model whose run starts later than the spine
+        (config run_partition_offset, e.g. 1) writes its files from the spine's first day + that offset on. -#}
     {{- return(adapter.dispatch('export_mart')(order_by, latest_only, by_day)) -}}
 {% endmacro %}
 
