@@ -99,6 +99,15 @@ def bench_size(
     return results
 
 
+def next_day_share(results: dict[str, dict[str, Measure]], step: str = "build-warehouse") -> tuple[float, float] | None:
+    """The next day's wall and CPU time of ``step`` as shares of the first day's (all history): issue 13 wants the
+    incremental build-warehouse at most a third. None unless both days ran the step to the end."""
+    first, next_day = results.get("day", {}).get(step), results.get("next day", {}).get(step)
+    if first is None or next_day is None or not (first.ok and next_day.ok) or first.wall <= 0 or first.cpu <= 0:
+        return None
+    return next_day.wall / first.wall, next_day.cpu / first.cpu
+
+
 def table(events: int, results: dict[str, dict[str, Measure]], budget_gib: float) -> None:
     budget_mib = budget_gib * 1024
     labels = list(results)
@@ -123,6 +132,9 @@ def table(events: int, results: dict[str, dict[str, Measure]], budget_gib: float
         peak = max((m.peak_mib for m in done), default=0.0)
         totals.append(f" | {sum(m.wall for m in done):7.1f} {sum(m.cpu for m in done):7.1f} {peak:11,.0f} ")
     print(f"  {'total (max)':<16}{''.join(totals)}")
+    share = next_day_share(results)
+    if share is not None:
+        print(f"  next day's build-warehouse: {share[0]:.2f} of the first day's wall, {share[1]:.2f} of its CPU")
 
 
 def main(argv: list[str] | None = None) -> None:
