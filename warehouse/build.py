@@ -290,9 +290,7 @@ def _failing_rows(settings: Settings, sql: str, limit: int = 5) -> str:
     return "; ".join(", ".join(f"{name}={value}" for name, value in zip(names, row, strict=True)) for row in rows)
 
 
-def _run_dbt_in_process(
-    settings: Settings, args: list[str], run_results: Path
-) -> tuple[bool, list[NodeResult], BaseException | None]:
+def _run_dbt_in_process(settings: Settings, args: list[str]) -> tuple[bool, list[NodeResult], BaseException | None]:
     """dbt in this process (DuckDB, PostgreSQL): (success, the nodes' results, the exception that stopped it).
 
     dbt writes no JSON artifacts here (``--no-write-json``): its manifest.json is serial work before the first node
@@ -311,7 +309,7 @@ def _run_dbt_in_process(
     from dbt.contracts.results import RunExecutionResult
 
     if isinstance(result.result, RunExecutionResult):  # a run that reached its nodes (also when some failed)
-        result.result.write(str(run_results))
+        result.result.write(str(settings.dbt_artifacts_dir / "run_results.json"))
     nodes = [
         NodeResult(
             r.node.unique_id,
@@ -368,9 +366,7 @@ def build_warehouse(
             success, nodes, output = run_dbt(settings, [*args, "--quiet"])
             exception: Any = None if nodes else output
         else:
-            success, nodes, exception = _run_dbt_in_process(
-                settings, args, settings.dbt_artifacts_dir / "run_results.json"
-            )
+            success, nodes, exception = _run_dbt_in_process(settings, args)
     elapsed = time.perf_counter() - started
 
     if exception is not None and not nodes:

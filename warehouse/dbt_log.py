@@ -53,7 +53,7 @@ class DbtEventLog:
             return  # the common case, before any formatting
         text = self._scrub(event.info.msg)
         if level >= self.file_level and self.handler is not None:
-            ts = event.info.ts.ToDatetime() if hasattr(event.info.ts, "ToDatetime") else datetime.now(UTC)
+            ts = event.info.ts.ToDatetime()  # a protobuf Timestamp, UTC
             self._write_file(f"{ts:%H:%M:%S.%f} [{event.info.level:<5}] [{event.info.thread}]: {text}")
         if level >= LEVELS["error"]:
             print(text, file=self.stdout, flush=True)

@@ -244,6 +244,19 @@
 {% endmacro %}
 
 
+{% macro first_run_partition(offset_days) %}
+    {#- The first partition this run rewrote in a model with run_partition_offset `offset_days`: the day spine's
+        first day (run_start) + the offset, a python date; none when the spine is empty. Read at execution, after the
+        spine is built (a data test's where, a day export). -#}
+    {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
+    {%- set spine_relation = api.Relation.create(database=spine.database, schema=spine.schema, identifier=spine.alias) -%}
+    {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
+    {{- return(none if first_day is none else (
+        modules.datetime.date.fromisoformat((first_day | string)[:10]) + modules.datetime.timedelta(days=offset_days)
+    )) -}}
+{% endmacro %}
+
+
 {% macro run_partition_offset(node_config=none) %}
     {#- A model's config run_partition_offset (default 0): its run rewrites the partitions from the day spine's
         first day + that many days on, so its day exports and its daily data tests start there. 1 for the models
@@ -270,15 +283,8 @@
             {%- set column.name = node.config.unique_key -%}
             {%- set column.offset = run_partition_offset(node.config) -%}
         {%- endfor -%}
-        {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
-        {%- set spine_relation = api.Relation.create(
-            database=spine.database, schema=spine.schema, identifier=spine.alias
-        ) -%}
         {#- a literal, not a subquery: DuckDB then skips the older row groups by their min/max -#}
-        {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
-        {%- set first_day = none if first_day is none else (
-            modules.datetime.date.fromisoformat((first_day | string)[:10]) + modules.datetime.timedelta(days=column.offset)
-        ) -%}
+        {%- set first_day = first_run_partition(column.offset) -%}
         {%- set where = where | replace(
             '__run_partitions__',
             column.name ~ " >= date '" ~ (first_day | string)[:10] ~ "'" if first_day is not none else 'true'
@@ -332,13 +338,8 @@
         {{- return('') -}}
     {%- endif -%}
     {%- set folder = env_var('SHOPRANK_MARTS_BUILD_DIR') ~ '/' ~ this.identifier -%}
-    {%- set spine = graph.nodes.values() | selectattr('name', 'equalto', 'int_day_spine') | first -%}
-    {%- set spine_relation = api.Relation.create(database=spine.database, schema=spine.schema, identifier=spine.alias) -%}
-    {%- set first_day = run_query('select min(feature_date) from ' ~ spine_relation).columns[0].values()[0] -%}
-    {%- set first_day = none if first_day is none else (
-        modules.datetime.date.fromisoformat((first_day | string)[:10])
-        + modules.datetime.timedelta(days=run_partition_offset())
-    ).isoformat() -%}
+    {%- set first_day = first_run_partition(run_partition_offset()) -%}
+    {%- set first_day = none if first_day is none else first_day.isoformat() -%}
     {%- set existing = [] -%}
     {%- for file in run_query(
             "select file from glob('" ~ (folder | replace("'", "''")) ~ "/dt=*.parquet')"
